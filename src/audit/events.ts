@@ -1,0 +1,58 @@
+export type AuditType =
+  | 'exchange.allowed'
+  | 'exchange.denied'
+  | 'lease.revoked'
+  | 'lease.expired'
+  | 'task.completed'
+  | 'operator.lease_revoke'
+  | 'operator.bulk_revoke'
+  | 'break_glass.issued';
+
+/** One audit record. Never carries a token, key or secret: ids, names and hashes only. */
+export interface AuditEvent {
+  /** Assigned by the log (Redis stream id or equivalent); absent before writing. */
+  id?: string;
+  type: AuditType;
+  /** epoch milliseconds */
+  time: number;
+  /** Who caused it: the operator's `sub`, the holder's lease id, `worker`, or the proof's subject. */
+  actor?: string;
+  request_id?: string;
+  lease_id?: string;
+  rule?: string;
+  issuer?: string;
+  subject?: string;
+  proof_jti?: string | null;
+  task_id?: string | null;
+  /** What was asked for and what was granted (scopes, audiences, ttl, kind). */
+  asked?: Record<string, unknown>;
+  granted?: Record<string, unknown>;
+  /** Claim keys and values the rule matched on (never the token itself). */
+  claims?: Record<string, unknown>;
+  reason?: string;
+  client_addr?: string | null;
+  count?: number;
+  [extra: string]: unknown;
+}
+
+export interface AuditFilter {
+  lease_id?: string;
+  subject?: string;
+  type?: string;
+  /** epoch milliseconds */
+  since?: number;
+  limit: number;
+  cursor?: string | null;
+}
+
+export interface AuditPage {
+  events: AuditEvent[];
+  next_cursor: string | null;
+}
+
+/** Where audit events go: a Redis stream in production, an array in dev mode; both also log. */
+export interface AuditLog {
+  write(event: AuditEvent): Promise<void>;
+  /** Newest first. */
+  list(filter: AuditFilter): Promise<AuditPage>;
+}

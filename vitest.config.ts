@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Each file starts its own redis-server; two forks keep the 2-core machine responsive.
+    pool: 'forks',
+    maxWorkers: 2,
+    globalSetup: [],
+    reporters: ['default'],
+  },
+});
