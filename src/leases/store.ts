@@ -17,9 +17,18 @@ export interface LeasePage {
 
 export interface RevokeInput {
   reason: string;
+  /** The actor: an operator's `sub`, `holder:<lease id>`, `task:<task id>`. */
   by: string;
   /** epoch seconds */
   at: number;
+  request_id?: string;
+}
+
+/** What an ending did; returned only by the call that carried it out (exactly once). */
+export interface Ending {
+  lease: Lease;
+  /** epoch milliseconds when the effects ran */
+  ended_at_ms: number;
 }
 
 /**
@@ -30,19 +39,40 @@ export interface RevokeInput {
 export interface LeaseStore {
   /**
    * Records an active lease and schedules its expiry in one atomic step. When `maxActive` is
-   * given and the subject already holds that many active leases under the same rule, nothing
+   * given and the subject already holds that many live leases under the same rule, nothing
    * is written and LeaseLimitError is thrown.
    */
   create(lease: Lease, opts?: { maxActive?: number }): Promise<void>;
   get(id: string): Promise<Lease | null>;
-  /** Flips an active lease to revoked now. Returns the lease as revoked, or null when it was not active. */
+  /**
+   * Flips an active lease to revoked now (introspection sees it from the next request on).
+   * Returns the revoked lease, or null when it was not active. Effects run later in finalize().
+   */
   revoke(id: string, input: RevokeInput): Promise<Lease | null>;
-  /** Flips every active lease matching the selector to revoked; returns their ids. */
+  /** Flips every active lease matching the selector (at least one key) to revoked; returns their ids. */
   revokeWhere(selector: LeaseSelector, input: RevokeInput): Promise<string[]>;
-  /** Active leases of a task (for task completion). */
-  idsOfTask(taskId: string): Promise<string[]>;
+  /** Ids of the active leases of a task (for task completion). */
+  activeIdsOfTask(taskId: string): Promise<string[]>;
+  /** Newest first; the cursor is stable under concurrent inserts and deletes. */
   list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage>;
   countActive(): Promise<number>;
+
+  /**
+   * Runs the ending effects of a revoked lease exactly once: ended_at, the audit event, removal
+   * from the expiry schedule and active indexes, the CRL entry for certificates. Returns null
+   * when there was nothing to do (already ended, unknown, or still active).
+   */
+  finalize(id: string, nowMs: number): Promise<Ending | null>;
+  /**
+   * Ends every active lease whose expires_at <= now (status expired, same effects as finalize),
+   * at most `limit` per call, and finalizes revoked leases whose effects are still pending after
+   * `pendingGraceMs` (their job went missing). Returns the endings it carried out.
+   */
+  sweep(nowMs: number, opts: { limit: number; pendingGraceMs: number }): Promise<Ending[]>;
+  /** Revoked certificates that have not expired yet, for the CRL. */
+  crlEntries(nowSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]>;
+  /** Drops terminal leases whose retention has passed; returns how many. */
+  pruneRetained(nowMs: number): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

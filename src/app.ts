@@ -1,0 +1,82 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Deps } from './deps.ts';
+import { LeashError } from './errors.ts';
+import './http/context.ts';
+import { errorStyleFor, renderError, toLeashError } from './http/error-response.ts';
+import { tokenRoutes } from './http/token.ts';
+import { wellKnownRoutes } from './http/well-known.ts';
+import { healthRoutes } from './http/health.ts';
+import { introspectRoutes } from './http/introspect.ts';
+import { revokeRoutes } from './http/revoke.ts';
+import { taskRoutes } from './http/tasks.ts';
+import { leaseRoutes } from './http/leases.ts';
+import { auditRoutes } from './http/audit.ts';
+import { crlRoutes } from './http/crl.ts';
+import { metricsRoutes } from './http/metrics.ts';
+import { devIssuerRoutes } from './dev/dev-issuer-routes.ts';
+import type { DevIssuer } from './dev/dev-issuer.ts';
+
+export interface AppOptions {
+  /** Served under /dev only in dev mode on a loopback host. */
+  devIssuer?: DevIssuer;
+}
+
+/** Middleware order: request id, deps, client address, body limit, access log; then routes. */
+export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
+  const app = new Hono();
+
+  app.use(requestId({ headerName: 'X-Request-Id', limitLength: 64 }));
+  app.use(async function attachDeps(c, next) {
+    c.set('deps', deps);
+    c.set('clientAddr', clientAddressOf(c));
+    await next();
+  });
+  app.use(async function accessLog(c, next) {
+    const started = performance.now();
+    await next();
+    const route = c.req.routePath ?? c.req.path;
+    deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    deps.log.info(
+      { request_id: c.var.requestId, method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.var.clientAddr },
+      'request',
+    );
+  });
+  app.use(
+    bodyLimit({
+      maxSize: deps.config.maxBodyBytes,
+      onError: (c) => renderError(c, new LeashError(errorStyleFor(c.req.path) === 'oauth' ? 'invalid_request' : 'payload_too_large', `the request body exceeds ${deps.config.maxBodyBytes} bytes`, { status: 413 }), errorStyleFor(c.req.path)),
+    }),
+  );
+
+  app.route('/', tokenRoutes());
+  app.route('/', introspectRoutes());
+  app.route('/', revokeRoutes());
+  app.route('/', taskRoutes());
+  app.route('/', leaseRoutes());
+  app.route('/', auditRoutes());
+  app.route('/', wellKnownRoutes());
+  app.route('/', crlRoutes());
+  app.route('/', healthRoutes());
+  app.route('/', metricsRoutes());
+  if (opts.devIssuer) app.route('/dev', devIssuerRoutes(opts.devIssuer));
+
+  app.notFound((c) => renderError(c, new LeashError('not_found', `no route for ${c.req.method} ${c.req.path}`), errorStyleFor(c.req.path)));
+  app.onError((err, c) => {
+    const e = toLeashError(err);
+    const level = e.status >= 500 ? 'error' : 'info';
+    deps.log[level]({ request_id: c.var.requestId, code: e.code, status: e.status, detail: e.detail, path: c.req.path }, e.description);
+    return renderError(c, e, errorStyleFor(c.req.path));
+  });
+  return app;
+}
+
+function clientAddressOf(c: Parameters<typeof getConnInfo>[0]): string | null {
+  try {
+    return getConnInfo(c).remote.address ?? null;
+  } catch {
+    return null; // app.request() in tests has no socket
+  }
+}

@@ -1,0 +1,115 @@
+import { z } from 'zod';
+
+const ROLES = ['all', 'api', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const boolFlag = z
+  .enum(['0', '1', 'true', 'false', 'yes', 'no', ''])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const EnvSchema = z.object({
+  PORT: port.default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  REDIS_URL: z
+    .string()
+    .regex(/^(rediss?|redis\+sentinel):\/\//, 'must be a redis://, rediss:// or redis+sentinel:// URL')
+    .optional(),
+  REDIS_PREFIX: z.string().min(1).default('leash:'),
+  LEASH_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+  LEASH_POLICY: z.string().min(1).optional(),
+  LEASH_KEYS_DIR: z.string().min(1).optional(),
+  LEASH_ROLE: z.enum(ROLES).default('all'),
+  LEASH_DEV: boolFlag.default(false),
+  LEASH_SIGNING_KID: z.string().min(1).optional(),
+  LEASH_CLOCK_SKEW: positiveInt.max(300).default(30),
+  LEASH_MAX_BODY_BYTES: positiveInt.default(65_536),
+  LEASH_RETENTION: positiveInt.default(7 * 24 * 3600),
+  LEASH_SWEEP_INTERVAL_MS: positiveInt.default(250),
+  LEASH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LEASH_RATE_LIMIT_IP: z.coerce.number().int().min(0).default(0),
+  LEASH_RATE_LIMIT_SUBJECT: z.coerce.number().int().min(0).default(0),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  /** `iss` of minted tokens and the audience Leash's own endpoints require. */
+  issuer: string;
+  policyPath: string;
+  keysDir: string;
+  role: Role;
+  /** Dev mode: memory store, generated dev keys, the dev issuer at /dev. */
+  dev: boolean;
+  /** Whether the built-in dev proof issuer is served. */
+  devIssuer: boolean;
+  signingKid: string | undefined;
+  clockSkewSeconds: number;
+  maxBodyBytes: number;
+  retentionSeconds: number;
+  sweepIntervalMs: number;
+  logLevel: string;
+  /** Requests per minute; 0 turns the limit off. */
+  rateLimitPerIp: number;
+  rateLimitPerSubject: number;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG';
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULT_POLICY_PATH = 'policy.example.yaml';
+
+const isLoopback = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+
+/** Reads configuration from the environment; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message);
+  }
+  const e = parsed.data;
+  const dev = e.REDIS_URL === undefined || e.LEASH_DEV;
+  const devIssuer = dev && isLoopback(e.HOST);
+  if (e.LEASH_DEV && !isLoopback(e.HOST)) {
+    throw new ConfigError('LEASH_DEV', `dev mode serves a built-in proof issuer and is only allowed on a loopback HOST, not ${e.HOST}`);
+  }
+  if (e.REDIS_URL === undefined && !isLoopback(e.HOST)) {
+    throw new ConfigError('REDIS_URL', `is required when HOST (${e.HOST}) is not a loopback address: dev mode keeps leases in memory and serves a dev issuer`);
+  }
+  if (e.REDIS_URL === undefined && e.LEASH_ROLE !== 'all') {
+    throw new ConfigError('LEASH_ROLE', `${e.LEASH_ROLE} needs REDIS_URL: without Redis the API and worker share one process`);
+  }
+  const hostForUrl = e.HOST.includes(':') && !e.HOST.startsWith('[') ? `[${e.HOST}]` : e.HOST;
+  const issuer = (e.LEASH_ISSUER ?? `http://${hostForUrl}:${e.PORT}`).replace(/\/+$/, '');
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    issuer,
+    policyPath: e.LEASH_POLICY ?? DEFAULT_POLICY_PATH,
+    keysDir: e.LEASH_KEYS_DIR ?? (dev ? 'keys/dev' : 'keys'),
+    role: e.LEASH_ROLE,
+    dev,
+    devIssuer,
+    signingKid: e.LEASH_SIGNING_KID,
+    clockSkewSeconds: e.LEASH_CLOCK_SKEW,
+    maxBodyBytes: e.LEASH_MAX_BODY_BYTES,
+    retentionSeconds: e.LEASH_RETENTION,
+    sweepIntervalMs: e.LEASH_SWEEP_INTERVAL_MS,
+    logLevel: e.LEASH_LOG_LEVEL,
+    rateLimitPerIp: e.LEASH_RATE_LIMIT_IP,
+    rateLimitPerSubject: e.LEASH_RATE_LIMIT_SUBJECT,
+  };
+}

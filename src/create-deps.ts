@@ -1,0 +1,191 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { Config } from './config.ts';
+import type { Deps } from './deps.ts';
+import type { AuditLog } from './audit/events.ts';
+import { createMemoryAuditLog } from './audit/memory-audit-log.ts';
+import { createRedisAuditLog } from './audit/redis-audit-log.ts';
+import { withLogging } from './audit/log-sink.ts';
+import type { LeaseStore } from './leases/store.ts';
+import { createMemoryLeaseStore } from './leases/memory-store.ts';
+import { createRedisLeaseStore } from './leases/redis-store.ts';
+import { createKeyStore } from './mint/jwt/keystore.ts';
+import { generateSigningKey } from './mint/jwt/generate-key.ts';
+import { loadCertificateAuthority, CA_FILES, type CertificateAuthority } from './mint/x509/ca-store.ts';
+import { generateDevCa } from './mint/x509/generate-ca.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { parsePolicy } from './policy/load.ts';
+import type { Policy } from './policy/types.ts';
+import { ProofVerifier } from './proofs/proof-verifier.ts';
+import { MemoryReplayGuard } from './proofs/memory-replay-guard.ts';
+import { RedisReplayGuard } from './proofs/redis-replay-guard.ts';
+import { createMemoryRateLimiter, createRedisRateLimiter } from './http/rate-limiter.ts';
+import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
+import { createMemoryRevocationQueue } from './revocation/memory-queue.ts';
+
+export interface CreateDepsOptions {
+  log?: Logger;
+  now?: () => number;
+  /** Tests pass a fetch that reaches their fake issuers; production uses the global one. */
+  fetch?: typeof fetch;
+  processMetrics?: boolean;
+}
+
+/** Reads the policy file, filling in ${LEASH_ISSUER}; throws PolicyError naming the path inside it. */
+export function readPolicy(config: Config): Policy {
+  let text: string;
+  try {
+    text = readFileSync(config.policyPath, 'utf8');
+  } catch (err) {
+    throw new Error(`LEASH_POLICY: cannot read ${config.policyPath} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  return parsePolicy(text.replaceAll('${LEASH_ISSUER}', config.issuer), config.policyPath);
+}
+
+/** Dev mode creates what it lacks; production refuses to start without it (naming the file). */
+async function ensureDevKeys(config: Config, log: Logger): Promise<void> {
+  if (!config.dev) return;
+  const jwtDir = join(config.keysDir, 'jwt');
+  const hasKey = existsSync(jwtDir) && (await import('node:fs')).readdirSync(jwtDir).some((n) => n.endsWith('.pem'));
+  if (!hasKey) {
+    const kid = await generateSigningKey(config.keysDir);
+    log.warn({ kid, dir: config.keysDir }, 'dev mode: generated a signing key');
+  }
+  if (!existsSync(join(config.keysDir, CA_FILES.key))) {
+    await generateDevCa(config.keysDir);
+    log.warn({ dir: join(config.keysDir, 'ca') }, 'dev mode: generated a dev root and intermediate CA');
+  }
+}
+
+const needsCa = (policy: Policy): boolean => policy.rules.some((r) => r.grant.credentials.includes('x509'));
+
+async function loadCa(config: Config, policy: Policy, log: Logger): Promise<CertificateAuthority | null> {
+  const present = existsSync(join(config.keysDir, CA_FILES.key)) || existsSync(join(config.keysDir, CA_FILES.cert));
+  if (!present && !needsCa(policy)) {
+    log.info('no CA under keys/ca and no rule issues certificates: certificate exchange is off');
+    return null;
+  }
+  return loadCertificateAuthority(config.keysDir, { crlUrl: `${config.issuer}/crl` });
+}
+
+/** ioredis tuned to fail fast when Redis is away, so requests answer 503 instead of hanging. */
+export function connectRedis(url: string, opts: { forBullmq?: boolean } = {}): Redis {
+  return new Redis(url, {
+    maxRetriesPerRequest: opts.forBullmq ? null : 1,
+    enableOfflineQueue: opts.forBullmq ? true : false,
+    connectTimeout: 2_000,
+    commandTimeout: opts.forBullmq ? undefined : 2_000,
+    retryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
+    lazyConnect: false,
+  });
+}
+
+/** The one place that picks Redis or memory. */
+export async function createDeps(config: Config, opts: CreateDepsOptions = {}): Promise<Deps> {
+  const log = opts.log ?? createLogger({ level: config.logLevel, pretty: config.dev });
+  const now = opts.now ?? Date.now;
+  const metrics = createMetrics({ processMetrics: opts.processMetrics ?? false });
+  let policy = readPolicy(config);
+  await ensureDevKeys(config, log);
+  const keys = createKeyStore(config.keysDir, config.signingKid ? { activeKid: config.signingKid } : {});
+  const ca = await loadCa(config, policy, log);
+  const proofs = new ProofVerifier({
+    issuers: policy.issuers,
+    clockSkewSeconds: config.clockSkewSeconds,
+    now,
+    ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),
+  });
+
+  let store: LeaseStore;
+  let audit: AuditLog;
+  let closeBackends: () => Promise<void>;
+  let deps: Deps;
+  const endingDeps = {
+    get store() { return deps.store; },
+    metrics,
+    log,
+    now,
+  };
+  let revocations: Deps['revocations'];
+  let replay: Deps['replay'];
+  let rateLimiter: Deps['rateLimiter'];
+  let redis: Redis | undefined;
+
+  if (config.redisUrl) {
+    redis = connectRedis(config.redisUrl);
+    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+    const auditLog = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix }), (e) => log.info({ audit: e }, 'audit'));
+    audit = auditLog;
+    store = createRedisLeaseStore({ redis, prefix: config.redisPrefix, retentionSeconds: config.retentionSeconds });
+    replay = new RedisReplayGuard({ redis, prefix: config.redisPrefix });
+    rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp, config.rateLimitPerSubject);
+    const bull = connectRedis(config.redisUrl, { forBullmq: true });
+    bull.on('error', () => undefined);
+    revocations = createBullmqRevocationQueue(bull, config.redisPrefix);
+    closeBackends = async () => {
+      await revocations.close();
+      bull.disconnect();
+      redis!.disconnect();
+    };
+  } else {
+    log.warn('dev mode: leases live in process memory and vanish on restart; set REDIS_URL for real use');
+    audit = withLogging(createMemoryAuditLog(), (e) => log.info({ audit: e }, 'audit'));
+    store = createMemoryLeaseStore({ retentionSeconds: config.retentionSeconds, audit });
+    replay = new MemoryReplayGuard({ now });
+    rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, config.rateLimitPerSubject, now);
+    const q = createMemoryRevocationQueue(endingDeps, config.sweepIntervalMs);
+    if (config.role !== 'api') q.start();
+    revocations = q;
+    closeBackends = async () => {
+      await q.close();
+      await store.close();
+    };
+  }
+
+  deps = {
+    config,
+    log,
+    metrics,
+    store,
+    audit,
+    replay,
+    keys,
+    proofs,
+    policy: () => policy,
+    reloadPolicy() {
+      try {
+        const next = readPolicy(config);
+        policy = next;
+        proofs.setIssuers(next.issuers);
+        log.info({ rules: next.rules.length, issuers: next.issuers.length }, 'policy reloaded');
+        return { ok: true };
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'policy reload refused; the last good policy stays in force');
+        return { ok: false, error: (err as Error).message };
+      }
+    },
+    ca,
+    revocations,
+    rateLimiter,
+    now,
+    async ready() {
+      const checks: Record<string, string> = {};
+      try {
+        await store.ping();
+        checks.store = config.redisUrl ? 'redis ok' : 'memory';
+      } catch {
+        checks.store = 'unreachable';
+      }
+      checks.keys = keys.all().length > 0 ? `${keys.all().length} signing key(s), active ${keys.active().kid}` : 'none';
+      checks.ca = ca ? 'loaded' : 'not configured';
+      return { ok: checks.store !== 'unreachable' && keys.all().length > 0, checks };
+    },
+    close: () => closeBackends(),
+  };
+  return deps;
+}
+
+export type { Deps };

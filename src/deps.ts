@@ -1,0 +1,37 @@
+import type { AuditLog } from './audit/events.ts';
+import type { Config } from './config.ts';
+import type { LeaseStore } from './leases/store.ts';
+import type { KeyStore } from './mint/jwt/keystore.ts';
+import type { CertificateAuthority } from './mint/x509/ca-store.ts';
+import type { Logger } from './observability/logger.ts';
+import type { Metrics } from './observability/metrics.ts';
+import type { Policy } from './policy/types.ts';
+import type { ProofVerifier } from './proofs/proof-verifier.ts';
+import type { ReplayGuard } from './proofs/replay-guard.ts';
+import type { RevocationQueue } from './revocation/queue.ts';
+import type { RateLimiter } from './http/rate-limiter.ts';
+
+/** Everything a request handler or the worker needs; built once by createDeps, reached via c.var.deps. */
+export interface Deps {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  store: LeaseStore;
+  audit: AuditLog;
+  replay: ReplayGuard;
+  keys: KeyStore;
+  proofs: ProofVerifier;
+  /** The policy in force; reload swaps it atomically. */
+  policy(): Policy;
+  /** Re-reads the policy file; a bad file keeps the last good policy in force and is reported. */
+  reloadPolicy(): { ok: true } | { ok: false; error: string };
+  /** Null when no CA is configured: certificate requests are then refused. */
+  ca: CertificateAuthority | null;
+  revocations: RevocationQueue;
+  rateLimiter: RateLimiter;
+  /** epoch milliseconds; injectable for clock-skew tests */
+  now(): number;
+  /** Health of the backing store and keys, for /readyz. */
+  ready(): Promise<{ ok: boolean; checks: Record<string, string> }>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,61 @@
+import type { Deps } from '../deps.ts';
+import type { LeashError } from '../errors.ts';
+import type { Lease } from '../leases/lease.ts';
+import { readClaim } from '../policy/match.ts';
+import type { Allowed, Decision } from '../policy/types.ts';
+import type { VerifiedProof } from '../proofs/proof-verifier.ts';
+import type { ExchangeContext, ExchangeRequest } from './request.ts';
+
+function asked(req: ExchangeRequest): Record<string, unknown> {
+  return { kind: req.kind, scopes: req.scopes ?? null, audiences: req.audiences ?? null, ttl: req.ttl ?? null, task_id: req.taskId ?? null };
+}
+
+/** The claims the selected rule looked at: enough to explain the match, nothing more. */
+function matchedClaims(decision: Allowed, proof: VerifiedProof): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(decision.rule.match)) out[key] = readClaim(proof.claims, key) ?? null;
+  return out;
+}
+
+export async function auditAllowed(deps: Deps, ctx: ExchangeContext, req: ExchangeRequest, proof: VerifiedProof, decision: Allowed, lease: Lease): Promise<void> {
+  await deps.audit.write({
+    type: 'exchange.allowed',
+    time: deps.now(),
+    actor: proof.subject,
+    request_id: ctx.requestId,
+    lease_id: lease.id,
+    rule: lease.rule,
+    issuer: lease.issuer,
+    subject: lease.subject,
+    proof_jti: proof.jti,
+    task_id: lease.task_id,
+    asked: asked(req),
+    granted: { kind: lease.kind, scopes: lease.scopes, audiences: lease.audiences, ttl: lease.expires_at - lease.issued_at, serial: lease.serial },
+    claims: matchedClaims(decision, proof),
+    client_addr: ctx.clientAddr,
+  });
+}
+
+export async function auditDenied(
+  deps: Deps,
+  ctx: ExchangeContext,
+  req: ExchangeRequest,
+  proof: VerifiedProof | undefined,
+  decision: Decision | undefined,
+  error: LeashError,
+): Promise<void> {
+  await deps.audit.write({
+    type: 'exchange.denied',
+    time: deps.now(),
+    actor: proof?.subject ?? 'unverified',
+    request_id: ctx.requestId,
+    rule: decision?.allowed ? decision.rule.name : undefined,
+    issuer: proof?.issuer.name,
+    subject: proof?.subject,
+    proof_jti: proof?.jti ?? null,
+    asked: asked(req),
+    reason: `${error.code}: ${error.description}`,
+    trace: decision?.trace,
+    client_addr: ctx.clientAddr,
+  });
+}

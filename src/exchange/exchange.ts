@@ -1,0 +1,109 @@
+import { LeashError } from '../errors.ts';
+import type { Deps } from '../deps.ts';
+import type { Lease } from '../leases/lease.ts';
+import { LeaseLimitError } from '../leases/store.ts';
+import { newLeaseId } from '../leases/redis-keys.ts';
+import { explain } from '../policy/decide.ts';
+import type { Allowed, Decision } from '../policy/types.ts';
+import { replayTtlSeconds, type VerifiedProof } from '../proofs/proof-verifier.ts';
+import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr.ts';
+import { newSerialHex } from '../mint/serial.ts';
+import { mintAccessToken } from './mint-access-token.ts';
+import { mintCertificate } from './mint-certificate.ts';
+import { auditAllowed, auditDenied } from './audit-exchange.ts';
+import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
+
+/**
+ * verify -> decide -> check CSR -> claim proof -> lease -> mint -> audit. A credential is only
+ * minted after its lease (and expiry schedule) is recorded; any refusal before that leaves no
+ * lease and no replay record behind.
+ */
+export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext): Promise<ExchangeResponse> {
+  let proof: VerifiedProof | undefined;
+  let decision: Decision | undefined;
+  try {
+    proof = await deps.proofs.verify(req.subjectToken);
+    await deps.rateLimiter.checkSubject(`${proof.issuer.name}:${proof.subject}`);
+    decision = decide(deps, proof, req);
+    if (!decision.allowed) throw new LeashError(decision.code, decision.reason);
+    const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
+    const lease = buildLease(deps, req, ctx, proof, decision, csr);
+    await claimProof(deps, proof);
+    await recordLease(deps, proof, lease, decision);
+    const response = req.kind === 'x509' ? mintCertificate(deps, lease, decision, csr!) : mintAccessToken(deps, req, lease, decision, proof);
+    await auditAllowed(deps, ctx, req, proof, decision, lease);
+    deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
+    return response;
+  } catch (err) {
+    const e = err instanceof LeashError ? err : new LeashError('server_error', 'the exchange failed', { cause: err, detail: String(err) });
+    await auditDenied(deps, ctx, req, proof, decision, e).catch((auditErr) =>
+      deps.log.error({ err: auditErr, request_id: ctx.requestId }, 'audit write failed for a refused exchange'),
+    );
+    const rule = decision?.allowed ? decision.rule.name : '';
+    deps.metrics.exchanges.inc({ outcome: e.code === 'temporarily_unavailable' || e.status >= 500 ? 'error' : 'denied', code: e.code, rule, kind: req.kind });
+    throw e;
+  }
+}
+
+function decide(deps: Deps, proof: VerifiedProof, req: ExchangeRequest): Decision {
+  return explain(deps.policy(), { issuer: proof.issuer.name, claims: proof.claims }, {
+    kind: req.kind,
+    ...(req.scopes ? { scopes: req.scopes } : {}),
+    ...(req.audiences ? { audiences: req.audiences } : {}),
+    ...(req.ttl !== undefined ? { ttl: req.ttl } : {}),
+  });
+}
+
+function checkCsr(deps: Deps, req: ExchangeRequest, decision: Allowed): ParsedCsr {
+  if (!deps.ca) throw new LeashError('invalid_request', 'this broker has no certificate authority configured');
+  const csr = parseCsr(req.csr!);
+  checkCsrAgainstGrant(csr, decision.x509);
+  return csr;
+}
+
+function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proof: VerifiedProof, decision: Allowed, csr: ParsedCsr | undefined): Lease {
+  const issuedAt = Math.floor(deps.now() / 1000);
+  return {
+    id: newLeaseId(decision.rule.name, proof.subject),
+    kind: req.kind,
+    status: 'active',
+    rule: decision.rule.name,
+    issuer: proof.issuer.name,
+    subject: proof.subject,
+    scopes: decision.scopes,
+    audiences: decision.audiences,
+    task_id: req.taskId ?? null,
+    serial: csr ? newSerialHex() : null,
+    issued_at: issuedAt,
+    expires_at: issuedAt + decision.ttl,
+    revoked_at: null,
+    ended_at: null,
+    reason: null,
+    revoked_by: null,
+    proof_iss: proof.issuer.issuer,
+    proof_sub: proof.subject,
+    proof_jti: proof.jti,
+    client_addr: ctx.clientAddr,
+  };
+}
+
+async function claimProof(deps: Deps, proof: VerifiedProof): Promise<void> {
+  if (proof.issuer.replay !== 'single_use') return;
+  const ttl = replayTtlSeconds(proof, deps.now(), deps.config.clockSkewSeconds);
+  if (!(await deps.replay.claim(proof.replayKey, ttl))) {
+    throw new LeashError('invalid_request', 'subject_token has already been exchanged (single use)');
+  }
+}
+
+async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decision: Allowed): Promise<void> {
+  try {
+    await deps.store.create(lease, decision.max_active_leases === undefined ? {} : { maxActive: decision.max_active_leases });
+  } catch (err) {
+    // Nothing was issued, so the proof may be tried again (e.g. after another lease ends).
+    if (proof.issuer.replay === 'single_use') await deps.replay.release(proof.replayKey).catch(() => undefined);
+    if (err instanceof LeaseLimitError) {
+      throw new LeashError('invalid_request', `this subject already holds the maximum of ${err.limit} active leases under rule ${lease.rule}`);
+    }
+    throw err;
+  }
+}

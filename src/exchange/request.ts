@@ -1,0 +1,38 @@
+import type { LeaseKind } from '../leases/lease.ts';
+
+export const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+export const TOKEN_TYPE_ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
+export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+export const TOKEN_TYPE_X509 = 'urn:leash:params:oauth:token-type:x509-certificate';
+
+export const SUBJECT_TOKEN_TYPES = [TOKEN_TYPE_JWT, TOKEN_TYPE_ID_TOKEN] as const;
+export const REQUESTABLE_TOKEN_TYPES = [TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT, TOKEN_TYPE_X509] as const;
+
+/** A token-exchange request after form parsing and syntax checks, before any trust decision. */
+export interface ExchangeRequest {
+  subjectToken: string;
+  subjectTokenType: string;
+  requestedTokenType: string;
+  kind: LeaseKind;
+  scopes: string[] | undefined;
+  audiences: string[] | undefined;
+  ttl: number | undefined;
+  taskId: string | undefined;
+  csr: string | undefined;
+}
+
+export interface ExchangeContext {
+  clientAddr: string | null;
+  requestId: string;
+}
+
+export interface ExchangeResponse {
+  access_token: string;
+  issued_token_type: string;
+  token_type: 'Bearer' | 'N_A';
+  expires_in: number;
+  scope?: string;
+  lease_id: string;
+  certificate_chain?: string[];
+}

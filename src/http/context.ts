@@ -1,0 +1,21 @@
+import type { Deps } from '../deps.ts';
+import type { Lease } from '../leases/lease.ts';
+import type { LeashTokenClaims } from '../mint/jwt/verify-own.ts';
+
+/** Who is calling, once a Leash bearer token has been verified against its live lease. */
+export interface Caller {
+  claims: LeashTokenClaims;
+  lease: Lease;
+  scopes: string[];
+}
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    deps: Deps;
+    requestId: string;
+    clientAddr: string | null;
+    caller: Caller;
+  }
+}
+
+export {};

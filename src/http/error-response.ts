@@ -1,0 +1,32 @@
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { LeashError } from '../errors.ts';
+
+/**
+ * Renders a refusal. OAuth endpoints answer RFC 6749 section 5.2 `{error, error_description}`;
+ * the others `{error, message}`. Both carry the request id so a user can quote it to an operator.
+ * `detail` is logged by onError and never sent.
+ */
+export function renderError(c: Context, err: LeashError, style: 'oauth' | 'api'): Response {
+  const body =
+    style === 'oauth'
+      ? { error: err.code, error_description: err.description, request_id: c.get('requestId') }
+      : { error: err.code, message: err.description, request_id: c.get('requestId') };
+  const headers: Record<string, string> = { 'Cache-Control': 'no-store', ...(err.headers ?? {}) };
+  if (err.status === 401 && !headers['WWW-Authenticate']) {
+    headers['WWW-Authenticate'] = `Bearer error="${err.code === 'invalid_token' ? 'invalid_token' : 'invalid_request'}"`;
+  }
+  if (err.status === 403 && err.code === 'insufficient_scope' && !headers['WWW-Authenticate']) {
+    headers['WWW-Authenticate'] = 'Bearer error="insufficient_scope"';
+  }
+  return c.json(body, err.status as ContentfulStatusCode, headers);
+}
+
+const OAUTH_PATHS = new Set(['/token', '/introspect', '/revoke']);
+
+export const errorStyleFor = (path: string): 'oauth' | 'api' => (OAUTH_PATHS.has(path) ? 'oauth' : 'api');
+
+export function toLeashError(err: unknown): LeashError {
+  if (err instanceof LeashError) return err;
+  return new LeashError('server_error', 'internal error', { status: 500, detail: err instanceof Error ? err.stack ?? err.message : String(err), cause: err });
+}

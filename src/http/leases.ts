@@ -1,0 +1,71 @@
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { LeashError } from '../errors.ts';
+import type { LeaseSelector } from '../leases/store.ts';
+import { revokeBySelector, revokeLeases } from '../revocation/revoke-leases.ts';
+import { requireScope } from './authenticate.ts';
+import { readJson, validate } from './validate.ts';
+
+const text = z.string().min(1).max(512);
+export const LeaseListQuery = z.strictObject({
+  subject: text.optional(),
+  task_id: text.optional(),
+  rule: text.optional(),
+  issuer: text.optional(),
+  status: z.enum(['active', 'revoked', 'expired']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(512).optional(),
+});
+export const RevokeOneBody = z.strictObject({ reason: z.string().min(1).max(512).optional() });
+export const BulkRevokeBody = z
+  .strictObject({
+    subject: text.optional(),
+    task_id: text.optional(),
+    rule: text.optional(),
+    issuer: text.optional(),
+    reason: z.string().min(1).max(512).optional(),
+  })
+  .refine((b) => b.subject || b.task_id || b.rule || b.issuer, { message: 'name at least one of subject, task_id, rule, issuer' });
+
+/** Operator API over leases: list, read, revoke one, bulk revoke (the kill switch). */
+export function leaseRoutes(): Hono {
+  const app = new Hono();
+
+  app.get('/v1/leases', requireScope('leash:leases:read'), async (c) => {
+    const q = validate(LeaseListQuery, c.req.query(), 'query');
+    const { limit, cursor, ...filter } = q;
+    const page = await c.var.deps.store.list(filter, { limit, cursor: cursor ?? null });
+    return c.json(page);
+  });
+
+  app.get('/v1/leases/:id', requireScope('leash:leases:read'), async (c) => {
+    const lease = await c.var.deps.store.get(c.req.param('id'));
+    if (!lease) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
+    return c.json(lease);
+  });
+
+  app.post('/v1/leases/revoke', requireScope('leash:leases:revoke'), async (c) => {
+    const deps = c.var.deps;
+    const body = validate(BulkRevokeBody, await readJson(c), 'body');
+    const { reason, ...selector } = body;
+    const actor = c.var.caller.claims.sub;
+    const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: reason ?? 'bulk revocation by operator', by: actor, path: 'bulk', requestId: c.var.requestId });
+    await deps.audit.write({ type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.var.requestId, selector, reason: reason ?? 'bulk revocation by operator', count: ids.length });
+    return c.json({ revoked: ids.length });
+  });
+
+  app.post('/v1/leases/:id/revoke', requireScope('leash:leases:revoke'), async (c) => {
+    const deps = c.var.deps;
+    const id = c.req.param('id');
+    const body = validate(RevokeOneBody, await readJson(c, { optional: true }), 'body');
+    const actor = c.var.caller.claims.sub;
+    const existing = await deps.store.get(id);
+    if (!existing) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
+    const reason = body.reason ?? 'revoked by operator';
+    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.var.requestId });
+    await deps.audit.write({ type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.var.requestId, lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined });
+    return c.json(revoked ?? (await deps.store.get(id)) ?? existing);
+  });
+
+  return app;
+}

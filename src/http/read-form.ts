@@ -1,0 +1,20 @@
+import type { Context } from 'hono';
+import { LeashError } from '../errors.ts';
+
+/**
+ * Reads an application/x-www-form-urlencoded body (RFC 6749 section 3.2). Another media type is
+ * refused rather than guessed at, so a JSON body cannot smuggle parameters past the checks.
+ */
+export async function readForm(c: Context): Promise<URLSearchParams> {
+  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') {
+    throw new LeashError('invalid_request', 'the body must be application/x-www-form-urlencoded');
+  }
+  const text = await c.req.text();
+  try {
+    // URLSearchParams never throws on odd input; a lone surrogate or bad escape becomes U+FFFD.
+    return new URLSearchParams(text);
+  } catch {
+    throw new LeashError('invalid_request', 'the form body could not be parsed');
+  }
+}

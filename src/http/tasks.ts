@@ -1,0 +1,34 @@
+import { Hono } from 'hono';
+import { LeashError } from '../errors.ts';
+import { revokeLeases } from '../revocation/revoke-leases.ts';
+import { bearerOf, hasScope, resolveCaller } from './authenticate.ts';
+
+const TASK_ID = /^[A-Za-z0-9._:@/-]{1,128}$/;
+
+/**
+ * POST /v1/tasks/{task_id}/complete ends every lease of the task. Any live token of that task
+ * may say "done" (whatever its audience); so may an operator with leash:leases:revoke.
+ */
+export function taskRoutes(): Hono {
+  const app = new Hono();
+  app.post('/v1/tasks/:task_id{.+}/complete', async (c) => {
+    const deps = c.var.deps;
+    const taskId = c.req.param('task_id');
+    if (!TASK_ID.test(taskId)) throw new LeashError('bad_request', 'task_id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -');
+    const token = bearerOf(c);
+    if (!token) throw new LeashError('invalid_token', 'a live token of this task, or an operator token, is required', { status: 401 });
+    const caller = await resolveCaller(deps, token, {});
+    if (!caller) throw new LeashError('invalid_token', 'the token is not a live Leash token', { status: 401 });
+    const isTaskToken = caller.lease.task_id === taskId;
+    const isOperator = (caller.claims.aud === deps.config.issuer || (Array.isArray(caller.claims.aud) && caller.claims.aud.includes(deps.config.issuer))) && hasScope(caller, 'leash:leases:revoke');
+    if (!isTaskToken && !isOperator) {
+      throw new LeashError('insufficient_scope', 'the token belongs to another task and is not an operator token', { status: 403 });
+    }
+    const actor = isTaskToken ? `task:${caller.claims.sub}` : caller.claims.sub;
+    const ids = await deps.store.activeIdsOfTask(taskId);
+    const revoked = await revokeLeases(deps, ids, { reason: 'task completed', by: actor, path: 'task', requestId: c.var.requestId });
+    await deps.audit.write({ type: 'task.completed', time: deps.now(), actor, request_id: c.var.requestId, task_id: taskId, count: revoked.length, subject: caller.claims.sub });
+    return c.json({ task_id: taskId, revoked: revoked.length, lease_ids: revoked.map((l) => l.id) });
+  });
+  return app;
+}

@@ -1,0 +1,27 @@
+import type { Context } from 'hono';
+import type { z } from 'zod';
+import { LeashError } from '../errors.ts';
+
+/** zod parse with one clear message naming the field, in the non-OAuth error format. */
+export function validate<T extends z.ZodType>(schema: T, input: unknown, where: 'query' | 'body'): z.infer<T> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = issue.path.length ? issue.path.join('.') : where;
+  throw new LeashError('bad_request', `${where} ${path}: ${issue.message}`);
+}
+
+export async function readJson(c: Context, opts: { optional?: boolean } = {}): Promise<unknown> {
+  const raw = await c.req.text();
+  if (raw.trim() === '') {
+    if (opts.optional) return {};
+    throw new LeashError('bad_request', 'a JSON body is required');
+  }
+  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') throw new LeashError('unsupported_media_type', 'the body must be application/json');
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new LeashError('bad_request', 'the body is not valid JSON');
+  }
+}

@@ -1,0 +1,85 @@
+import 'reflect-metadata';
+import { serve, type ServerType } from '@hono/node-server';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { connectRedis, createDeps } from './create-deps.ts';
+import { createApp } from './app.ts';
+import { createDevIssuer, type DevIssuer } from './dev/dev-issuer.ts';
+import { startRevocationWorker } from './revocation/bullmq-queue.ts';
+import { devBanner } from './dev/banner.ts';
+import { mintDevOperatorToken } from './dev/operator-token.ts';
+import type { Deps } from './deps.ts';
+
+function fail(message: string): never {
+  process.stderr.write(`leash: cannot start: ${message}\n`);
+  process.exit(1);
+}
+
+async function startHttp(deps: Deps, config: Config, devIssuer: DevIssuer | undefined): Promise<ServerType> {
+  const app = createApp(deps, devIssuer ? { devIssuer } : {});
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`);
+    throw err;
+  }
+  let deps: Deps;
+  try {
+    deps = await createDeps(config, { processMetrics: true });
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const devIssuer = config.devIssuer ? createDevIssuer(`${config.issuer}/dev`, join(config.keysDir, 'dev-issuer.pem')) : undefined;
+  const closers: (() => Promise<unknown>)[] = [];
+
+  if (config.role !== 'worker') {
+    const server = await startHttp(deps, config, devIssuer).catch((err: Error) => fail(`cannot listen on ${config.host}:${config.port}: ${err.message}`));
+    closers.push(() => new Promise((r) => server.close(() => r(undefined))));
+    deps.log.info({ issuer: config.issuer, role: config.role, store: config.redisUrl ? 'redis' : 'memory' }, `leash listening on http://${config.host}:${config.port}`);
+  }
+  if (config.role !== 'api' && config.redisUrl) {
+    const worker = await startRevocationWorker(connectRedis(config.redisUrl, { forBullmq: true }), config.redisPrefix, deps, {
+      sweepIntervalMs: config.sweepIntervalMs,
+    });
+    closers.push(() => worker.close());
+    deps.log.info({ role: config.role }, 'revocation worker started');
+  }
+  if (devIssuer && config.role !== 'worker') {
+    const operatorToken = await mintDevOperatorToken(deps, devIssuer).catch((err: Error) => {
+      deps.log.warn({ err: err.message }, 'could not mint the dev operator token');
+      return undefined;
+    });
+    process.stdout.write(devBanner(config, operatorToken));
+  }
+
+  process.on('SIGHUP', () => {
+    deps.reloadPolicy();
+    try {
+      deps.keys.reload();
+      deps.log.info({ active: deps.keys.active().kid }, 'signing keys reloaded');
+    } catch (err) {
+      deps.log.error({ err: (err as Error).message }, 'key reload refused; the loaded keys stay in force');
+    }
+  });
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    deps.log.info({ signal }, 'shutting down');
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    await deps.close().catch(() => undefined);
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+void main();

@@ -1,0 +1,153 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { children, readOid, readRoot, value, whole } from './der-reader.ts';
+import type { Tlv } from './der-reader.ts';
+import { createCrlBuilder } from './crl.ts';
+import type { CrlInput } from './crl.ts';
+import { createIssuer, keyIdentifierOf } from './issuer.ts';
+import type { CaKeyType, IssuedCertificate, IssueInput, SigningContext } from './issuer.ts';
+import { OID } from './oids.ts';
+
+export type { CaKeyType, CrlInput, IssuedCertificate, IssueInput };
+
+export interface CertificateAuthority {
+  /** Issuing CA first, then any further intermediates; never the root. */
+  chainPem: string[];
+  rootPem: string;
+  keyType: CaKeyType;
+  issue(input: IssueInput): IssuedCertificate;
+  /** A DER CRL signed by the issuing CA. */
+  buildCrl(input: CrlInput): Buffer;
+}
+
+export const CA_FILES = {
+  key: join('ca', 'ca.key.pem'),
+  cert: join('ca', 'ca.pem'),
+  root: join('ca', 'root.pem'),
+} as const;
+
+const CERT_PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * Loads the issuing CA from `<keysDir>/ca/` and checks that it can actually issue: the key
+ * matches the certificate, the chain verifies up to the root, and nothing has expired. Every
+ * failure names the file to look at, because this runs at start-up.
+ */
+export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: string }): Promise<CertificateAuthority> {
+  const keyPath = join(keysDir, CA_FILES.key);
+  const certPath = join(keysDir, CA_FILES.cert);
+  const rootPath = join(keysDir, CA_FILES.root);
+  const [keyPem, certText, rootText] = await Promise.all([readText(keyPath), readText(certPath), readText(rootPath)]);
+
+  const key = importPrivateKey(keyPem, keyPath);
+  const roots = parseCertificates(rootText, rootPath);
+  const root = roots[0] as X509Certificate;
+  if (roots.length !== 1) throw new Error(`${rootPath} must hold exactly one certificate, the root`);
+  if (!root.verify(root.publicKey)) throw new Error(`${rootPath} is not a self-signed root certificate`);
+  // A bundle that repeats the root is common; the chain handed out must not include it.
+  const chain = parseCertificates(certText, certPath).filter((c) => !c.raw.equals(root.raw));
+  if (chain.length === 0) throw new Error(`${certPath} holds no intermediate certificate`);
+  const issuing = chain[0] as X509Certificate;
+
+  if (!issuing.ca) throw new Error(`${certPath}: the first certificate is not a CA certificate`);
+  if (!issuing.checkPrivateKey(key)) throw new Error(`${keyPath} does not match the certificate in ${certPath}`);
+  for (let i = 0; i < chain.length; i++) {
+    const cert = chain[i] as X509Certificate;
+    const parent = chain[i + 1] ?? root;
+    if (!cert.checkIssued(parent) || !cert.verify(parent.publicKey)) {
+      throw new Error(`${certPath}: certificate ${i + 1} is not issued by ${i + 1 < chain.length ? 'the next one' : rootPath}`);
+    }
+  }
+  const now = Date.now();
+  for (const [cert, path] of [...chain.map((c) => [c, certPath] as const), [root, rootPath] as const]) {
+    if (Date.parse(cert.validTo) < now) throw new Error(`${path}: certificate ${cert.subject} expired at ${cert.validTo}`);
+    if (Date.parse(cert.validFrom) > now + 5 * 60_000) {
+      throw new Error(`${path}: certificate ${cert.subject} is not valid before ${cert.validFrom}`);
+    }
+  }
+
+  const keyType = caKeyType(key, keyPath);
+  const ctx: SigningContext = { key, keyType, ...issuerFields(issuing.raw), caNotAfter: Math.floor(Date.parse(issuing.validTo) / 1000) };
+  return {
+    chainPem: chain.map((c) => ensureNewline(c.toString())),
+    rootPem: ensureNewline(root.toString()),
+    keyType,
+    issue: createIssuer(ctx, opts.crlUrl),
+    buildCrl: createCrlBuilder(ctx),
+  };
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new Error(`cannot read CA file ${path} (${code})`, { cause: e });
+  }
+}
+
+function importPrivateKey(pem: string, path: string): KeyObject {
+  if (!pem.includes('-----BEGIN PRIVATE KEY-----')) throw new Error(`${path} must be a PKCS#8 PEM private key`);
+  try {
+    return createPrivateKey({ key: pem, format: 'pem' });
+  } catch (e) {
+    throw new Error(`${path} is not a valid private key`, { cause: e });
+  }
+}
+
+function parseCertificates(text: string, path: string): X509Certificate[] {
+  const blocks = text.match(CERT_PEM_RE) ?? [];
+  if (blocks.length === 0) throw new Error(`${path} holds no PEM certificate`);
+  return blocks.map((pem, i) => {
+    try {
+      return new X509Certificate(pem);
+    } catch (e) {
+      throw new Error(`${path}: certificate ${i + 1} is not valid`, { cause: e });
+    }
+  });
+}
+
+function caKeyType(key: KeyObject, path: string): CaKeyType {
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (key.asymmetricKeyType === 'ec' && curve === 'prime256v1') return 'ec-p256';
+  if (key.asymmetricKeyType === 'ec' && curve === 'secp384r1') return 'ec-p384';
+  if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
+  if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048) return 'rsa';
+  throw new Error(`${path}: CA key type ${key.asymmetricKeyType ?? '?'} ${curve ?? ''} is not supported`.trim());
+}
+
+/** The subject Name bytes and key identifier of the issuing CA certificate. */
+function issuerFields(certDer: Buffer): { issuerName: Buffer; keyId: Buffer } {
+  const cert = readRoot(certDer, 0x30, 'Certificate');
+  const tbs = children(certDer, cert)[0] as Tlv;
+  const fields = children(certDer, tbs);
+  // Skip the optional [0] version so the indexes below follow RFC 5280's field order.
+  const f = fields[0]?.tag === 0xa0 ? fields.slice(1) : fields;
+  const subject = f[4];
+  const spki = f[5];
+  if (!subject || !spki) throw new Error('malformed CA certificate');
+  const extensions = f.find((t) => t.tag === 0xa3);
+  return {
+    issuerName: Buffer.from(whole(certDer, subject)),
+    keyId: subjectKeyIdOf(certDer, extensions) ?? keyIdentifierOf(Buffer.from(whole(certDer, spki))),
+  };
+}
+
+function subjectKeyIdOf(certDer: Buffer, extensions: Tlv | undefined): Buffer | undefined {
+  if (!extensions) return undefined;
+  const list = children(certDer, extensions)[0];
+  if (!list) return undefined;
+  for (const ext of children(certDer, list)) {
+    const parts = children(certDer, ext);
+    const id = parts[0];
+    const val = parts[parts.length - 1];
+    if (!id || !val || readOid(certDer, id) !== OID.subjectKeyIdentifier) continue;
+    const inner = value(certDer, val);
+    return Buffer.from(value(inner, readRoot(inner, 0x04, 'SubjectKeyIdentifier')));
+  }
+  return undefined;
+}
+
+const ensureNewline = (pem: string): string => (pem.endsWith('\n') ? pem : `${pem}\n`);

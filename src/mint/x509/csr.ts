@@ -1,0 +1,259 @@
+import { createPublicKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { LeashError } from '../../errors.ts';
+import type { KeyType } from '../../policy/types.ts';
+import {
+  children,
+  DerError,
+  expectTlv,
+  readBoolean,
+  readOctetAlignedBitString,
+  readOid,
+  readRoot,
+  readSmallInteger,
+  value,
+  whole,
+} from './der-reader.ts';
+import type { Tlv } from './der-reader.ts';
+import { signatureScheme, UnsupportedAlgorithm, verifySignature } from './csr-signature.ts';
+import type { KeyFamily } from './csr-signature.ts';
+import { readCommonNames, readGeneralNames, UnsupportedName } from './names.ts';
+import type { RequestedSans } from './names.ts';
+import { HARMLESS_CSR_EXTENSIONS, OID } from './oids.ts';
+import { assertIssuableSans, sameDnsName } from './sans.ts';
+
+export type CsrKeyType = 'ec-p256' | 'ec-p384' | 'ed25519' | 'rsa';
+
+export interface ParsedCsr {
+  /** The requester's SubjectPublicKeyInfo, exactly as signed in the request. */
+  spkiDer: Buffer;
+  keyType: CsrKeyType;
+  rsaBits?: number;
+  requested: RequestedSans & {
+    /** OIDs of requested extensions other than SAN, basicConstraints and nameConstraints. */
+    otherExtensions: string[];
+    basicConstraintsCa: boolean | null;
+    nameConstraints: boolean;
+  };
+  subjectCn?: string;
+}
+
+export interface CsrGrant {
+  uri_sans: string[];
+  dns_sans: string[];
+  key_types: KeyType[];
+}
+
+const MAX_DER_BYTES = 16 * 1024;
+// Base64 of 16 KiB plus PEM armour and line breaks.
+const MAX_TEXT_CHARS = 24 * 1024;
+const MIN_RSA_BITS = 2048;
+// Bigger RSA keys buy nothing here and make every verification slower.
+const MAX_RSA_BITS = 8192;
+const PEM_RE = /^-----BEGIN (NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END (NEW )?CERTIFICATE REQUEST-----$/;
+const B64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+const quote = (s: string): string => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}...` : s);
+
+const invalid = (description: string, detail?: string): LeashError =>
+  new LeashError('invalid_request', description, detail === undefined ? {} : { detail });
+
+/** Parses a PKCS#10 request (PEM, or base64/base64url DER) and checks its self-signature. */
+export function parseCsr(input: string): ParsedCsr {
+  const der = decodeCsrText(input);
+  try {
+    return parseCsrDer(der);
+  } catch (e) {
+    if (e instanceof LeashError) throw e;
+    if (e instanceof UnsupportedAlgorithm || e instanceof UnsupportedName) throw invalid(`csr ${stripCsr(e.message)}`);
+    if (e instanceof DerError) throw invalid(`csr is not a valid PKCS#10 request (${e.message})`);
+    throw e;
+  }
+}
+
+const stripCsr = (message: string): string => message.replace(/^csr /, '');
+
+function decodeCsrText(input: string): Buffer {
+  if (typeof input !== 'string' || input.length === 0) throw invalid('csr is missing');
+  if (input.length > MAX_TEXT_CHARS) throw invalid('csr is larger than 16 KiB');
+  const text = input.trim();
+  let b64: string;
+  const pem = PEM_RE.exec(text);
+  if (pem) {
+    if ((pem[1] ?? '') !== (pem[3] ?? '')) throw invalid('csr PEM header and footer do not match');
+    b64 = (pem[2] ?? '').replace(/\s+/g, '');
+  } else if (text.startsWith('-----')) {
+    throw invalid('csr PEM must be a CERTIFICATE REQUEST');
+  } else {
+    b64 = text.replace(/\s+/g, '');
+  }
+  if (!B64_RE.test(b64)) throw invalid('csr is not a valid PKCS#10 request (not PEM, base64 or base64url)');
+  const der = Buffer.from(b64, 'base64');
+  if (der.length > MAX_DER_BYTES) throw invalid('csr is larger than 16 KiB');
+  return der;
+}
+
+function parseCsrDer(der: Buffer): ParsedCsr {
+  const root = readRoot(der, 0x30, 'CertificationRequest');
+  const [cri, sigAlg, sig, extra] = children(der, root);
+  if (!cri || !sigAlg || !sig || extra) throw new DerError('CertificationRequest must have three fields');
+  if (cri.tag !== 0x30 || sigAlg.tag !== 0x30) throw new DerError('malformed CertificationRequest');
+  const [version, subject, spki, attributes, extraInfo] = children(der, cri);
+  if (!version || !subject || !spki || !attributes || extraInfo) {
+    throw new DerError('CertificationRequestInfo must have four fields');
+  }
+  if (readSmallInteger(der, version) !== 0) throw new DerError('unknown CertificationRequestInfo version');
+  if (spki.tag !== 0x30) throw new DerError('expected SubjectPublicKeyInfo');
+  if (attributes.tag !== 0xa0) throw new DerError('expected attributes [0]');
+
+  // Copied so the result does not pin the caller's input buffer.
+  const spkiDer = Buffer.from(whole(der, spki));
+  const key = importKey(spkiDer);
+  const { keyType, family, rsaBits } = classifyKey(key);
+
+  const scheme = signatureScheme(der, sigAlg);
+  if (scheme.family !== family) throw invalid('csr signature algorithm does not match its key type');
+  const signature = readOctetAlignedBitString(der, sig);
+  if (!verifySignature(scheme, key, whole(der, cri), signature)) throw invalid('csr signature does not verify');
+
+  const requested = readRequestedExtensions(der, attributes);
+  const cns = readCommonNames(der, subject);
+  if (cns.length > 1) throw invalid('csr subject has more than one common name');
+
+  const parsed: ParsedCsr = { spkiDer, keyType, requested };
+  if (rsaBits !== undefined) parsed.rsaBits = rsaBits;
+  if (cns[0] !== undefined) parsed.subjectCn = cns[0];
+  return parsed;
+}
+
+function importKey(spkiDer: Buffer): KeyObject {
+  try {
+    return createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
+  } catch {
+    throw invalid('csr public key is not valid');
+  }
+}
+
+function classifyKey(key: KeyObject): { keyType: CsrKeyType; family: KeyFamily; rsaBits?: number } {
+  const details = key.asymmetricKeyDetails ?? {};
+  switch (key.asymmetricKeyType) {
+    case 'ec':
+      if (details.namedCurve === 'prime256v1') return { keyType: 'ec-p256', family: 'ec' };
+      if (details.namedCurve === 'secp384r1') return { keyType: 'ec-p384', family: 'ec' };
+      throw invalid(`csr key uses curve ${details.namedCurve ?? 'with explicit parameters'}, which is not supported`);
+    case 'ed25519':
+      return { keyType: 'ed25519', family: 'ed25519' };
+    case 'rsa': {
+      const bits = details.modulusLength ?? 0;
+      if (bits < MIN_RSA_BITS) {
+        throw invalid(`csr key type rsa-${bits} is not allowed (RSA keys need at least ${MIN_RSA_BITS} bits)`);
+      }
+      if (bits > MAX_RSA_BITS) throw invalid(`csr key type rsa-${bits} is not allowed (at most ${MAX_RSA_BITS} bits)`);
+      return { keyType: 'rsa', family: 'rsa', rsaBits: bits };
+    }
+    default:
+      throw invalid(`csr key algorithm ${key.asymmetricKeyType ?? 'unknown'} is not supported`);
+  }
+}
+
+function readRequestedExtensions(der: Buffer, attributes: Tlv): ParsedCsr['requested'] {
+  const requested: ParsedCsr['requested'] = {
+    uriSans: [],
+    dnsSans: [],
+    ipSans: [],
+    emailSans: [],
+    otherExtensions: [],
+    basicConstraintsCa: null,
+    nameConstraints: false,
+  };
+  let seenExtensionRequest = false;
+  for (const attr of children(der, attributes)) {
+    const [type, values, extra] = children(der, expectTlv(der, attr.start, 0x30, attributes.end, 'Attribute'));
+    if (!type || !values || extra || values.tag !== 0x31) throw new DerError('malformed Attribute');
+    // Other attributes (challengePassword, unstructuredName) have no effect on what Leash issues.
+    if (readOid(der, type) !== OID.extensionRequest) continue;
+    if (seenExtensionRequest) throw new DerError('more than one extensionRequest attribute');
+    seenExtensionRequest = true;
+    const [extensions, more] = children(der, values);
+    if (!extensions || more) throw new DerError('extensionRequest must hold one Extensions value');
+    readExtensions(der, expectTlv(der, extensions.start, 0x30, values.end, 'Extensions'), requested);
+  }
+  return requested;
+}
+
+function readExtensions(der: Buffer, extensions: Tlv, requested: ParsedCsr['requested']): void {
+  const seen = new Set<string>();
+  for (const ext of children(der, extensions)) {
+    const fields = children(der, expectTlv(der, ext.start, 0x30, extensions.end, 'Extension'));
+    const [idTlv, second, third] = fields;
+    if (!idTlv || !second || fields.length > 3) throw new DerError('malformed Extension');
+    if (third) readBoolean(der, second);
+    const valueTlv = third ?? second;
+    if (valueTlv.tag !== 0x04) throw new DerError('extension value must be an OCTET STRING');
+    const id = readOid(der, idTlv);
+    if (seen.has(id)) throw new DerError(`extension ${id} appears twice`);
+    seen.add(id);
+    const inner = value(der, valueTlv);
+    switch (id) {
+      case OID.subjectAltName:
+        readGeneralNames(inner, readRoot(inner, 0x30, 'subjectAltName'), requested);
+        break;
+      case OID.basicConstraints: {
+        const bc = readRoot(inner, 0x30, 'basicConstraints');
+        const first = children(inner, bc)[0];
+        requested.basicConstraintsCa = first !== undefined && first.tag === 0x01 && readBoolean(inner, first);
+        break;
+      }
+      case OID.nameConstraints:
+        requested.nameConstraints = true;
+        break;
+      default:
+        requested.otherExtensions.push(id);
+    }
+  }
+}
+
+/** The policy key type a parsed request satisfies, for messages: rsa keys are named by size. */
+export const describeKeyType = (csr: ParsedCsr): string =>
+  csr.keyType === 'rsa' ? `rsa-${csr.rsaBits ?? 0}` : csr.keyType;
+
+function keyTypeAllowed(csr: ParsedCsr, allowed: readonly KeyType[]): boolean {
+  if (csr.keyType !== 'rsa') return allowed.includes(csr.keyType);
+  const bits = csr.rsaBits ?? 0;
+  if (bits < MIN_RSA_BITS) return false;
+  return allowed.some((k) => k.startsWith('rsa-') && bits >= Number(k.slice(4)));
+}
+
+/**
+ * Refuses a request that asks for more than the rule grants. What the certificate says is decided
+ * by the grant alone; this only makes sure the requester is not expecting something else.
+ */
+export function checkCsrAgainstGrant(csr: ParsedCsr, grant: CsrGrant): void {
+  assertIssuableSans(grant.uri_sans, grant.dns_sans);
+  if (!keyTypeAllowed(csr, grant.key_types)) {
+    throw invalid(
+      `csr key type ${describeKeyType(csr)} is not allowed by the rule (allowed: ${grant.key_types.join(', ') || 'none'})`,
+    );
+  }
+  const r = csr.requested;
+  if (r.basicConstraintsCa === true) throw invalid('csr requests a CA certificate (basicConstraints CA:TRUE)');
+  if (r.nameConstraints) throw invalid('csr requests name constraints, which only a CA certificate may carry');
+  const other = r.otherExtensions.filter((oid) => !HARMLESS_CSR_EXTENSIONS.has(oid));
+  if (other.length > 0) throw invalid(`csr requests extensions Leash does not issue: ${other.join(', ')}`);
+  for (const uri of r.uriSans) {
+    if (!grant.uri_sans.includes(uri)) throw invalid(`csr requests URI SAN ${quote(uri)}, which the rule does not grant`);
+  }
+  for (const dns of r.dnsSans) {
+    if (!grant.dns_sans.some((g) => sameDnsName(g, dns))) {
+      throw invalid(`csr requests DNS SAN ${quote(dns)}, which the rule does not grant`);
+    }
+  }
+  if (r.ipSans.length > 0) throw invalid(`csr requests IP SAN ${r.ipSans[0]}, which Leash does not grant`);
+  if (r.emailSans.length > 0) throw invalid(`csr requests email SAN ${quote(r.emailSans[0] ?? '')}, which Leash does not grant`);
+  if (csr.subjectCn !== undefined) {
+    const cn = csr.subjectCn;
+    if (!grant.uri_sans.includes(cn) && !grant.dns_sans.some((g) => sameDnsName(g, cn))) {
+      throw invalid(`csr subject CN ${quote(cn)} is not one of the granted names`);
+    }
+  }
+}

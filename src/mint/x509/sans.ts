@@ -1,0 +1,32 @@
+import { LeashError } from '../../errors.ts';
+
+const URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/;
+const DNS_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const DNS_RE = new RegExp(`^(?:\\*\\.)?(?:${DNS_LABEL}\\.)*${DNS_LABEL}$`);
+const MAX_SANS = 100;
+
+/**
+ * Granted SANs are templates filled from proof claims, so a claim can carry characters that do
+ * not belong in a URI or a host name. Refuse those before anything is recorded or signed rather
+ * than emit a certificate that relying parties would parse differently.
+ */
+export function assertIssuableSans(uriSans: readonly string[], dnsSans: readonly string[]): void {
+  if (uriSans.length === 0 && dnsSans.length === 0) {
+    throw new LeashError('invalid_request', 'the rule grants no subject alternative names, so no certificate can be issued');
+  }
+  if (uriSans.length + dnsSans.length > MAX_SANS) {
+    throw new LeashError('invalid_request', `a certificate carries at most ${MAX_SANS} subject alternative names`);
+  }
+  for (const uri of uriSans) {
+    if (uri.length > 2048 || !URI_RE.test(uri)) {
+      throw new LeashError('invalid_request', `granted URI SAN ${JSON.stringify(uri.slice(0, 200))} is not a valid URI`);
+    }
+  }
+  for (const dns of dnsSans) {
+    if (dns.length > 253 || !DNS_RE.test(dns)) {
+      throw new LeashError('invalid_request', `granted DNS SAN ${JSON.stringify(dns.slice(0, 200))} is not a valid host name`);
+    }
+  }
+}
+
+export const sameDnsName = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();

@@ -1,0 +1,26 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * JSON logs, one object a line. Anything that looks like a credential is redacted by path as a
+ * second line of defence; the first is never passing tokens to the logger at all.
+ */
+export function createLogger(opts: { level: string; pretty: boolean }): Logger {
+  const redact = {
+    paths: [
+      'token', '*.token', 'subject_token', '*.subject_token', 'actor_token', '*.actor_token',
+      'access_token', '*.access_token', 'authorization', '*.authorization', 'headers.authorization',
+      'csr', '*.csr', 'privateKey', '*.privateKey',
+    ],
+    censor: '[redacted]',
+  };
+  if (opts.pretty && process.stdout.isTTY) {
+    try {
+      return pino({ level: opts.level, redact, transport: { target: 'pino-pretty', options: { colorize: true } } });
+    } catch {
+      // pino-pretty is a dev dependency; production installs fall back to JSON.
+    }
+  }
+  return pino({ level: opts.level, redact, base: { service: 'leash' } });
+}

@@ -1,0 +1,190 @@
+import { createHash } from 'node:crypto';
+import { jwtVerify, type JWK, type JWTVerifyOptions } from 'jose';
+import type { TrustedIssuer } from '../policy/types.ts';
+import { fetchJson } from './http-json.ts';
+import { allowedAlgorithms, checkHeader } from './header-checks.ts';
+import { fromJoseError } from './jose-errors.ts';
+import { JwksCache } from './jwks-cache.ts';
+import { importVerifyKey, selectKeys } from './key-select.ts';
+import { ProofError, isProofError } from './proof-error.ts';
+import { checkSize, peekToken } from './token-peek.ts';
+
+export interface ProofVerifierOptions {
+  issuers: TrustedIssuer[];
+  /** Tolerance for clock differences with issuers, in seconds (default 30). */
+  clockSkewSeconds?: number;
+  fetch?: typeof fetch;
+  /** Clock in epoch milliseconds (tests move it). */
+  now?: () => number;
+  /** Least time between two JWKS refreshes caused by requests (unknown kid); default 30 s. */
+  jwksMinRefreshIntervalMs?: number;
+  /** Older keys are refreshed in the background; stale keys keep serving if that fails. Default 10 min. */
+  jwksMaxAgeMs?: number;
+  httpTimeoutMs?: number;
+  maxTokenBytes?: number;
+  onJwksFetch?: (issuerName: string, ok: boolean) => void;
+}
+
+export interface VerifiedProof {
+  issuer: TrustedIssuer;
+  /** Verified claims: the only input policy matching and templates may read. */
+  claims: Record<string, unknown>;
+  subject: string;
+  jti: string | null;
+  /** `${issuer.name}:jti:${jti}`, or `${issuer.name}:sha256:${base64url(sha256(token))}` without a jti. */
+  replayKey: string;
+  /** The proof's `exp`, epoch seconds. */
+  expiresAt: number;
+  /**
+   * Epoch seconds after which this proof is refused anyway: min(exp, iat + max_proof_age). A
+   * replay guard only has to remember the proof until then (plus skew): far shorter than `exp`
+   * for long-lived tokens such as Kubernetes' one-year projected tokens.
+   */
+  replayUntil: number;
+}
+
+/** Seconds a replay guard must remember a proof: until it could no longer be accepted anyway. */
+export function replayTtlSeconds(proof: Pick<VerifiedProof, 'replayUntil'>, nowMs: number, skewSeconds: number): number {
+  return Math.max(1, Math.ceil(proof.replayUntil - nowMs / 1000 + skewSeconds));
+}
+
+/**
+ * Verifies workload proofs (subject tokens) against the trusted issuers of the policy. Each step
+ * below is one function; any refusal throws a ProofError (`invalid_request`) naming what failed,
+ * and an issuer whose keys cannot be had at all gives a 503 `temporarily_unavailable`.
+ */
+export class ProofVerifier {
+  private issuers: TrustedIssuer[];
+  private readonly skew: number;
+  private readonly now: () => number;
+  private readonly maxTokenBytes: number;
+  private readonly jwks: JwksCache;
+
+  constructor(opts: ProofVerifierOptions) {
+    this.issuers = [...opts.issuers];
+    this.skew = opts.clockSkewSeconds ?? 30;
+    if (!Number.isFinite(this.skew) || this.skew < 0) throw new TypeError('clockSkewSeconds must be >= 0');
+    this.now = opts.now ?? Date.now;
+    this.maxTokenBytes = opts.maxTokenBytes ?? 16_384;
+    const fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
+    const timeoutMs = opts.httpTimeoutMs ?? 5000;
+    this.jwks = new JwksCache({
+      getJson: (url) => fetchJson(url, { fetch: fetchImpl, timeoutMs }),
+      now: this.now,
+      minRefreshIntervalMs: opts.jwksMinRefreshIntervalMs ?? 30_000,
+      maxAgeMs: opts.jwksMaxAgeMs ?? 600_000,
+      ...(opts.onJwksFetch ? { onFetch: opts.onJwksFetch } : {}),
+    });
+  }
+
+  /** Policy reload: issuers whose `issuer` and `jwks_uri` are unchanged keep their cached keys. */
+  setIssuers(issuers: TrustedIssuer[]): void {
+    this.issuers = [...issuers];
+    this.jwks.retain(this.issuers);
+  }
+
+  async verify(token: string): Promise<VerifiedProof> {
+    checkSize(token, this.maxTokenBytes);
+    const peeked = peekToken(token);
+    const issuer = findIssuer(this.issuers, peeked.claims);
+    const alg = checkHeader(peeked.header, issuer);
+    const kid = peeked.header.kid as string | undefined;
+    const claims = await this.verifySignatureAndClaims(token, issuer, alg, kid);
+    return toVerifiedProof(token, issuer, claims);
+  }
+
+  private async verifySignatureAndClaims(
+    token: string,
+    issuer: TrustedIssuer,
+    alg: string,
+    kid: string | undefined,
+  ): Promise<Record<string, unknown>> {
+    const candidates = await this.candidateKeys(issuer, alg, kid);
+    const options: JWTVerifyOptions = {
+      issuer: issuer.issuer,
+      // The proof's aud must contain at least one accepted audience. An aud array that also names
+      // other audiences is accepted: aud means "intended for", and whom else the issuer meant it
+      // for is the issuer's business. The replay guard is what limits reuse of the proof here.
+      audience: issuer.audiences,
+      algorithms: allowedAlgorithms(issuer),
+      clockTolerance: this.skew,
+      requiredClaims: ['exp', 'iat', 'sub'],
+      // jose adds clockTolerance to maxTokenAge, so the bound is max_proof_age + skew; it also
+      // refuses an iat further in the future than the skew.
+      maxTokenAge: issuer.max_proof_age,
+      currentDate: new Date(this.now()),
+    };
+    let lastError: unknown;
+    for (const jwk of candidates) {
+      const key = await importVerifyKey(jwk, alg);
+      try {
+        const { payload } = await jwtVerify(token, key, options);
+        return payload as Record<string, unknown>;
+      } catch (err) {
+        // Only a kid-less token has several candidates; any error but a bad signature is final.
+        lastError = err;
+        if (!(err instanceof Error && (err as { code?: string }).code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED')) break;
+      }
+    }
+    throw fromJoseError(lastError);
+  }
+
+  /** Keys come only from the issuer's JWKS; an unknown kid gets one rate-limited refresh. */
+  private async candidateKeys(issuer: TrustedIssuer, alg: string, kid: string | undefined): Promise<JWK[]> {
+    const keys = await this.jwks.keysFor(issuer);
+    try {
+      return selectKeys(keys, alg, kid);
+    } catch (err) {
+      if (!(isProofError(err) && err.reason === 'unknown_kid')) throw err;
+      const fresh = await this.jwks.refreshAfterUnknownKid(issuer);
+      if (!fresh) throw err;
+      return selectKeys(fresh, alg, kid);
+    }
+  }
+}
+
+/**
+ * Picks the configured issuer for the (unverified) `iss`. Exact string match only: no
+ * normalisation, since a trailing slash or case change is a different issuer to a verifier.
+ */
+function findIssuer(issuers: readonly TrustedIssuer[], claims: Record<string, unknown>): TrustedIssuer {
+  const iss = claims.iss;
+  if (iss === undefined) throw new ProofError('missing_claim', 'subject_token has no iss claim');
+  if (typeof iss !== 'string') throw new ProofError('malformed', 'subject_token iss claim is not a string');
+  const matches = issuers.filter((i) => i.issuer === iss);
+  const first = matches[0];
+  if (!first) {
+    throw new ProofError('untrusted_issuer', 'subject_token issuer is not trusted', `iss ${JSON.stringify(iss.slice(0, 200))}`);
+  }
+  if (matches.length === 1) return first;
+  // Several entries for one iss (e.g. per audience): the unverified aud only chooses which entry's
+  // checks apply; that entry's audience check still runs on the verified token.
+  const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  return matches.find((i) => i.audiences.some((a) => aud.includes(a))) ?? first;
+}
+
+function toVerifiedProof(token: string, issuer: TrustedIssuer, claims: Record<string, unknown>): VerifiedProof {
+  const { sub, jti, exp, iat } = claims;
+  if (typeof sub !== 'string' || sub === '') throw new ProofError('malformed', 'subject_token sub claim is not a non-empty string');
+  if (jti !== undefined && (typeof jti !== 'string' || jti === '')) {
+    throw new ProofError('malformed', 'subject_token jti claim is not a non-empty string');
+  }
+  // jose has checked both are numbers; JSON can still spell an infinite one (1e999).
+  if (!Number.isFinite(exp) || !Number.isFinite(iat)) {
+    throw new ProofError('malformed', 'subject_token exp or iat claim is not a finite number');
+  }
+  const replayKey =
+    jti === undefined
+      ? `${issuer.name}:sha256:${createHash('sha256').update(token).digest('base64url')}`
+      : `${issuer.name}:jti:${jti}`;
+  const expiresAt = exp as number;
+  return {
+    issuer,
+    claims,
+    subject: sub,
+    jti: jti ?? null,
+    replayKey,
+    expiresAt,
+    replayUntil: Math.min(expiresAt, (iat as number) + issuer.max_proof_age),
+  };
+}

@@ -1,0 +1,55 @@
+import type { LeaseStore, Ending } from '../leases/store.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Logger } from '../observability/logger.ts';
+
+export interface EndingDeps {
+  store: LeaseStore;
+  metrics: Metrics;
+  log: Logger;
+  now(): number;
+  /** Per-kind effects after an ending (e.g. certificates: CRL cache invalidation). */
+  onEnded?: (ending: Ending) => Promise<void> | void;
+}
+
+export const SWEEP_BATCH = 2_000;
+/** A revoked lease whose effects job has not run after this long is finalized by the sweep. */
+export const PENDING_GRACE_MS = 15_000;
+
+function record(deps: EndingDeps, endings: Ending[]): void {
+  for (const e of endings) {
+    deps.metrics.endings.inc({ status: e.lease.status, reason: e.lease.status === 'expired' ? 'ttl' : reasonLabel(e.lease.reason) });
+    if (e.lease.status === 'expired') deps.metrics.expiryLagSeconds.observe(Math.max(0, e.ended_at_ms - e.lease.expires_at * 1000) / 1000);
+  }
+}
+
+/** Labels stay low-cardinality: free-text operator reasons are folded into "operator". */
+function reasonLabel(reason: string | null): string {
+  if (reason === 'task completed' || reason === 'revoked by holder' || reason === 'break-glass expired') return reason.replaceAll(' ', '_');
+  return 'operator';
+}
+
+/** The `revoke` job: effects of leases already flipped to revoked. Idempotent by construction. */
+export async function finalizeRevoked(deps: EndingDeps, ids: string[]): Promise<Ending[]> {
+  const endings: Ending[] = [];
+  for (const id of ids) {
+    const e = await deps.store.finalize(id, deps.now());
+    if (e) endings.push(e);
+  }
+  record(deps, endings);
+  for (const e of endings) await deps.onEnded?.(e);
+  return endings;
+}
+
+/** The `sweep` job: expire what is due, finish revocations whose job went missing, prune retention. */
+export async function sweepOnce(deps: EndingDeps): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const endings = await deps.store.sweep(deps.now(), { limit: SWEEP_BATCH, pendingGraceMs: PENDING_GRACE_MS });
+    record(deps, endings);
+    for (const e of endings) await deps.onEnded?.(e);
+    total += endings.length;
+    if (endings.length < SWEEP_BATCH) break;
+  }
+  await deps.store.pruneRetained(deps.now());
+  return total;
+}

@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProofVerifier } from '../../src/proofs/proof-verifier.ts';
+import {
+  TEST_AUDIENCE as AUD,
+  expectProofRefusal as refused,
+  fixtureClaims,
+  startFakeIssuer,
+  trustedIssuerFor as trusted,
+  type FakeIssuer,
+} from '../helpers/fake-issuer.ts';
+
+const now = (): number => Math.floor(Date.now() / 1000);
+
+describe('ProofVerifier refuses', () => {
+  let fi: FakeIssuer;
+  let verifier: ProofVerifier;
+  let base: Record<string, unknown>;
+
+  beforeAll(async () => {
+    fi = await startFakeIssuer({ alg: 'ES256' });
+    verifier = new ProofVerifier({ issuers: [trusted(fi)] });
+    base = { ...fixtureClaims('github-actions', 'push-main'), iss: fi.url, aud: AUD };
+    await verifier.verify(await fi.mint(base)); // warm the cache: refusals below are not about fetching
+  });
+  afterAll(() => fi.close());
+
+  it('alg none', async () => {
+    const token = fi.mintUnsigned(base);
+    const e = await refused(verifier.verify(token), 'alg_not_allowed', token);
+    expect(e.description).toBe('subject_token algorithm none is not allowed');
+  });
+
+  it('HS256 keyed with the public key (PEM and JWK bytes)', async () => {
+    for (const form of ['pem', 'jwk'] as const) {
+      const token = fi.mintHs256WithPublicKey(base, form);
+      const e = await refused(verifier.verify(token), 'alg_not_allowed', token);
+      expect(e.description).toMatch(/HS256.*symmetric/);
+    }
+  });
+
+  it('HS256 even when the policy lists it, and an alg the issuer entry does not list', async () => {
+    const v = new ProofVerifier({ issuers: [trusted(fi, { algorithms: ['HS256', 'RS256'] })] });
+    await refused(v.verify(fi.mintHs256WithPublicKey(base)), 'alg_not_allowed');
+    const e = await refused(v.verify(await fi.mint(base)), 'alg_not_allowed');
+    expect(e.description).toBe('subject_token algorithm ES256 is not allowed for issuer fake');
+  });
+
+  it('an unknown kid', async () => {
+    await refused(verifier.verify(await fi.mint(base, { kid: 'no-such-key' })), 'unknown_kid');
+  });
+
+  it('a signature by another key under a published kid', async () => {
+    const token = await fi.mint(base, { key: 'other' });
+    const e = await refused(verifier.verify(token), 'bad_signature', token);
+    expect(e.description).toBe('subject_token signature is invalid');
+  });
+
+  it('a tampered payload', async () => {
+    const [h, , s] = (await fi.mint(base)).split('.');
+    const forged = Buffer.from(JSON.stringify({ ...base, sub: 'repo:evil/evil:ref:refs/heads/main', iat: now(), exp: now() + 60 })).toString('base64url');
+    await refused(verifier.verify(`${h}.${forged}.${s}`), 'bad_signature');
+  });
+
+  it('a wrong iss (trailing slash, case): exact match only', async () => {
+    await refused(verifier.verify(await fi.mint({ ...base, iss: `${fi.url}/` })), 'untrusted_issuer');
+    await refused(verifier.verify(await fi.mint({ ...base, iss: fi.url.replace('http', 'HTTP') })), 'untrusted_issuer');
+    await refused(verifier.verify(await fi.mint(base, { omit: ['iss'] })), 'missing_claim');
+  });
+
+  it('an untrusted issuer, without ever fetching its keys', async () => {
+    const stranger = await startFakeIssuer();
+    try {
+      const e = await refused(verifier.verify(await stranger.mint({ ...base, iss: stranger.url })), 'untrusted_issuer');
+      expect(e.description).toBe('subject_token issuer is not trusted');
+      // Another issuer's token claiming our trusted iss: its kid is not in the trusted JWKS.
+      await refused(verifier.verify(await stranger.mint({ ...base, iss: fi.url })), 'unknown_kid');
+      expect(stranger.requestCount() + stranger.discoveryCount()).toBe(0);
+    } finally {
+      await stranger.close();
+    }
+  });
+
+  it('a wrong aud (string, list, absent)', async () => {
+    const e = await refused(verifier.verify(await fi.mint({ ...base, aud: 'https://other.example' })), 'audience');
+    expect(e.description).toBe('subject_token audience is not accepted');
+    await refused(verifier.verify(await fi.mint({ ...base, aud: ['https://a.example', 'https://b.example'] })), 'audience');
+    await refused(verifier.verify(await fi.mint(base, { omit: ['aud'] })), 'missing_claim');
+  });
+
+  it('an expired proof, beyond the clock skew only', async () => {
+    const e = await refused(verifier.verify(await fi.mint(base, { times: { iat: now() - 300, exp: now() - 31 } })), 'expired');
+    expect(e.description).toBe('subject_token is expired');
+    await expect(verifier.verify(await fi.mint(base, { times: { iat: now() - 300, exp: now() - 20 } }))).resolves.toBeTruthy();
+  });
+
+  it('nbf in the future', async () => {
+    await refused(verifier.verify(await fi.mint(base, { times: { nbf: now() + 120 } })), 'not_yet_valid');
+  });
+
+  it("iat older than the issuer's max_proof_age (+ skew)", async () => {
+    await refused(verifier.verify(await fi.mint(base, { times: { iat: now() - 640, exp: now() + 60 } })), 'too_old');
+    await expect(verifier.verify(await fi.mint(base, { times: { iat: now() - 610, exp: now() + 60 } }))).resolves.toBeTruthy();
+  });
+
+  it('iat in the future beyond the skew', async () => {
+    await refused(verifier.verify(await fi.mint(base, { times: { iat: now() + 120, exp: now() + 600 } })), 'iat_in_future');
+  });
+
+  it('exp, iat or sub absent', async () => {
+    for (const claim of ['exp', 'iat', 'sub']) {
+      const e = await refused(verifier.verify(await fi.mint(base, { omit: [claim] })), 'missing_claim');
+      expect(e.description).toBe(`subject_token has no ${claim} claim`);
+    }
+  });
+
+  it('claims of the wrong type', async () => {
+    await refused(verifier.verify(await fi.mint({ ...base, jti: 42 })), 'malformed');
+    await refused(verifier.verify(await fi.mint({ ...base, sub: '' })), 'malformed');
+    await refused(verifier.verify(await fi.mint({ ...base, iss: 7 })), 'malformed');
+    await refused(verifier.verify(await fi.mint(base, { times: { exp: '2099' as unknown as number } })), 'malformed');
+  });
+
+  it('a crit header', async () => {
+    const token = await fi.mint(base, { header: { crit: ['exp'], exp: 1 } });
+    await refused(verifier.verify(token), 'crit');
+    await refused(verifier.verify(await fi.mint(base, { header: { crit: ['b64'], b64: false } })), 'crit');
+  });
+
+  it('a non-JSON payload, a JSON non-object payload, and malformed compact forms', async () => {
+    const header = { alg: 'ES256', kid: fi.currentKid() };
+    await refused(verifier.verify(fi.signRaw(header, 'iss=me;sub=you')), 'malformed');
+    await refused(verifier.verify(fi.signRaw(header, '["a"]')), 'malformed');
+    await refused(verifier.verify(fi.signRaw(header, new Uint8Array([0xff, 0xfe, 0x7b, 0x7d]))), 'malformed');
+    for (const bad of ['', 'abc', 'a.b', 'a.b.c.d.e', 'e30.e30.@@@', '!!.e30.abc']) {
+      await refused(verifier.verify(bad), 'malformed');
+    }
+  });
+
+  it('a huge token, before fetching or parsing anything', async () => {
+    const before = fi.requestCount();
+    const token = await fi.mint({ ...base, padding: 'x'.repeat(20_000) });
+    const e = await refused(verifier.verify(token), 'too_large');
+    expect(e.description).toBe('subject_token is larger than 16384 bytes');
+    expect(fi.requestCount()).toBe(before);
+    const small = new ProofVerifier({ issuers: [trusted(fi)], maxTokenBytes: 100 });
+    await refused(small.verify(await fi.mint(base)), 'too_large');
+  });
+
+  it('a header alg that does not fit the key its kid names', async () => {
+    const e = await refused(verifier.verify(await fi.mint(base, { header: { alg: 'ES384' } })), 'key_mismatch');
+    expect(e.description).toBe('subject_token algorithm does not fit the issuer key named by its kid');
+    await refused(verifier.verify(await fi.mint(base, { header: { alg: 'RS256' } })), 'key_mismatch');
+    await refused(verifier.verify(await fi.mint(base, { header: { alg: 'EdDSA' } })), 'key_mismatch');
+  });
+});
+
+describe('ProofVerifier key selection', () => {
+  it('ignores JWKS entries with use=enc, symmetric keys and private keys', async () => {
+    const fi = await startFakeIssuer({ alg: 'EdDSA' });
+    try {
+      const pub = fi.publicJwk();
+      fi.publishExtra([
+        { ...pub, kid: 'enc-key', use: 'enc' },
+        { kty: 'oct', kid: 'hmac', k: 'c2VjcmV0' },
+        { ...pub, kid: 'ops-key', key_ops: ['encrypt'] },
+      ]);
+      const v = new ProofVerifier({ issuers: [trusted(fi)] });
+      const claims = { sub: 's', aud: AUD };
+      await expect(v.verify(await fi.mint(claims))).resolves.toBeTruthy();
+      await refused(v.verify(await fi.mint(claims, { kid: 'enc-key' })), 'unknown_kid');
+      await refused(v.verify(await fi.mint(claims, { kid: 'ops-key' })), 'unknown_kid');
+      await refused(v.verify(await fi.mint(claims, { kid: 'hmac' })), 'unknown_kid');
+    } finally {
+      await fi.close();
+    }
+  });
+});
