@@ -61,7 +61,7 @@ export class ProofVerifier {
   private readonly jwks: JwksCache;
 
   constructor(opts: ProofVerifierOptions) {
-    this.issuers = [...opts.issuers];
+    this.issuers = checkIssuerConfig(opts.issuers);
     this.skew = opts.clockSkewSeconds ?? 30;
     if (!Number.isFinite(this.skew) || this.skew < 0) throw new TypeError('clockSkewSeconds must be >= 0');
     this.now = opts.now ?? Date.now;
@@ -79,7 +79,7 @@ export class ProofVerifier {
 
   /** Policy reload: issuers whose `issuer` and `jwks_uri` are unchanged keep their cached keys. */
   setIssuers(issuers: TrustedIssuer[]): void {
-    this.issuers = [...issuers];
+    this.issuers = checkIssuerConfig(issuers);
     this.jwks.retain(this.issuers);
   }
 
@@ -141,6 +141,23 @@ export class ProofVerifier {
       return selectKeys(fresh, alg, kid);
     }
   }
+}
+
+/**
+ * The policy loader validates issuers too; this catches what would otherwise surface per request
+ * as a confusing refusal (jose rejecting a NaN max age) or a shared cache entry (duplicate names).
+ */
+function checkIssuerConfig(issuers: readonly TrustedIssuer[]): TrustedIssuer[] {
+  const names = new Set<string>();
+  for (const i of issuers) {
+    const where = `trusted issuer ${JSON.stringify(i.name)}`;
+    if (!i.name || names.has(i.name)) throw new TypeError(`${where}: name is empty or not unique`);
+    names.add(i.name);
+    if (typeof i.issuer !== 'string' || i.issuer === '') throw new TypeError(`${where}: issuer is empty`);
+    if (!Array.isArray(i.audiences) || i.audiences.length === 0) throw new TypeError(`${where}: audiences is empty`);
+    if (!Number.isFinite(i.max_proof_age) || i.max_proof_age <= 0) throw new TypeError(`${where}: max_proof_age must be > 0`);
+  }
+  return [...issuers];
 }
 
 /**

@@ -22,7 +22,7 @@ export interface MintOptions {
   kid?: string | null;
   /** 'other': a key of the same type that is never published. */
   key?: 'current' | 'other';
-  /** Claims (after re-stamping) and header-less fields to drop, e.g. ['exp']. */
+  /** Claims to drop after re-stamping, e.g. ['exp']. */
   omit?: string[];
   /** Absolute times (epoch seconds) that win over re-stamping. */
   times?: { iat?: number; nbf?: number; exp?: number };

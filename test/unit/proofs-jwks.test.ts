@@ -1,0 +1,217 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { LeashError } from '../../src/errors.ts';
+import { discoveryUrl, resolveJwksUri } from '../../src/proofs/discovery.ts';
+import { ProofError } from '../../src/proofs/proof-error.ts';
+import { ProofVerifier, type ProofVerifierOptions } from '../../src/proofs/proof-verifier.ts';
+import {
+  TEST_AUDIENCE as AUD,
+  expectProofRefusal as refused,
+  startFakeIssuer,
+  trustedIssuerFor as trusted,
+  type FakeIssuer,
+} from '../helpers/fake-issuer.ts';
+
+const open: FakeIssuer[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((f) => f.close()));
+});
+
+async function issuer(opts?: Parameters<typeof startFakeIssuer>[0]): Promise<FakeIssuer> {
+  const fi = await startFakeIssuer(opts);
+  open.push(fi);
+  return fi;
+}
+
+/** A verifier on a clock the test moves; tokens stay valid for an hour so time jumps do not expire them. */
+function setup(fi: FakeIssuer, extra: Partial<ProofVerifierOptions> = {}) {
+  let offset = 0;
+  const fetches: Array<[string, boolean]> = [];
+  const verifier = new ProofVerifier({
+    issuers: [trusted(fi, { max_proof_age: 3600 })],
+    now: () => Date.now() + offset,
+    onJwksFetch: (name, ok) => fetches.push([name, ok]),
+    ...extra,
+  });
+  const mint = (o: Parameters<FakeIssuer['mint']>[1] = {}) =>
+    fi.mint({ sub: 'workload', aud: AUD }, { ...o, times: { exp: Math.floor(Date.now() / 1000) + 7200, ...o.times } });
+  return { verifier, fetches, mint, advance: (ms: number) => (offset += ms) };
+}
+
+async function unavailable(p: Promise<unknown>): Promise<LeashError> {
+  const err = await p.then(() => new Error('expected 503'), (e: unknown) => e);
+  if (!(err instanceof LeashError) || err instanceof ProofError) throw err;
+  expect(err.code).toBe('temporarily_unavailable');
+  expect(err.status).toBe(503);
+  expect(err.description).toBe("the issuer's signing keys could not be fetched; try again");
+  return err;
+}
+
+const until = async (cond: () => boolean): Promise<void> => {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(cond()).toBe(true);
+};
+
+describe('JWKS caching', () => {
+  it('fetches once for many verifications, and once for concurrent cold requests', async () => {
+    const fi = await issuer();
+    const { verifier, mint, fetches } = setup(fi);
+    const tokens = await Promise.all(Array.from({ length: 25 }, () => mint()));
+    await Promise.all(tokens.map((t) => verifier.verify(t)));
+    for (const t of tokens.slice(0, 10)) await verifier.verify(t);
+    expect(fi.requestCount()).toBe(1);
+    expect(fi.discoveryCount()).toBe(1);
+    expect(fetches).toEqual([['fake', true]]);
+  });
+
+  it('cold cache and the issuer down: 503 temporarily_unavailable, then recovers', async () => {
+    const fi = await issuer();
+    const { verifier, mint, fetches, advance } = setup(fi);
+    fi.setDown(true);
+    const token = await mint();
+    const e = await unavailable(verifier.verify(token));
+    expect(e.detail).toMatch(/503/);
+    expect(e.detail).not.toContain(token);
+    // A request flood during the outage does not become a fetch flood.
+    await unavailable(verifier.verify(token));
+    expect(fi.discoveryCount()).toBe(1);
+    fi.setDown(false);
+    advance(1_001);
+    expect((await verifier.verify(token)).subject).toBe('workload');
+    expect(fetches).toEqual([['fake', false], ['fake', true]]);
+  });
+
+  it('discovery naming another issuer is refused (fail closed, no keys)', async () => {
+    const fi = await issuer();
+    const { verifier, mint } = setup(fi);
+    fi.setDiscoveryIssuer(`${fi.url}/evil`);
+    const e = await unavailable(verifier.verify(await mint()));
+    expect(e.detail).toMatch(/names another issuer/);
+    expect(fi.requestCount()).toBe(0);
+  });
+
+  it('an issuer that hangs longer than httpTimeoutMs is a 503, not a hung request', async () => {
+    const fi = await issuer();
+    const { verifier, mint } = setup(fi, { httpTimeoutMs: 100 });
+    fi.setDelayMs(2_000);
+    const started = Date.now();
+    const e = await unavailable(verifier.verify(await mint()));
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(e.detail).toMatch(/timed out/);
+  });
+
+  it('warm cache and the issuer down: cached keys keep verifying, refreshes stay rate limited', async () => {
+    const fi = await issuer();
+    const { verifier, mint, fetches, advance } = setup(fi);
+    await verifier.verify(await mint());
+    fi.setDown(true);
+    advance(601_000); // older than jwksMaxAgeMs: a background refresh starts, and fails
+    expect((await verifier.verify(await mint())).subject).toBe('workload');
+    await until(() => fetches.length === 2);
+    expect(fetches[1]).toEqual(['fake', false]);
+    for (let i = 0; i < 5; i++) await verifier.verify(await mint());
+    expect(fi.discoveryCount()).toBe(2); // no per-request retries while down
+    advance(31_000);
+    await verifier.verify(await mint());
+    await until(() => fetches.length === 3);
+    expect(fi.discoveryCount()).toBe(3);
+  });
+
+  it('refreshes in the background when older than jwksMaxAgeMs, serving cached keys meanwhile', async () => {
+    const fi = await issuer();
+    const { verifier, mint, advance } = setup(fi, { jwksMaxAgeMs: 60_000 });
+    await verifier.verify(await mint());
+    advance(59_000);
+    await verifier.verify(await mint());
+    expect(fi.requestCount()).toBe(1);
+    advance(2_000);
+    fi.setDelayMs(1_000);
+    const token = await mint();
+    const started = Date.now();
+    await verifier.verify(token);
+    expect(Date.now() - started).toBeLessThan(500); // did not wait for the refresh
+    await until(() => fi.requestCount() === 2);
+  });
+
+  it('rotation: an unknown kid causes at most one refresh per jwksMinRefreshIntervalMs', async () => {
+    const fi = await issuer({ alg: 'RS256' });
+    const { verifier, mint, advance } = setup(fi);
+    await verifier.verify(await mint());
+    fi.rotate();
+    const fresh = await mint();
+    // The cache was filled just now: the new kid is refused without a fetch.
+    await refused(verifier.verify(fresh), 'unknown_kid');
+    expect(fi.requestCount()).toBe(1);
+    advance(31_000);
+    // Concurrent requests with the new kid share one refresh.
+    await Promise.all([verifier.verify(fresh), verifier.verify(fresh), verifier.verify(await mint())]);
+    expect(fi.requestCount()).toBe(2);
+    // Old-key tokens still verify (the issuer keeps publishing them).
+    await verifier.verify(await mint({ kid: null }));
+    // Forged kids cannot make us hammer the issuer.
+    for (let i = 0; i < 5; i++) await refused(verifier.verify(await mint({ kid: `forged-${i}` })), 'unknown_kid');
+    expect(fi.requestCount()).toBe(2);
+    advance(31_000);
+    await refused(verifier.verify(await mint({ kid: 'forged-again' })), 'unknown_kid');
+    expect(fi.requestCount()).toBe(3);
+  });
+
+  it('setIssuers keeps the cache of unchanged issuers and drops changed or removed ones', async () => {
+    const fi = await issuer();
+    const { verifier, mint } = setup(fi);
+    const token = await mint();
+    await verifier.verify(token);
+    verifier.setIssuers([trusted(fi, { max_proof_age: 3600, audiences: [AUD, 'https://more'] })]);
+    await verifier.verify(token);
+    expect(fi.requestCount()).toBe(1);
+    verifier.setIssuers([trusted(fi, { max_proof_age: 3600, jwks_uri: fi.jwksUri })]);
+    await verifier.verify(token);
+    expect(fi.requestCount()).toBe(2);
+    expect(fi.discoveryCount()).toBe(1);
+    verifier.setIssuers([]);
+    await refused(verifier.verify(token), 'untrusted_issuer');
+  });
+});
+
+describe('key-locating headers are never used or fetched', () => {
+  it('jku, x5u, jwk and x5c pointing at an attacker', async () => {
+    const fi = await issuer();
+    const attacker = await issuer();
+    const { verifier, mint } = setup(fi);
+    const evil = {
+      jku: attacker.jwksUri,
+      x5u: `${attacker.url}/cert.pem`,
+      jwk: attacker.publicJwk(),
+      x5c: ['MIIBfake'],
+    };
+    // Signed by the real issuer: the extra headers are simply ignored.
+    await expect(verifier.verify(await mint({ header: evil }))).resolves.toBeTruthy();
+    // Signed by the attacker's key, with its kid or with the real issuer's kid.
+    const payload = JSON.stringify({ iss: fi.url, sub: 'admin', aud: AUD, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 300 });
+    await refused(verifier.verify(attacker.signRaw({ alg: 'ES256', kid: attacker.currentKid(), ...evil }, payload)), 'unknown_kid');
+    await refused(verifier.verify(attacker.signRaw({ alg: 'ES256', kid: fi.currentKid(), ...evil }, payload)), 'bad_signature');
+    await refused(verifier.verify(attacker.signRaw({ alg: 'ES256', ...evil }, payload)), 'bad_signature');
+    expect(attacker.requestCount() + attacker.discoveryCount()).toBe(0);
+    expect(fi.requestCount()).toBe(1);
+  });
+});
+
+describe('discovery and configuration checks', () => {
+  it('builds the discovery URL per OIDC Discovery 4 and refuses a jwks_uri downgrade', async () => {
+    expect(discoveryUrl('https://gitlab.com/')).toBe('https://gitlab.com/.well-known/openid-configuration');
+    expect(discoveryUrl('https://h/tenant')).toBe('https://h/tenant/.well-known/openid-configuration');
+    const entry = { name: 'x', issuer: 'https://idp.example', audiences: [AUD], max_proof_age: 60, replay: 'allow' as const };
+    const serve = (doc: unknown) => async () => doc;
+    await expect(resolveJwksUri(entry, serve({ issuer: 'https://idp.example', jwks_uri: 'http://idp.example/jwks' }))).rejects.toThrow(/scheme/);
+    await expect(resolveJwksUri(entry, serve({ issuer: 'https://idp.example', jwks_uri: 'file:///etc/passwd' }))).rejects.toThrow(/scheme/);
+    await expect(resolveJwksUri(entry, serve({ issuer: 'https://idp.example/', jwks_uri: 'https://idp.example/k' }))).rejects.toThrow(/another issuer/);
+    await expect(resolveJwksUri(entry, serve({ issuer: 'https://idp.example' }))).rejects.toThrow(/no jwks_uri/);
+    await expect(resolveJwksUri(entry, serve({ issuer: 'https://idp.example', jwks_uri: 'https://keys.idp.example/k' }))).resolves.toBe('https://keys.idp.example/k');
+  });
+
+  it('refuses issuer entries that could never verify anything', async () => {
+    const fi = await issuer();
+    expect(() => new ProofVerifier({ issuers: [trusted(fi, { audiences: [] })] })).toThrow(/audiences/);
+    expect(() => new ProofVerifier({ issuers: [trusted(fi, { max_proof_age: Number.NaN })] })).toThrow(/max_proof_age/);
+    expect(() => new ProofVerifier({ issuers: [trusted(fi), trusted(fi)] })).toThrow(/not unique/);
+  });
+});

@@ -1,0 +1,106 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/errors.ts';
+import { MemoryReplayGuard } from '../../src/proofs/memory-replay-guard.ts';
+import { ProofVerifier, replayTtlSeconds } from '../../src/proofs/proof-verifier.ts';
+import { RedisReplayGuard } from '../../src/proofs/redis-replay-guard.ts';
+import type { ReplayGuard } from '../../src/proofs/replay-guard.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { TEST_AUDIENCE, startFakeIssuer, trustedIssuerFor } from '../helpers/fake-issuer.ts';
+
+describe('MemoryReplayGuard', () => {
+  it('claims a key once until it expires, and gives it back on release', async () => {
+    let t = 1_000_000;
+    const guard = new MemoryReplayGuard({ now: () => t });
+    expect(await guard.claim('k', 10)).toBe(true);
+    expect(await guard.claim('k', 10)).toBe(false);
+    expect(await guard.claim('other', 10)).toBe(true);
+    t += 9_999;
+    expect(await guard.claim('k', 10)).toBe(false);
+    t += 1;
+    expect(await guard.claim('k', 10)).toBe(true);
+    await guard.release('k');
+    expect(await guard.claim('k', 10)).toBe(true);
+  });
+
+  it('treats a ttl below one second as one second', async () => {
+    let t = 0;
+    const guard = new MemoryReplayGuard({ now: () => t });
+    expect(await guard.claim('k', 0)).toBe(true);
+    t += 999;
+    expect(await guard.claim('k', -5)).toBe(false);
+  });
+
+  it('prunes expired keys lazily', async () => {
+    let t = 0;
+    const guard = new MemoryReplayGuard({ now: () => t, sweepIntervalMs: 1_000 });
+    for (let i = 0; i < 100; i++) await guard.claim(`k${i}`, 1);
+    expect(guard.size).toBe(100);
+    t += 5_000;
+    await guard.claim('fresh', 60);
+    expect(guard.size).toBe(1);
+  });
+
+  it('a verified proof is exchangeable once: replayKey by jti, or by token hash', async () => {
+    const fi = await startFakeIssuer();
+    try {
+      const verifier = new ProofVerifier({ issuers: [trustedIssuerFor(fi)] });
+      const guard = new MemoryReplayGuard();
+      const withJti = await verifier.verify(await fi.mint({ sub: 's', aud: TEST_AUDIENCE, jti: 'j-1' }));
+      const ttl = replayTtlSeconds(withJti, Date.now(), 30);
+      expect(ttl).toBeGreaterThanOrEqual(300);
+      expect(ttl).toBeLessThanOrEqual(331);
+      expect(await guard.claim(withJti.replayKey, ttl)).toBe(true);
+      // Same jti in a freshly minted token: still the same proof identity.
+      const again = await verifier.verify(await fi.mint({ sub: 's', aud: TEST_AUDIENCE, jti: 'j-1' }));
+      expect(await guard.claim(again.replayKey, ttl)).toBe(false);
+      const noJti = await fi.mint({ sub: 's', aud: TEST_AUDIENCE });
+      const p1 = await verifier.verify(noJti);
+      expect(p1.replayKey).toMatch(/^fake:sha256:[A-Za-z0-9_-]{43}$/);
+      expect(await guard.claim(p1.replayKey, ttl)).toBe(true);
+      expect(await guard.claim((await verifier.verify(noJti)).replayKey, ttl)).toBe(false);
+    } finally {
+      await fi.close();
+    }
+  });
+});
+
+describe('RedisReplayGuard (real redis-server)', () => {
+  let server: TestRedis;
+  let redis: Redis;
+  let guard: ReplayGuard;
+
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    redis.on('error', () => undefined); // the down test makes it fail on purpose
+    await redis.connect();
+    guard = new RedisReplayGuard({ redis, prefix: 'leash:test:' });
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await server.destroy();
+  });
+
+  it('SET NX EX: first claim wins, key carries the ttl and the prefix', async () => {
+    expect(await guard.claim('fake:jti:abc', 42.2)).toBe(true);
+    expect(await guard.claim('fake:jti:abc', 42)).toBe(false);
+    const ttl = await redis.ttl('leash:test:replay:fake:jti:abc');
+    expect(ttl).toBeGreaterThan(40);
+    expect(ttl).toBeLessThanOrEqual(43);
+    await guard.release('fake:jti:abc');
+    expect(await guard.claim('fake:jti:abc', 0)).toBe(true);
+    expect(await redis.ttl('leash:test:replay:fake:jti:abc')).toBe(1);
+  });
+
+  it('concurrent claims of one key: exactly one wins', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => guard.claim('race', 60)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('fails closed with StoreUnavailableError when Redis is down', async () => {
+    await server.stop();
+    await expect(guard.claim('down', 60)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(guard.release('down')).rejects.toMatchObject({ code: 'temporarily_unavailable', status: 503 });
+  });
+});
