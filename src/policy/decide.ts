@@ -52,7 +52,10 @@ function narrow(requested: string[] | undefined, granted: ReadonlySet<string>): 
   return { values, missing: values.find((value) => !granted.has(value)) };
 }
 
-function renderAll(templates: Template[], claims: Record<string, unknown>, render: (t: Template, c: Record<string, unknown>) => Rendered): string[] | string {
+type Render = (template: Template, claims: Record<string, unknown>) => Rendered;
+
+/** Every template rendered, or the first failure's reason. */
+function renderAll(templates: Template[], claims: Record<string, unknown>, render: Render): string[] | string {
   const values: string[] = [];
   for (const template of templates) {
     const out = render(template, claims);
@@ -90,7 +93,8 @@ function grantWhole(rule: Rule, claims: Record<string, unknown>, request: GrantR
     if (!out.ok) return { code: 'invalid_request', reason: `rule ${name} claims.${claim}: ${out.reason}` };
     rendered[claim] = out.value;
   }
-  const x509 = { uri_sans: [] as string[], dns_sans: [] as string[], key_types: [...grant.x509.key_types], server_auth: grant.x509.server_auth };
+  const { key_types, server_auth } = grant.x509;
+  const x509 = { uri_sans: [] as string[], dns_sans: [] as string[], key_types: [...key_types], server_auth };
   if (request.kind === 'x509') {
     const uris = renderAll(compiled.uriSans, claims, renderUriSan);
     if (typeof uris === 'string') return { code: 'invalid_request', reason: `rule ${name} x509.uri_sans: ${uris}` };

@@ -13,6 +13,9 @@ export const KEY_TYPES = ['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048', 'rsa-3072
 /** Claims Leash sets itself on minted tokens; a rule may not override them. */
 export const RESERVED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'scope', 'client_id', 'task_id', 'act', 'cnf'];
 const DEFAULT_TTL = 900;
+/** RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+// Defaults below are built per parse, since a parsed policy is frozen and must share nothing.
 const DEFAULT_KEY_TYPES: KeyType[] = ['ec-p256', 'ec-p384', 'ed25519'];
 
 type Issue = { message: string; path?: PropertyKey[] };
@@ -49,7 +52,8 @@ function checkUrl(value: string, bareIssuer: boolean): string | undefined {
   }
   if (url.username || url.password) return 'must not contain a user name or password';
   // OpenID Connect Discovery: an issuer identifier has no query or fragment.
-  if (url.hash || (bareIssuer && url.search)) return bareIssuer ? 'must not have a query or fragment' : 'must not have a fragment';
+  if (bareIssuer && (url.hash || url.search)) return 'must not have a query or fragment';
+  if (url.hash) return 'must not have a fragment';
   return undefined;
 }
 
@@ -115,11 +119,11 @@ const templates = (target: TemplateTarget) =>
   }));
 
 const x509 = z.strictObject({
-  uri_sans: templates('uri_san').default([]),
-  dns_sans: templates('dns_san').default([]),
+  uri_sans: templates('uri_san').default(() => []),
+  dns_sans: templates('dns_san').default(() => []),
   key_types: list(z.enum(KEY_TYPES, { error: `must be one of ${KEY_TYPES.join(', ')}` }))
     .refine((k) => k.length > 0, 'must list at least one key type')
-    .default(DEFAULT_KEY_TYPES),
+    .default(() => [...DEFAULT_KEY_TYPES]),
   server_auth: z.boolean().default(false),
 });
 
@@ -128,22 +132,23 @@ const reservedClaim = (key: string) =>
 
 const grant = z
   .strictObject({
-    scopes: list(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'is not an RFC 6749 scope token (printable ASCII without space, " or \\)')),
-    audiences: list(text).default([]),
+    scopes: list(z.string().regex(SCOPE_TOKEN, 'is not an RFC 6749 scope token (printable ASCII without space, " or \\)')),
+    audiences: list(text).default(() => []),
     ttl: duration.optional(),
     max_ttl: duration.optional(),
     credentials: list(z.enum(['jwt', 'x509'], { error: 'must be jwt or x509' }))
       .refine((c) => c.length > 0, 'must list at least one credential kind')
-      .default(['jwt']),
-    claims: claimRecord(reservedClaim, templateOf('claim')).default({}),
+      .default(() => ['jwt' as const]),
+    claims: claimRecord(reservedClaim, templateOf('claim')).default(() => ({})),
     x509: x509.prefault({}),
   })
   .transform((g, ctx): Grant => {
     const ttl = g.ttl ?? Math.min(DEFAULT_TTL, g.max_ttl ?? DEFAULT_TTL);
     const max_ttl = g.max_ttl ?? ttl;
-    if (ttl > max_ttl) ctx.addIssue({ code: 'custom', path: ['max_ttl'], message: `must be at least ttl (${ttl}s), is ${max_ttl}s` });
+    const flag = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (ttl > max_ttl) flag('max_ttl', `must be at least ttl (${ttl}s), is ${max_ttl}s`);
     if (g.credentials.includes('x509') && g.x509.uri_sans.length + g.x509.dns_sans.length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['x509'], message: 'a rule granting x509 needs at least one uri_sans or dns_sans entry' });
+      flag('x509', 'a rule granting x509 needs at least one uri_sans or dns_sans entry');
     }
     return { ...g, ttl, max_ttl };
   });
@@ -151,11 +156,15 @@ const grant = z
 const rule = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 characters of A-Z, a-z, 0-9, ., _ and -'),
   issuer: z.string(),
-  match: claimRecord(checkClaimKey, checkMatcher).default({}),
+  match: claimRecord(checkClaimKey, checkMatcher).default(() => ({})),
   grant,
   limits: z
     .strictObject({
-      max_active_leases: z.number({ error: 'must be a whole number' }).int('must be a whole number').positive('must be at least 1').optional(),
+      max_active_leases: z
+        .number({ error: 'must be a whole number' })
+        .int('must be a whole number')
+        .positive('must be at least 1')
+        .optional(),
     })
     .prefault({}),
 });

@@ -218,7 +218,8 @@ interface FixtureExample {
   claims: Record<string, unknown>;
 }
 
-const FIXTURES = new URL('../../../shared/fixtures/claims/', import.meta.url);
+// A copy of shared/fixtures/claims lives in test/fixtures so a clone alone can run the tests.
+const FIXTURES = new URL('../fixtures/claims/', import.meta.url);
 
 export function fixtureExamples(file: FixtureFile): FixtureExample[] {
   const doc = JSON.parse(readFileSync(new URL(`${file}.json`, FIXTURES), 'utf8')) as { examples: FixtureExample[] };
