@@ -4,21 +4,22 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { spawnSync } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
 
 export type TestCsrKeyType = 'ec-p256' | 'ec-p384' | 'ed25519' | 'rsa-2048' | 'rsa-1024';
 
 export interface MakeCsrOptions {
   keyType: TestCsrKeyType;
-  uriSans?: string[];
-  dnsSans?: string[];
-  ipSans?: string[];
-  emailSans?: string[];
+  uriSans?: readonly string[];
+  dnsSans?: readonly string[];
+  ipSans?: readonly string[];
+  emailSans?: readonly string[];
   ca?: boolean;
   nameConstraints?: boolean;
   cn?: string;
   /** Raw extensions (OID, DER value) for cases the named options do not cover. */
-  extraExtensions?: { oid: string; value: Buffer }[];
+  extraExtensions?: readonly { readonly oid: string; readonly value: Buffer }[];
 }
 
 export interface TestCsr {
@@ -67,8 +68,8 @@ async function buildCsr(opts: MakeCsrOptions, keys: CryptoKeyPair, signingAlgori
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   if (opts.ca !== undefined) extensions.push(new x509.BasicConstraintsExtension(opts.ca, undefined, true));
   // NameConstraints { permittedSubtrees [0] { GeneralSubtree { dNSName [2] "example.com" } } }
-  if (opts.nameConstraints) extensions.push(new x509.Extension('2.5.29.30', true, hex('3011a00f300d820b6578616d706c652e636f6d')));
-  for (const e of opts.extraExtensions ?? []) extensions.push(new x509.Extension(e.oid, false, e.value));
+  if (opts.nameConstraints) extensions.push(new x509.Extension('2.5.29.30', true, new Uint8Array(hex("3011a00f300d820b6578616d706c652e636f6d"))));
+  for (const e of opts.extraExtensions ?? []) extensions.push(new x509.Extension(e.oid, false, new Uint8Array(e.value)));
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     ...(opts.cn === undefined ? {} : { name: `CN=${opts.cn}` }),
     keys,
@@ -96,3 +97,16 @@ export async function mismatchedKeyCsr(): Promise<string> {
 
 export const pemToDer = (pem: string): Buffer =>
   Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+
+export interface OpensslResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the openssl CLI, the independent judge of what Leash encodes. */
+export function openssl(args: string[], input?: string | Buffer): OpensslResult {
+  const r = spawnSync('openssl', args, { input, encoding: 'utf8', timeout: 20_000 });
+  if (r.error) throw r.error;
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}

@@ -1,5 +1,3 @@
-import { createPublicKey } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
 import { LeashError } from '../../errors.ts';
 import type { KeyType } from '../../policy/types.ts';
 import {
@@ -16,13 +14,14 @@ import {
 } from './der-reader.ts';
 import type { Tlv } from './der-reader.ts';
 import { signatureScheme, UnsupportedAlgorithm, verifySignature } from './csr-signature.ts';
-import type { KeyFamily } from './csr-signature.ts';
 import { readCommonNames, readGeneralNames, UnsupportedName } from './names.ts';
 import type { RequestedSans } from './names.ts';
 import { HARMLESS_CSR_EXTENSIONS, OID } from './oids.ts';
 import { assertIssuableSans, sameDnsName } from './sans.ts';
+import { importSpki, UnsupportedKey } from './spki.ts';
+import type { ImportedKey, SpkiKeyType } from './spki.ts';
 
-export type CsrKeyType = 'ec-p256' | 'ec-p384' | 'ed25519' | 'rsa';
+export type CsrKeyType = SpkiKeyType;
 
 export interface ParsedCsr {
   /** The requester's SubjectPublicKeyInfo, exactly as signed in the request. */
@@ -108,8 +107,7 @@ function parseCsrDer(der: Buffer): ParsedCsr {
 
   // Copied so the result does not pin the caller's input buffer.
   const spkiDer = Buffer.from(whole(der, spki));
-  const key = importKey(spkiDer);
-  const { keyType, family, rsaBits } = classifyKey(key);
+  const { key, keyType, family, rsaBits } = importKey(spkiDer);
 
   const scheme = signatureScheme(der, sigAlg);
   if (scheme.family !== family) throw invalid('csr signature algorithm does not match its key type');
@@ -126,34 +124,20 @@ function parseCsrDer(der: Buffer): ParsedCsr {
   return parsed;
 }
 
-function importKey(spkiDer: Buffer): KeyObject {
+function importKey(spkiDer: Buffer): ImportedKey {
+  let imported: ImportedKey;
   try {
-    return createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
-  } catch {
+    imported = importSpki(spkiDer);
+  } catch (e) {
+    if (e instanceof UnsupportedKey) throw invalid(`csr ${e.message}`);
     throw invalid('csr public key is not valid');
   }
-}
-
-function classifyKey(key: KeyObject): { keyType: CsrKeyType; family: KeyFamily; rsaBits?: number } {
-  const details = key.asymmetricKeyDetails ?? {};
-  switch (key.asymmetricKeyType) {
-    case 'ec':
-      if (details.namedCurve === 'prime256v1') return { keyType: 'ec-p256', family: 'ec' };
-      if (details.namedCurve === 'secp384r1') return { keyType: 'ec-p384', family: 'ec' };
-      throw invalid(`csr key uses curve ${details.namedCurve ?? 'with explicit parameters'}, which is not supported`);
-    case 'ed25519':
-      return { keyType: 'ed25519', family: 'ed25519' };
-    case 'rsa': {
-      const bits = details.modulusLength ?? 0;
-      if (bits < MIN_RSA_BITS) {
-        throw invalid(`csr key type rsa-${bits} is not allowed (RSA keys need at least ${MIN_RSA_BITS} bits)`);
-      }
-      if (bits > MAX_RSA_BITS) throw invalid(`csr key type rsa-${bits} is not allowed (at most ${MAX_RSA_BITS} bits)`);
-      return { keyType: 'rsa', family: 'rsa', rsaBits: bits };
-    }
-    default:
-      throw invalid(`csr key algorithm ${key.asymmetricKeyType ?? 'unknown'} is not supported`);
+  const bits = imported.rsaBits;
+  if (bits !== undefined && bits < MIN_RSA_BITS) {
+    throw invalid(`csr key type rsa-${bits} is not allowed (RSA keys need at least ${MIN_RSA_BITS} bits)`);
   }
+  if (bits !== undefined && bits > MAX_RSA_BITS) throw invalid(`csr key type rsa-${bits} is not allowed (at most ${MAX_RSA_BITS} bits)`);
+  return imported;
 }
 
 function readRequestedExtensions(der: Buffer, attributes: Tlv): ParsedCsr['requested'] {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, sign } from 'node:crypto';
+import { createHash, randomFillSync, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { LeashError } from '../../errors.ts';
 import {
@@ -92,10 +92,19 @@ export function keyIdentifierOf(spkiDer: Buffer): Buffer {
 
 /** 16 random bytes, top bit clear (positive) and bit 6 set so the DER INTEGER is always 16 octets. */
 export function generateSerialHex(): string {
-  const bytes = randomBytes(16);
+  // One CSPRNG call per 256 serials: the call overhead, not the bytes, is what costs.
+  if (poolOffset + 16 > serialPool.length) {
+    randomFillSync(serialPool);
+    poolOffset = 0;
+  }
+  const bytes = serialPool.subarray(poolOffset, poolOffset + 16);
+  poolOffset += 16;
   bytes[0] = ((bytes[0] as number) & 0x7f) | 0x40;
   return bytes.toString('hex');
 }
+
+const serialPool = Buffer.alloc(4096);
+let poolOffset = serialPool.length;
 
 /** Accepts a positive serial of at most 20 octets once DER-encoded (RFC 5280 4.1.2.2). */
 export function serialBytes(serialHex: string): Buffer {
