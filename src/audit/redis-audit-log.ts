@@ -1,0 +1,113 @@
+import { StoreUnavailableError } from '../errors.ts';
+import { shardOfString } from '../leases/lease-id.ts';
+import { DescMerge } from '../leases/merge-desc.ts';
+import {
+  SHARD_COUNT, auditEventId, isLeaseId, parseAuditEventId, redisKeys, shardOf, shardOfLeaseId,
+} from '../leases/redis-keys.ts';
+import type { RedisClient } from '../leases/redis-scripts.ts';
+import { DEFAULT_AUDIT_MAXLEN } from '../leases/redis-store.ts';
+import { auditPageLimit, decodeAuditCursor, encodeAuditCursor, matchesAudit } from './audit-filter.ts';
+import type { AuditEvent, AuditFilter, AuditLog, AuditPage } from './events.ts';
+
+/** Stream entries one list() call examines at most; a sparse filter pages on with a cursor. */
+export const AUDIT_SCAN_BUDGET = 5_000;
+/** `since` bounds the stream scan by entry time minus this much, for writers' clock skew. */
+const SINCE_SKEW_MS = 5 * 60_000;
+const BATCH = 200;
+
+export interface RedisAuditLogOptions {
+  /** The caller owns the connection; see createRedisLeaseStore for the options it should have. */
+  redis: RedisClient;
+  /** The lease store's prefix: endings are written to these streams by the store's scripts. */
+  prefix?: string;
+  maxLenPerShard?: number;
+}
+
+interface Item {
+  ms: number;
+  seq: number;
+  shard: number;
+  event: AuditEvent | null;
+}
+
+/**
+ * The shard stream an event goes to: a lease's own shard (so every event of a lease is in one
+ * stream, next to the endings the store writes there), else the rule and subject pair's shard,
+ * else a hash of the subject or actor.
+ */
+export function auditShardOf(e: AuditEvent): number {
+  if (typeof e.lease_id === 'string' && isLeaseId(e.lease_id)) return shardOfLeaseId(e.lease_id);
+  if (typeof e.rule === 'string' && typeof e.subject === 'string') return shardOf(e.rule, e.subject);
+  return shardOfString(e.subject ?? e.actor ?? e.type);
+}
+
+/** Audit events in 16 capped Redis streams (XADD field `e` = JSON), read back newest first. */
+export function createRedisAuditLog(opts: RedisAuditLogOptions): AuditLog {
+  const { redis } = opts;
+  const keys = redisKeys(opts.prefix);
+  const maxlen = opts.maxLenPerShard ?? DEFAULT_AUDIT_MAXLEN;
+  const io = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    try {
+      return await f();
+    } catch (err) {
+      throw new StoreUnavailableError(`redis audit ${what}: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+  };
+
+  return {
+    async write(event: AuditEvent): Promise<void> {
+      const { id: _assigned, ...rest } = event;
+      await io('write', () => redis.xadd(keys.audit(auditShardOf(event)), 'MAXLEN', '~', maxlen, '*', 'e', JSON.stringify(rest)));
+    },
+
+    async list(filter: AuditFilter): Promise<AuditPage> {
+      const limit = auditPageLimit(filter.limit);
+      const cursor = filter.cursor ? decodeAuditCursor(filter.cursor, parseAuditEventId) : null;
+      const shards =
+        filter.lease_id !== undefined && isLeaseId(filter.lease_id)
+          ? [shardOfLeaseId(filter.lease_id)]
+          : Array.from({ length: SHARD_COUNT }, (_, s) => s);
+      const min = filter.since !== undefined ? String(Math.max(0, Math.floor(filter.since - SINCE_SKEW_MS))) : '-';
+      const filtered = [filter.lease_id, filter.subject, filter.type, filter.since].some((v) => v !== undefined);
+      const merge = new DescMerge<Item>(
+        shards.map((shard) => {
+          // Total order (ms, seq, shard): at the cursor's own stream id, lower shards come after it.
+          let max = !cursor ? '+' : `${shard < cursor.shard ? '' : '('}${cursor.ms}-${cursor.seq}`;
+          return async (count) => {
+            const rows = await io('list', () => redis.xrevrange(keys.audit(shard), max, min, 'COUNT', count));
+            const last = rows[rows.length - 1];
+            if (last) max = `(${last[0]}`;
+            return rows.map(([id, fields]) => toItem(id, fields, shard));
+          };
+        }),
+        (a, b) => a.ms - b.ms || a.seq - b.seq || a.shard - b.shard,
+        filtered ? BATCH : Math.min(limit + 1, BATCH),
+      );
+
+      const events: AuditEvent[] = [];
+      let last: Item | null = null;
+      for (let examined = 0; events.length < limit && examined < AUDIT_SCAN_BUDGET; examined++) {
+        const item = await merge.next();
+        if (!item) break;
+        last = item;
+        if (item.event && matchesAudit(item.event, filter)) events.push(item.event);
+      }
+      const more = last !== null && !merge.exhausted;
+      return { events, next_cursor: more ? encodeAuditCursor(auditEventId(`${last!.ms}-${last!.seq}`, last!.shard)) : null };
+    },
+  };
+}
+
+function toItem(streamId: string, fields: string[], shard: number): Item {
+  const [ms, seq] = streamId.split('-').map(Number) as [number, number];
+  let event: AuditEvent | null = null;
+  const i = fields.indexOf('e');
+  if (i >= 0 && i % 2 === 0) {
+    try {
+      event = { ...(JSON.parse(fields[i + 1]!) as AuditEvent), id: auditEventId(streamId, shard) };
+    } catch {
+      event = null; // not ours: skipped, still counted as examined
+    }
+  }
+  return { ms, seq, shard, event };
+}

@@ -1,0 +1,147 @@
+/**
+ * `leash keys generate|list|rotate|prune`: the JWT signing keys under `<keys dir>/jwt/`. The
+ * broker signs with LEASH_SIGNING_KID or else the newest key, and publishes every key in the
+ * directory, so rotation is "add a newer key, reload, and prune the old one once no token signed
+ * by it can still be live".
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { generateSigningKey } from '../mint/jwt/generate-key.ts';
+import { KeyLoadError, createKeyStore, type SigningAlg, type SigningKey } from '../mint/jwt/keystore.ts';
+import { formatDuration } from '../util/duration.ts';
+import { CliError, EXIT, usageError } from './client.ts';
+import { durationFlag, globalsOf } from './globals.ts';
+import { formatSeconds, note, printJson, printLine, printTable } from './output.ts';
+import { loadPolicyFile } from './policy.ts';
+
+/** Break-glass tokens live up to an hour whatever the policy says. */
+const BREAK_GLASS_MAX_TTL = 3600;
+
+interface KeyDirFlags {
+  dir: string;
+  signingKid?: string;
+}
+
+const dirOption = (): Option => new Option('--dir <path>', 'keys directory (the broker\'s LEASH_KEYS_DIR)').env('LEASH_KEYS_DIR').default('keys');
+const kidOption = (): Option => new Option('--signing-kid <kid>', 'the pinned active key, as the broker\'s LEASH_SIGNING_KID').env('LEASH_SIGNING_KID');
+const algOption = (): Option => new Option('--alg <alg>', 'signing algorithm').choices(['ES256', 'EdDSA']).default('ES256');
+
+export function registerKeys(program: Command): void {
+  const keys = program.command('keys').description('manage the JWT signing keys in the keys directory (no broker needed)');
+
+  keys
+    .command('generate')
+    .description('write a new signing key to <dir>/jwt/<kid>.pem (mode 0600) and print its kid')
+    .addOption(dirOption())
+    .addOption(algOption())
+    .action(async (flags: { dir: string; alg: SigningAlg }, cmd: Command) => {
+      const kid = await generateSigningKey(flags.dir, flags.alg);
+      if (globalsOf(cmd).json) printJson({ kid, alg: flags.alg, file: join(flags.dir, 'jwt', `${kid}.pem`) });
+      else printLine(kid);
+    });
+
+  keys
+    .command('list')
+    .description('list signing keys, oldest first; * marks the one the broker signs with')
+    .addOption(dirOption())
+    .addOption(kidOption())
+    .action((flags: KeyDirFlags, cmd: Command) => {
+      const { all, active } = openKeys(flags);
+      if (globalsOf(cmd).json) {
+        printJson(all.map((k) => ({ kid: k.kid, alg: k.alg, created: new Date(k.createdMs).toISOString(), active: k === active })));
+        return;
+      }
+      printTable(['KID', 'ALG', 'CREATED', 'ACTIVE'], all.map((k) => [k.kid, k.alg, new Date(k.createdMs).toISOString(), k === active ? '*' : '']));
+    });
+
+  keys
+    .command('rotate')
+    .description('generate a new key that becomes the active (newest) one; older keys stay published')
+    .addOption(dirOption())
+    .addOption(kidOption())
+    .addOption(new Option('--alg <alg>', 'signing algorithm; default: that of the active key').choices(['ES256', 'EdDSA']))
+    .action(async (flags: KeyDirFlags & { alg?: SigningAlg }, cmd: Command) => rotate(flags, cmd));
+
+  keys
+    .command('prune')
+    .description('remove retired keys: not active, and replaced longer ago than --older-than')
+    .addOption(dirOption())
+    .addOption(kidOption())
+    .requiredOption('--older-than <duration>', 'at least the longest token lifetime (the largest max_ttl), e.g. 1d')
+    .option('--policy <file>', 'refuse if --older-than is shorter than the largest max_ttl in this policy')
+    .option('--dry-run', 'only say what would be removed')
+    .action((flags: KeyDirFlags & { olderThan: string; policy?: string; dryRun?: boolean }, cmd: Command) => prune(flags, cmd));
+}
+
+/** The keys and the active one, decided exactly as the broker's key store decides. */
+function openKeys(flags: KeyDirFlags): { all: SigningKey[]; active: SigningKey } {
+  try {
+    const store = createKeyStore(flags.dir, flags.signingKid ? { activeKid: flags.signingKid } : {});
+    const all = store.all().sort((a, b) => a.createdMs - b.createdMs || a.kid.localeCompare(b.kid));
+    return { all, active: store.active() };
+  } catch (err) {
+    if (err instanceof KeyLoadError) throw usageError(err.message);
+    throw err;
+  }
+}
+
+async function rotate(flags: KeyDirFlags & { alg?: SigningAlg }, cmd: Command): Promise<void> {
+  const previous = openKeys(flags).active;
+  const alg = flags.alg ?? previous.alg;
+  const kid = await generateSigningKey(flags.dir, alg);
+  const { active } = openKeys(flags);
+  if (globalsOf(cmd).json) printJson({ kid, alg, previous: previous.kid, active: active.kid });
+  else printLine(kid);
+  if (active.kid !== kid) {
+    note(`LEASH_SIGNING_KID pins ${active.kid}: set LEASH_SIGNING_KID=${kid} on every replica for the new key to sign.`);
+  }
+  note(
+    [
+      `New signing key ${kid} (${alg}); ${previous.kid} stays in ${join(flags.dir, 'jwt')} and published, so its tokens keep verifying.`,
+      'Next: copy the new key to every replica\'s keys directory, then reload each: kill -HUP <pid> (or restart it).',
+      `Once the longest token lifetime has passed: leash keys prune --dir ${flags.dir} --older-than <max_ttl>`,
+    ].join('\n'),
+  );
+}
+
+/**
+ * A key stopped signing when the next newer key appeared (newest wins), so that moment, not the
+ * key's own age, is what must be older than every token lifetime before the key may go.
+ */
+function prune(flags: KeyDirFlags & { olderThan: string; policy?: string; dryRun?: boolean }, cmd: Command): void {
+  const olderThan = durationFlag('--older-than', flags.olderThan);
+  if (flags.policy !== undefined) {
+    const policy = loadPolicyFile(flags.policy, process.env.LEASH_ISSUER ?? 'http://127.0.0.1:8080');
+    const longest = Math.max(BREAK_GLASS_MAX_TTL, ...policy.rules.map((r) => r.grant.max_ttl));
+    if (olderThan < longest) throw usageError(`--older-than ${flags.olderThan} is shorter than the longest token lifetime (${formatDuration(longest)}): tokens signed by a pruned key would stop verifying`);
+  }
+  const { all, active } = openKeys(flags);
+  const now = Date.now();
+  const removed: { kid: string; retired_for: number }[] = [];
+  const kept: { kid: string; why: string }[] = [];
+  all.forEach((key, i) => {
+    if (key === active) return kept.push({ kid: key.kid, why: 'active' });
+    if (key.createdMs > active.createdMs) return kept.push({ kid: key.kid, why: 'newer than the pinned active key: it may have signed until the pin; remove it by hand' });
+    const successor = all[i + 1]!;
+    const retiredFor = Math.floor((now - successor.createdMs) / 1000);
+    if (retiredFor < olderThan) return kept.push({ kid: key.kid, why: `retired ${formatSeconds(retiredFor)} ago` });
+    removed.push({ kid: key.kid, retired_for: retiredFor });
+  });
+  if (!flags.dryRun) {
+    for (const r of removed) {
+      try {
+        rmSync(join(flags.dir, 'jwt', `${r.kid}.pem`));
+      } catch (err) {
+        throw new CliError(`cannot remove ${r.kid}.pem (${(err as NodeJS.ErrnoException).code ?? String(err)})`, EXIT.REFUSED);
+      }
+    }
+  }
+  if (globalsOf(cmd).json) {
+    printJson({ dry_run: flags.dryRun === true, removed, kept });
+    return;
+  }
+  for (const r of removed) printLine(`${flags.dryRun ? 'would remove' : 'removed'} ${r.kid} (retired ${formatSeconds(r.retired_for)} ago)`);
+  for (const k of kept) if (k.why !== 'active') note(`kept ${k.kid}: ${k.why}`);
+  if (removed.length > 0 && !flags.dryRun) note('Reload every replica (kill -HUP <pid>) so the JWKS stops publishing the removed keys.');
+}

@@ -1,0 +1,198 @@
+import type { AuditEvent, AuditLog } from '../audit/events.ts';
+import { createMemoryAuditLog } from '../audit/memory-audit-log.ts';
+import type { Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
+import { LeaseLimitError } from './store.ts';
+import type { Lease } from './lease.ts';
+import { endingEvent } from './ending-event.ts';
+import { checkNewLease, issuedMsFor } from './lease-codec.ts';
+import { decodeCursor, encodeCursor, matchesFilter, pageLimit } from './list-cursor.ts';
+import { idOfListMember, listMember } from './redis-keys.ts';
+
+export interface MemoryLeaseStoreOptions {
+  /** How long ended leases stay readable; default 7 days. */
+  retentionSeconds?: number;
+  /** Where endings write their audit events (exactly once); a fresh memory log by default. */
+  audit?: AuditLog;
+}
+
+interface Entry {
+  lease: Lease;
+  member: string;
+  /** ms after which the ended lease is gone (Redis: the key's PEXPIREAT). */
+  dropAt: number | null;
+}
+
+interface CrlEntry {
+  serial: string;
+  revoked_at: number;
+  expires_at: number;
+}
+
+const copy = (l: Lease): Lease => ({ ...l, scopes: [...l.scopes], audiences: [...l.audiences] });
+
+/**
+ * Dev-mode lease store: the Redis store's behaviour in one process (same ordering, cursors,
+ * limits and endings). State changes happen synchronously before any await, which is what makes
+ * each ending happen once under concurrent calls, as the Lua scripts do in Redis.
+ */
+export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): LeaseStore {
+  const retentionMs = Math.round((opts.retentionSeconds ?? 7 * 24 * 3600) * 1000);
+  if (!(retentionMs >= 0)) throw new TypeError('createMemoryLeaseStore: retentionSeconds must be >= 0');
+  const audit = opts.audit ?? createMemoryAuditLog();
+  const entries = new Map<string, Entry>();
+  /** Listing members, ascending. */
+  const order: string[] = [];
+  /** Ids not ended yet (active, or revoked with effects pending) with their revoked ms if revoked. */
+  const live = new Map<string, number | null>();
+  const crl = new Map<string, CrlEntry>();
+
+  const present = (e: Entry | undefined): e is Entry => e !== undefined && (e.dropAt === null || e.dropAt > Date.now());
+  const activeOf = (pred: (l: Lease) => boolean): Lease[] =>
+    [...live.keys()].map((id) => entries.get(id)!.lease).filter((l) => l.status === 'active' && pred(l));
+
+  const flip = (l: Lease, input: RevokeInput): void => {
+    l.status = 'revoked';
+    l.revoked_at = input.at;
+    l.reason = input.reason;
+    l.revoked_by = input.by;
+    live.set(l.id, Math.round(input.at * 1000));
+  };
+
+  // The synchronous half of an ending; the caller awaits the audit write after.
+  const finish = (e: Entry, nowMs: number): { ending: Ending; event: AuditEvent } => {
+    const l = e.lease;
+    if (l.status === 'active') l.status = 'expired';
+    l.ended_at = Math.floor(nowMs / 1000);
+    e.dropAt = nowMs + retentionMs;
+    live.delete(l.id);
+    if (l.status === 'revoked' && l.serial !== null) {
+      crl.set(l.serial, { serial: l.serial, revoked_at: l.revoked_at ?? l.ended_at, expires_at: l.expires_at });
+    }
+    return { ending: { lease: copy(l), ended_at_ms: nowMs }, event: endingEvent(copy(l), nowMs) };
+  };
+
+  const record = async (done: { ending: Ending; event: AuditEvent }[]): Promise<Ending[]> => {
+    for (const d of done) await audit.write(d.event);
+    return done.map((d) => d.ending);
+  };
+
+  return {
+    async create(lease: Lease, createOpts?: { maxActive?: number }): Promise<void> {
+      checkNewLease(lease);
+      const max = createOpts?.maxActive;
+      if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) throw new TypeError('create(): maxActive must be a whole number >= 0');
+      if (entries.has(lease.id)) throw new TypeError(`create(): lease ${lease.id} already exists`);
+      const now = Date.now();
+      if (max !== undefined) {
+        const held = activeOf((l) => l.rule === lease.rule && l.subject === lease.subject && l.expires_at * 1000 > now);
+        if (held.length >= max) throw new LeaseLimitError(max);
+      }
+      const member = listMember(issuedMsFor(lease.issued_at, now), lease.id);
+      entries.set(lease.id, { lease: copy(lease), member, dropAt: null });
+      live.set(lease.id, null);
+      order.splice(lowerBound(order, member), 0, member);
+    },
+
+    async get(id: string): Promise<Lease | null> {
+      const e = entries.get(id);
+      return present(e) ? copy(e.lease) : null;
+    },
+
+    async revoke(id: string, input: RevokeInput): Promise<Lease | null> {
+      const e = entries.get(id);
+      if (!present(e) || e.lease.status !== 'active') return null;
+      flip(e.lease, input);
+      return copy(e.lease);
+    },
+
+    async revokeWhere(selector: LeaseSelector, input: RevokeInput): Promise<string[]> {
+      const { subject, rule, issuer, task_id } = selector;
+      if (subject === undefined && rule === undefined && issuer === undefined && task_id === undefined) {
+        throw new TypeError('revokeWhere(): the selector needs at least one of subject, rule, issuer, task_id');
+      }
+      const hits = activeOf((l) => matchesFilter(l, { subject, rule, issuer, task_id }));
+      for (const l of hits) flip(l, input);
+      return hits.map((l) => l.id);
+    },
+
+    async activeIdsOfTask(taskId: string): Promise<string[]> {
+      return activeOf((l) => l.task_id === taskId).map((l) => l.id);
+    },
+
+    async list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage> {
+      const limit = pageLimit(page.limit);
+      let i = page.cursor ? lowerBound(order, decodeCursor(page.cursor)) - 1 : order.length - 1;
+      const leases: Lease[] = [];
+      let last: string | null = null;
+      for (; i >= 0; i--) {
+        const member = order[i]!;
+        const e = entries.get(idOfListMember(member));
+        if (!present(e) || !matchesFilter(e.lease, filter)) continue;
+        if (leases.length === limit) return { leases, next_cursor: encodeCursor(last!) };
+        leases.push(copy(e.lease));
+        last = member;
+      }
+      return { leases, next_cursor: null };
+    },
+
+    async countActive(): Promise<number> {
+      return activeOf(() => true).length;
+    },
+
+    async finalize(id: string, nowMs: number): Promise<Ending | null> {
+      const e = entries.get(id);
+      if (!e || e.lease.status !== 'revoked' || e.lease.ended_at !== null) return null;
+      const [ending] = await record([finish(e, nowMs)]);
+      return ending ?? null;
+    },
+
+    async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {
+      const limit = Math.max(0, Math.floor(sweepOpts.limit));
+      const due = [...live.keys()]
+        .map((id) => entries.get(id)!)
+        .filter((e) => e.lease.expires_at * 1000 <= nowMs)
+        .sort((a, b) => a.lease.expires_at - b.lease.expires_at)
+        .slice(0, limit);
+      const done = due.map((e) => finish(e, nowMs));
+      if (done.length < limit) {
+        const stale = [...live]
+          .filter(([, revokedMs]) => revokedMs !== null && revokedMs <= nowMs - sweepOpts.pendingGraceMs)
+          .sort((a, b) => a[1]! - b[1]!)
+          .slice(0, limit - done.length);
+        for (const [id] of stale) done.push(finish(entries.get(id)!, nowMs));
+      }
+      return record(done);
+    },
+
+    async crlEntries(nowSeconds: number): Promise<CrlEntry[]> {
+      for (const [serial, c] of crl) if (c.expires_at <= nowSeconds) crl.delete(serial);
+      return [...crl.values()].map((c) => ({ ...c })).sort((a, b) => a.revoked_at - b.revoked_at || (a.serial < b.serial ? -1 : 1));
+    },
+
+    async pruneRetained(nowMs: number): Promise<number> {
+      let n = 0;
+      for (const [id, e] of entries) {
+        if (e.dropAt === null || e.dropAt > nowMs) continue;
+        entries.delete(id);
+        order.splice(lowerBound(order, e.member), 1);
+        n++;
+      }
+      return n;
+    },
+
+    async ping(): Promise<void> {},
+    async close(): Promise<void> {},
+  };
+}
+
+/** First index whose member is >= m. */
+function lowerBound(a: string[], m: string): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < m) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,118 @@
+/**
+ * Every Redis key Leash's lease store and audit log use is built here, in TypeScript for calls
+ * made from Node and in LUA_KEYS for keys a script derives from a lease it has just read.
+ *
+ * Layout under the prefix (default `leash:`), per shard N in 0..15. `{sN}` is a Redis Cluster
+ * hash tag: all keys of a shard share one slot, and each Lua script touches a single shard.
+ *   {sN}:leases        HASH id -> compact JSON of the lease (lease-codec.ts)
+ *   {sN}:due           ZSET id -> expires_at ms: active and revoked-not-finalized leases
+ *   {sN}:all           ZSET id -> issued ms: listing order (score, then id), newest first
+ *   {sN}:act           HASH <pair digest> -> small set of the active leases of a rule and subject
+ *   {sN}:tasks         HASH <task digest> -> small set of the active leases of a task (in the shard)
+ *   {sN}:act:<digest>  ZSET id -> expires_at ms: the same set once it outgrew a hash field
+ *   {sN}:task:<digest> ZSET id -> expires_at ms: likewise for a task
+ *   {sN}:pending       ZSET id -> revoked ms: revoked, effects not run yet
+ *   {sN}:crl           ZSET `<serial>:<revoked_at>` -> expires_at ms
+ *   {sN}:gone          ZSET id -> drop-after ms: ended leases kept for the retention period
+ *   {sN}:audit         STREAM of audit events, field `e` = JSON
+ * Bodies and small indexes are hash fields, not keys of their own: a top-level key costs about
+ * 50 bytes more, and the budget is 1 KB per active lease (see test/unit/leases-redis-memory).
+ */
+import { createHash } from 'node:crypto';
+import { SHARD_COUNT } from './lease-id.ts';
+
+export { SHARD_COUNT, newLeaseId, shardOfLeaseId, shardOf, isLeaseId } from './lease-id.ts';
+
+export const DEFAULT_PREFIX = 'leash:';
+
+export type IndexKind = 'act' | 'task';
+
+export interface RedisKeys {
+  readonly prefix: string;
+  /** `<prefix>{sN}:`, the part every key of shard N starts with (scripts take it as ARGV). */
+  base(shard: number): string;
+  leases(shard: number): string;
+  due(shard: number): string;
+  all(shard: number): string;
+  /** The hash of small `act` or `task` sets. */
+  index(shard: number, kind: IndexKind): string;
+  /** The ZSET a large set spilled to. */
+  spilled(shard: number, kind: IndexKind, name: string): string;
+  pending(shard: number): string;
+  crl(shard: number): string;
+  gone(shard: number): string;
+  audit(shard: number): string;
+}
+
+export function redisKeys(prefix: string = DEFAULT_PREFIX): RedisKeys {
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+    throw new TypeError('the Redis key prefix must be a string without { or } (they would break the shard hash tags)');
+  }
+  const bases = Array.from({ length: SHARD_COUNT }, (_, n) => `${prefix}{s${n}}:`);
+  const base = (shard: number): string => {
+    const b = bases[shard];
+    if (b === undefined) throw new TypeError(`no shard ${shard}`);
+    return b;
+  };
+  return {
+    prefix,
+    base,
+    leases: (s) => `${base(s)}leases`,
+    due: (s) => `${base(s)}due`,
+    all: (s) => `${base(s)}all`,
+    index: (s, kind) => `${base(s)}${kind === 'act' ? 'act' : 'tasks'}`,
+    spilled: (s, kind, name) => `${base(s)}${kind}:${name}`,
+    pending: (s) => `${base(s)}pending`,
+    crl: (s) => `${base(s)}crl`,
+    gone: (s) => `${base(s)}gone`,
+    audit: (s) => `${base(s)}audit`,
+  };
+}
+
+/**
+ * Index names are 96-bit digests, not the subject or task id itself: 24 bytes whatever their
+ * length, which keeps a lease of a subject with a long name inside the memory budget.
+ */
+export const actName = (rule: string, subject: string): string => digest(`${rule}\0${subject}`);
+export const taskName = (taskId: string): string => digest(taskId);
+const digest = (s: string): string => createHash('sha1').update(s, 'utf8').digest('hex').slice(0, 24);
+
+/** The same builders for Lua; `base` is RedisKeys.base(shard), passed in as an argument. */
+export const LUA_KEYS = `
+local function leasesKey(base) return base .. 'leases' end
+local function dueKey(base) return base .. 'due' end
+local function allKey(base) return base .. 'all' end
+local function indexKey(base, kind) if kind == 'act' then return base .. 'act' end return base .. 'tasks' end
+local function spilledKey(base, kind, name) return base .. kind .. ':' .. name end
+local function pendingKey(base) return base .. 'pending' end
+local function crlKey(base) return base .. 'crl' end
+local function goneKey(base) return base .. 'gone' end
+local function auditKey(base) return base .. 'audit' end
+local function actName(rule, subject) return string.sub(redis.sha1hex(rule .. string.char(0) .. subject), 1, 24) end
+local function taskName(task) return string.sub(redis.sha1hex(task), 1, 24) end
+`;
+
+const MEMBER_TIME_WIDTH = 9; // base36 milliseconds: 9 digits last until the year 5138
+
+/**
+ * A listing position as one string (issued ms in base36, then id) that sorts like (score, id) in
+ * the `all` index; cursors carry it, and the memory store sorts by it.
+ */
+export const listMember = (issuedMs: number, id: string): string =>
+  `${Math.max(0, Math.floor(issuedMs)).toString(36).padStart(MEMBER_TIME_WIDTH, '0')}:${id}`;
+
+export const idOfListMember = (member: string): string => member.slice(MEMBER_TIME_WIDTH + 1);
+
+export const msOfListMember = (member: string): number => parseInt(member.slice(0, MEMBER_TIME_WIDTH), 36);
+
+export const isListMember = (member: string): boolean => /^[0-9a-z]{9}:[A-Za-z0-9_-]{22}$/.test(member);
+
+/** An audit event's id: its stream entry id and shard (`<ms>-<seq>-<shard>`), unique across shards. */
+export const auditEventId = (streamId: string, shard: number): string => `${streamId}-${shard}`;
+
+export function parseAuditEventId(id: string): { ms: number; seq: number; shard: number } | null {
+  const m = /^(\d{1,16})-(\d{1,16})-(\d{1,2})$/.exec(id);
+  if (!m) return null;
+  const shard = Number(m[3]);
+  return shard < SHARD_COUNT ? { ms: Number(m[1]), seq: Number(m[2]), shard } : null;
+}

@@ -1,0 +1,254 @@
+import type { AuditEvent } from '../audit/events.ts';
+import { StoreUnavailableError } from '../errors.ts';
+import type { Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
+import { LeaseLimitError } from './store.ts';
+import type { Lease } from './lease.ts';
+import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
+import { listLeases } from './redis-list.ts';
+import { SHARD_COUNT, auditEventId, isLeaseId, listMember, redisKeys, shardOf, shardOfLeaseId } from './redis-keys.ts';
+import { CREATE, FINALIZE, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
+
+export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
+/** Audit events kept per shard stream (16 streams); the JSON log is the long-term record. */
+export const DEFAULT_AUDIT_MAXLEN = 100_000;
+const SCAN_COUNT = 1_000;
+const PRUNE_CHUNK = 1_000;
+
+export interface RedisLeaseStoreOptions {
+  /**
+   * The caller owns the connection (and closes it). For fail-closed behaviour when Redis is down,
+   * create it so commands fail fast instead of queueing: `maxRetriesPerRequest: 1`,
+   * `enableOfflineQueue: false`, `commandTimeout: 2000`, `connectTimeout: 2000`. No `keyPrefix`:
+   * pass `prefix` here instead (scripts build keys the client would not prefix).
+   */
+  redis: RedisClient;
+  /** Default `leash:`. */
+  prefix?: string;
+  /** How long ended leases stay readable (and listed) for audit; default 7 days. */
+  retentionSeconds?: number;
+  auditMaxLenPerShard?: number;
+  /**
+   * Called with each ending's audit event after the script that ended the lease wrote it to the
+   * stream, so the process that ran the ending can also log it (once). Must not throw.
+   */
+  onAuditEvent?: (event: AuditEvent) => void;
+}
+
+type Tuple = [id: string, json: string, eventJson: string, streamId: string];
+
+/** The production lease store: one EVALSHA per write, each touching one hash slot. */
+export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore {
+  const { redis } = opts;
+  const clientPrefix = (redis.options as { keyPrefix?: string }).keyPrefix;
+  if (clientPrefix) throw new TypeError('createRedisLeaseStore: use the prefix option, not an ioredis keyPrefix');
+  const keys = redisKeys(opts.prefix);
+  const retentionSeconds = opts.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
+  if (!(retentionSeconds >= 0)) throw new TypeError('createRedisLeaseStore: retentionSeconds must be >= 0');
+  const retentionMs = Math.round(retentionSeconds * 1000);
+  const maxlen = opts.auditMaxLenPerShard ?? DEFAULT_AUDIT_MAXLEN;
+  const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s);
+
+  const io = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    try {
+      return await f();
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) throw err;
+      throw new StoreUnavailableError(`redis ${what}: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+  };
+
+  const toEnding = (shard: number, nowMs: number, [id, json, eventJson, streamId]: Tuple): Ending => {
+    if (opts.onAuditEvent) {
+      try {
+        opts.onAuditEvent({ ...(JSON.parse(eventJson) as AuditEvent), id: auditEventId(streamId, shard) });
+      } catch {
+        // Logging must never undo or fail an ending that already happened.
+      }
+    }
+    return { lease: decodeLease(id, json).lease, ended_at_ms: nowMs };
+  };
+
+  async function revokeScan(
+    shard: number,
+    scanKey: string,
+    isIndex: boolean,
+    selector: LeaseSelector,
+    input: RevokeInput,
+  ): Promise<string[]> {
+    const sel = Object.fromEntries(Object.entries(selector).filter(([, v]) => v !== undefined));
+    const needles = Object.values(sel).map((v) => JSON.stringify(v));
+    const ids: string[] = [];
+    let cursor = '0';
+    do {
+      const res = (await io('revokeWhere', () =>
+        runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard)], [
+          keys.base(shard), cursor, SCAN_COUNT, input.at, input.reason, input.by, Math.round(input.at * 1000),
+          JSON.stringify(sel), isIndex ? '1' : '0', ...needles,
+        ]),
+      )) as string[];
+      cursor = res[0] ?? '0';
+      ids.push(...res.slice(1));
+    } while (cursor !== '0');
+    return ids;
+  }
+
+  async function sweepShard(shard: number, nowMs: number, limit: number, pendingGraceMs: number): Promise<Ending[]> {
+    const tuples = (await io('sweep', () =>
+      runScript(redis, SWEEP, [keys.due(shard), keys.pending(shard)], [
+        keys.base(shard), nowMs, limit, nowMs - pendingGraceMs, retentionMs, maxlen,
+      ]),
+    )) as Tuple[];
+    return tuples.map((t) => toEnding(shard, nowMs, t));
+  }
+
+  return {
+    async create(lease: Lease, createOpts?: { maxActive?: number }): Promise<void> {
+      checkNewLease(lease);
+      const max = createOpts?.maxActive;
+      if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) throw new TypeError('create(): maxActive must be a whole number >= 0');
+      const shard = shardOfLeaseId(lease.id);
+      const now = Date.now();
+      const issuedMs = issuedMsFor(lease.issued_at, now);
+      const expiresMs = lease.expires_at * 1000;
+      const res = await io('create', () =>
+        runScript(
+          redis,
+          CREATE,
+          [
+            keys.lease(shard, lease.id), keys.due(shard), keys.all(shard), keys.act(shard, lease.rule, lease.subject),
+            lease.task_id === null ? keys.task(shard, '') : keys.task(shard, lease.task_id),
+          ],
+          [encodeLease(lease, issuedMs), expiresMs, listMember(issuedMs, lease.id), now, max ?? -1, lease.id, lease.task_id === null ? 0 : 1],
+        ),
+      );
+      if (res === -1) throw new LeaseLimitError(max ?? 0);
+      if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
+    },
+
+    async get(id: string): Promise<Lease | null> {
+      if (!isLeaseId(id)) return null;
+      const raw = await io('get', () => redis.get(keys.lease(shardOfLeaseId(id), id)));
+      return raw === null ? null : decodeLease(id, raw).lease;
+    },
+
+    async revoke(id: string, input: RevokeInput): Promise<Lease | null> {
+      if (!isLeaseId(id)) return null;
+      const shard = shardOfLeaseId(id);
+      const json = await io('revoke', () =>
+        runScript(redis, REVOKE, [keys.lease(shard, id), keys.pending(shard)], [
+          keys.base(shard), id, input.at, input.reason, input.by, Math.round(input.at * 1000),
+        ]),
+      );
+      return typeof json === 'string' ? decodeLease(id, json).lease : null;
+    },
+
+    async revokeWhere(selector: LeaseSelector, input: RevokeInput): Promise<string[]> {
+      const { subject, rule, issuer, task_id } = selector;
+      if (subject === undefined && rule === undefined && issuer === undefined && task_id === undefined) {
+        throw new TypeError('revokeWhere(): the selector needs at least one of subject, rule, issuer, task_id');
+      }
+      const sel: LeaseSelector = { subject, rule, issuer, task_id };
+      let found: string[][];
+      if (task_id !== undefined) {
+        found = await Promise.all(shards.map((s) => revokeScan(s, keys.task(s, task_id), true, sel, input)));
+      } else if (rule !== undefined && subject !== undefined) {
+        const s = shardOf(rule, subject);
+        found = [await revokeScan(s, keys.act(s, rule, subject), true, sel, input)];
+      } else {
+        found = await Promise.all(shards.map((s) => revokeScan(s, keys.due(s), false, sel, input)));
+      }
+      return [...new Set(found.flat())];
+    },
+
+    async activeIdsOfTask(taskId: string): Promise<string[]> {
+      const per = await Promise.all(shards.map((s) => io('activeIdsOfTask', () => redis.zrange(keys.task(s, taskId), '0', '-1'))));
+      return per.flat();
+    },
+
+    list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage> {
+      return listLeases(redis, keys, io, filter, page);
+    },
+
+    async countActive(): Promise<number> {
+      // Revoked leases stay in `due` until finalized; `pending` holds exactly those.
+      const per = await Promise.all(
+        shards.map((s) => io('countActive', () => Promise.all([redis.zcard(keys.due(s)), redis.zcard(keys.pending(s))]))),
+      );
+      return per.reduce((n, [due, pending]) => n + due - pending, 0);
+    },
+
+    async finalize(id: string, nowMs: number): Promise<Ending | null> {
+      if (!isLeaseId(id)) return null;
+      const shard = shardOfLeaseId(id);
+      const tuple = await io('finalize', () =>
+        runScript(redis, FINALIZE, [keys.lease(shard, id)], [keys.base(shard), id, nowMs, retentionMs, maxlen]),
+      );
+      return Array.isArray(tuple) ? toEnding(shard, nowMs, tuple as Tuple) : null;
+    },
+
+    async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {
+      // Share the budget between shards; shards that used their whole share may have more.
+      const out: Ending[] = [];
+      let open = shards;
+      let budget = Math.max(0, Math.floor(sweepOpts.limit));
+      while (budget > 0 && open.length > 0) {
+        const each = Math.floor(budget / open.length);
+        const extra = budget % open.length;
+        const shares = open.map((s, i) => [s, each + (i < extra ? 1 : 0)] as const);
+        const tried = shares.filter(([, n]) => n > 0);
+        const results = await Promise.all(tried.map(([s, n]) => sweepShard(s, nowMs, n, sweepOpts.pendingGraceMs)));
+        results.forEach((r) => out.push(...r));
+        budget -= results.reduce((n, r) => n + r.length, 0);
+        // Still open: shards not tried this round, and those that used their whole share.
+        const full = new Set(tried.filter(([, n], i) => results[i]!.length >= n).map(([s]) => s));
+        open = shares.filter(([s, n]) => n === 0 || full.has(s)).map(([s]) => s);
+      }
+      return out;
+    },
+
+    async crlEntries(nowSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]> {
+      const nowMs = nowSeconds * 1000;
+      const per = await Promise.all(
+        shards.map((s) =>
+          io('crlEntries', async () => {
+            await redis.zremrangebyscore(keys.crl(s), '-inf', nowMs);
+            return redis.zrange(keys.crl(s), `(${nowMs}`, '+inf', 'BYSCORE', 'WITHSCORES');
+          }),
+        ),
+      );
+      const entries = per.flatMap((flat) => {
+        const rows: { serial: string; revoked_at: number; expires_at: number }[] = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const member = flat[i]!;
+          const cut = member.lastIndexOf(':');
+          rows.push({ serial: member.slice(0, cut), revoked_at: Number(member.slice(cut + 1)), expires_at: Number(flat[i + 1]) / 1000 });
+        }
+        return rows;
+      });
+      return entries.sort((a, b) => a.revoked_at - b.revoked_at || (a.serial < b.serial ? -1 : 1));
+    },
+
+    async pruneRetained(nowMs: number): Promise<number> {
+      const per = await Promise.all(
+        shards.map(async (s) => {
+          let total = 0;
+          for (;;) {
+            const n = (await io('pruneRetained', () =>
+              runScript(redis, PRUNE, [keys.gone(s), keys.all(s)], [keys.base(s), nowMs, PRUNE_CHUNK]),
+            )) as number;
+            total += n;
+            if (n < PRUNE_CHUNK) return total;
+          }
+        }),
+      );
+      return per.reduce((a, b) => a + b, 0);
+    },
+
+    async ping(): Promise<void> {
+      await io('ping', () => redis.ping());
+    },
+
+    // The caller owns the connection.
+    async close(): Promise<void> {},
+  };
+}
