@@ -56,11 +56,12 @@ async function tail(flags: TailFlags, cmd: Command): Promise<void> {
     first.events.forEach(print);
     return;
   }
-  const seen = new Map<string, number>();
   const initial = [...first.events].reverse();
   initial.forEach(print);
-  for (const e of initial) seen.set(keyOf(e), e.time);
-  let high = Math.max(Date.now() - LOOKBACK_MS, ...initial.map((e) => e.time));
+  let high = initial.length > 0 ? Math.max(...initial.map((e) => e.time)) : Date.now();
+  // Everything already in the look-back window counts as seen: --limit chose not to show it.
+  const seen = new Map<string, number>();
+  for (const e of [...initial, ...(await fetchSince(client, filter, Math.max(high - LOOKBACK_MS, Number(filter.since ?? 0))))]) seen.set(keyOf(e), e.time);
   let down = false;
   for (;;) {
     await new Promise((r) => setTimeout(r, POLL_MS));

@@ -15,7 +15,7 @@ import { signJwt } from '../mint/jwt/sign.ts';
 import { formatDuration } from '../util/duration.ts';
 import { CliError, EXIT, usageError } from './client.ts';
 import { confirmOrRefuse, durationFlag, globalsOf } from './globals.ts';
-import { printJson, printLine } from './output.ts';
+import { clean, printJson, printLine } from './output.ts';
 
 const NAME = 'break-glass';
 const ADMIN_SCOPE = 'leash:admin';
@@ -189,7 +189,7 @@ function warn(lease: Lease, operator: string): void {
   process.stderr.write(
     [
       bar,
-      `!! BREAK-GLASS: a leash:admin token for ${operator} (sub ${lease.subject})`,
+      `!! BREAK-GLASS: a leash:admin token for ${clean(operator)} (sub ${clean(lease.subject)})`,
       `!! valid until ${new Date(lease.expires_at * 1000).toISOString()}. It is recorded as lease ${lease.id}`,
       '!! and audited as break_glass.issued. Treat it like a root password; when done:',
       `!!   leash leases revoke ${lease.id} --reason "break-glass finished"`,

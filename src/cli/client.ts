@@ -74,7 +74,7 @@ export function createClient(opts: ClientOptions): BrokerClient {
         body = JSON.stringify(ro.json);
       }
       const res = await send(url, { method, headers, ...(body === undefined ? {} : { body }) }, timeoutMs, baseUrl);
-      return (await readAnswer(res, baseUrl, opts.token !== undefined)) as T;
+      return (await readAnswer(res, baseUrl)) as T;
     },
   };
 }
@@ -105,7 +105,7 @@ export async function send(url: URL, init: RequestInit, timeoutMs: number, what:
   }
 }
 
-async function readAnswer(res: Response, baseUrl: string, hadToken: boolean): Promise<unknown> {
+async function readAnswer(res: Response, baseUrl: string): Promise<unknown> {
   const text = await res.text();
   let body: unknown;
   try {
@@ -121,7 +121,7 @@ async function readAnswer(res: Response, baseUrl: string, hadToken: boolean): Pr
   const exitCode = res.status >= 500 ? EXIT.UNAVAILABLE : EXIT.REFUSED;
   let message = `${code ?? `HTTP ${res.status}`}: ${description ?? res.statusText ?? 'request refused'}`;
   if (requestId) message += ` (request id ${requestId})`;
-  if (res.status === 401 && !hadToken) message += '\nhint: set LEASH_TOKEN or pass --token';
+  if (code === 'invalid_token') message += '\nhint: the token may have expired or been revoked; get a fresh one with leash exchange';
   throw new CliError(message, exitCode, code);
 }
 

@@ -4,7 +4,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { Lease } from '../leases/lease.ts';
-import { usageError, type BrokerClient } from './client.ts';
+import { CliError, usageError, type BrokerClient } from './client.ts';
 import { clientFor, confirmOrRefuse, globalsOf, isInteractive } from './globals.ts';
 import { clean, formatRelative, formatTime, note, printJson, printLine, printTable } from './output.ts';
 
@@ -140,21 +140,33 @@ async function revoke(id: string | undefined, flags: RevokeFlags, cmd: Command):
   const reason = flags.reason === undefined ? {} : { reason: flags.reason };
   if (id !== undefined) {
     if (Object.keys(selector).length > 0) throw usageError('give a lease id or a selector (--task, --subject, --rule, --issuer), not both');
+    // The answer is the lease either way; reading it first tells "revoked now" from "already ended".
+    const before = await readLease(client, id);
     const lease = await client.request<Lease>('POST', `/v1/leases/${encodeURIComponent(id)}/revoke`, { json: reason });
     if (json) printJson(lease);
-    else if (lease.status === 'revoked') printLine(`revoked ${lease.id}`);
-    else printLine(`lease ${lease.id} was already ${lease.status}; nothing changed`);
+    else if (before !== undefined && before.status !== 'active') printLine(`lease ${lease.id} was already ${before.status}; nothing changed`);
+    else printLine(`revoked ${lease.id}`);
     return;
   }
   if (Object.keys(selector).length === 0) throw usageError('give a lease id, or a selector: --task, --subject, --rule or --issuer');
   const what = Object.entries(selector).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' and ');
   if (!flags.yes) {
     const count = isInteractive() ? await countActive(client, selector) : undefined;
-    await confirmOrRefuse(`Revoke ${count ?? 'every'} active lease${count === '1' ? '' : 's'} with ${clean(what)}?`, false);
+    await confirmOrRefuse(`Revoke ${count ?? 'every'} active lease${count === undefined || count === '1' ? '' : 's'} with ${clean(what)}?`, false);
   }
   const res = await client.request<{ revoked: number }>('POST', '/v1/leases/revoke', { json: { ...selector, ...reason } });
   if (json) printJson(res);
   else printLine(`revoked ${res.revoked} lease${res.revoked === 1 ? '' : 's'} with ${clean(what)}`);
+}
+
+/** The lease, or undefined when this token may revoke but not read (the revoke call still decides). */
+async function readLease(client: BrokerClient, id: string): Promise<Lease | undefined> {
+  try {
+    return await client.request<Lease>('GET', `/v1/leases/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (err instanceof CliError && err.code === 'insufficient_scope') return undefined;
+    throw err;
+  }
 }
 
 /** How many leases a bulk revocation would hit, for the prompt; undefined if it cannot be read. */

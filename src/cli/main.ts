@@ -2,6 +2,7 @@
  * The `leash` command: builds the program, runs it, and turns every failure into a message on
  * stderr and one of the documented exit codes.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { registerAudit } from './audit.ts';
 import { registerBreakGlass } from './break-glass.ts';
@@ -23,9 +24,12 @@ Exit codes:
   3  broker, Redis or CI token endpoint unavailable (5xx, connection refused, timeout)
   4  policy lint errors, or policy explain denied the request`;
 
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 export function buildProgram(): Command {
   const program = new Command('leash')
     .description('Leash: short-lived credentials for workloads, every one a lease')
+    .version(version, '-V, --version')
     .addOption(new Option('--url <url>', 'broker URL').env('LEASH_URL').default('http://127.0.0.1:8080'))
     .addOption(new Option('--token <token>', 'bearer token for operator and task commands').env('LEASH_TOKEN'))
     .option('--json', 'machine-readable output')

@@ -26,9 +26,11 @@ export interface ProofOptions {
 type Env = Record<string, string | undefined>;
 
 export async function obtainProof(opts: ProofOptions, env: Env = process.env): Promise<string> {
-  const given = [opts.proof !== undefined, opts.proofFile !== undefined && opts.from !== 'kubernetes', opts.from !== undefined].filter(Boolean).length;
+  // --proof-file is a source of its own, or with --from kubernetes|auto the token file to read.
+  const fileIsPath = opts.from === 'kubernetes' || opts.from === 'auto';
+  const given = [opts.proof !== undefined, opts.proofFile !== undefined && !fileIsPath, opts.from !== undefined].filter(Boolean).length;
   if (given === 0) throw usageError('give the proof: --proof TOKEN, --proof-file PATH (- for stdin), or --from github|gitlab|kubernetes|auto');
-  if (given > 1) throw usageError('give only one of --proof, --proof-file and --from (--proof-file may name the token file with --from kubernetes)');
+  if (given > 1) throw usageError('give only one of --proof, --proof-file and --from (--proof-file names the token file with --from kubernetes|auto)');
   let proof: string;
   if (opts.proof !== undefined) proof = opts.proof;
   else if (opts.from === undefined) proof = await readProofFile(opts.proofFile!);

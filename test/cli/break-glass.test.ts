@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker, type TestBroker } from '../helpers/broker.ts';
+import { startFakeIssuer } from '../helpers/fake-issuer.ts';
+import { e2ePolicy, type IssuerSet } from '../helpers/policies.ts';
+import { freePort, startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { jwtPayload, runCli, waitForReady } from './run-cli.ts';
+
+let redis: TestRedis;
+let issuers: IssuerSet;
+let broker: TestBroker;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  issuers = {
+    github: await startFakeIssuer({ alg: 'RS256' }),
+    gitlab: await startFakeIssuer({ alg: 'RS256' }),
+    k8s: await startFakeIssuer({ alg: 'RS256' }),
+    spiffe: await startFakeIssuer({ alg: 'ES256' }),
+  };
+  broker = await startBroker({ policy: e2ePolicy(issuers), redisUrl: redis.url });
+  await waitForReady(broker.url);
+  // What an operator on a broker host has: the broker's own configuration.
+  env = { LEASH_KEYS_DIR: broker.keysDir, REDIS_URL: redis.url, REDIS_PREFIX: broker.config.redisPrefix, LEASH_ISSUER: broker.config.issuer };
+});
+afterAll(async () => {
+  await broker?.close();
+  for (const i of Object.values(issuers ?? {})) await i.close();
+  await redis?.destroy();
+});
+
+describe('leash break-glass', { timeout: 120_000 }, () => {
+  it('records a lease first, audits it, warns loudly, and prints a leash:admin token the broker accepts', async () => {
+    const r = await runCli(['break-glass', '--subject', 'alice', '--reason', 'IdP outage INC-42', '--ttl', '10m', '--yes'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('BREAK-GLASS');
+    const token = r.stdout.trim();
+    const claims = jwtPayload(token);
+    expect(claims).toMatchObject({ iss: broker.config.issuer, aud: broker.config.issuer, sub: 'break-glass:alice', scope: 'leash:admin', client_id: 'break-glass' });
+    expect((claims.exp as number) - (claims.iat as number)).toBe(600);
+
+    const lease = await broker.deps.store.get(claims.jti as string);
+    expect(lease).toMatchObject({ status: 'active', kind: 'jwt', rule: 'break-glass', issuer: 'break-glass', subject: 'break-glass:alice', scopes: ['leash:admin'], expires_at: claims.exp });
+    const audit = await broker.deps.audit.list({ type: 'break_glass.issued', lease_id: lease!.id, limit: 10 });
+    expect(audit.events).toHaveLength(1);
+    expect(audit.events[0]).toMatchObject({ actor: 'alice', reason: 'IdP outage INC-42', lease_id: lease!.id });
+    expect(JSON.stringify(audit.events[0])).not.toContain(token.split('.')[2]);
+
+    // The broker takes it like any operator token, and it can be revoked like any lease.
+    const ls = await runCli(['leases', 'ls', '--rule', 'break-glass', '--json'], { env: { LEASH_URL: broker.url, LEASH_TOKEN: token } });
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(JSON.parse(ls.stdout).leases.map((l: { id: string }) => l.id)).toContain(lease!.id);
+    const revoke = await runCli(['leases', 'revoke', lease!.id, '--reason', 'done'], { env: { LEASH_URL: broker.url, LEASH_TOKEN: token } });
+    expect(revoke.code, revoke.stderr).toBe(0);
+    const after = await runCli(['leases', 'ls'], { env: { LEASH_URL: broker.url, LEASH_TOKEN: token } });
+    expect(after.code).toBe(1);
+  });
+
+  it('refuses without --reason, without --yes (no terminal), or with a ttl over 1h: exit 2, nothing recorded', async () => {
+    const before = (await broker.deps.store.list({ rule: 'break-glass' }, { limit: 100 })).leases.length;
+    const noReason = await runCli(['break-glass', '--yes'], { env });
+    expect(noReason.code).toBe(2);
+    expect(noReason.stderr).toContain('--reason');
+    expect((await runCli(['break-glass', '--reason', 'x'], { env })).code).toBe(2);
+    expect((await runCli(['break-glass', '--reason', 'x', '--ttl', '2h', '--yes'], { env })).code).toBe(2);
+    expect((await runCli(['break-glass', '--reason', 'x', '--yes'], { env: { ...env, REDIS_URL: undefined } })).code).toBe(2);
+    expect((await broker.deps.store.list({ rule: 'break-glass' }, { limit: 100 })).leases).toHaveLength(before);
+  });
+
+  it('exit 3 and no token when Redis is unreachable', async () => {
+    const r = await runCli(['break-glass', '--reason', 'x', '--yes', '--redis-url', `redis://127.0.0.1:${await freePort()}`], { env });
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe('');
+  });
+});
