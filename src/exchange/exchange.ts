@@ -7,7 +7,7 @@ import { explain } from '../policy/decide.ts';
 import type { Allowed, Decision } from '../policy/types.ts';
 import { replayTtlSeconds, type VerifiedProof } from '../proofs/proof-verifier.ts';
 import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr.ts';
-import { newSerialHex } from '../mint/serial.ts';
+import { generateSerialHex } from '../mint/x509/issuer.ts';
 import { mintAccessToken } from './mint-access-token.ts';
 import { mintCertificate } from './mint-certificate.ts';
 import { auditAllowed, auditDenied } from './audit-exchange.ts';
@@ -73,7 +73,7 @@ function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proo
     scopes: decision.scopes,
     audiences: decision.audiences,
     task_id: req.taskId ?? null,
-    serial: csr ? newSerialHex() : null,
+    serial: csr ? generateSerialHex() : null,
     issued_at: issuedAt,
     expires_at: issuedAt + decision.ttl,
     revoked_at: null,

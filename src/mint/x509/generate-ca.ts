@@ -25,6 +25,9 @@ const ALGORITHMS: Record<CaGenerationKeyType, { key: EcKeyGenParams | Algorithm;
   ed25519: { key: { name: 'Ed25519' }, sign: { name: 'Ed25519' } },
 };
 
+/** The dev root's CRL, signed once at generation (the root key is not kept). */
+export const ROOT_CRL_FILE = join('ca', 'root.crl.pem');
+
 /**
  * Writes a development root and intermediate CA under `<keysDir>/ca/`. The root's private key is
  * discarded: the broker never needs it, and a root key lying next to the issuing key would make
@@ -83,12 +86,24 @@ export async function generateDevCa(keysDir: string, opts: GenerateDevCaOptions 
     ],
   });
   const pkcs8 = Buffer.from(await crypto.subtle.exportKey('pkcs8', caKeys.privateKey));
+  // The root's key is about to be discarded, so the root signs its (empty) CRL now, valid as long
+  // as the root. Relying parties that check the whole chain (Node's tls `crl` option sets
+  // CRL_CHECK_ALL) need a CRL from every CA in it, not only from the issuing one.
+  const rootCrl = await x509.X509CrlGenerator.create({
+    issuer: root.subject,
+    thisUpdate: new Date(now - BACKDATE_MS),
+    nextUpdate: new Date(now + 3650 * DAY_MS),
+    signingAlgorithm: alg.sign,
+    signingKey: rootKeys.privateKey,
+    extensions: [await x509.AuthorityKeyIdentifierExtension.create(root, false)],
+  });
 
   await mkdir(join(keysDir, 'ca'), { recursive: true, mode: 0o700 });
   const [rootPath, certPath, keyPath] = paths as [string, string, string];
   // The key goes last so a reader never sees a key without the certificate that names it.
   await writeAtomically(rootPath, root.toString('pem') + '\n', 0o644);
   await writeAtomically(certPath, intermediate.toString('pem') + '\n', 0o644);
+  await writeAtomically(join(keysDir, ROOT_CRL_FILE), x509.PemConverter.encode(rootCrl.rawData, 'X509 CRL') + '\n', 0o644);
   await writeAtomically(keyPath, x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') + '\n', 0o600);
 }
 
