@@ -119,7 +119,13 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
     const auditLog = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix }), (e) => log.info({ audit: e }, 'audit'));
     audit = auditLog;
-    store = createRedisLeaseStore({ redis, prefix: config.redisPrefix, retentionSeconds: config.retentionSeconds });
+    store = createRedisLeaseStore({
+      redis,
+      prefix: config.redisPrefix,
+      retentionSeconds: config.retentionSeconds,
+      // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
+      onAuditEvent: (e) => log.info({ audit: e }, 'audit'),
+    });
     replay = new RedisReplayGuard({ redis, prefix: config.redisPrefix });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp, config.rateLimitPerSubject);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });

@@ -18,7 +18,7 @@ export interface MemoryLeaseStoreOptions {
 interface Entry {
   lease: Lease;
   member: string;
-  /** ms after which the ended lease is gone (Redis: the key's PEXPIREAT). */
+  /** ms after which pruneRetained drops the ended lease. */
   dropAt: number | null;
 }
 
@@ -46,7 +46,6 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
   const live = new Map<string, number | null>();
   const crl = new Map<string, CrlEntry>();
 
-  const present = (e: Entry | undefined): e is Entry => e !== undefined && (e.dropAt === null || e.dropAt > Date.now());
   const activeOf = (pred: (l: Lease) => boolean): Lease[] =>
     [...live.keys()].map((id) => entries.get(id)!.lease).filter((l) => l.status === 'active' && pred(l));
 
@@ -95,12 +94,12 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
 
     async get(id: string): Promise<Lease | null> {
       const e = entries.get(id);
-      return present(e) ? copy(e.lease) : null;
+      return e ? copy(e.lease) : null;
     },
 
     async revoke(id: string, input: RevokeInput): Promise<Lease | null> {
       const e = entries.get(id);
-      if (!present(e) || e.lease.status !== 'active') return null;
+      if (!e || e.lease.status !== 'active') return null;
       flip(e.lease, input);
       return copy(e.lease);
     },
@@ -127,7 +126,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
       for (; i >= 0; i--) {
         const member = order[i]!;
         const e = entries.get(idOfListMember(member));
-        if (!present(e) || !matchesFilter(e.lease, filter)) continue;
+        if (!e || !matchesFilter(e.lease, filter)) continue;
         if (leases.length === limit) return { leases, next_cursor: encodeCursor(last!) };
         leases.push(copy(e.lease));
         last = member;

@@ -3,7 +3,7 @@ import type { Lease } from './lease.ts';
 import { decodeLease } from './lease-codec.ts';
 import { decodeCursor, encodeCursor, matchesFilter, pageLimit } from './list-cursor.ts';
 import { DescMerge } from './merge-desc.ts';
-import { SHARD_COUNT, idOfListMember, shardOf, type RedisKeys } from './redis-keys.ts';
+import { SHARD_COUNT, idOfListMember, listMember, msOfListMember, shardOf, type RedisKeys } from './redis-keys.ts';
 import type { RedisClient } from './redis-scripts.ts';
 
 /** Index entries one list() call examines at most; a sparse filter pages on with a cursor. */
@@ -12,23 +12,27 @@ const BATCH = 200;
 
 interface Entry {
   shard: number;
-  member: string;
+  ms: number;
+  id: string;
 }
 
+type Io = <T>(what: string, f: () => Promise<T>) => Promise<T>;
+
 /**
- * Newest first over the 16 shards' listing indexes, filters applied here, bodies read with one
- * MGET per shard and chunk. Members whose lease is gone (retention passed) are removed lazily.
+ * Newest first over the 16 shards' listing indexes, in (issued ms, id) order, filters applied
+ * here, bodies read with one HMGET per shard and chunk. The cursor is the last position examined.
  * `io` wraps each Redis call (error mapping).
  */
 export async function listLeases(
   redis: RedisClient,
   keys: RedisKeys,
-  io: <T>(what: string, f: () => Promise<T>) => Promise<T>,
+  io: Io,
   filter: LeaseFilter,
   page: { limit: number; cursor?: string | null },
 ): Promise<LeasePage> {
   const limit = pageLimit(page.limit);
-  const start = page.cursor ? `(${decodeCursor(page.cursor)}` : '+';
+  const cursor = page.cursor ? decodeCursor(page.cursor) : null;
+  const start = cursor ? { ms: msOfListMember(cursor), id: idOfListMember(cursor) } : null;
   // A subject and rule pin the shard: every lease of that pair lives there.
   const shards =
     filter.rule !== undefined && filter.subject !== undefined
@@ -39,13 +43,12 @@ export async function listLeases(
     shards.map((shard) => {
       let bound = start;
       return async (count) => {
-        const members = await io('list', () => redis.zrevrangebylex(keys.all(shard), bound, '-', 'LIMIT', 0, count));
-        const last = members[members.length - 1];
-        if (last !== undefined) bound = `(${last}`;
-        return members.map((member) => ({ shard, member }));
+        const entries = await io('list', () => olderThan(redis, keys.all(shard), shard, bound, count));
+        bound = entries[entries.length - 1] ?? bound;
+        return entries;
       };
     }),
-    (a, b) => (a.member > b.member ? 1 : a.member < b.member ? -1 : 0),
+    (a, b) => a.ms - b.ms || (a.id > b.id ? 1 : a.id < b.id ? -1 : 0),
     filtered ? BATCH : Math.min(limit + 1, BATCH),
   );
 
@@ -69,10 +72,10 @@ export async function listLeases(
       const entry = chunk[i++]!;
       const raw = bodies[i - 1];
       examined++;
-      last = entry.member;
+      last = listMember(entry.ms, entry.id);
       if (raw == null) stale.push(entry);
       else {
-        const { lease } = decodeLease(idOfListMember(entry.member), raw);
+        const { lease } = decodeLease(entry.id, raw);
         if (matchesFilter(lease, filter)) leases.push(lease);
       }
     }
@@ -83,33 +86,38 @@ export async function listLeases(
   return { leases, next_cursor: more ? encodeCursor(last!) : null };
 }
 
-async function readBodies(
-  redis: RedisClient,
-  keys: RedisKeys,
-  io: <T>(what: string, f: () => Promise<T>) => Promise<T>,
-  chunk: Entry[],
-): Promise<(string | null)[]> {
+/** The entries after `bound` in (score, id) descending order: ties at bound's ms, then older. */
+async function olderThan(redis: RedisClient, key: string, shard: number, bound: Pick<Entry, 'ms' | 'id'> | null, count: number): Promise<Entry[]> {
+  const older = (rows: string[]): Entry[] => {
+    const out: Entry[] = [];
+    for (let i = 0; i + 1 < rows.length; i += 2) out.push({ shard, id: rows[i]!, ms: Number(rows[i + 1]) });
+    return out;
+  };
+  if (!bound) return older(await redis.zrange(key, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, count, 'WITHSCORES'));
+  const [ties, rest] = await Promise.all([
+    redis.zrange(key, String(bound.ms), String(bound.ms), 'BYSCORE'),
+    redis.zrange(key, `(${bound.ms}`, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, count, 'WITHSCORES'),
+  ]);
+  const sameMs = ties.filter((id) => id < bound.id).reverse().map((id) => ({ shard, id, ms: bound.ms }));
+  return [...sameMs, ...older(rest)];
+}
+
+async function readBodies(redis: RedisClient, keys: RedisKeys, io: Io, chunk: Entry[]): Promise<(string | null)[]> {
   const byShard = new Map<number, number[]>();
   chunk.forEach((e, i) => byShard.set(e.shard, [...(byShard.get(e.shard) ?? []), i]));
   const out: (string | null)[] = new Array(chunk.length).fill(null);
   await Promise.all(
     [...byShard].map(async ([shard, idx]) => {
-      const ks = idx.map((i) => keys.lease(shard, idOfListMember(chunk[i]!.member)));
-      const vals = await io('list', () => redis.mget(...ks));
+      const vals = await io('list', () => redis.hmget(keys.leases(shard), ...idx.map((i) => chunk[i]!.id)));
       idx.forEach((i, j) => (out[i] = vals[j] ?? null));
     }),
   );
   return out;
 }
 
-// The lease key expired with its retention before pruneRetained ran: drop its index entries.
-async function dropStale(
-  redis: RedisClient,
-  keys: RedisKeys,
-  io: <T>(what: string, f: () => Promise<T>) => Promise<T>,
-  stale: Entry[],
-): Promise<void> {
+// A listing entry without a body (an interrupted prune, say): drop it.
+async function dropStale(redis: RedisClient, keys: RedisKeys, io: Io, stale: Entry[]): Promise<void> {
   await Promise.all(
-    stale.map((e) => io('list', () => Promise.all([redis.zrem(keys.all(e.shard), e.member), redis.zrem(keys.gone(e.shard), e.member)]))),
+    stale.map((e) => io('list', () => Promise.all([redis.zrem(keys.all(e.shard), e.id), redis.zrem(keys.gone(e.shard), e.id)]))),
   );
 }

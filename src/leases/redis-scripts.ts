@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { LUA_FIELDS } from './lease-codec.ts';
-import { LUA_KEYS, LUA_LIST_MEMBER } from './redis-keys.ts';
+import { LUA_INDEX } from './redis-index-lua.ts';
+import { LUA_KEYS } from './redis-keys.ts';
 
 /** A standalone, Sentinel or Cluster client. Scripts touch the keys of one shard (one slot) only. */
 export type RedisClient = Redis | Cluster;
@@ -11,8 +12,8 @@ export interface LuaScript {
   readonly sha: string;
 }
 
-const script = (body: string, prelude = true): LuaScript => {
-  const lua = prelude ? PRELUDE + body : body;
+const script = (body: string): LuaScript => {
+  const lua = PRELUDE + body;
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 };
 
@@ -27,8 +28,8 @@ export async function runScript(redis: RedisClient, s: LuaScript, keys: string[]
 }
 
 // Shared by the scripts below. `finish` is the one place an ending happens: status, ended_at,
-// schedule and index removal, retention, CRL entry and the audit event, all in one atomic step.
-const PRELUDE = `${LUA_FIELDS}${LUA_KEYS}${LUA_LIST_MEMBER}
+// schedule and index removal, retention, CRL entry and the audit event, in one atomic step.
+const PRELUDE = `${LUA_FIELDS}${LUA_KEYS}${LUA_INDEX}
 local NULL = cjson.null
 local function decodeLease(raw)
   local t = cjson.decode(raw)
@@ -36,17 +37,23 @@ local function decodeLease(raw)
   return t
 end
 local function unlinkActive(base, id, t)
-  redis.call('ZREM', actKey(base, t[F_RULE], t[F_SUBJECT]), id)
-  if t[F_TASK_ID] ~= NULL then redis.call('ZREM', taskKey(base, t[F_TASK_ID]), id) end
+  ixRem(base, 'act', actName(t[F_RULE], t[F_SUBJECT]), id)
+  if t[F_TASK_ID] ~= NULL then ixRem(base, 'task', taskName(t[F_TASK_ID]), id) end
 end
-local function revokeLease(base, id, t, at, reason, by, revokedMs)
+-- With \`batch\`, the pending entry is left for the caller to add in one ZADD with the others.
+local function revokeLease(base, id, t, at, reason, by, revokedMs, batch)
   t[F_STATUS] = 'revoked'
   t[F_REVOKED_AT] = at
   t[F_REASON] = reason
   t[F_REVOKED_BY] = by
   local json = cjson.encode(t)
-  redis.call('SET', leaseKey(base, id), json)
-  redis.call('ZADD', pendingKey(base), revokedMs, id)
+  redis.call('HSET', leasesKey(base), id, json)
+  if batch then
+    batch[#batch + 1] = revokedMs
+    batch[#batch + 1] = id
+  else
+    redis.call('ZADD', pendingKey(base), revokedMs, id)
+  end
   unlinkActive(base, id, t)
   return json
 end
@@ -58,11 +65,10 @@ local function finish(base, id, t, now, retentionMs, maxlen)
   end
   t[F_ENDED_AT] = math.floor(now / 1000)
   local json = cjson.encode(t)
-  local dropAt = now + retentionMs
-  redis.call('SET', leaseKey(base, id), json, 'PXAT', dropAt)
+  redis.call('HSET', leasesKey(base), id, json)
   redis.call('ZREM', dueKey(base), id)
   redis.call('ZREM', pendingKey(base), id)
-  redis.call('ZADD', goneKey(base), dropAt, listMember(t[F_ISSUED_MS], id))
+  redis.call('ZADD', goneKey(base), now + retentionMs, id)
   local ev = { time = now, lease_id = id, rule = t[F_RULE], issuer = t[F_ISSUER], subject = t[F_SUBJECT],
     task_id = t[F_TASK_ID], kind = t[F_KIND], serial = t[F_SERIAL] }
   if expired then
@@ -85,36 +91,34 @@ end
 `;
 
 /**
- * KEYS lease, due, all, act, task; ARGV json, expires ms, list member, now ms, max active (-1: none),
- * id, has task (1/0). Returns 0, -1 (limit reached) or -2 (id exists).
+ * KEYS leases, due, all, act hash, tasks hash; ARGV base, id, json, expires ms, issued ms, now ms,
+ * max active (-1: none), act name, task name ('' for none). Returns 0, -1 (limit) or -2 (exists).
  */
 export const CREATE = script(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return -2 end
-local max = tonumber(ARGV[5])
-if max >= 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[4])
-  if redis.call('ZCARD', KEYS[4]) >= max then return -1 end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[6])
-redis.call('ZADD', KEYS[3], 0, ARGV[3])
-redis.call('ZADD', KEYS[4], ARGV[2], ARGV[6])
-if ARGV[7] == '1' then redis.call('ZADD', KEYS[5], ARGV[2], ARGV[6]) end
+local base, id, expMs = ARGV[1], ARGV[2], tonumber(ARGV[4])
+if redis.call('HEXISTS', KEYS[1], id) == 1 then return -2 end
+local max = tonumber(ARGV[7])
+if max >= 0 and ixLiveCount(base, 'act', ARGV[8], tonumber(ARGV[6])) >= max then return -1 end
+redis.call('HSET', KEYS[1], id, ARGV[3])
+redis.call('ZADD', KEYS[2], expMs, id)
+redis.call('ZADD', KEYS[3], ARGV[5], id)
+ixAdd(base, 'act', ARGV[8], id, expMs)
+if ARGV[9] ~= '' then ixAdd(base, 'task', ARGV[9], id, expMs) end
 return 0
-`, false);
+`);
 
-/** KEYS lease, pending; ARGV base, id, at s, reason, by, revoked ms. Returns the new JSON or nil. */
+/** KEYS leases, pending; ARGV base, id, at s, reason, by, revoked ms. Returns the new JSON or nil. */
 export const REVOKE = script(`
-local raw = redis.call('GET', KEYS[1])
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
 local t = decodeLease(raw)
 if t[F_STATUS] ~= 'active' then return false end
 return revokeLease(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6])
 `);
 
-/** KEYS lease; ARGV base, id, now ms, retention ms, audit maxlen. Returns an ending tuple or nil. */
+/** KEYS leases; ARGV base, id, now ms, retention ms, audit maxlen. Returns an ending tuple or nil. */
 export const FINALIZE = script(`
-local raw = redis.call('GET', KEYS[1])
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
 local t = decodeLease(raw)
 if t[F_STATUS] ~= 'revoked' or t[F_ENDED_AT] ~= NULL then return false end
@@ -122,8 +126,8 @@ return finish(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 `);
 
 /**
- * KEYS due, pending; ARGV base, now ms, limit, pending-before ms, retention ms, audit maxlen.
- * Ends due leases (expired, or revoked whose effects are pending), then revoked leases whose
+ * KEYS due, pending, leases; ARGV base, now ms, limit, pending-before ms, retention ms, audit
+ * maxlen. Ends due leases (expired, or revoked with effects pending), then revoked leases whose
  * effects job has been missing since before pending-before. Returns ending tuples.
  */
 export const SWEEP = script(`
@@ -132,7 +136,7 @@ local retention, maxlen = tonumber(ARGV[5]), ARGV[6]
 local out = {}
 local function endAll(ids, onlyRevoked)
   for _, id in ipairs(ids) do
-    local raw = redis.call('GET', leaseKey(base, id))
+    local raw = redis.call('HGET', KEYS[3], id)
     local t = raw and decodeLease(raw)
     if not t or t[F_ENDED_AT] ~= NULL then
       redis.call('ZREM', KEYS[1], id)
@@ -152,23 +156,28 @@ return out
 `);
 
 /**
- * KEYS index to scan (due, a task index or an act index), pending; ARGV base, scan cursor, count,
- * at s, reason, by, revoked ms, selector JSON, "1" when scanning a task/act index (stale members
- * are dropped), then JSON-encoded selector values: a plain substring test on the stored JSON that
- * skips decoding leases that cannot match. Returns { next cursor, revoked ids... }.
+ * KEYS the set to scan (due, or the act or tasks hash), pending, leases; ARGV base, cursor, count,
+ * at s, reason, by, revoked ms, selector JSON, source ('due', 'act' or 'task'), index name, then
+ * the JSON-encoded selector values: a plain substring test on the stored JSON skips decoding
+ * leases that cannot match. Returns { next cursor, revoked ids... }.
  */
 export const REVOKE_SCAN = script(`
-local base = ARGV[1]
+local base, source = ARGV[1], ARGV[9]
 local sel = cjson.decode(ARGV[8])
-local res = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
-local out = { res[1] }
-local m = res[2]
-for i = 1, #m, 2 do
-  local id = m[i]
-  local raw = redis.call('GET', leaseKey(base, id))
+local ids, nextCursor = {}, '0'
+if source == 'due' then
+  local res = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+  for i = 1, #res[2], 2 do ids[#ids + 1] = res[2][i] end
+  nextCursor = res[1]
+else
+  ids, nextCursor = ixIds(base, source, ARGV[10], ARGV[2], ARGV[3])
+end
+local out, pending = { nextCursor }, {}
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[3], id)
   if raw then
     local hit = true
-    for j = 10, #ARGV do
+    for j = 11, #ARGV do
       if not string.find(raw, ARGV[j], 1, true) then hit = false break end
     end
     if hit then
@@ -176,24 +185,38 @@ for i = 1, #m, 2 do
       if t[F_STATUS] == 'active' and (sel.subject == nil or sel.subject == t[F_SUBJECT])
         and (sel.rule == nil or sel.rule == t[F_RULE]) and (sel.issuer == nil or sel.issuer == t[F_ISSUER])
         and (sel.task_id == nil or sel.task_id == t[F_TASK_ID]) then
-        revokeLease(base, id, t, tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7])
+        revokeLease(base, id, t, tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], pending)
         out[#out + 1] = id
       end
     end
-  elseif ARGV[9] == '1' then
-    redis.call('ZREM', KEYS[1], id)
+  elseif source ~= 'due' then
+    ixRem(base, source, ARGV[10], id)
   end
+end
+for i = 1, #pending, 1000 do -- unpack stays well under Lua's C stack limit
+  redis.call('ZADD', KEYS[2], unpack(pending, i, math.min(i + 999, #pending)))
 end
 return out
 `);
 
-/** KEYS gone, all; ARGV base, now ms, limit. Drops leases past retention; returns how many. */
-export const PRUNE = script(`
-local ms = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[2], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
-for _, m in ipairs(ms) do
-  redis.call('ZREM', KEYS[2], m)
-  redis.call('DEL', leaseKey(ARGV[1], string.sub(m, 11)))
+/** KEYS index hash; ARGV base, kind, name. The ids in an act or task set (read only). */
+export const INDEX_IDS = script(`
+local ids, cursor = ixIds(ARGV[1], ARGV[2], ARGV[3], '0', 1000)
+while cursor ~= '0' do
+  local more
+  more, cursor = ixIds(ARGV[1], ARGV[2], ARGV[3], cursor, 1000)
+  for _, id in ipairs(more) do ids[#ids + 1] = id end
 end
-if #ms > 0 then redis.call('ZREM', KEYS[1], unpack(ms)) end
-return #ms
+return ids
+`);
+
+/** KEYS gone, all, leases; ARGV now ms, limit. Drops leases past retention; returns how many. */
+export const PRUNE = script(`
+local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids > 0 then
+  redis.call('ZREM', KEYS[2], unpack(ids))
+  redis.call('HDEL', KEYS[3], unpack(ids))
+  redis.call('ZREM', KEYS[1], unpack(ids))
+end
+return #ids
 `);

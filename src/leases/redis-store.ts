@@ -5,8 +5,8 @@ import { LeaseLimitError } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
-import { SHARD_COUNT, auditEventId, isLeaseId, listMember, redisKeys, shardOf, shardOfLeaseId } from './redis-keys.ts';
-import { CREATE, FINALIZE, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
+import { SHARD_COUNT, actName, auditEventId, isLeaseId, redisKeys, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
+import { CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
 /** Audit events kept per shard stream (16 streams); the JSON log is the long-term record. */
@@ -24,7 +24,7 @@ export interface RedisLeaseStoreOptions {
   redis: RedisClient;
   /** Default `leash:`. */
   prefix?: string;
-  /** How long ended leases stay readable (and listed) for audit; default 7 days. */
+  /** How long ended leases stay readable and listed, for audit, before pruneRetained drops them; default 7 days. */
   retentionSeconds?: number;
   auditMaxLenPerShard?: number;
   /**
@@ -68,22 +68,24 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     return { lease: decodeLease(id, json).lease, ended_at_ms: nowMs };
   };
 
+  /** Revokes the matching active leases found in one set: a shard's `due`, or an act or task set. */
   async function revokeScan(
     shard: number,
-    scanKey: string,
-    isIndex: boolean,
+    source: { kind: 'due' } | { kind: 'act' | 'task'; name: string },
     selector: LeaseSelector,
     input: RevokeInput,
   ): Promise<string[]> {
+    const scanKey = source.kind === 'due' ? keys.due(shard) : keys.index(shard, source.kind);
+    const name = source.kind === 'due' ? '' : source.name;
     const sel = Object.fromEntries(Object.entries(selector).filter(([, v]) => v !== undefined));
     const needles = Object.values(sel).map((v) => JSON.stringify(v));
     const ids: string[] = [];
     let cursor = '0';
     do {
       const res = (await io('revokeWhere', () =>
-        runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard)], [
+        runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
           keys.base(shard), cursor, SCAN_COUNT, input.at, input.reason, input.by, Math.round(input.at * 1000),
-          JSON.stringify(sel), isIndex ? '1' : '0', ...needles,
+          JSON.stringify(sel), source.kind, name, ...needles,
         ]),
       )) as string[];
       cursor = res[0] ?? '0';
@@ -94,7 +96,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
 
   async function sweepShard(shard: number, nowMs: number, limit: number, pendingGraceMs: number): Promise<Ending[]> {
     const tuples = (await io('sweep', () =>
-      runScript(redis, SWEEP, [keys.due(shard), keys.pending(shard)], [
+      runScript(redis, SWEEP, [keys.due(shard), keys.pending(shard), keys.leases(shard)], [
         keys.base(shard), nowMs, limit, nowMs - pendingGraceMs, retentionMs, maxlen,
       ]),
     )) as Tuple[];
@@ -114,11 +116,11 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         runScript(
           redis,
           CREATE,
+          [keys.leases(shard), keys.due(shard), keys.all(shard), keys.index(shard, 'act'), keys.index(shard, 'task')],
           [
-            keys.lease(shard, lease.id), keys.due(shard), keys.all(shard), keys.act(shard, lease.rule, lease.subject),
-            lease.task_id === null ? keys.task(shard, '') : keys.task(shard, lease.task_id),
+            keys.base(shard), lease.id, encodeLease(lease, issuedMs), expiresMs, issuedMs, now, max ?? -1,
+            actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
           ],
-          [encodeLease(lease, issuedMs), expiresMs, listMember(issuedMs, lease.id), now, max ?? -1, lease.id, lease.task_id === null ? 0 : 1],
         ),
       );
       if (res === -1) throw new LeaseLimitError(max ?? 0);
@@ -127,7 +129,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
 
     async get(id: string): Promise<Lease | null> {
       if (!isLeaseId(id)) return null;
-      const raw = await io('get', () => redis.get(keys.lease(shardOfLeaseId(id), id)));
+      const raw = await io('get', () => redis.hget(keys.leases(shardOfLeaseId(id)), id));
       return raw === null ? null : decodeLease(id, raw).lease;
     },
 
@@ -135,7 +137,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       if (!isLeaseId(id)) return null;
       const shard = shardOfLeaseId(id);
       const json = await io('revoke', () =>
-        runScript(redis, REVOKE, [keys.lease(shard, id), keys.pending(shard)], [
+        runScript(redis, REVOKE, [keys.leases(shard), keys.pending(shard)], [
           keys.base(shard), id, input.at, input.reason, input.by, Math.round(input.at * 1000),
         ]),
       );
@@ -150,19 +152,22 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const sel: LeaseSelector = { subject, rule, issuer, task_id };
       let found: string[][];
       if (task_id !== undefined) {
-        found = await Promise.all(shards.map((s) => revokeScan(s, keys.task(s, task_id), true, sel, input)));
+        const name = taskName(task_id);
+        found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'task', name }, sel, input)));
       } else if (rule !== undefined && subject !== undefined) {
-        const s = shardOf(rule, subject);
-        found = [await revokeScan(s, keys.act(s, rule, subject), true, sel, input)];
+        found = [await revokeScan(shardOf(rule, subject), { kind: 'act', name: actName(rule, subject) }, sel, input)];
       } else {
-        found = await Promise.all(shards.map((s) => revokeScan(s, keys.due(s), false, sel, input)));
+        found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'due' }, sel, input)));
       }
       return [...new Set(found.flat())];
     },
 
     async activeIdsOfTask(taskId: string): Promise<string[]> {
-      const per = await Promise.all(shards.map((s) => io('activeIdsOfTask', () => redis.zrange(keys.task(s, taskId), '0', '-1'))));
-      return per.flat();
+      const name = taskName(taskId);
+      const per = await Promise.all(
+        shards.map((s) => io('activeIdsOfTask', () => runScript(redis, INDEX_IDS, [keys.index(s, 'task')], [keys.base(s), 'task', name]))),
+      );
+      return [...new Set((per as string[][]).flat())];
     },
 
     list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage> {
@@ -181,7 +186,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       if (!isLeaseId(id)) return null;
       const shard = shardOfLeaseId(id);
       const tuple = await io('finalize', () =>
-        runScript(redis, FINALIZE, [keys.lease(shard, id)], [keys.base(shard), id, nowMs, retentionMs, maxlen]),
+        runScript(redis, FINALIZE, [keys.leases(shard)], [keys.base(shard), id, nowMs, retentionMs, maxlen]),
       );
       return Array.isArray(tuple) ? toEnding(shard, nowMs, tuple as Tuple) : null;
     },
@@ -234,7 +239,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           let total = 0;
           for (;;) {
             const n = (await io('pruneRetained', () =>
-              runScript(redis, PRUNE, [keys.gone(s), keys.all(s)], [keys.base(s), nowMs, PRUNE_CHUNK]),
+              runScript(redis, PRUNE, [keys.gone(s), keys.all(s), keys.leases(s)], [nowMs, PRUNE_CHUNK]),
             )) as number;
             total += n;
             if (n < PRUNE_CHUNK) return total;

@@ -1,0 +1,94 @@
+/**
+ * Lua for the `act` and `task` indexes: the active leases of one rule and subject pair, or of one
+ * task. Most such sets are small (a few leases), and a key of their own would cost about 150
+ * bytes a lease, so a small set is one field of a per-shard hash: a run of fixed-width entries,
+ * the 22-character id then the expiry in ms as 9 base36 digits. A set that grows past SPILL
+ * entries moves to a ZSET of its own (id -> expires ms) and its field holds '*', so large sets
+ * keep O(log n) updates. Needs LUA_KEYS.
+ */
+export const INDEX_SPILL = 32;
+
+export const LUA_INDEX = `
+local IW, SPILL = 31, ${INDEX_SPILL}
+local B36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+local function b36w9(n)
+  n = math.floor(n)
+  local s = ''
+  while n > 0 do
+    local r = n % 36
+    s = string.sub(B36, r + 1, r + 1) .. s
+    n = math.floor(n / 36)
+  end
+  return string.rep('0', 9 - #s) .. s
+end
+local function ixAdd(base, kind, name, id, expMs)
+  local h = indexKey(base, kind)
+  local v = redis.call('HGET', h, name)
+  if v == '*' then
+    redis.call('ZADD', spilledKey(base, kind, name), expMs, id)
+    return
+  end
+  v = (v or '') .. id .. b36w9(expMs)
+  if #v <= SPILL * IW then
+    redis.call('HSET', h, name, v)
+    return
+  end
+  local z = spilledKey(base, kind, name)
+  for i = 1, #v, IW do
+    redis.call('ZADD', z, tonumber(string.sub(v, i + 22, i + 30), 36), string.sub(v, i, i + 21))
+  end
+  redis.call('HSET', h, name, '*')
+end
+local function ixRem(base, kind, name, id)
+  local h = indexKey(base, kind)
+  local v = redis.call('HGET', h, name)
+  if not v then return end
+  if v == '*' then
+    local z = spilledKey(base, kind, name)
+    redis.call('ZREM', z, id)
+    if redis.call('EXISTS', z) == 0 then redis.call('HDEL', h, name) end
+    return
+  end
+  for i = 1, #v, IW do
+    if string.sub(v, i, i + 21) == id then
+      v = string.sub(v, 1, i - 1) .. string.sub(v, i + IW)
+      if #v == 0 then redis.call('HDEL', h, name) else redis.call('HSET', h, name, v) end
+      return
+    end
+  end
+end
+-- Drops the entries that expired by now; returns how many are left.
+local function ixLiveCount(base, kind, name, now)
+  local h = indexKey(base, kind)
+  local v = redis.call('HGET', h, name)
+  if not v then return 0 end
+  if v == '*' then
+    local z = spilledKey(base, kind, name)
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+    local n = redis.call('ZCARD', z)
+    if n == 0 then redis.call('HDEL', h, name) end
+    return n
+  end
+  local kept = {}
+  for i = 1, #v, IW do
+    if tonumber(string.sub(v, i + 22, i + 30), 36) > now then kept[#kept + 1] = string.sub(v, i, i + IW - 1) end
+  end
+  if #kept * IW ~= #v then
+    if #kept == 0 then redis.call('HDEL', h, name) else redis.call('HSET', h, name, table.concat(kept)) end
+  end
+  return #kept
+end
+-- The ids of a set: all of a small one, or one ZSCAN step of a large one. Returns ids, next cursor.
+local function ixIds(base, kind, name, cursor, count)
+  local v = redis.call('HGET', indexKey(base, kind), name)
+  local ids = {}
+  if not v then return ids, '0' end
+  if v ~= '*' then
+    for i = 1, #v, IW do ids[#ids + 1] = string.sub(v, i, i + 21) end
+    return ids, '0'
+  end
+  local res = redis.call('ZSCAN', spilledKey(base, kind, name), cursor, 'COUNT', count)
+  for i = 1, #res[2], 2 do ids[#ids + 1] = res[2][i] end
+  return ids, res[1]
+end
+`;

@@ -1,0 +1,240 @@
+import { describe, expect, it } from 'vitest';
+import type { AuditLog } from '../../src/audit/events.ts';
+import type { Lease } from '../../src/leases/lease.ts';
+import type { LeaseStore } from '../../src/leases/store.ts';
+import { newLeaseId } from '../../src/leases/redis-keys.ts';
+import { endingsContract } from './lease-store-endings.contract.ts';
+import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
+
+export interface StoreUnderTest {
+  store: LeaseStore;
+  /** The audit log the store's endings are written to. */
+  audit: AuditLog;
+}
+
+/** Builds a fresh, empty store (its own key prefix for Redis) for one test. */
+export type MakeStore = (opts?: { retentionSeconds?: number }) => Promise<StoreUnderTest>;
+
+const sorted = (ids: string[]): string[] => [...ids].sort();
+
+/** The behaviour every LeaseStore adapter must have. Each test builds its own store. */
+export function leaseStoreContract(name: string, make: MakeStore): void {
+  describe(`LeaseStore contract: ${name}`, () => {
+    it('returns every field of a created lease as it was written', async () => {
+      const { store } = await make();
+      const cert = makeLease({
+        kind: 'x509', serial: '7f3a9c0e11d2b4a5', task_id: 'task-42', proof_sub: 'other-sub', proof_jti: null, client_addr: null, scopes: [],
+      });
+      const jwt = makeLease({ audiences: ['https://a.example', 'https://b.example'] });
+      await store.create(cert);
+      await store.create(jwt);
+      expect(await store.get(cert.id)).toEqual(cert);
+      expect(await store.get(jwt.id)).toEqual(jwt);
+      expect(await store.get(newLeaseId('app-deploy', 'nobody'))).toBeNull();
+      expect(await store.get('not a lease id')).toBeNull();
+      expect(await store.countActive()).toBe(2);
+    });
+
+    it('refuses a lease whose id was not made for its rule and subject, or that exists', async () => {
+      const { store } = await make();
+      await expect(store.create(makeLease({ id: 'x'.repeat(22) }))).rejects.toBeInstanceOf(TypeError);
+      const a = makeLease({ subject: 'repo:a/b:ref:refs/heads/main' });
+      await expect(store.create({ ...a, subject: 'repo:c/d:ref:refs/heads/main' })).rejects.toBeInstanceOf(TypeError);
+      await store.create(a);
+      await expect(store.create(a)).rejects.toBeInstanceOf(TypeError);
+    });
+
+    it('never lets concurrent creates exceed max_active_leases', async () => {
+      const { store } = await make();
+      const now = nowSeconds();
+      // An expired-but-not-swept lease of the same pair does not count.
+      await store.create(makeLease({ issued_at: now - 100, expires_at: now - 10 }));
+      const results = await Promise.allSettled(Array.from({ length: 20 }, () => store.create(makeLease(), { maxActive: 5 })));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(5);
+      const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(refused).toHaveLength(15);
+      for (const r of refused) expect(r.reason).toMatchObject({ code: 'ERR_LEASE_LIMIT', limit: 5 });
+      // Another subject, or the same one once a lease is revoked, has room again.
+      await store.create(makeLease({ subject: 'repo:octo-org/other:environment:prod' }), { maxActive: 5 });
+      const page = await store.list({ status: 'active', subject: 'repo:octo-org/octo-repo:environment:prod' }, { limit: 100 });
+      await store.revoke(page.leases[0]!.id, revokeInput());
+      await store.create(makeLease(), { maxActive: 5 });
+      await expect(store.create(makeLease(), { maxActive: 5 })).rejects.toMatchObject({ code: 'ERR_LEASE_LIMIT' });
+    });
+
+    it('flips an active lease to revoked once', async () => {
+      const { store } = await make();
+      const lease = makeLease({ task_id: 'task-1' });
+      await store.create(lease);
+      const input = revokeInput();
+      const revoked = await store.revoke(lease.id, input);
+      expect(revoked).toEqual({ ...lease, status: 'revoked', revoked_at: input.at, reason: input.reason, revoked_by: input.by });
+      expect(await store.get(lease.id)).toEqual(revoked);
+      expect(await store.revoke(lease.id, revokeInput())).toBeNull();
+      expect(await store.revoke(newLeaseId('r', 's'), revokeInput())).toBeNull();
+      expect(await store.revoke('garbage', revokeInput())).toBeNull();
+      expect(await store.activeIdsOfTask('task-1')).toEqual([]);
+      expect(await store.countActive()).toBe(0);
+    });
+
+    describe('revokeWhere', () => {
+      const fixture = async (): Promise<{ store: LeaseStore; leases: Lease[] }> => {
+        const { store } = await make();
+        const leases: Lease[] = [];
+        for (const subject of ['repo:a/one:environment:prod', 'repo:b/two:environment:prod']) {
+          for (const rule of ['deploy', 'read-only']) {
+            for (const issuer of ['github', 'gitlab']) {
+              for (const task_id of ['task-x', 'task-y', null]) leases.push(makeLease({ subject, rule, issuer, task_id }));
+            }
+          }
+        }
+        for (const l of leases) await store.create(l);
+        // One already revoked lease of every shape: never returned again.
+        await store.revoke(leases[0]!.id, revokeInput());
+        return { store, leases };
+      };
+      const selectors = [
+        { subject: 'repo:a/one:environment:prod' },
+        { rule: 'deploy' },
+        { issuer: 'gitlab' },
+        { task_id: 'task-x' },
+        { rule: 'read-only', subject: 'repo:b/two:environment:prod' },
+        { task_id: 'task-y', issuer: 'github' },
+        { subject: 'repo:a/one:environment:prod', issuer: 'github', rule: 'deploy' },
+        { subject: 'nobody' },
+      ];
+      for (const selector of selectors) {
+        it(`revokes exactly the matching active leases: ${JSON.stringify(selector)}`, async () => {
+          const { store, leases } = await fixture();
+          const expected = leases
+            .slice(1)
+            .filter((l) => Object.entries(selector).every(([k, v]) => l[k as keyof Lease] === v))
+            .map((l) => l.id);
+          const ids = await store.revokeWhere(selector, revokeInput({ reason: 'bulk' }));
+          expect(sorted(ids)).toEqual(sorted(expected));
+          for (const id of ids) expect(await store.get(id)).toMatchObject({ status: 'revoked', reason: 'bulk' });
+          expect(await store.countActive()).toBe(leases.length - 1 - expected.length);
+          expect(await store.revokeWhere(selector, revokeInput())).toEqual([]);
+        });
+      }
+      it('refuses an empty selector', async () => {
+        const { store } = await make();
+        await expect(store.revokeWhere({}, revokeInput())).rejects.toBeInstanceOf(TypeError);
+      });
+    });
+
+    it('lists the active leases of a task', async () => {
+      const { store } = await make();
+      const mine = [makeLease({ task_id: 't-1' }), makeLease({ task_id: 't-1', rule: 'other', subject: 'repo:z/z:ref:main' })];
+      for (const l of [...mine, makeLease({ task_id: 't-2' }), makeLease()]) await store.create(l);
+      expect(sorted(await store.activeIdsOfTask('t-1'))).toEqual(sorted(mine.map((l) => l.id)));
+      await store.revoke(mine[0]!.id, revokeInput());
+      expect(await store.activeIdsOfTask('t-1')).toEqual([mine[1]!.id]);
+      expect(await store.activeIdsOfTask('t-none')).toEqual([]);
+    });
+
+    it('keeps counting and finding leases of a subject or task with many leases', async () => {
+      const { store } = await make();
+      const many = () => makeLease({ task_id: 'big-task' });
+      const results = await Promise.allSettled(Array.from({ length: 90 }, () => store.create(many(), { maxActive: 70 })));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(70);
+      let ids = await store.activeIdsOfTask('big-task');
+      expect(new Set(ids).size).toBe(70);
+      for (const id of ids.slice(0, 60)) expect(await store.revoke(id, revokeInput())).not.toBeNull();
+      ids = await store.activeIdsOfTask('big-task');
+      expect(ids).toHaveLength(10);
+      for (let i = 0; i < 60; i++) await store.create(many(), { maxActive: 70 });
+      await expect(store.create(many(), { maxActive: 70 })).rejects.toMatchObject({ code: 'ERR_LEASE_LIMIT' });
+      const revoked = await store.revokeWhere({ task_id: 'big-task' }, revokeInput());
+      expect(revoked).toHaveLength(70);
+      expect(await store.activeIdsOfTask('big-task')).toEqual([]);
+      expect(await store.revokeWhere({ rule: 'app-deploy', subject: 'repo:octo-org/octo-repo:environment:prod' }, revokeInput())).toEqual([]);
+      await store.create(many(), { maxActive: 1 });
+    });
+
+    describe('list', () => {
+      it('applies every filter and returns newest first', async () => {
+        const { store } = await make();
+        const base = nowSeconds() - 10_000;
+        const leases = Array.from({ length: 24 }, (_, i) =>
+          makeLease({
+            issued_at: base + i,
+            expires_at: base + 100_000,
+            subject: `repo:o/r${i % 3}:environment:prod`,
+            rule: i % 2 ? 'deploy' : 'read',
+            issuer: i % 4 < 2 ? 'github' : 'gitlab',
+            task_id: i % 5 === 0 ? 'task-5' : null,
+          }),
+        );
+        for (const l of leases) await store.create(l);
+        await store.revoke(leases[3]!.id, revokeInput());
+        await store.revoke(leases[9]!.id, revokeInput());
+        const current = await Promise.all(leases.map(async (l) => (await store.get(l.id))!));
+        const newestFirst = [...current].reverse();
+        const filters = [
+          {}, { status: 'revoked' as const }, { status: 'active' as const }, { subject: 'repo:o/r1:environment:prod' },
+          { rule: 'deploy' }, { issuer: 'gitlab' }, { task_id: 'task-5' }, { rule: 'read', subject: 'repo:o/r0:environment:prod' },
+          { status: 'expired' as const },
+        ];
+        for (const filter of filters) {
+          const want = newestFirst.filter((l) => Object.entries(filter).every(([k, v]) => l[k as keyof Lease] === v));
+          const page = await store.list(filter, { limit: 100 });
+          expect(page.leases, JSON.stringify(filter)).toEqual(want);
+          expect(page.next_cursor).toBeNull();
+        }
+      });
+
+      it('pages without duplicates or misses while leases are created and revoked', async () => {
+        const { store } = await make();
+        const base = nowSeconds() - 50_000;
+        const originals = Array.from({ length: 40 }, (_, i) => makeLease({ issued_at: base + i * 10, expires_at: base + 100_000 }));
+        for (const l of originals) await store.create(l);
+        const seen: Lease[] = [];
+        let cursor: string | null = null;
+        let round = 0;
+        do {
+          const page: Awaited<ReturnType<LeaseStore['list']>> = await store.list({}, { limit: 7, cursor });
+          seen.push(...page.leases);
+          cursor = page.next_cursor;
+          // Churn between pages: newer leases, a lease in between the existing ones, revocations.
+          await store.create(makeLease());
+          await store.create(makeLease({ issued_at: base + round * 70 + 5, expires_at: base + 100_000 }));
+          await store.revoke(originals[(round * 13) % originals.length]!.id, revokeInput());
+          round++;
+        } while (cursor && round < 50);
+        const ids = seen.map((l) => l.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        for (const l of originals) expect(ids).toContain(l.id);
+        for (let i = 1; i < seen.length; i++) expect(seen[i]!.issued_at).toBeLessThanOrEqual(seen[i - 1]!.issued_at);
+      });
+
+      it('pages a filtered listing to the end', async () => {
+        const { store } = await make();
+        const leases = Array.from({ length: 30 }, (_, i) => makeLease({ issuer: i % 3 === 0 ? 'gitlab' : 'github' }));
+        for (const l of leases) await store.create(l);
+        const got: string[] = [];
+        let cursor: string | null = null;
+        for (let i = 0; i < 20; i++) {
+          const page: Awaited<ReturnType<LeaseStore['list']>> = await store.list({ issuer: 'gitlab' }, { limit: 3, cursor });
+          got.push(...page.leases.map((l) => l.id));
+          cursor = page.next_cursor;
+          if (!cursor) break;
+        }
+        expect(cursor).toBeNull();
+        expect(sorted(got)).toEqual(sorted(leases.filter((l) => l.issuer === 'gitlab').map((l) => l.id)));
+      });
+
+      it('rejects a cursor it did not issue', async () => {
+        const { store } = await make();
+        await expect(store.list({}, { limit: 5, cursor: 'bm9wZQ' })).rejects.toMatchObject({ code: 'bad_request' });
+      });
+    });
+
+    endingsContract(make);
+
+    it('answers ping', async () => {
+      const { store } = await make();
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}

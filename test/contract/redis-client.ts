@@ -1,0 +1,23 @@
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+/**
+ * A client set up the way createRedisLeaseStore expects: commands fail fast when Redis is down
+ * (no offline queue, one retry, a command timeout) instead of waiting for it to come back.
+ */
+export async function connectTestRedis(url: string): Promise<Redis> {
+  const redis = new Redis(url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: 2_000,
+    connectTimeout: 2_000,
+    retryStrategy: (n) => Math.min(n * 50, 500),
+  });
+  redis.on('error', () => undefined);
+  if (redis.status !== 'ready') await once(redis, 'ready');
+  return redis;
+}
+
+/** A key prefix no other test uses. */
+export const uniquePrefix = (): string => `t-${randomBytes(6).toString('hex')}:`;

@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import type { AuditEvent } from '../../src/audit/events.ts';
+import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
+import { StoreUnavailableError } from '../../src/errors.ts';
+import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { shardOf } from '../../src/leases/redis-keys.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { leaseStoreContract } from './lease-store.contract.ts';
+import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
+import { connectTestRedis, uniquePrefix } from './redis-client.ts';
+
+let server: TestRedis;
+let redis: Redis;
+beforeAll(async () => {
+  server = await startRedis();
+  redis = await connectTestRedis(server.url);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.destroy();
+});
+
+leaseStoreContract('redis', async (opts = {}) => {
+  const prefix = uniquePrefix();
+  return { store: createRedisLeaseStore({ redis, prefix, ...opts }), audit: createRedisAuditLog({ redis, prefix }) };
+});
+
+describe('Redis lease store', () => {
+  it('keeps every key of a lease in its shard, and leaves nothing behind after retention', async () => {
+    const prefix = uniquePrefix();
+    const store = createRedisLeaseStore({ redis, prefix, retentionSeconds: 1 });
+    const lease = makeLease({ task_id: 'task-1', kind: 'x509', serial: 'abcd' });
+    await store.create(lease);
+    const tag = `{s${shardOf(lease.rule, lease.subject)}}`;
+    const keys = await redis.keys(`${prefix}*`);
+    expect(keys.length).toBeGreaterThan(0);
+    for (const k of keys) expect(k.startsWith(`${prefix}${tag}:`)).toBe(true);
+    await store.revoke(lease.id, revokeInput());
+    const nowMs = Date.now();
+    await store.finalize(lease.id, nowMs);
+    await store.pruneRetained(nowMs + 1000);
+    // What stays: the audit stream and the CRL entry (dropped when the certificate expires).
+    expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}${tag}:audit`, `${prefix}${tag}:crl`]);
+  });
+
+  it('finds index entries from Lua and TypeScript alike for non-ASCII names', async () => {
+    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix() });
+    const lease = makeLease({ subject: 'système:ünïcødé/✓', task_id: 'tâche-✓' });
+    await store.create(lease, { maxActive: 1 });
+    await expect(store.create(makeLease({ subject: lease.subject }), { maxActive: 1 })).rejects.toMatchObject({ code: 'ERR_LEASE_LIMIT' });
+    expect(await store.activeIdsOfTask('tâche-✓')).toEqual([lease.id]);
+    await store.revoke(lease.id, revokeInput()); // Lua derives the index names itself here
+    expect(await store.activeIdsOfTask('tâche-✓')).toEqual([]);
+    await store.create(makeLease({ subject: lease.subject }), { maxActive: 1 });
+  });
+
+  it('hands each ending\'s audit event to onAuditEvent once, as written to the stream', async () => {
+    const prefix = uniquePrefix();
+    const seen: AuditEvent[] = [];
+    const store = createRedisLeaseStore({ redis, prefix, onAuditEvent: (e) => seen.push(e) });
+    const now = nowSeconds();
+    const revoked = makeLease();
+    const expiring = makeLease({ expires_at: now + 1 });
+    await store.create(revoked);
+    await store.create(expiring);
+    await store.revoke(revoked.id, revokeInput());
+    await Promise.all([store.finalize(revoked.id, Date.now()), store.finalize(revoked.id, Date.now())]);
+    await store.sweep((now + 2) * 1000, { limit: 10, pendingGraceMs: 0 });
+    const stream = (await createRedisAuditLog({ redis, prefix }).list({ limit: 10 })).events;
+    expect(seen.map((e) => e.type).sort()).toEqual(['lease.expired', 'lease.revoked']);
+    expect([...seen].sort((a, b) => a.id!.localeCompare(b.id!))).toEqual([...stream].sort((a, b) => a.id!.localeCompare(b.id!)));
+  });
+
+  it('refuses an ioredis keyPrefix and a prefix that would break hash tags', async () => {
+    expect(() => createRedisLeaseStore({ redis, prefix: 'a{b}:' })).toThrow(TypeError);
+    const prefixed = redis.duplicate({ keyPrefix: 'x:', lazyConnect: true });
+    expect(() => createRedisLeaseStore({ redis: prefixed })).toThrow(TypeError);
+    prefixed.disconnect();
+  });
+});
+
+describe('Redis lease store when Redis fails', () => {
+  it('fails closed and fast with StoreUnavailableError while Redis is down, and recovers', async () => {
+    const own = await startRedis();
+    const client = await connectTestRedis(own.url);
+    const store = createRedisLeaseStore({ redis: client, prefix: uniquePrefix() });
+    const audit = createRedisAuditLog({ redis: client, prefix: 'x:' });
+    await store.create(makeLease());
+    await own.stop();
+    const started = Date.now();
+    const calls = [
+      store.create(makeLease()), store.get(makeLease().id), store.list({}, { limit: 5 }), store.ping(),
+      store.sweep(Date.now(), { limit: 10, pendingGraceMs: 0 }), store.revokeWhere({ subject: 's' }, revokeInput()),
+      audit.write({ type: 'exchange.denied', time: Date.now() }), audit.list({ limit: 5 }),
+    ];
+    for (const call of calls) {
+      const err = await call.then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(StoreUnavailableError);
+      expect(err).toMatchObject({ code: 'temporarily_unavailable', status: 503 });
+    }
+    expect(Date.now() - started).toBeLessThan(2_500);
+    await own.start();
+    await waitFor(() => store.ping());
+    await store.create(makeLease());
+    client.disconnect();
+    await own.destroy();
+  });
+
+  it('keeps leases across a Redis restart when Redis persists', async () => {
+    const own = await startRedis({ persist: true });
+    const client = await connectTestRedis(own.url);
+    const store = createRedisLeaseStore({ redis: client, prefix: uniquePrefix() });
+    const lease = makeLease({ task_id: 'task-7' });
+    await store.create(lease);
+    await own.restart();
+    await waitFor(() => store.ping());
+    expect(await store.get(lease.id)).toEqual(lease);
+    expect(await store.activeIdsOfTask('task-7')).toEqual([lease.id]);
+    // Scripts are gone from the restarted server's cache: EVALSHA falls back to EVAL.
+    expect(await store.revoke(lease.id, revokeInput())).toMatchObject({ status: 'revoked' });
+    client.disconnect();
+    await own.destroy();
+  });
+});
+
+async function waitFor(f: () => Promise<unknown>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await f();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}

@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { decodeLease, encodeLease } from '../../src/leases/lease-codec.ts';
+import {
+  SHARD_COUNT, idOfListMember, isLeaseId, listMember, msOfListMember, newLeaseId, shardOf, shardOfLeaseId,
+} from '../../src/leases/redis-keys.ts';
+import { makeLease } from '../contract/lease-fixtures.ts';
+
+describe('lease ids', () => {
+  it('carry the shard of their rule and subject in 22 base64url characters', () => {
+    for (let i = 0; i < 2000; i++) {
+      const subject = `repo:o/r${i}:ref:refs/heads/main`;
+      const id = newLeaseId('deploy', subject);
+      expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      expect(isLeaseId(id)).toBe(true);
+      expect(shardOfLeaseId(id)).toBe(shardOf('deploy', subject));
+    }
+  });
+
+  it('are unique and spread pairs evenly over the shards', () => {
+    const ids = new Set(Array.from({ length: 10_000 }, () => newLeaseId('r', 's')));
+    expect(ids.size).toBe(10_000);
+    const counts = new Array<number>(SHARD_COUNT).fill(0);
+    for (let i = 0; i < 16_000; i++) counts[shardOf('deploy', `repo:org-${i % 97}/app-${i}`)]!++;
+    for (const c of counts) expect(Math.abs(c - 1000)).toBeLessThan(200);
+  });
+
+  it('reject anything that is not an id', () => {
+    for (const bad of ['', 'abc', 'x'.repeat(22), `${newLeaseId('r', 's')}A`, '../../etc/passwd'.padEnd(22, 'A')]) {
+      expect(isLeaseId(bad)).toBe(false);
+    }
+  });
+});
+
+describe('listing positions', () => {
+  it('sort as strings like (issued ms, id)', () => {
+    const a = listMember(1_700_000_000_000, 'A'.repeat(22));
+    const b = listMember(1_700_000_000_001, '0'.repeat(22));
+    expect(a < b).toBe(true);
+    expect(msOfListMember(b)).toBe(1_700_000_000_001);
+    expect(idOfListMember(b)).toBe('0'.repeat(22));
+  });
+});
+
+describe('lease codec', () => {
+  it('round-trips every field in a compact array', () => {
+    const lease = makeLease({ kind: 'x509', serial: 'ff01', task_id: 't', proof_sub: 'someone-else', revoked_at: 5, reason: 'r', revoked_by: 'b' });
+    const json = encodeLease(lease, lease.issued_at * 1000 + 123);
+    expect(json.startsWith('[')).toBe(true);
+    expect(decodeLease(lease.id, json)).toEqual({ lease, issuedMs: lease.issued_at * 1000 + 123 });
+  });
+
+  it('drops trailing nulls and a proof subject equal to the subject', () => {
+    const lease = makeLease();
+    const json = encodeLease(lease, lease.issued_at * 1000);
+    expect(json.endsWith('"203.0.113.7"]')).toBe(true);
+    expect(json.split(lease.subject)).toHaveLength(2);
+    expect(decodeLease(lease.id, json).lease).toEqual(lease);
+  });
+
+  it("reads Lua's {} for an empty array", () => {
+    const lease = makeLease({ scopes: [] });
+    const json = encodeLease(lease, lease.issued_at * 1000).replace('[]', '{}');
+    expect(decodeLease(lease.id, json).lease.scopes).toEqual([]);
+  });
+});

@@ -1,0 +1,53 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { makeLease, nowSeconds } from '../contract/lease-fixtures.ts';
+import { connectTestRedis, uniquePrefix } from '../contract/redis-client.ts';
+
+let server: TestRedis;
+let redis: Redis;
+beforeAll(async () => {
+  server = await startRedis();
+  redis = await connectTestRedis(server.url);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await server?.destroy();
+});
+
+const usedMemory = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+
+const N = 20_000;
+const scenarios = [
+  // A deploy job's token: 20 live leases per repo environment, each job its own task.
+  { name: 'typical', subject: (n: number) => `repo:octo-org/octo-repo-${n % 1000}:environment:prod` },
+  // Every lease its own subject and its own task: the most index entries a lease can have.
+  { name: 'worst case', subject: (n: number) => `repo:octo-org/octo-repo-${n}:environment:prod` },
+];
+
+// A memory bound (DESIGN: at most 1 KB of Redis per active lease), not a timing assertion.
+// At 1,000,000 leases the figures are lower (fuller hash tables): 864 and 949 bytes when measured.
+for (const scenario of scenarios) {
+  it(`stores an active lease in under 1024 bytes of Redis (${scenario.name})`, async () => {
+    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix() });
+    await store.create(makeLease()); // loads the script, so the script cache is not counted
+    const before = await usedMemory();
+    const now = nowSeconds();
+    for (let batch = 0; batch < N / 1000; batch++) {
+      // 1,000 creates in flight at once: ioredis pipelines them on the one connection.
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, i) => {
+          const n = batch * 1000 + i;
+          const lease = makeLease({ subject: scenario.subject(n), task_id: randomUUID(), issued_at: now, expires_at: now + 600 + (n % 3000) });
+          return store.create(lease, { maxActive: 20 });
+        }),
+      );
+    }
+    const perLease = ((await usedMemory()) - before) / N;
+    console.log(`Redis bytes per active lease, ${scenario.name}: ${perLease.toFixed(0)} (${N} leases)`);
+    expect(await store.countActive()).toBe(N + 1);
+    expect(perLease).toBeLessThan(1024);
+  });
+}
