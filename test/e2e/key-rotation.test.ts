@@ -1,0 +1,88 @@
+import { cpSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startFakeIssuer, fixtureClaims, type FakeIssuer } from '../helpers/fake-issuer.ts';
+import { startBroker, exchangeProof, testKeysDir, type TestBroker } from '../helpers/broker.ts';
+import { AUD, e2ePolicy } from '../helpers/policies.ts';
+import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
+
+let redis: TestRedis;
+let gh: FakeIssuer;
+let others: FakeIssuer[];
+let broker: TestBroker;
+let keysDir: string;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  gh = await startFakeIssuer({ alg: 'RS256' });
+  others = [await startFakeIssuer(), await startFakeIssuer(), await startFakeIssuer()];
+  // A private copy of the keys: rotation writes into it.
+  keysDir = mkdtempSync(join(tmpdir(), 'leash-rotate-'));
+  cpSync(await testKeysDir(), keysDir, { recursive: true });
+  broker = await startBroker({ redisUrl: redis.url, keysDir, policy: e2ePolicy({ github: gh, gitlab: others[0]!, k8s: others[1]!, spiffe: others[2]! }) });
+});
+afterAll(async () => {
+  await broker?.close();
+  for (const i of [gh, ...(others ?? [])]) await i?.close();
+  await redis?.destroy();
+  rmSync(keysDir, { recursive: true, force: true });
+});
+
+let n = 0;
+const token = async () => {
+  const proof = await gh.mint({ ...fixtureClaims('github-actions', 'push-main'), iss: gh.url, aud: AUD, jti: `rot-${++n}`, sub: `repo:octo-org/octo-repo:ref:refs/heads/main:rot-${n}` });
+  const res = await exchangeProof(broker.url, proof, { audience: 'https://deploy.acme.internal', scope: 'deploy:write' });
+  expect(res.status).toBe(200);
+  return res.body.access_token as string;
+};
+
+async function operatorToken(): Promise<string> {
+  const proof = await gh.mint({ ...fixtureClaims('github-actions', 'push-main'), iss: gh.url, aud: AUD, jti: `op-${++n}`, sub: 'repo:octo-org/ops:ref:refs/heads/main' });
+  return (await exchangeProof(broker.url, proof, { audience: broker.config.issuer })).body.access_token;
+}
+
+async function introspect(op: string, t: string): Promise<boolean> {
+  const res = await fetch(`${broker.url}/introspect`, { method: 'POST', headers: { authorization: `Bearer ${op}`, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: t }) });
+  return (await res.json()).active;
+}
+
+it('rotation: the new key signs, the old key stays published and its tokens keep verifying', async () => {
+  const before = await token();
+  const oldKid = decodeProtectedHeader(before).kid!;
+  const op = await operatorToken();
+
+  const newKid = await generateSigningKey(keysDir);
+  // The newest file becomes active; make "newest" unambiguous even within one filesystem tick.
+  const future = new Date(Date.now() + 5_000);
+  utimesSync(join(keysDir, 'jwt', `${newKid}.pem`), future, future);
+  broker.deps.keys.reload(); // what SIGHUP does in main.ts
+
+  const after = await token();
+  expect(decodeProtectedHeader(after).kid).toBe(newKid);
+  expect(newKid).not.toBe(oldKid);
+
+  const jwks = await (await fetch(`${broker.url}/.well-known/jwks.json`)).json();
+  expect(jwks.keys.map((k: { kid: string }) => k.kid).sort()).toEqual([oldKid, newKid].sort());
+
+  const remote = createRemoteJWKSet(new URL(`${broker.url}/.well-known/jwks.json`));
+  for (const t of [before, after]) {
+    const { payload } = await jwtVerify(t, remote, { issuer: broker.config.issuer, audience: 'https://deploy.acme.internal' });
+    expect(payload.scope).toBe('deploy:write');
+  }
+  // Tokens of both keys stay live for Leash itself (introspection uses the same key set).
+  expect(await introspect(op, before)).toBe(true);
+  expect(await introspect(op, after)).toBe(true);
+});
+
+it('a bad key file at reload keeps the loaded keys in force', async () => {
+  const { writeFileSync } = await import('node:fs');
+  const active = broker.deps.keys.active().kid;
+  writeFileSync(join(keysDir, 'jwt', 'broken.pem'), 'not a key');
+  expect(() => broker.deps.keys.reload()).toThrow(/broken\.pem/);
+  expect(broker.deps.keys.active().kid).toBe(active);
+  expect((await fetch(`${broker.url}/.well-known/jwks.json`)).status).toBe(200);
+  rmSync(join(keysDir, 'jwt', 'broken.pem'));
+});
