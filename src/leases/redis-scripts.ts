@@ -183,7 +183,7 @@ for _, id in ipairs(ids) do
     if hit then
       local t = decodeLease(raw)
       if t[F_STATUS] == 'active' and (sel.subject == nil or sel.subject == t[F_SUBJECT])
-        and (sel.rule == nil or sel.rule == t[F_RULE]) and (sel.issuer == nil or sel.issuer == t[F_ISSUER])
+        and (sel.rule == nil or sel.rule == t[F_RULE]) and (sel.issuer == nil or sel.issuer == t[F_ISSUER] or sel.issuer == t[F_PROOF_ISS])
         and (sel.task_id == nil or sel.task_id == t[F_TASK_ID]) then
         revokeLease(base, id, t, tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], pending)
         out[#out + 1] = id
