@@ -16,6 +16,9 @@ import { leaseRoutes } from './http/leases.ts';
 import { auditRoutes } from './http/audit.ts';
 import { crlRoutes } from './http/crl.ts';
 import { metricsRoutes } from './http/metrics.ts';
+import { openapiRoutes } from './http/openapi.ts';
+import { docsRoutes } from './http/docs.ts';
+import { dashboardRoutes } from './dashboard/routes.ts';
 import { devIssuerRoutes } from './dev/dev-issuer-routes.ts';
 import type { DevIssuer } from './dev/dev-issuer.ts';
 
@@ -61,6 +64,9 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   app.route('/', crlRoutes());
   app.route('/', healthRoutes());
   app.route('/', metricsRoutes());
+  app.route('/', openapiRoutes());
+  app.route('/', docsRoutes());
+  app.route('/', dashboardRoutes());
   if (opts.devIssuer) app.route('/dev', devIssuerRoutes(opts.devIssuer));
 
   app.notFound((c) => renderError(c, new LeashError('not_found', `no route for ${c.req.method} ${c.req.path}`), errorStyleFor(c.req.path)));

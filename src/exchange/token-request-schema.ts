@@ -50,12 +50,15 @@ export const TokenResponse = z
   })
   .meta({ description: 'RFC 8693 section 2.2.1 response, plus lease_id.' });
 
-/** The form as the schema sees it: repeatable parameters gathered into arrays, others single. */
+/**
+ * The form as the schema sees it: repeatable parameters always arrays, others a string, and a
+ * repeated single an array too (which the schema then refuses, as parseTokenRequest does).
+ */
 export function formToObject(form: URLSearchParams): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of form) {
-    if (name === 'audience' || name === 'resource') out[name] = [...((out[name] as string[] | undefined) ?? []), value];
-    else out[name] = value;
+  for (const name of new Set(form.keys())) {
+    const values = form.getAll(name);
+    out[name] = name === 'audience' || name === 'resource' || values.length > 1 ? values : values[0]!;
   }
   return out;
 }
