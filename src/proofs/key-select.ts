@@ -1,4 +1,4 @@
-import { importJWK, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import { ProofError } from './proof-error.ts';
 
 /** Key type (and curve) each accepted algorithm needs; a key of another type is never tried. */
@@ -68,30 +68,4 @@ export function selectKeys(keys: readonly JWK[], alg: string, kid: string | unde
     throw new ProofError('unknown_kid', 'subject_token has no kid and the issuer publishes too many keys to try');
   }
   return fitting;
-}
-
-const imported = new WeakMap<JWK, Map<string, Promise<CryptoKey>>>();
-
-/** Imports once per (fetched JWK, alg): the cached JWK objects live as long as the JWKS cache entry. */
-export function importVerifyKey(jwk: JWK, alg: string): Promise<CryptoKey> {
-  let byAlg = imported.get(jwk);
-  if (!byAlg) imported.set(jwk, (byAlg = new Map()));
-  let key = byAlg.get(alg);
-  if (!key) {
-    key = importJWK(jwk, alg).then((k) => {
-      if (k instanceof Uint8Array || k.type !== 'public') throw new Error('not a public key');
-      return k;
-    });
-    const entry = key;
-    entry.catch(() => byAlg.delete(alg));
-    byAlg.set(alg, entry);
-  }
-  return key.catch((err: unknown) => {
-    throw new ProofError(
-      'key_mismatch',
-      'the issuer key named by subject_token cannot be used to verify it',
-      `key import failed: ${err instanceof Error ? err.message : String(err)}`,
-      err,
-    );
-  });
 }
