@@ -59,3 +59,19 @@ export async function auditDenied(
     client_addr: ctx.clientAddr,
   });
 }
+
+/**
+ * A POST /token refused before it became an exchange request (wrong media type, a repeated or
+ * malformed parameter): still a denial, so it is audited too. Nothing from the body is recorded.
+ */
+export async function auditUnparsed(deps: Deps, ctx: ExchangeContext, error: LeashError): Promise<void> {
+  await deps.audit.write({
+    type: 'exchange.denied',
+    time: deps.now(),
+    actor: 'unverified',
+    request_id: ctx.requestId,
+    proof_jti: null,
+    reason: `${error.code}: ${error.description}`,
+    client_addr: ctx.clientAddr,
+  });
+}

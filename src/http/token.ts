@@ -1,6 +1,9 @@
 import { Hono } from 'hono';
+import { LeashError } from '../errors.ts';
+import { auditUnparsed } from '../exchange/audit-exchange.ts';
 import { exchange } from '../exchange/exchange.ts';
 import { parseTokenRequest } from '../exchange/parse-token-request.ts';
+import type { ExchangeRequest } from '../exchange/request.ts';
 import { readForm } from './read-form.ts';
 
 /** POST /token: RFC 8693 token exchange. */
@@ -10,11 +13,23 @@ export function tokenRoutes(): Hono {
     const deps = c.var.deps;
     const started = performance.now();
     const clientAddr = c.var.clientAddr;
+    const ctx = { clientAddr, requestId: c.var.requestId };
     let outcome = 'denied';
     try {
       await deps.rateLimiter.checkClient(clientAddr ?? 'unknown');
-      const req = parseTokenRequest(await readForm(c));
-      const res = await exchange(deps, req, { clientAddr, requestId: c.var.requestId });
+      let req: ExchangeRequest;
+      try {
+        req = parseTokenRequest(await readForm(c));
+      } catch (err) {
+        // Refused before exchange() (which audits its own refusals): a denial all the same.
+        if (err instanceof LeashError) {
+          await auditUnparsed(deps, ctx, err).catch((auditErr) =>
+            deps.log.error({ err: auditErr, request_id: ctx.requestId }, 'audit write failed for a refused token request'),
+          );
+        }
+        throw err;
+      }
+      const res = await exchange(deps, req, ctx);
       outcome = 'issued';
       return c.json(res, 200, { 'Cache-Control': 'no-store', Pragma: 'no-cache' });
     } finally {

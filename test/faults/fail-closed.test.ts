@@ -1,0 +1,285 @@
+/**
+ * Fail-closed matrix (DESIGN.md principle 1): when Redis, an issuer's JWKS, the keys or the policy
+ * are missing or broken, the answer is a clear error and no credential; when they come back,
+ * issuing resumes without a restart and nothing from the outage is left half-done.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { createDeps } from '../../src/create-deps.ts';
+import { exchangeProof, startBroker, testKeysDir, type TestBroker } from '../helpers/broker.ts';
+import { startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { AUD } from '../helpers/policies.ts';
+
+let main: FakeIssuer;
+let cold: FakeIssuer;
+let redis: TestRedis;
+let seq = 0;
+const tmp = mkdtempSync(join(tmpdir(), 'leash-faults-'));
+
+const policyFor = (extraRules = ''): string => `
+issuers:
+  - { name: main, issuer: "${main.url}", audiences: ["${AUD}"], max_proof_age: 10m }
+  - { name: cold, issuer: "${cold.url}", audiences: ["${AUD}"], max_proof_age: 10m }
+rules:
+  - { name: main-rule, issuer: main, match: { sub: "w:*" }, grant: { scopes: [x:read], audiences: [https://svc.example] } }
+  - { name: cold-rule, issuer: cold, match: { sub: "w:*" }, grant: { scopes: [x:read], audiences: [https://svc.example] } }
+  - { name: ops, issuer: main, match: { sub: "ops:*" }, grant: { scopes: [leash:admin], audiences: ["\${LEASH_ISSUER}"] } }
+${extraRules}`;
+
+const claims = (issuer: FakeIssuer, sub = 'w:1', extra: Record<string, unknown> = {}) => ({ iss: issuer.url, aud: AUD, sub, jti: `fc-${process.pid}-${++seq}`, ...extra });
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(100);
+  }
+}
+const readyz = async (b: TestBroker): Promise<number> => (await fetch(`${b.url}/readyz`)).status;
+const timed = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+  const t = Date.now();
+  const v = await f();
+  return [v, Date.now() - t];
+};
+
+beforeAll(async () => {
+  main = await startFakeIssuer();
+  cold = await startFakeIssuer();
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await main?.close();
+  await cold?.close();
+  await redis?.destroy();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('Redis', () => {
+  it('down at start: /readyz 503 and /token 503 temporarily_unavailable, fast; back up: issuing resumes', async () => {
+    const own = await startRedis({ persist: true });
+    await own.stop();
+    const b = await startBroker({ policy: policyFor(), redisUrl: own.url, worker: false });
+    try {
+      const [ready, readyMs] = await timed(() => fetch(`${b.url}/readyz`));
+      expect(ready.status).toBe(503);
+      expect((await ready.json()).checks.store).toBe('unreachable');
+      expect(readyMs).toBeLessThan(5_000);
+      const proof = await main.mint(claims(main));
+      const [res, tokenMs] = await timed(() => exchangeProof(b.url, proof));
+      expect([res.status, res.body.error]).toEqual([503, 'temporarily_unavailable']);
+      expect(res.body.access_token).toBeUndefined();
+      expect(tokenMs).toBeLessThan(5_000);
+
+      await own.start();
+      await waitUntil('readyz after Redis came up', async () => (await readyz(b)) === 200);
+      const again = await exchangeProof(b.url, proof); // the refused attempt recorded no replay
+      expect(again.status).toBe(200);
+      expect(await b.deps.store.countActive()).toBe(1);
+    } finally {
+      await b.close();
+      await own.destroy();
+    }
+  });
+
+  it('lost in the middle of an exchange and back: 503, nothing recorded; persisted state survives', async () => {
+    const own = await startRedis({ persist: true });
+    const b = await startBroker({ policy: policyFor(), redisUrl: own.url });
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    try {
+      const op = await exchangeProof(b.url, await main.mint(claims(main, 'ops:1')));
+      const live = await exchangeProof(b.url, await main.mint(claims(main)));
+      const gone = await exchangeProof(b.url, await main.mint(claims(main)));
+      expect([op.status, live.status, gone.status]).toEqual([200, 200, 200]);
+      expect((await fetch(`${b.url}/revoke`, { method: 'POST', headers: form, body: `token=${gone.body.access_token}` })).status).toBe(200);
+      const before = await b.deps.store.countActive();
+
+      // The cold issuer's JWKS answers slowly: Redis goes away while the request waits on it.
+      cold.setDelayMs(1_500);
+      const proof = await cold.mint(claims(cold));
+      const inFlight = exchangeProof(b.url, proof);
+      await sleep(300);
+      await own.stop();
+      const res = await inFlight;
+      cold.setDelayMs(0);
+      expect([res.status, res.body.error]).toEqual([503, 'temporarily_unavailable']);
+      expect(res.body.access_token).toBeUndefined();
+
+      // While it is down, nothing answers from guesswork: introspection and revocation are 503 too.
+      const bearer = { ...form, authorization: `Bearer ${op.body.access_token}` };
+      expect((await fetch(`${b.url}/introspect`, { method: 'POST', headers: bearer, body: `token=${live.body.access_token}` })).status).toBe(503);
+      expect((await fetch(`${b.url}/revoke`, { method: 'POST', headers: form, body: `token=${live.body.access_token}` })).status).toBe(503);
+      expect(await readyz(b)).toBe(503);
+
+      await own.start();
+      await waitUntil('readyz after Redis came back', async () => (await readyz(b)) === 200);
+      expect(await b.deps.store.countActive()).toBe(before);
+      const introspect = async (token: string) =>
+        (await (await fetch(`${b.url}/introspect`, { method: 'POST', headers: bearer, body: `token=${token}` })).json()).active;
+      expect(await introspect(live.body.access_token)).toBe(true);
+      expect(await introspect(gone.body.access_token)).toBe(false);
+      const retry = await exchangeProof(b.url, proof); // not burnt by the failed attempt
+      expect(retry.status).toBe(200);
+      expect(await b.deps.store.countActive()).toBe(before + 1);
+    } finally {
+      cold.setDelayMs(0);
+      await b.close();
+      await own.destroy();
+    }
+  });
+});
+
+describe('issuer JWKS', () => {
+  it('unreachable with a cold cache: 503, no lease; reachable again: issuing resumes', async () => {
+    const issuer = await startFakeIssuer();
+    const b = await startBroker({ redisUrl: redis.url, policy: `issuers: [{ name: i, issuer: "${issuer.url}", audiences: ["${AUD}"] }]\nrules: [{ name: r, issuer: i, grant: { scopes: [a] } }]\n` });
+    try {
+      issuer.setDown(true);
+      const proof = await issuer.mint(claims(issuer));
+      const res = await exchangeProof(b.url, proof);
+      expect([res.status, res.body.error]).toEqual([503, 'temporarily_unavailable']);
+      expect(await b.deps.store.countActive()).toBe(0);
+      const denied = await b.deps.audit.list({ type: 'exchange.denied', limit: 10 });
+      expect(denied.events.some((e) => e.request_id === res.body.request_id)).toBe(true);
+      issuer.setDown(false);
+      await sleep(1_100); // the cold-cache retry interval
+      expect((await exchangeProof(b.url, proof)).status).toBe(200);
+    } finally {
+      await b.close();
+      await issuer.close();
+    }
+  });
+
+  it('unreachable with a warm cache: known keys still verify; an unknown kid is refused, not trusted', async () => {
+    const issuer = await startFakeIssuer();
+    const b = await startBroker({ redisUrl: redis.url, policy: `issuers: [{ name: i, issuer: "${issuer.url}", audiences: ["${AUD}"] }]\nrules: [{ name: r, issuer: i, grant: { scopes: [a] } }]\n` });
+    try {
+      expect((await exchangeProof(b.url, await issuer.mint(claims(issuer)))).status).toBe(200);
+      issuer.setDown(true);
+      expect((await exchangeProof(b.url, await issuer.mint(claims(issuer)))).status).toBe(200);
+      issuer.rotate();
+      const res = await exchangeProof(b.url, await issuer.mint(claims(issuer)));
+      expect([res.status, res.body.error]).toEqual([400, 'invalid_request']);
+      expect(await b.deps.store.countActive()).toBe(2);
+    } finally {
+      await b.close();
+      await issuer.close();
+    }
+  });
+});
+
+describe('keys at start', () => {
+  const policyPath = join(tmp, 'policy.yaml');
+  const x509Rule = `  - { name: certs, issuer: main, match: { sub: "c:*" }, grant: { scopes: [], credentials: [x509], x509: { uri_sans: ["spiffe://t/x"] } } }\n`;
+  const start = (keysDir: string, extra: Record<string, string> = {}) =>
+    createDeps(loadConfig({ REDIS_URL: redis.url, HOST: '127.0.0.1', LEASH_POLICY: policyPath, LEASH_KEYS_DIR: keysDir, ...extra }));
+
+  async function keysCopy(name: string, withCa: boolean): Promise<string> {
+    const src = await testKeysDir();
+    const dir = join(tmp, name);
+    mkdirSync(join(dir, 'jwt'), { recursive: true });
+    for (const f of readdirSync(join(src, 'jwt'))) copyFileSync(join(src, 'jwt', f), join(dir, 'jwt', f));
+    if (withCa) {
+      mkdirSync(join(dir, 'ca'));
+      for (const f of readdirSync(join(src, 'ca'))) copyFileSync(join(src, 'ca', f), join(dir, 'ca', f));
+    }
+    return dir;
+  }
+
+  beforeAll(() => writeFileSync(policyPath, policyFor(x509Rule)));
+
+  it('a missing keys directory stops the start, naming the directory', async () => {
+    const missing = join(tmp, 'no-such-keys');
+    await expect(start(missing)).rejects.toThrow(new RegExp(`${join(missing, 'jwt')}.*ENOENT`));
+  });
+
+  it('an unreadable key file stops the start, naming the file', async () => {
+    const dir = await keysCopy('unreadable', true);
+    mkdirSync(join(dir, 'jwt', 'broken.pem')); // a directory where a key should be: EISDIR even for root
+    await expect(start(dir)).rejects.toThrow(new RegExp(`${join(dir, 'jwt', 'broken.pem')}.*EISDIR`));
+  });
+
+  it('a key file that is not a private key stops the start, naming the file', async () => {
+    const dir = await keysCopy('garbage', true);
+    writeFileSync(join(dir, 'jwt', 'garbage.pem'), 'not a key');
+    await expect(start(dir)).rejects.toThrow(new RegExp(`${join(dir, 'jwt', 'garbage.pem')}: not a PKCS#8`));
+  });
+
+  it('LEASH_SIGNING_KID naming a missing key stops the start, naming the file', async () => {
+    const dir = await keysCopy('kid', true);
+    await expect(start(dir, { LEASH_SIGNING_KID: 'nope' })).rejects.toThrow(/jwt\/nope\.pem/);
+  });
+
+  it('a missing CA, when a rule issues certificates, stops the start, naming the file', async () => {
+    const dir = await keysCopy('no-ca', false);
+    await expect(start(dir)).rejects.toThrow(/ca\/ca\.(key\.)?pem/);
+  });
+});
+
+describe('policy reload', () => {
+  it('an invalid replacement is refused and the last good policy keeps working', async () => {
+    const b = await startBroker({ redisUrl: redis.url, policy: policyFor() });
+    try {
+      expect((await exchangeProof(b.url, await main.mint(claims(main)))).status).toBe(200);
+      const broken: [string, string, RegExp][] = [
+        ['YAML syntax error', 'rules: [\n  - {', /.*/],
+        ['an unknown issuer reference', policyFor('  - { name: bad, issuer: nobody, grant: { scopes: [a] } }\n'), /rules.*issuer|unknown issuer/],
+        ['an empty file', '', /.*/],
+        ['a misspelt key', policyFor('  - { name: typo, issuer: main, grant: { scopes: [a], max_tll: 1h } }\n'), /max_tll|unrecognized|Unrecognized/],
+      ];
+      for (const [what, text, why] of broken) {
+        writeFileSync(b.policyPath, text);
+        const r = b.deps.reloadPolicy();
+        expect(r.ok, what).toBe(false);
+        if (!r.ok) {
+          expect(r.error, what).toContain(b.policyPath);
+          expect(r.error, what).toMatch(why);
+        }
+        const res = await exchangeProof(b.url, await main.mint(claims(main)));
+        expect(res.status, `${what}: the last good policy still issues`).toBe(200);
+      }
+      rmSync(b.policyPath);
+      expect(b.deps.reloadPolicy().ok).toBe(false);
+      expect((await exchangeProof(b.url, await main.mint(claims(main)))).status).toBe(200);
+
+      // Control: a valid replacement does take effect (main-rule removed).
+      writeFileSync(b.policyPath, `issuers: [{ name: main, issuer: "${main.url}", audiences: ["${AUD}"] }]\nrules: [{ name: other, issuer: main, match: { sub: "z:*" }, grant: { scopes: [a] } }]\n`);
+      expect(b.deps.reloadPolicy()).toEqual({ ok: true });
+      const after = await exchangeProof(b.url, await main.mint(claims(main)));
+      expect([after.status, after.body.error_description]).toEqual([400, 'no policy rule matches this proof']);
+    } finally {
+      await b.close();
+    }
+  });
+});
+
+describe('clock skew at the edges (LEASH_CLOCK_SKEW=5, max_proof_age 10m, frozen broker clock)', () => {
+  const T = Math.floor(Date.now() / 1000);
+  let b: TestBroker;
+  beforeAll(async () => {
+    b = await startBroker({ redisUrl: redis.url, policy: policyFor(), env: { LEASH_CLOCK_SKEW: '5' }, now: () => T * 1000, worker: false });
+    await waitUntil('broker ready', async () => (await readyz(b)) === 200);
+  });
+  afterAll(async () => b?.close());
+
+  it.each<[string, { iat?: number; nbf?: number; exp?: number }, number, RegExp | null]>([
+    ['exp = now - skew: expired', { iat: T - 60, exp: T - 5 }, 400, /expired/],
+    ['exp = now - skew + 1: accepted', { iat: T - 60, exp: T - 4 }, 200, null],
+    ['nbf = now + skew: accepted', { iat: T, nbf: T + 5, exp: T + 300 }, 200, null],
+    ['nbf = now + skew + 1: not yet valid', { iat: T, nbf: T + 6, exp: T + 300 }, 400, /not yet valid/],
+    ['iat = now + skew: accepted', { iat: T + 5, exp: T + 300 }, 200, null],
+    ['iat = now + skew + 1: issued in the future', { iat: T + 6, exp: T + 300 }, 400, /issued in the future/],
+    ['iat = now - max_proof_age - skew: accepted', { iat: T - 605, exp: T + 300 }, 200, null],
+    ['iat = now - max_proof_age - skew - 1: too old', { iat: T - 606, exp: T + 300 }, 400, /too old/],
+  ])('%s', async (_name, times, status, why) => {
+    const before = await b.deps.store.countActive();
+    const res = await exchangeProof(b.url, await main.mint(claims(main), { times }));
+    expect(res.status, JSON.stringify(res.body)).toBe(status);
+    if (why) expect(res.body.error_description).toMatch(why);
+    expect(await b.deps.store.countActive()).toBe(before + (status === 200 ? 1 : 0));
+  });
+});

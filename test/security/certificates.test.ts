@@ -1,0 +1,104 @@
+/**
+ * Attacks through the CSR of a certificate exchange. The CSR contributes its public key and
+ * nothing else; anything it asks for beyond the rule's grant is refused before the proof is
+ * claimed, so each refused proof is then exchanged for a JWT to show it was not burnt.
+ */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exchangeProof, X509_TYPE } from '../helpers/broker.ts';
+import { makeCsr, mismatchedKeyCsr, openssl, pemToDer, tamperCsrSignature } from '../helpers/csr.ts';
+import { fixtureClaims } from '../helpers/fake-issuer.ts';
+import { AUD, expectProofRefused, ghClaims, startSecurityEnv, uniq, type SecurityEnv } from './harness.ts';
+
+let env: SecurityEnv;
+beforeAll(async () => {
+  env = await startSecurityEnv();
+});
+afterAll(async () => env?.close());
+
+const GRANTED_URI = 'spiffe://acme.internal/gh/octo-org/octo-repo';
+const ghProof = (): Promise<string> => env.issuers.github.mint(ghClaims(env));
+
+/** A P-521 request: a curve Leash does not issue for. */
+async function p521Csr(): Promise<string> {
+  const crypto = webcrypto as unknown as Crypto;
+  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-521' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-512' } as EcdsaParams });
+  return csr.toString('pem');
+}
+
+const b64url = (der: Buffer): string => der.toString('base64url');
+const pem = (der: Buffer, label: string): string => `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${label}-----\n`;
+
+async function refusedCsr(proof: string, csr: string, description: RegExp): Promise<void> {
+  await expectProofRefused(env, proof, { code: 'invalid_request', description }, { requested_token_type: X509_TYPE, csr });
+  const jwt = await exchangeProof(env.broker.url, proof);
+  expect(jwt.status, 'the proof was not burnt by the refused certificate request').toBe(200);
+}
+
+describe('CSR contents beyond the grant are refused', () => {
+  it.each<[string, () => Promise<string>, RegExp]>([
+    ['a signature by another key than the one it names', () => mismatchedKeyCsr(), /signature does not verify/],
+    ['a tampered signature', async () => tamperCsrSignature((await makeCsr({ keyType: 'ec-p256' })).csrPem), /signature does not verify/],
+    ['basicConstraints CA:TRUE', async () => (await makeCsr({ keyType: 'ec-p256', ca: true })).csrPem, /CA certificate/],
+    ['name constraints', async () => (await makeCsr({ keyType: 'ec-p256', nameConstraints: true })).csrPem, /name constraints/],
+    ['an extra URI SAN', async () => (await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI, 'spiffe://acme.internal/admin'] })).csrPem, /URI SAN/],
+    ['a DNS SAN', async () => (await makeCsr({ keyType: 'ec-p256', dnsSans: ['admin.acme.internal'] })).csrPem, /DNS SAN/],
+    ['an IP SAN', async () => (await makeCsr({ keyType: 'ec-p256', ipSans: ['10.0.0.1'] })).csrPem, /IP SAN/],
+    ['an email SAN', async () => (await makeCsr({ keyType: 'ec-p256', emailSans: ['root@acme.internal'] })).csrPem, /email SAN/],
+    ['a subject CN that is not a granted name', async () => (await makeCsr({ keyType: 'ec-p256', cn: 'admin.acme.internal' })).csrPem, /CN/],
+    ['an unknown extension', async () => (await makeCsr({ keyType: 'ec-p256', extraExtensions: [{ oid: '1.2.3.4', value: Buffer.from('0500', 'hex') }] })).csrPem, /extensions Leash does not issue/],
+    ['a P-521 key', () => p521Csr(), /curve|not supported|not allowed/],
+    ['an RSA-1024 key', async () => (await makeCsr({ keyType: 'rsa-1024' })).csrPem, /rsa-1024 is not allowed/],
+  ])('%s', async (_name, make, description) => {
+    await refusedCsr(await ghProof(), await make(), description);
+  });
+
+  it('a key type allowed elsewhere but not by this rule (RSA under the k8s rule)', async () => {
+    const proof = await env.issuers.k8s.mint({ ...fixtureClaims('kubernetes-sa'), iss: env.issuers.k8s.url, aud: [AUD], jti: uniq('k8s') });
+    await refusedCsr(proof, (await makeCsr({ keyType: 'rsa-2048' })).csrPem, /not allowed by the rule/);
+  });
+});
+
+describe('malformed CSRs', () => {
+  it.each<[string, () => Promise<string>]>([
+    ['garbage text', async () => 'not a csr at all'],
+    ['truncated DER', async () => b64url(pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem).subarray(0, 60))],
+    ['DER with trailing bytes', async () => b64url(Buffer.concat([pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem), Buffer.from([0x00, 0x00])]))],
+    ['a PEM labelled CERTIFICATE', async () => pem(pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem), 'CERTIFICATE')],
+    ['a certificate instead of a request', async () => env.broker.deps.ca!.chainPem[0]!.replaceAll('CERTIFICATE', 'CERTIFICATE REQUEST')],
+    ['a PEM whose header and footer differ', async () => (await makeCsr({ keyType: 'ec-p256' })).csrPem.replace('-----END CERTIFICATE REQUEST', '-----END NEW CERTIFICATE REQUEST')],
+    ['a length that claims more bytes than there are', async () => b64url(Buffer.from('3084ffffffff3000', 'hex'))],
+    ['over 16 KiB', async () => b64url(Buffer.alloc(17 * 1024, 0x30))],
+  ])('%s is refused', async (_name, make) => {
+    await refusedCsr(await ghProof(), await make(), /csr/);
+  });
+});
+
+describe('what the CSR cannot choose', () => {
+  it('a certificate under a JWT-only rule is refused', async () => {
+    const proof = await env.issuers.gitlab.mint({ ...fixtureClaims('gitlab-ci', 'branch-main'), iss: env.issuers.gitlab.url, aud: AUD, jti: uniq('gl') });
+    await expectProofRefused(env, proof, { code: 'invalid_request', description: /does not issue x509/ }, { requested_token_type: X509_TYPE, csr: (await makeCsr({ keyType: 'ec-p256' })).csrPem });
+    expect((await exchangeProof(env.broker.url, proof)).status).toBe(200);
+  });
+
+  it('a csr with a JWT token type is refused', async () => {
+    await expectProofRefused(env, await ghProof(), { code: 'invalid_request', description: /csr is only accepted/ }, { csr: (await makeCsr({ keyType: 'ec-p256' })).csrPem });
+  });
+
+  it('requested key usages (keyCertSign) and EKUs (serverAuth, codeSigning) are ignored: the CA decides', async () => {
+    const eku = Buffer.from('3014' + '06082b06010505070301' + '06082b06010505070303', 'hex');
+    const keyUsage = Buffer.from('03020106', 'hex'); // keyCertSign | cRLSign
+    const { csrPem } = await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI], extraExtensions: [{ oid: '2.5.29.37', value: eku }, { oid: '2.5.29.15', value: keyUsage }] });
+    const res = await exchangeProof(env.broker.url, await ghProof(), { requested_token_type: X509_TYPE, csr: csrPem });
+    expect(res.status).toBe(200);
+    const cert = new X509Certificate(res.body.access_token);
+    expect(cert.ca).toBe(false);
+    expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']); // clientAuth only
+    expect(cert.subjectAltName).toBe(`URI:${GRANTED_URI}`);
+    const text = openssl(['x509', '-noout', '-text'], res.body.access_token).stdout;
+    expect(text).not.toMatch(/Certificate Sign|CRL Sign|Code Signing|Server Authentication/);
+  });
+});
