@@ -25,6 +25,7 @@ const EnvSchema = z.object({
   LEASH_SIGNING_KID: z.string().min(1).optional(),
   LEASH_CLOCK_SKEW: positiveInt.max(300).default(30),
   LEASH_MAX_BODY_BYTES: positiveInt.default(65_536),
+  LEASH_REQUEST_TIMEOUT_MS: positiveInt.min(100).default(30_000),
   LEASH_RETENTION: positiveInt.default(7 * 24 * 3600),
   LEASH_SWEEP_INTERVAL_MS: positiveInt.default(250),
   LEASH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -49,6 +50,8 @@ export interface Config {
   signingKid: string | undefined;
   clockSkewSeconds: number;
   maxBodyBytes: number;
+  /** A request (headers and body) must arrive within this; slow-body clients are cut off. */
+  requestTimeoutMs: number;
   retentionSeconds: number;
   sweepIntervalMs: number;
   logLevel: string;
@@ -106,6 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     signingKid: e.LEASH_SIGNING_KID,
     clockSkewSeconds: e.LEASH_CLOCK_SKEW,
     maxBodyBytes: e.LEASH_MAX_BODY_BYTES,
+    requestTimeoutMs: e.LEASH_REQUEST_TIMEOUT_MS,
     retentionSeconds: e.LEASH_RETENTION,
     sweepIntervalMs: e.LEASH_SWEEP_INTERVAL_MS,
     logLevel: e.LEASH_LOG_LEVEL,

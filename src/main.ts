@@ -7,6 +7,7 @@ import { createApp } from './app.ts';
 import { createDevIssuer, type DevIssuer } from './dev/dev-issuer.ts';
 import { startRevocationWorker } from './revocation/bullmq-queue.ts';
 import { devBanner } from './dev/banner.ts';
+import { httpServerOptions } from './http/server-options.ts';
 import { mintDevOperatorToken } from './dev/operator-token.ts';
 import type { Deps } from './deps.ts';
 
@@ -18,7 +19,7 @@ function fail(message: string): never {
 async function startHttp(deps: Deps, config: Config, devIssuer: DevIssuer | undefined): Promise<ServerType> {
   const app = createApp(deps, devIssuer ? { devIssuer } : {});
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(server));
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: httpServerOptions(config) }, () => resolve(server));
     server.once('error', reject);
   });
 }

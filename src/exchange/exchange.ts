@@ -11,6 +11,7 @@ import { generateSerialHex } from '../mint/x509/issuer.ts';
 import { mintAccessToken } from './mint-access-token.ts';
 import { mintCertificate } from './mint-certificate.ts';
 import { auditAllowed, auditDenied } from './audit-exchange.ts';
+import { revokeLeases } from '../revocation/revoke-leases.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
 /**
@@ -30,7 +31,7 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
     const lease = buildLease(deps, req, ctx, proof, decision, csr);
     await claimProof(deps, proof);
     await recordLease(deps, proof, lease, decision);
-    const response = req.kind === 'x509' ? mintCertificate(deps, lease, decision, csr!) : mintAccessToken(deps, req, lease, decision, proof);
+    const response = mint(deps, req, lease, decision, proof, csr);
     await auditAllowed(deps, ctx, req, proof, decision, lease);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
     return response;
@@ -85,6 +86,16 @@ function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proo
     proof_jti: proof.jti,
     client_addr: ctx.clientAddr,
   };
+}
+
+/** Minting after the lease is written; if it throws, the lease is revoked so none is left without a credential. */
+function mint(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed, proof: VerifiedProof, csr: ParsedCsr | undefined): ExchangeResponse {
+  try {
+    return req.kind === 'x509' ? mintCertificate(deps, lease, decision, csr!) : mintAccessToken(deps, req, lease, decision, proof);
+  } catch (err) {
+    void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'holder' }).catch(() => undefined);
+    throw new LeashError('server_error', 'the credential could not be minted', { status: 500, cause: err, detail: `lease ${lease.id}: ${String(err)}` });
+  }
 }
 
 async function claimProof(deps: Deps, proof: VerifiedProof): Promise<void> {

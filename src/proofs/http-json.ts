@@ -20,7 +20,8 @@ export async function fetchJson(url: string, opts: HttpJsonOptions): Promise<unk
   const signal = AbortSignal.timeout(opts.timeoutMs);
   let res: Response;
   try {
-    res = await opts.fetch(url, { method: 'GET', headers: { accept: 'application/json' }, signal, redirect: 'follow' });
+    // Key material comes only from the configured URL: a redirect could downgrade https or point elsewhere.
+    res = await opts.fetch(url, { method: 'GET', headers: { accept: 'application/json' }, signal, redirect: 'error' });
   } catch (err) {
     throw new HttpJsonError(`GET ${url} failed: ${describe(err)}`, { cause: err });
   }

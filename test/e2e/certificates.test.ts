@@ -6,32 +6,24 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
-import { startFakeIssuer, fixtureClaims } from '../helpers/fake-issuer.ts';
-import { startBroker, exchangeProof, postToken, X509_TYPE, type TestBroker } from '../helpers/broker.ts';
-import { e2ePolicy, AUD, type IssuerSet } from '../helpers/policies.ts';
+import { startE2E, type E2E } from '../helpers/e2e-env.ts';
+import { fixtureClaims } from '../helpers/fake-issuer.ts';
+import { exchangeProof, postToken, X509_TYPE, type TestBroker } from '../helpers/broker.ts';
+import { AUD, type IssuerSet } from '../helpers/policies.ts';
 import { makeCsr, mismatchedKeyCsr, openssl, pemToDer, type TestCsrKeyType } from '../helpers/csr.ts';
 
-let redis: TestRedis;
+let env: E2E;
 let issuers: IssuerSet;
 let broker: TestBroker;
 const dir = mkdtempSync(join(tmpdir(), 'leash-certs-'));
 let jti = 0;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  issuers = {
-    github: await startFakeIssuer({ alg: 'RS256' }),
-    gitlab: await startFakeIssuer(),
-    k8s: await startFakeIssuer({ alg: 'RS256' }),
-    spiffe: await startFakeIssuer(),
-  };
-  broker = await startBroker({ policy: e2ePolicy(issuers), redisUrl: redis.url });
+  env = await startE2E();
+  ({ issuers, broker } = env);
 });
 afterAll(async () => {
-  await broker?.close();
-  for (const i of Object.values(issuers ?? {})) await i.close();
-  await redis?.destroy();
+  await env?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -4,26 +4,18 @@ import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startFakeIssuer, fixtureClaims } from '../helpers/fake-issuer.ts';
 import { startBroker, exchangeProof, postToken, GRANT, ID_TOKEN, type TestBroker } from '../helpers/broker.ts';
 import { e2ePolicy, AUD, type IssuerSet } from '../helpers/policies.ts';
+import { startE2E, type E2E } from '../helpers/e2e-env.ts';
 
+let env: E2E;
 let redis: TestRedis;
 let issuers: IssuerSet;
 let broker: TestBroker;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  issuers = {
-    github: await startFakeIssuer({ alg: 'RS256' }),
-    gitlab: await startFakeIssuer({ alg: 'RS256' }),
-    k8s: await startFakeIssuer({ alg: 'RS256' }),
-    spiffe: await startFakeIssuer({ alg: 'ES256' }),
-  };
-  broker = await startBroker({ policy: e2ePolicy(issuers), redisUrl: redis.url });
+  env = await startE2E();
+  ({ redis, issuers, broker } = env);
 });
-afterAll(async () => {
-  await broker?.close();
-  for (const i of Object.values(issuers ?? {})) await i.close();
-  await redis?.destroy();
-});
+afterAll(async () => env?.close());
 
 const ghClaims = (extra: Record<string, unknown> = {}) => ({ ...fixtureClaims('github-actions', 'push-main'), iss: issuers.github.url, aud: AUD, ...extra });
 

@@ -11,6 +11,7 @@ import type { Deps } from '../../src/deps.ts';
 import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
 import { generateDevCa } from '../../src/mint/x509/generate-ca.ts';
 import { startRevocationWorker } from '../../src/revocation/bullmq-queue.ts';
+import { httpServerOptions } from '../../src/http/server-options.ts';
 import { freePort } from './redis-server.ts';
 
 export interface TestBroker {
@@ -70,7 +71,7 @@ export async function startBroker(opts: BrokerOptions): Promise<TestBroker> {
   const deps = await createDeps(config, { log, ...(opts.now ? { now: opts.now } : {}) });
   const app = createApp(deps);
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, port, hostname: '127.0.0.1' }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, port, hostname: '127.0.0.1', serverOptions: httpServerOptions(config) }, () => resolve(s));
   });
   let worker: { close(): Promise<void> } | undefined;
   if (opts.redisUrl && opts.worker !== false && config.role !== 'api') {
