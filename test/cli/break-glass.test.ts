@@ -1,32 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type TestBroker } from '../helpers/broker.ts';
-import { startFakeIssuer } from '../helpers/fake-issuer.ts';
-import { e2ePolicy, type IssuerSet } from '../helpers/policies.ts';
-import { freePort, startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startE2E, type E2E } from '../helpers/e2e-env.ts';
+import type { TestBroker } from '../helpers/broker.ts';
+import { freePort, type TestRedis } from '../helpers/redis-server.ts';
 import { jwtPayload, runCli, waitForReady } from './run-cli.ts';
 
+let e2e: E2E;
 let redis: TestRedis;
-let issuers: IssuerSet;
 let broker: TestBroker;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  issuers = {
-    github: await startFakeIssuer({ alg: 'RS256' }),
-    gitlab: await startFakeIssuer({ alg: 'RS256' }),
-    k8s: await startFakeIssuer({ alg: 'RS256' }),
-    spiffe: await startFakeIssuer({ alg: 'ES256' }),
-  };
-  broker = await startBroker({ policy: e2ePolicy(issuers), redisUrl: redis.url });
+  e2e = await startE2E();
+  ({ redis, broker } = e2e);
   await waitForReady(broker.url);
   // What an operator on a broker host has: the broker's own configuration.
   env = { LEASH_KEYS_DIR: broker.keysDir, REDIS_URL: redis.url, REDIS_PREFIX: broker.config.redisPrefix, LEASH_ISSUER: broker.config.issuer };
 });
 afterAll(async () => {
-  await broker?.close();
-  for (const i of Object.values(issuers ?? {})) await i.close();
-  await redis?.destroy();
+  await e2e?.close();
 });
 
 describe('leash break-glass', { timeout: 120_000 }, () => {

@@ -6,13 +6,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type TestBroker } from '../helpers/broker.ts';
-import { fixtureClaims, startFakeIssuer } from '../helpers/fake-issuer.ts';
-import { AUD, e2ePolicy, type IssuerSet } from '../helpers/policies.ts';
-import { freePort, startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startE2E, type E2E } from '../helpers/e2e-env.ts';
+import type { TestBroker } from '../helpers/broker.ts';
+import { fixtureClaims } from '../helpers/fake-issuer.ts';
+import { AUD, type IssuerSet } from '../helpers/policies.ts';
+import { freePort } from '../helpers/redis-server.ts';
 import { jwtPayload, runCli } from './run-cli.ts';
 
-let redis: TestRedis;
+let e2e: E2E;
 let issuers: IssuerSet;
 let broker: TestBroker;
 let dir: string;
@@ -20,21 +21,13 @@ let env: Record<string, string>;
 let seq = 0;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  issuers = {
-    github: await startFakeIssuer({ alg: 'RS256' }),
-    gitlab: await startFakeIssuer({ alg: 'RS256' }),
-    k8s: await startFakeIssuer({ alg: 'RS256' }),
-    spiffe: await startFakeIssuer({ alg: 'ES256' }),
-  };
-  broker = await startBroker({ policy: e2ePolicy(issuers), redisUrl: redis.url });
+  e2e = await startE2E();
+  ({ issuers, broker } = e2e);
   dir = mkdtempSync(join(tmpdir(), 'leash-cli-exchange-'));
   env = { LEASH_URL: broker.url };
 });
 afterAll(async () => {
-  await broker?.close();
-  for (const i of Object.values(issuers ?? {})) await i.close();
-  await redis?.destroy();
+  await e2e?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
-import { fixtureClaims, startFakeIssuer } from '../helpers/fake-issuer.ts';
-import { AUD, e2ePolicy, type IssuerSet } from '../helpers/policies.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startE2E, type E2E } from '../helpers/e2e-env.ts';
+import { exchangeProof, type TestBroker } from '../helpers/broker.ts';
+import { fixtureClaims } from '../helpers/fake-issuer.ts';
+import { AUD, type IssuerSet } from '../helpers/policies.ts';
 import { runCli, spawnCli, waitFor, waitForReady } from './run-cli.ts';
 
-let redis: TestRedis;
+let e2e: E2E;
 let issuers: IssuerSet;
 let broker: TestBroker;
 let env: Record<string, string>;
@@ -13,14 +13,8 @@ let seq = 0;
 const OPERATOR = 'repo:octo-org/ops:ref:refs/heads/main';
 
 beforeAll(async () => {
-  redis = await startRedis();
-  issuers = {
-    github: await startFakeIssuer({ alg: 'RS256' }),
-    gitlab: await startFakeIssuer({ alg: 'RS256' }),
-    k8s: await startFakeIssuer({ alg: 'RS256' }),
-    spiffe: await startFakeIssuer({ alg: 'ES256' }),
-  };
-  broker = await startBroker({ policy: e2ePolicy(issuers), redisUrl: redis.url });
+  e2e = await startE2E();
+  ({ issuers, broker } = e2e);
   await waitForReady(broker.url);
   // Operators enrol like anyone else: a proof matching the operators rule, audience = the broker.
   const proof = await issuers.github.mint({ ...fixtureClaims('github-actions', 'push-main'), iss: issuers.github.url, aud: AUD, sub: OPERATOR, jti: 'operator-1' });
@@ -29,9 +23,7 @@ beforeAll(async () => {
   env = { LEASH_URL: broker.url, LEASH_TOKEN: res.body.access_token };
 });
 afterAll(async () => {
-  await broker?.close();
-  for (const i of Object.values(issuers ?? {})) await i.close();
-  await redis?.destroy();
+  await e2e?.close();
 });
 
 /** A workload lease of rule gh-deploy with its own subject; returns its lease id and token. */
