@@ -1,5 +1,4 @@
 import { createHmac, generateKeyPairSync, randomUUID, sign, constants, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'vitest';
@@ -209,30 +208,7 @@ export async function startFakeIssuer(
   };
 }
 
-export type FixtureFile = 'github-actions' | 'gitlab-ci' | 'kubernetes-sa' | 'spiffe-jwt-svid' | 'circleci' | 'buildkite';
-
-interface FixtureExample {
-  name: string;
-  description: string;
-  header: Record<string, unknown>;
-  claims: Record<string, unknown>;
-}
-
-// A copy of shared/fixtures/claims lives in test/fixtures so a clone alone can run the tests.
-const FIXTURES = new URL('../fixtures/claims/', import.meta.url);
-
-export function fixtureExamples(file: FixtureFile): FixtureExample[] {
-  const doc = JSON.parse(readFileSync(new URL(`${file}.json`, FIXTURES), 'utf8')) as { examples: FixtureExample[] };
-  return structuredClone(doc.examples);
-}
-
-/** The claims of one documented example (the first when unnamed); a fresh copy each call. */
-export function fixtureClaims(file: FixtureFile, exampleName?: string): Record<string, unknown> {
-  const examples = fixtureExamples(file);
-  const ex = exampleName === undefined ? examples[0] : examples.find((e) => e.name === exampleName);
-  if (!ex) throw new Error(`no example ${exampleName ?? '(first)'} in fixtures/claims/${file}.json`);
-  return ex.claims;
-}
+export { fixtureClaims, fixtureExamples, type FixtureFile } from './claim-fixtures.ts';
 
 /** The audience tests put in proofs and trust by default. */
 export const TEST_AUDIENCE = 'https://leash.test';

@@ -1,18 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { fixtureClaims, type FixtureFile } from '../helpers/claim-fixtures.ts';
 import { describe, expect, it } from 'vitest';
 import { explain } from '../../src/policy/decide.ts';
 import { parsePolicy } from '../../src/policy/load.ts';
 import type { Decision, GrantRequest } from '../../src/policy/types.ts';
 
-const FIXTURE_DIRS = ['../fixtures/claims/', '../../../shared/fixtures/claims/'].map((d) => new URL(d, import.meta.url));
-function claimsOf(file: string, name: string): Record<string, unknown> {
-  const dir = FIXTURE_DIRS.find((d) => existsSync(new URL(file, d)));
-  if (!dir) throw new Error(`fixture ${file} not found`);
-  const data = JSON.parse(readFileSync(new URL(file, dir), 'utf8')) as { examples: { name: string; claims: Record<string, unknown> }[] };
-  const example = data.examples.find((e) => e.name === name);
-  if (!example) throw new Error(`fixture ${file}#${name} not found`);
-  return structuredClone(example.claims);
-}
+const claimsOf = (file: string, name: string): Record<string, unknown> => fixtureClaims(file.replace(/\.json$/, '') as FixtureFile, name);
 
 const policy = parsePolicy(
   `

@@ -1,18 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { fixtureClaims, type FixtureFile } from '../helpers/claim-fixtures.ts';
 import { describe, expect, it } from 'vitest';
 import { compileGlob, matchRule, readClaim, ruleMatches } from '../../src/policy/match.ts';
 import type { Matcher } from '../../src/policy/types.ts';
 
-// The documented vendor claim sets; kept beside the repo in /work/shared until copied into test/fixtures.
-const FIXTURE_DIRS = ['../fixtures/claims/', '../../../shared/fixtures/claims/'].map((d) => new URL(d, import.meta.url));
-function claimsOf(file: string, name: string): Record<string, unknown> {
-  const dir = FIXTURE_DIRS.find((d) => existsSync(new URL(file, d)));
-  if (!dir) throw new Error(`fixture ${file} not found`);
-  const data = JSON.parse(readFileSync(new URL(file, dir), 'utf8')) as { examples: { name: string; claims: Record<string, unknown> }[] };
-  const example = data.examples.find((e) => e.name === name);
-  if (!example) throw new Error(`fixture ${file}#${name} not found`);
-  return structuredClone(example.claims);
-}
+const claimsOf = (file: string, name: string): Record<string, unknown> => fixtureClaims(file.replace(/\.json$/, '') as FixtureFile, name);
 
 const gh = claimsOf('github-actions.json', 'push-main');
 const ghEnv = claimsOf('github-actions.json', 'environment-production');

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { fixtureExamples, type FixtureFile } from '../helpers/claim-fixtures.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { explain } from '../../src/policy/decide.ts';
@@ -6,13 +6,7 @@ import { compileGlob, matchRule, readClaim } from '../../src/policy/match.ts';
 import { compileTemplate, renderClaimValue, renderDnsSan, renderUriSan } from '../../src/policy/template.ts';
 import type { GrantRequest, Matcher, Policy, Rule } from '../../src/policy/types.ts';
 
-const FIXTURE_DIRS = ['../fixtures/claims/', '../../../shared/fixtures/claims/'].map((d) => new URL(d, import.meta.url));
-function examplesOf(file: string): Record<string, unknown>[] {
-  const dir = FIXTURE_DIRS.find((d) => existsSync(new URL(file, d)));
-  if (!dir) throw new Error(`fixture ${file} not found`);
-  const data = JSON.parse(readFileSync(new URL(file, dir), 'utf8')) as { examples: { claims: Record<string, unknown> }[] };
-  return data.examples.map((e) => e.claims);
-}
+const examplesOf = (file: string): Record<string, unknown>[] => fixtureExamples(file.replace(/\.json$/, '') as FixtureFile).map((e) => e.claims);
 
 const FIXTURES: Record<string, Record<string, unknown>[]> = {
   github: examplesOf('github-actions.json'),
