@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { LeashError, StoreUnavailableError } from '../errors.ts';
+import { rateLimitKey } from '../leases/redis-keys.ts';
 
 /** Per-minute request budgets on POST /token, per client address and per proof subject. */
 export interface RateLimiter {
@@ -38,7 +39,7 @@ return {n, redis.call('PTTL', KEYS[1])}`;
 export function createRedisRateLimiter(redis: Redis, prefix: string, perIp: number, perSubject: number): RateLimiter {
   return limiterOver(async (key) => {
     try {
-      const [count, ttlMs] = (await redis.eval(INCR_WINDOW, 1, `${prefix}rl:{${key}}`, WINDOW_MS)) as [number, number];
+      const [count, ttlMs] = (await redis.eval(INCR_WINDOW, 1, rateLimitKey(prefix, key), WINDOW_MS)) as [number, number];
       return { count, ttlMs };
     } catch (err) {
       throw new StoreUnavailableError('rate limiter: ' + String(err), err);

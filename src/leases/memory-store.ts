@@ -99,7 +99,8 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
 
     async revoke(id: string, input: RevokeInput): Promise<Lease | null> {
       const e = entries.get(id);
-      if (!e || e.lease.status !== 'active') return null;
+      // Past expires_at the lease is already dead: the sweep ends it as expired, not revoked.
+      if (!e || e.lease.status !== 'active' || e.lease.expires_at <= input.at) return null;
       flip(e.lease, input);
       return copy(e.lease);
     },
@@ -109,7 +110,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
       if (subject === undefined && rule === undefined && issuer === undefined && task_id === undefined) {
         throw new TypeError('revokeWhere(): the selector needs at least one of subject, rule, issuer, task_id');
       }
-      const hits = activeOf((l) => matchesFilter(l, { subject, rule, issuer, task_id }));
+      const hits = activeOf((l) => l.expires_at > input.at && matchesFilter(l, { subject, rule, issuer, task_id }));
       for (const l of hits) flip(l, input);
       return hits.map((l) => l.id);
     },

@@ -116,3 +116,10 @@ export function parseAuditEventId(id: string): { ms: number; seq: number; shard:
   const shard = Number(m[3]);
   return shard < SHARD_COUNT ? { ms: Number(m[1]), seq: Number(m[2]), shard } : null;
 }
+
+/**
+ * Keys outside the lease shards. The replay record of a proof (`SET NX`, expiring with the proof)
+ * and the rate-limit counters are single keys looked up by their own name, so any slot will do.
+ */
+export const replayKey = (prefix: string, proofKey: string): string => `${prefix}replay:${proofKey}`;
+export const rateLimitKey = (prefix: string, counter: string): string => `${prefix}rl:{${counter}}`;

@@ -107,12 +107,16 @@ if ARGV[9] ~= '' then ixAdd(base, 'task', ARGV[9], id, expMs) end
 return 0
 `);
 
-/** KEYS leases, pending; ARGV base, id, at s, reason, by, revoked ms. Returns the new JSON or nil. */
+/**
+ * KEYS leases, pending; ARGV base, id, at s, reason, by, revoked ms. Returns the new JSON, or nil
+ * when the lease is not active or its expires_at is not after `at` (the sweep ends it as expired).
+ */
 export const REVOKE = script(`
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
 local t = decodeLease(raw)
-if t[F_STATUS] ~= 'active' then return false end
+-- Past expires_at the lease is already dead (introspection says so): it ends as expired, not revoked.
+if t[F_STATUS] ~= 'active' or t[F_EXPIRES_AT] <= tonumber(ARGV[3]) then return false end
 return revokeLease(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6])
 `);
 
@@ -182,7 +186,7 @@ for _, id in ipairs(ids) do
     end
     if hit then
       local t = decodeLease(raw)
-      if t[F_STATUS] == 'active' and (sel.subject == nil or sel.subject == t[F_SUBJECT])
+      if t[F_STATUS] == 'active' and t[F_EXPIRES_AT] > tonumber(ARGV[4]) and (sel.subject == nil or sel.subject == t[F_SUBJECT])
         and (sel.rule == nil or sel.rule == t[F_RULE]) and (sel.issuer == nil or sel.issuer == t[F_ISSUER] or sel.issuer == t[F_PROOF_ISS])
         and (sel.task_id == nil or sel.task_id == t[F_TASK_ID]) then
         revokeLease(base, id, t, tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], pending)

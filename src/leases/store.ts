@@ -17,7 +17,7 @@ export interface LeasePage {
 
 export interface RevokeInput {
   reason: string;
-  /** The actor: an operator's `sub`, `holder:<lease id>`, `task:<task id>`. */
+  /** The actor: an operator's `sub`, `holder:<token sub>`, `task:<sub of the token that completed the task>`. */
   by: string;
   /** epoch seconds */
   at: number;
@@ -46,10 +46,11 @@ export interface LeaseStore {
   get(id: string): Promise<Lease | null>;
   /**
    * Flips an active lease to revoked now (introspection sees it from the next request on).
-   * Returns the revoked lease, or null when it was not active. Effects run later in finalize().
+   * Returns the revoked lease, or null when it was not active or its expires_at is not after
+   * `input.at` (it is already dead; the sweep ends it as expired). Effects run later in finalize().
    */
   revoke(id: string, input: RevokeInput): Promise<Lease | null>;
-  /** Flips every active lease matching the selector (at least one key) to revoked; returns their ids. */
+  /** Flips every live lease (as in revoke()) matching the selector (at least one key) to revoked; returns their ids. */
   revokeWhere(selector: LeaseSelector, input: RevokeInput): Promise<string[]>;
   /** Ids of the active leases of a task (for task completion). */
   activeIdsOfTask(taskId: string): Promise<string[]>;

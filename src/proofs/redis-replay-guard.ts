@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { StoreUnavailableError } from '../errors.ts';
 import type { ReplayGuard } from './replay-guard.ts';
+import { replayKey } from '../leases/redis-keys.ts';
 
 /**
  * Replay guard shared by every API replica: one `SET key 1 NX EX ttl` per exchange, atomic in
@@ -34,6 +35,6 @@ export class RedisReplayGuard implements ReplayGuard {
   }
 
   private key(key: string): string {
-    return `${this.prefix}replay:${key}`;
+    return replayKey(this.prefix, key);
   }
 }

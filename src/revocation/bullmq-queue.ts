@@ -1,8 +1,14 @@
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
 import type { RevocationQueue } from './queue.ts';
 import { finalizeRevoked, sweepOnce, type EndingDeps } from './endings.ts';
 
 export const QUEUE_NAME = 'leash-revocations';
+/**
+ * The repeatable sweep has a queue of its own: its scheduler always keeps a next run delayed, which
+ * in the revocations queue would make depth() (leash_queue_depth) never drop to 0.
+ */
+export const SWEEP_QUEUE_NAME = 'leash-sweep';
 const SWEEP_SCHEDULER_ID = 'leash-sweep';
 
 interface RevokeJob { ids: string[] }
@@ -19,6 +25,8 @@ export function createBullmqRevocationQueue(connection: ConnectionOptions, prefi
       removeOnFail: { count: 5000 },
     },
   });
+  // Without a listener BullMQ prints connection errors to stderr; the caller's client reports them.
+  queue.on('error', () => undefined);
   return {
     queue,
     async enqueue(ids) {
@@ -35,7 +43,8 @@ export function createBullmqRevocationQueue(connection: ConnectionOptions, prefi
 /**
  * Worker side (LEASH_ROLE=worker or all): processes `revoke` jobs and the repeatable `sweep`
  * that ends leases at expiry. Any number of workers may run; the store's Lua scripts make every
- * ending happen once whatever the retries, stalls or duplicates.
+ * ending happen once whatever the retries, stalls or duplicates. A client instance passed as
+ * `connection` belongs to the worker from then on: close() disconnects it.
  */
 export async function startRevocationWorker(
   connection: ConnectionOptions,
@@ -43,26 +52,39 @@ export async function startRevocationWorker(
   deps: EndingDeps,
   opts: { sweepIntervalMs: number; concurrency?: number },
 ): Promise<{ close(): Promise<void> }> {
-  const queue = new Queue(QUEUE_NAME, { connection, prefix: `{${prefix}bull}` });
-  await queue.upsertJobScheduler(SWEEP_SCHEDULER_ID, { every: opts.sweepIntervalMs }, {
+  const bullPrefix = `{${prefix}bull}`;
+  const sweepQueue = new Queue(SWEEP_QUEUE_NAME, { connection, prefix: bullPrefix });
+  sweepQueue.on('error', () => undefined); // the same connection's errors are logged by the workers below
+  await sweepQueue.upsertJobScheduler(SWEEP_SCHEDULER_ID, { every: opts.sweepIntervalMs }, {
     name: 'sweep',
     opts: { removeOnComplete: true, removeOnFail: { count: 100 } },
   });
-  const worker = new Worker(
-    QUEUE_NAME,
-    async (job: Job) => {
-      if (job.name === 'revoke') return (await finalizeRevoked(deps, (job.data as RevokeJob).ids)).length;
-      if (job.name === 'sweep') return sweepOnce(deps);
-      throw new Error(`unknown job ${job.name}`);
-    },
-    { connection, prefix: `{${prefix}bull}`, concurrency: opts.concurrency ?? 4, stalledInterval: 5_000, maxStalledCount: 5 },
-  );
-  worker.on('failed', (job, err) => deps.log.warn({ job: job?.name, id: job?.id, err: err.message }, 'revocation job failed; it will be retried'));
-  worker.on('error', (err) => deps.log.error({ err: err.message }, 'revocation worker error'));
+  // Earlier versions scheduled the sweep in the revocations queue; drop that schedule if present.
+  const revocations = new Queue(QUEUE_NAME, { connection, prefix: bullPrefix });
+  revocations.on('error', () => undefined);
+  await revocations.removeJobScheduler(SWEEP_SCHEDULER_ID);
+  await revocations.close();
+  const handle = async (job: Job): Promise<number> => {
+    if (job.name === 'revoke') return (await finalizeRevoked(deps, (job.data as RevokeJob).ids)).length;
+    if (job.name === 'sweep') return sweepOnce(deps);
+    throw new Error(`unknown job ${job.name}`);
+  };
+  const common = { connection, prefix: bullPrefix, stalledInterval: 5_000, maxStalledCount: 5 };
+  const workers = [
+    new Worker(QUEUE_NAME, handle, { ...common, concurrency: opts.concurrency ?? 4 }),
+    // One sweep at a time per process; other processes sweep too, the Lua scripts keep endings single.
+    new Worker(SWEEP_QUEUE_NAME, handle, { ...common, concurrency: 1 }),
+  ];
+  for (const worker of workers) {
+    worker.on('failed', (job, err) => deps.log.warn({ job: job?.name, id: job?.id, err: err.message }, 'revocation job failed; it will be retried'));
+    worker.on('error', (err) => deps.log.error({ err: err.message }, 'revocation worker error'));
+  }
   return {
     async close() {
-      await worker.close();
-      await queue.close();
+      await Promise.all(workers.map((w) => w.close()));
+      await sweepQueue.close();
+      // BullMQ leaves a client it was handed open; left alone it would keep reconnecting forever.
+      if (connection instanceof Redis) connection.disconnect();
     },
   };
 }
