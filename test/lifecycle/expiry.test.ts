@@ -1,0 +1,97 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { SHARD_COUNT, actName, redisKeys, shardOfLeaseId, taskName } from '../../src/leases/redis-keys.ts';
+import { startBroker, type TestBroker } from '../helpers/broker.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import {
+  api, closeIssuers, endingEvents, introspect, issue, lifecyclePolicy, operatorToken, sleep, startIssuers, waitFor,
+  type Issued, type Issuers,
+} from './harness.ts';
+
+/** Expiry through the real BullMQ worker: on time, invisible to introspection, nothing left behind. */
+
+let redis: TestRedis;
+let client: Redis;
+let issuers: Issuers;
+let broker: TestBroker;
+let op: Issued;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  client = new Redis(redis.url);
+  issuers = await startIssuers();
+  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url });
+  op = await operatorToken(broker.url, issuers, broker.config.issuer);
+});
+afterAll(async () => {
+  await broker?.close();
+  await closeIssuers(issuers);
+  client?.disconnect();
+  await redis?.destroy();
+});
+
+it('2-second leases are expired within a second of expires_at, introspect inactive, and leave no index entry', async () => {
+  const subjects = [0, 1, 2, 3, 4].map((i) => `repo:octo-org/app:expiry-${i}`);
+  const leases = await Promise.all(subjects.map((sub, i) => issue(broker.url, issuers.github, sub, { ttl: '2', task_id: `expiry-task-${i}` })));
+  for (const l of leases) {
+    expect(l.expires_in).toBe(2);
+    expect((await introspect(broker.url, op.token, l.token)).body).toMatchObject({ active: true, jti: l.lease_id });
+  }
+
+  const seen = await Promise.all(
+    leases.map((l) =>
+      waitFor(`lease ${l.lease_id} to be expired`, async () => {
+        const r = await api(broker.url, 'GET', `/v1/leases/${l.lease_id}`, op.token);
+        expect(r.status).toBe(200);
+        return r.body.status === 'expired' ? { lease: r.body, at: Date.now() } : null;
+      }, 5_000, 20),
+    ),
+  );
+  for (const { lease, at } of seen) {
+    const seenLagMs = at - lease.expires_at * 1000; // includes this client's polling delay
+    expect(seenLagMs).toBeGreaterThanOrEqual(0); // never ended early
+    expect(seenLagMs).toBeLessThan(1_500);
+    expect(lease.ended_at).toBeGreaterThanOrEqual(lease.expires_at);
+    expect(lease.revoked_at).toBeNull();
+  }
+
+  const keys = redisKeys(broker.config.redisPrefix);
+  for (const [i, l] of leases.entries()) {
+    expect((await introspect(broker.url, op.token, l.token)).body).toEqual({ active: false });
+    const shard = shardOfLeaseId(l.lease_id);
+    expect(await client.zscore(keys.due(shard), l.lease_id)).toBeNull();
+    expect(await client.zscore(keys.pending(shard), l.lease_id)).toBeNull();
+    expect(await client.hget(keys.index(shard, 'act'), actName('work', subjects[i]!))).toBeNull();
+    expect(await client.hget(keys.index(shard, 'task'), taskName(`expiry-task-${i}`))).toBeNull();
+    expect(await client.zscore(keys.gone(shard), l.lease_id)).not.toBeNull(); // kept for retention
+  }
+  // Only the operator's own lease is still scheduled.
+  const due = await Promise.all(Array.from({ length: SHARD_COUNT }, (_, s) => client.zrange(keys.due(s), '0', '-1')));
+  expect(due.flat()).toEqual([op.lease_id]);
+  expect(await broker.deps.store.countActive()).toBe(1);
+
+  await sleep(300); // more sweeps run: still one ending each
+  const events = await endingEvents(client, broker.config.redisPrefix);
+  for (const l of leases) {
+    expect(events.get(l.lease_id)).toHaveLength(1);
+    const ev = events.get(l.lease_id)![0]!;
+    expect(ev).toMatchObject({ type: 'lease.expired', actor: 'worker', reason: 'expired' });
+    // The worker's own measure of how late it ended the lease.
+    expect(ev.lag_ms as number).toBeGreaterThanOrEqual(0);
+    expect(ev.lag_ms as number).toBeLessThan(1_000);
+  }
+});
+
+it('introspection answers inactive from expires_at on, whether or not the worker has run yet', async () => {
+  const l = await issue(broker.url, issuers.github, 'repo:octo-org/app:edge', { ttl: '1' });
+  const lease = await broker.deps.store.get(l.lease_id);
+  await sleep(Math.max(0, lease!.expires_at * 1000 - Date.now()));
+  expect((await introspect(broker.url, op.token, l.token)).body).toEqual({ active: false });
+  // and the holder can no longer use it to revoke: the ending stays an expiry
+  await api(broker.url, 'POST', '/v1/tasks/none/complete', l.token).then((r) => expect(r.status).toBe(401));
+  const ended = await waitFor('the edge lease to end', async () => {
+    const got = await broker.deps.store.get(l.lease_id);
+    return got?.ended_at != null ? got : null;
+  });
+  expect(ended.status).toBe('expired');
+});

@@ -1,0 +1,73 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { startBroker, type TestBroker } from '../helpers/broker.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import {
+  api, closeIssuers, endingEvents, holderRevoke, introspect, issue, lifecyclePolicy, operatorToken, pool, sleep,
+  startIssuers, waitFor, type Issued, type Issuers,
+} from './harness.ts';
+
+/**
+ * Redis goes away while leases are pending (some due to expire, one revoked with its effects not
+ * yet run) and comes back after their expiry: the same worker reconnects and ends every one, once.
+ */
+
+let redis: TestRedis;
+let issuers: Issuers;
+let broker: TestBroker;
+let op: Issued;
+
+beforeAll(async () => {
+  redis = await startRedis({ persist: true });
+  issuers = await startIssuers();
+  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url });
+  op = await operatorToken(broker.url, issuers, broker.config.issuer);
+});
+afterAll(async () => {
+  await broker?.close();
+  await closeIssuers(issuers);
+  await redis?.destroy();
+});
+
+it('after a Redis restart the worker resumes and ends the leases that came due meanwhile', async () => {
+  const leases = await pool(Array.from({ length: 30 }, (_, i) => i), 8, (i) => issue(broker.url, issuers.github, `repo:octo-org/app:restart-${i}`, { ttl: '3' }));
+  const longLived = await issue(broker.url, issuers.github, 'repo:octo-org/app:restart-long', { ttl: '600' });
+  const expiries = await pool(leases, 8, async (l) => (await broker.deps.store.get(l.lease_id))!.expires_at);
+  const latest = Math.max(...expiries);
+  const pendingOne = leases[expiries.indexOf(latest)]!;
+  expect((await introspect(broker.url, op.token, pendingOne.token)).body.active).toBe(true);
+
+  // Revoked just before Redis goes: its effects job may or may not run before the stop.
+  const revokedBefore = leases.find((l) => l !== pendingOne)!;
+  expect((await holderRevoke(broker.url, revokedBefore.token)).status).toBe(200);
+  await redis.stop();
+  // While Redis is away: fail closed, nothing is issued, introspection cannot vouch for a token.
+  expect((await introspect(broker.url, op.token, longLived.token)).status).toBeGreaterThanOrEqual(401);
+  expect((await api(broker.url, 'GET', '/readyz')).status).toBe(503);
+  await sleep(Math.max(0, latest * 1000 - Date.now()) + 300); // every short lease is past expiry now
+  await redis.start();
+
+  const client = new Redis(redis.url);
+  try {
+    await waitFor('the broker to reach Redis again', async () => (await api(broker.url, 'GET', '/readyz')).status === 200, 10_000, 100);
+    // A revocation right after the restart: visible at once, effects run by the reconnected worker.
+    expect((await holderRevoke(broker.url, longLived.token)).status).toBe(200);
+    expect((await introspect(broker.url, op.token, longLived.token)).body).toEqual({ active: false });
+
+    const ids = [...leases.map((l) => l.lease_id), longLived.lease_id];
+    await waitFor('the worker to end every pending lease', async () => {
+      const got = await pool(ids, 8, (id) => broker.deps.store.get(id));
+      return got.every((l) => l?.ended_at != null);
+    }, 15_000, 100);
+    await sleep(300);
+    const events = await endingEvents(client, broker.config.redisPrefix);
+    for (const l of leases) {
+      expect(events.get(l.lease_id)?.map((e) => e.type)).toEqual([l === revokedBefore ? 'lease.revoked' : 'lease.expired']);
+      expect((await introspect(broker.url, op.token, l.token)).body).toEqual({ active: false });
+    }
+    expect(events.get(longLived.lease_id)?.map((e) => e.type)).toEqual(['lease.revoked']);
+    expect(await broker.deps.store.countActive()).toBe(1); // the operator's own lease
+  } finally {
+    client.disconnect();
+  }
+}, 40_000);

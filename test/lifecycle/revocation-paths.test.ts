@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { startBroker, type TestBroker } from '../helpers/broker.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import {
+  api, auditOf, closeIssuers, endingEvents, holderRevoke, introspect, issue, lifecyclePolicy, operatorToken, sleep,
+  startIssuers, waitEnded, type Issued, type Issuers,
+} from './harness.ts';
+
+/**
+ * Every revocation path (holder, task completion, operator, bulk by subject / rule / issuer):
+ * introspection says inactive in the very next request, and the worker runs the effects once.
+ */
+
+let redis: TestRedis;
+let client: Redis;
+let issuers: Issuers;
+let broker: TestBroker;
+let op: Issued;
+const OP_SUB = 'repo:octo-org/ops:alice';
+
+beforeAll(async () => {
+  redis = await startRedis();
+  client = new Redis(redis.url);
+  issuers = await startIssuers();
+  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url });
+  op = await operatorToken(broker.url, issuers, broker.config.issuer);
+});
+afterAll(async () => {
+  await broker?.close();
+  await closeIssuers(issuers);
+  client?.disconnect();
+  await redis?.destroy();
+});
+
+const gh = (sub: string, extra: Record<string, string> = {}): Promise<Issued> => issue(broker.url, issuers.github, sub, extra);
+const isActive = async (t: Issued): Promise<boolean> => (await introspect(broker.url, op.token, t.token)).body.active;
+
+/** Waits for the endings, lets a few more sweeps run, then expects exactly one lease.revoked each. */
+async function expectRevokedOnce(ids: string[], actor: string, reason: string): Promise<void> {
+  for (const id of ids) {
+    expect(await waitEnded(broker.url, op.token, id)).toMatchObject({ status: 'revoked', revoked_by: actor, reason });
+  }
+  await sleep(300);
+  const events = await endingEvents(client, broker.config.redisPrefix);
+  for (const id of ids) {
+    expect(events.get(id)?.map((e) => [e.type, e.actor, e.reason])).toEqual([['lease.revoked', actor, reason]]);
+  }
+}
+
+describe('holder revocation (POST /revoke)', () => {
+  it('is inactive at the next request, ends once, and does not end again at its expiry', async () => {
+    const t = await gh('repo:octo-org/app:holder', { ttl: '2' });
+    expect(await isActive(t)).toBe(true);
+    expect((await holderRevoke(broker.url, t.token)).status).toBe(200);
+    expect(await isActive(t)).toBe(false);
+    // revoking again is a quiet no-op
+    expect((await holderRevoke(broker.url, t.token)).status).toBe(200);
+    await expectRevokedOnce([t.lease_id], 'holder:repo:octo-org/app:holder', 'revoked by holder');
+    const lease = await broker.deps.store.get(t.lease_id);
+    await sleep(Math.max(0, lease!.expires_at * 1000 - Date.now()) + 300); // past expiry, a few sweeps
+    const events = await endingEvents(client, broker.config.redisPrefix);
+    expect(events.get(t.lease_id)).toHaveLength(1);
+    expect((await broker.deps.store.get(t.lease_id))!.status).toBe('revoked');
+  });
+});
+
+describe('task completion', () => {
+  it('ends the three leases of the task and only those', async () => {
+    const task = [await gh('repo:octo-org/app:t1', { task_id: 'build-1' }), await gh('repo:octo-org/app:t2', { task_id: 'build-1' }), await gh('repo:octo-org/lib:t3', { task_id: 'build-1' })];
+    const other = await gh('repo:octo-org/app:t1', { task_id: 'build-2' });
+    const res = await api(broker.url, 'POST', '/v1/tasks/build-1/complete', task[1]!.token);
+    expect(res.status).toBe(200);
+    expect(res.body.revoked).toBe(3);
+    expect(res.body.lease_ids.sort()).toEqual(task.map((t) => t.lease_id).sort());
+    for (const t of task) expect(await isActive(t)).toBe(false);
+    expect(await isActive(other)).toBe(true);
+    await expectRevokedOnce(task.map((t) => t.lease_id), 'task:repo:octo-org/app:t2', 'task completed');
+    expect((await broker.deps.store.get(other.lease_id))!.status).toBe('active');
+    const done = await broker.deps.audit.list({ type: 'task.completed', limit: 10 });
+    expect(done.events.filter((e) => e.task_id === 'build-1')).toHaveLength(1);
+    // completing again ends nothing more (and the task's tokens no longer authorise it)
+    const again = await api(broker.url, 'POST', '/v1/tasks/build-1/complete', op.token);
+    expect(again.body.revoked).toBe(0);
+    expect((await api(broker.url, 'POST', '/v1/tasks/build-1/complete', task[0]!.token)).status).toBe(401);
+  });
+});
+
+describe('operator revocation (POST /v1/leases/{id}/revoke)', () => {
+  it('is inactive at the next request and audited with the operator as actor', async () => {
+    const t = await gh('repo:octo-org/app:victim');
+    const res = await api(broker.url, 'POST', `/v1/leases/${t.lease_id}/revoke`, op.token, { reason: 'compromised runner' });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: t.lease_id, status: 'revoked', revoked_by: OP_SUB, reason: 'compromised runner' });
+    expect(await isActive(t)).toBe(false);
+    // a second revoke changes nothing
+    const again = await api(broker.url, 'POST', `/v1/leases/${t.lease_id}/revoke`, op.token, { reason: 'again' });
+    expect(again.status).toBe(200);
+    expect(again.body.reason).toBe('compromised runner');
+    await expectRevokedOnce([t.lease_id], OP_SUB, 'compromised runner');
+    const audit = await auditOf(broker.url, op.token, t.lease_id);
+    const ops = audit.filter((e) => e.type === 'operator.lease_revoke');
+    expect(ops.map((e) => [e.actor, e.changed])).toEqual([[OP_SUB, false], [OP_SUB, true]]);
+    expect(audit.filter((e) => e.type === 'lease.revoked').map((e) => e.actor)).toEqual([OP_SUB]);
+  });
+});
+
+describe('bulk revocation (POST /v1/leases/revoke)', () => {
+  async function bulk(selector: Record<string, string>, hit: Issued[], spared: Issued[]): Promise<void> {
+    const reason = `bulk ${Object.keys(selector).join('+')}`;
+    const res = await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { ...selector, reason });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ revoked: hit.length });
+    for (const t of hit) expect(await isActive(t)).toBe(false);
+    for (const t of spared) expect(await isActive(t)).toBe(true);
+    await expectRevokedOnce(hit.map((t) => t.lease_id), OP_SUB, reason);
+    const events = (await api(broker.url, 'GET', '/v1/audit?type=operator.bulk_revoke&limit=50', op.token)).body.events;
+    expect(events.filter((e: { reason: string }) => e.reason === reason)).toMatchObject([{ actor: OP_SUB, count: hit.length, selector }]);
+  }
+
+  it('by subject', async () => {
+    const hit = [await gh('repo:octo-org/app:bulk-s'), await gh('repo:octo-org/app:bulk-s'), await gh('repo:octo-org/app:bulk-s')];
+    const spared = [await gh('repo:octo-org/app:bulk-s2')];
+    await bulk({ subject: 'repo:octo-org/app:bulk-s' }, hit, spared);
+  });
+
+  it('by rule', async () => {
+    const hit = [await gh('repo:octo-org/batch:r1'), await gh('repo:octo-org/batch:r2')];
+    const spared = [await gh('repo:octo-org/app:not-batch')];
+    await bulk({ rule: 'batch' }, hit, [...spared, op]);
+  });
+
+  it('by issuer', async () => {
+    const hit = [await issue(broker.url, issuers.gitlab, 'project_path:my-group/a'), await issue(broker.url, issuers.gitlab, 'project_path:my-group/b')];
+    const spared = [await gh('repo:octo-org/app:github-one')];
+    await bulk({ issuer: 'gitlab' }, hit, [...spared, op]);
+  });
+
+  it('by subject and rule together, and a selector that matches nothing', async () => {
+    const hit = [await gh('repo:octo-org/batch:both')];
+    const spared = [await gh('repo:octo-org/app:both')];
+    await bulk({ subject: 'repo:octo-org/batch:both', rule: 'batch' }, hit, spared);
+    expect((await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { subject: 'nobody' })).body).toEqual({ revoked: 0 });
+  });
+});
