@@ -79,6 +79,19 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   return app;
 }
 
+/** The listener of LEASH_METRICS_PORT: metrics and health, nothing that issues or revokes. */
+export function createOpsApp(deps: Deps): Hono {
+  const app = new Hono();
+  app.use(async function attachDeps(c, next) {
+    c.set('deps', deps);
+    await next();
+  });
+  app.route('/', healthRoutes());
+  app.route('/', metricsRoutes());
+  app.notFound((c) => c.json({ error: 'not_found', message: 'this port serves /metrics, /healthz and /readyz only' }, 404));
+  return app;
+}
+
 function clientAddressOf(c: Parameters<typeof getConnInfo>[0]): string | null {
   try {
     return getConnInfo(c).remote.address ?? null;

@@ -11,6 +11,7 @@ const boolFlag = z
 
 const EnvSchema = z.object({
   PORT: port.default(8080),
+  LEASH_METRICS_PORT: port.optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_URL: z
     .string()
@@ -35,6 +36,8 @@ const EnvSchema = z.object({
 
 export interface Config {
   port: number;
+  /** Optional listener for /metrics, /healthz, /readyz only: how a LEASH_ROLE=worker process is scraped. */
+  metricsPort: number | undefined;
   host: string;
   redisUrl: string | undefined;
   redisPrefix: string;
@@ -97,6 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const issuer = (e.LEASH_ISSUER ?? `http://${hostForUrl}:${e.PORT}`).replace(/\/+$/, '');
   return {
     port: e.PORT,
+    metricsPort: e.LEASH_METRICS_PORT,
     host: e.HOST,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,

@@ -3,7 +3,7 @@ import { serve, type ServerType } from '@hono/node-server';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { connectRedis, createDeps } from './create-deps.ts';
-import { createApp } from './app.ts';
+import { createApp, createOpsApp } from './app.ts';
 import { createDevIssuer, type DevIssuer } from './dev/dev-issuer.ts';
 import { startRevocationWorker } from './revocation/bullmq-queue.ts';
 import { devBanner } from './dev/banner.ts';
@@ -20,6 +20,15 @@ async function startHttp(deps: Deps, config: Config, devIssuer: DevIssuer | unde
   const app = createApp(deps, devIssuer ? { devIssuer } : {});
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: httpServerOptions(config) }, () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+/** /metrics and health only: a worker serves no API, but its endings and lag must be scraped. */
+async function startOpsHttp(deps: Deps, config: Config): Promise<ServerType> {
+  const app = createOpsApp(deps);
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, port: config.metricsPort!, hostname: config.host, serverOptions: httpServerOptions(config) }, () => resolve(server));
     server.once('error', reject);
   });
 }
@@ -52,6 +61,11 @@ async function main(): Promise<void> {
     });
     closers.push(() => worker.close());
     deps.log.info({ role: config.role }, 'revocation worker started');
+  }
+  if (config.metricsPort !== undefined) {
+    const server = await startOpsHttp(deps, config).catch((err: Error) => fail(`cannot listen on ${config.host}:${config.metricsPort}: ${err.message}`));
+    closers.push(() => new Promise((r) => server.close(() => r(undefined))));
+    deps.log.info(`metrics and health on http://${config.host}:${config.metricsPort}`);
   }
   if (devIssuer && config.role !== 'worker') {
     const operatorToken = await mintDevOperatorToken(deps, devIssuer).catch((err: Error) => {

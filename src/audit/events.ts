@@ -15,7 +15,7 @@ export interface AuditEvent {
   type: AuditType;
   /** epoch milliseconds */
   time: number;
-  /** Who caused it: the operator's `sub`, the holder's lease id, `worker`, or the proof's subject. */
+  /** Who caused it: the operator's `sub`, `holder:<sub>`, `task:<sub>`, `worker`, or the proof's subject. */
   actor?: string;
   request_id?: string;
   lease_id?: string;
