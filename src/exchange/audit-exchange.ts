@@ -1,3 +1,4 @@
+import type { AuditEvent } from '../audit/events.ts';
 import type { Deps } from '../deps.ts';
 import type { LeashError } from '../errors.ts';
 import type { Lease } from '../leases/lease.ts';
@@ -17,8 +18,9 @@ function matchedClaims(decision: Allowed, proof: VerifiedProof): Record<string, 
   return out;
 }
 
-export async function auditAllowed(deps: Deps, ctx: ExchangeContext, req: ExchangeRequest, proof: VerifiedProof, decision: Allowed, lease: Lease): Promise<void> {
-  await deps.audit.write({
+/** The allow decision; the lease store writes it atomically with the lease it explains. */
+export function allowedEvent(deps: Deps, ctx: ExchangeContext, req: ExchangeRequest, proof: VerifiedProof, decision: Allowed, lease: Lease): AuditEvent {
+  return {
     type: 'exchange.allowed',
     time: deps.now(),
     actor: proof.subject,
@@ -33,7 +35,7 @@ export async function auditAllowed(deps: Deps, ctx: ExchangeContext, req: Exchan
     granted: { kind: lease.kind, scopes: lease.scopes, audiences: lease.audiences, ttl: lease.expires_at - lease.issued_at, serial: lease.serial },
     claims: matchedClaims(decision, proof),
     client_addr: ctx.clientAddr,
-  });
+  };
 }
 
 export async function auditDenied(

@@ -10,7 +10,8 @@ import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr
 import { generateSerialHex } from '../mint/x509/issuer.ts';
 import { mintAccessToken } from './mint-access-token.ts';
 import { mintCertificate } from './mint-certificate.ts';
-import { auditAllowed, auditDenied } from './audit-exchange.ts';
+import { allowedEvent, auditDenied } from './audit-exchange.ts';
+import type { AuditEvent } from '../audit/events.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
@@ -30,9 +31,8 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
     const lease = buildLease(deps, req, ctx, proof, decision, csr);
     await claimProof(deps, proof);
-    await recordLease(deps, proof, lease, decision);
+    await recordLease(deps, proof, lease, decision, allowedEvent(deps, ctx, req, proof, decision, lease));
     const response = mint(deps, req, lease, decision, proof, csr);
-    await auditAllowed(deps, ctx, req, proof, decision, lease);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
     return response;
   } catch (err) {
@@ -106,9 +106,9 @@ async function claimProof(deps: Deps, proof: VerifiedProof): Promise<void> {
   }
 }
 
-async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decision: Allowed): Promise<void> {
+async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decision: Allowed, audit: AuditEvent): Promise<void> {
   try {
-    await deps.store.create(lease, decision.max_active_leases === undefined ? {} : { maxActive: decision.max_active_leases });
+    await deps.store.create(lease, decision.max_active_leases === undefined ? { audit } : { maxActive: decision.max_active_leases, audit });
   } catch (err) {
     // Nothing was issued, so the proof may be tried again (e.g. after another lease ends).
     if (proof.issuer.replay === 'single_use') await deps.replay.release(proof.replayKey).catch(() => undefined);

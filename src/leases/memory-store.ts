@@ -76,7 +76,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
   };
 
   return {
-    async create(lease: Lease, createOpts?: { maxActive?: number }): Promise<void> {
+    async create(lease: Lease, createOpts?: { maxActive?: number; audit?: AuditEvent }): Promise<void> {
       checkNewLease(lease);
       const max = createOpts?.maxActive;
       if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) throw new TypeError('create(): maxActive must be a whole number >= 0');
@@ -90,6 +90,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
       entries.set(lease.id, { lease: copy(lease), member, dropAt: null });
       live.set(lease.id, null);
       order.splice(lowerBound(order, member), 0, member);
+      if (createOpts?.audit) await audit.write(createOpts.audit);
     },
 
     async get(id: string): Promise<Lease | null> {

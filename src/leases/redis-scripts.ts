@@ -92,7 +92,9 @@ end
 
 /**
  * KEYS leases, due, all, act hash, tasks hash; ARGV base, id, json, expires ms, issued ms, now ms,
- * max active (-1: none), act name, task name ('' for none). Returns 0, -1 (limit) or -2 (exists).
+ * max active (-1: none), act name, task name ('' for none), audit event JSON ('' for none), audit
+ * maxlen. Returns 0 (or the audit entry's stream id), -1 (limit) or -2 (exists). The allow event
+ * goes in with the lease, so a lease never exists without the decision that made it.
  */
 export const CREATE = script(`
 local base, id, expMs = ARGV[1], ARGV[2], tonumber(ARGV[4])
@@ -104,6 +106,9 @@ redis.call('ZADD', KEYS[2], expMs, id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
 ixAdd(base, 'act', ARGV[8], id, expMs)
 if ARGV[9] ~= '' then ixAdd(base, 'task', ARGV[9], id, expMs) end
+if ARGV[10] ~= '' then
+  return redis.call('XADD', auditKey(base), 'MAXLEN', '~', ARGV[11], '*', 'e', ARGV[10])
+end
 return 0
 `);
 

@@ -104,7 +104,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   }
 
   return {
-    async create(lease: Lease, createOpts?: { maxActive?: number }): Promise<void> {
+    async create(lease: Lease, createOpts?: { maxActive?: number; audit?: AuditEvent }): Promise<void> {
       checkNewLease(lease);
       const max = createOpts?.maxActive;
       if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) throw new TypeError('create(): maxActive must be a whole number >= 0');
@@ -120,11 +120,13 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           [
             keys.base(shard), lease.id, encodeLease(lease, issuedMs), expiresMs, issuedMs, now, max ?? -1,
             actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
+            createOpts?.audit ? JSON.stringify(createOpts.audit) : '', maxlen,
           ],
         ),
       );
       if (res === -1) throw new LeaseLimitError(max ?? 0);
       if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
+      if (createOpts?.audit && typeof res === 'string') opts.onAuditEvent?.({ ...createOpts.audit, id: auditEventId(res, shard) });
     },
 
     async get(id: string): Promise<Lease | null> {

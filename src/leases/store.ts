@@ -1,3 +1,4 @@
+import type { AuditEvent } from '../audit/events.ts';
 import type { Lease, LeaseStatus } from './lease.ts';
 
 export interface LeaseFilter {
@@ -40,9 +41,10 @@ export interface LeaseStore {
   /**
    * Records an active lease and schedules its expiry in one atomic step. When `maxActive` is
    * given and the subject already holds that many live leases under the same rule, nothing
-   * is written and LeaseLimitError is thrown.
+   * is written and LeaseLimitError is thrown. `audit` (the allow decision) is written in the same
+   * step: one round trip, and never a lease without its decision or a decision without its lease.
    */
-  create(lease: Lease, opts?: { maxActive?: number }): Promise<void>;
+  create(lease: Lease, opts?: { maxActive?: number; audit?: AuditEvent }): Promise<void>;
   get(id: string): Promise<Lease | null>;
   /**
    * Flips an active lease to revoked now (introspection sees it from the next request on).
