@@ -91,6 +91,7 @@ async function main(): Promise<void> {
     deps.log.info({ signal }, 'shutting down');
     for (const close of closers.reverse()) await close().catch(() => undefined);
     await deps.close().catch(() => undefined);
+    await new Promise<void>((resolve) => deps.log.flush(() => resolve()));
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
