@@ -1,0 +1,280 @@
+/**
+ * `npm run bench`: every figure of DESIGN.md "Quality bars", measured in this one run on this
+ * machine, printed as markdown and written to bench/results/latest.json.
+ *
+ * Environment (all optional):
+ *   BENCH_ONLY          comma list of sections: hono, oidc, baselines (= hono,oidc), exchange,
+ *                       scaleout, certs, expiry, memory, bulk. Default: all.
+ *   BENCH_PROFILE       1: always CPU-profile the exchange, and the certificate exchange; 0: never.
+ *                       Default: the JWT exchange only, when its req/s is below oidc-provider's in this run.
+ *   BENCH_DURATION_S    measured window of each load run (10); BENCH_WARMUP_S (2); BENCH_CONCURRENCY (64)
+ *   BENCH_PROOFS        proofs minted per load run (default: enough for 4,000 req/s over warm-up + window)
+ *   BENCH_LEASES        leases for the memory section (1,000,000); BENCH_MEMORY_BUDGET_S (120) caps its time
+ *   BENCH_EXPIRY_LEASES (10,000); BENCH_BULK_LEASES (100,000)
+ *   BENCH_QUIET_WAIT_S  before each timed part, wait up to this long for other processes to go quiet (10)
+ *   BENCH_LOG_LEVEL     the broker's LEASH_LOG_LEVEL (info, as in production)
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { benchHonoSign } from './baselines/hono-sign.ts';
+import { benchOidcProvider } from './baselines/oidc-provider.ts';
+import { benchBulkRevoke, type BulkRevokeResult } from './bulk-revoke.ts';
+import { benchCerts, type CertsResult } from './certs.ts';
+import { RESULTS_DIR } from './child.ts';
+import { cleanupEnv } from './env.ts';
+import { benchExchange, type ExchangeResults, type LoadConfig } from './exchange-load.ts';
+import { benchExpiryLag, type ExpiryLagResult } from './expiry-lag.ts';
+import type { LoadResult } from './load-generator.ts';
+import { benchMemoryPerLease, type MemoryResult } from './memory-per-lease.ts';
+import { formatProfile } from './profile.ts';
+import { envInt, fmtInt, fmtMs, fmtRatio, log, machineInfo, waitForQuiet } from './util.ts';
+
+const SECTIONS = ['hono', 'oidc', 'exchange', 'scaleout', 'certs', 'expiry', 'memory', 'bulk'] as const;
+type Section = (typeof SECTIONS)[number];
+
+function selected(): Set<Section> {
+  const raw = process.env.BENCH_ONLY;
+  if (!raw) return new Set(SECTIONS);
+  const out = new Set<Section>();
+  for (const name of raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean)) {
+    if (name === 'baselines') {
+      out.add('hono');
+      out.add('oidc');
+    } else if ((SECTIONS as readonly string[]).includes(name)) out.add(name as Section);
+    else throw new Error(`BENCH_ONLY: unknown section ${name} (known: ${SECTIONS.join(', ')}, baselines)`);
+  }
+  return out;
+}
+
+interface Results {
+  startedAt: string;
+  seconds: number;
+  machine: ReturnType<typeof machineInfo> & { loadavgAtStart: number[] };
+  config: LoadConfig & { leases: number; memoryBudgetSeconds: number; expiryLeases: number; bulkLeases: number; brokerLogLevel: string; sections: Section[] };
+  hono?: LoadResult;
+  oidc?: LoadResult;
+  exchange?: ExchangeResults;
+  certs?: CertsResult;
+  expiry?: ExpiryLagResult;
+  memory?: MemoryResult;
+  bulk?: BulkRevokeResult;
+  errors: Record<string, string>;
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const only = selected();
+  const load: LoadConfig = {
+    concurrency: envInt('BENCH_CONCURRENCY', 64),
+    warmupMs: envInt('BENCH_WARMUP_S', 2) * 1000,
+    durationMs: envInt('BENCH_DURATION_S', 10) * 1000,
+  };
+  const expectedRps = 4_000; // proofs to mint per run (the load generator reports if they ran out)
+  const cfg = {
+    ...load,
+    leases: envInt('BENCH_LEASES', 1_000_000),
+    memoryBudgetSeconds: envInt('BENCH_MEMORY_BUDGET_S', 120),
+    expiryLeases: envInt('BENCH_EXPIRY_LEASES', 10_000),
+    bulkLeases: envInt('BENCH_BULK_LEASES', 100_000),
+    brokerLogLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
+    sections: [...only],
+  };
+  const quietMs = Number(process.env.BENCH_QUIET_WAIT_S ?? 10) * 1000;
+  const results: Results = {
+    startedAt: new Date().toISOString(),
+    seconds: 0,
+    machine: { ...machineInfo(), loadavgAtStart: loadavg() },
+    config: cfg,
+    errors: {},
+  };
+  const attempt = async <K extends keyof Results>(key: K, name: string, f: () => Promise<Results[K]>): Promise<void> => {
+    log(`--- ${name}`);
+    try {
+      results[key] = await f();
+    } catch (err) {
+      results.errors[name] = err instanceof Error ? err.message : String(err);
+      log(`${name} FAILED: ${results.errors[name]}`);
+    }
+  };
+
+  try {
+    if (only.has('hono')) await attempt('hono', 'baseline A (bare Hono + ES256 sign)', () => benchHonoSign(load));
+    if (only.has('oidc')) await attempt('oidc', 'baseline B (oidc-provider)', () => benchOidcProvider(load));
+    if (only.has('exchange') || only.has('scaleout')) {
+      const profileEnv = process.env.BENCH_PROFILE;
+      await attempt('exchange', 'JWT exchange', () =>
+        benchExchange(load, {
+          scaleOut: only.has('scaleout'),
+          expectedRps,
+          profileAlways: profileEnv === '1',
+          ...(profileEnv !== '0' && results.oidc ? { profileBelowRps: results.oidc.rps } : {}),
+        }),
+      );
+    }
+    if (only.has('certs')) await attempt('certs', 'certificates', () => benchCerts(load, { expectedRps: 2_500, profile: process.env.BENCH_PROFILE === '1' }));
+    if (only.has('expiry')) {
+      await attempt('expiry', 'expiry lag', async () => {
+        await waitForQuiet(quietMs);
+        return benchExpiryLag({ leases: cfg.expiryLeases, aheadSeconds: 10 });
+      });
+    }
+    if (only.has('memory')) {
+      await attempt('memory', 'Redis bytes per lease', async () => {
+        await waitForQuiet(quietMs);
+        return benchMemoryPerLease({ leases: cfg.leases, budgetSeconds: cfg.memoryBudgetSeconds });
+      });
+    }
+    if (only.has('bulk')) {
+      await attempt('bulk', 'bulk revocation', async () => {
+        await waitForQuiet(quietMs);
+        return benchBulkRevoke({ leases: cfg.bulkLeases, sample: 100, effectsTimeoutMs: 60_000 });
+      });
+    }
+  } finally {
+    cleanupEnv();
+  }
+  results.seconds = (performance.now() - t0) / 1000;
+
+  const report = render(results);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(RESULTS_DIR, 'latest.md'), report);
+  process.stdout.write(report);
+  process.exit(Object.keys(results.errors).length > 0 ? 1 : 0);
+}
+
+const verdict = (ok: boolean | undefined): string => (ok === undefined ? '' : ok ? 'met' : '**missed**');
+
+function cpuCell(r: LoadResult): string {
+  const parts = Object.entries(r.cpuPct).map(([k, v]) => `${k} ${Number.isFinite(v) ? Math.round(v) : '?'}`);
+  return parts.join(', ');
+}
+
+const NOT_SERVER = new Set(['load generator', 'rest of machine', 'redis']);
+
+/** CPU time per request of the server process(es) under test, and of Redis. */
+function perRequestCell(r: LoadResult): string {
+  let server = 0;
+  for (const [k, v] of Object.entries(r.cpuMsPerRequest)) if (!NOT_SERVER.has(k)) server += v;
+  const redis = r.cpuMsPerRequest.redis;
+  return `${server.toFixed(2)}${redis !== undefined ? ` + Redis ${redis.toFixed(3)}` : ''}`;
+}
+
+function loadRow(label: string, r: LoadResult | undefined): string {
+  if (!r) return `| ${label} | not run | | | | | | |`;
+  const errs = r.errors > 0 ? `${r.errors} (${Object.entries(r.statuses).filter(([s]) => s !== '200').map(([s, n]) => `${s}: ${n}`).join(', ')})` : '0';
+  const cut = r.exhausted ? ` (proofs ran out after ${r.seconds.toFixed(1)} s)` : '';
+  return `| ${label} | ${fmtInt(r.rps)}${cut} | ${fmtMs(r.latencyMs.p50)} | ${fmtMs(r.latencyMs.p99)} | ${fmtMs(r.latencyMs.max)} | ${errs} | ${perRequestCell(r)} | ${cpuCell(r)} |`;
+}
+
+function render(r: Results): string {
+  const m = r.machine;
+  const c = r.config;
+  const out: string[] = [];
+  const ex = r.exchange;
+  const leash = ex?.single;
+  out.push(`## Leash bench, ${r.startedAt.slice(0, 19).replace('T', ' ')} UTC`);
+  out.push('');
+  out.push(
+    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.platform}, Node ${m.node}, Redis ${m.redis} (private redis-server on loopback, no persistence); ` +
+      `load average at start ${m.loadavgAtStart.map((x) => x.toFixed(2)).join(' ')}. Load: ${c.concurrency} requests in flight, ` +
+      `${c.warmupMs / 1000} s warm-up then ${c.durationMs / 1000} s measured, keep-alive HTTP/1.1 from the parent process; every server in its own child process. ` +
+      `Broker log level ${c.brokerLogLevel}. Whole run ${r.seconds.toFixed(0)} s.`,
+  );
+  out.push('');
+  out.push('### Load runs');
+  out.push('');
+  out.push('| run | req/s | p50 ms | p99 ms | max ms | errors | server CPU ms/request | CPU % of one core over the window |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---|');
+  out.push(loadRow('Leash JWT exchange, 1 API process (verify proof, replay guard, policy, lease, ES256 mint, audit)', leash));
+  if (c.sections.includes('scaleout')) out.push(loadRow('Leash JWT exchange, 2 API processes, one Redis (round-robin)', ex?.scaleOut ?? undefined));
+  out.push(loadRow('Baseline A: bare Hono route, one ES256 sign', r.hono));
+  out.push(loadRow('Baseline B: oidc-provider 8, client_credentials, ES256 JWT access token', r.oidc));
+  out.push(loadRow('Leash certificate exchange (P-256 CSR, X.509 leaf)', r.certs?.load));
+  out.push('');
+
+  out.push('### Against the targets');
+  out.push('');
+  out.push('| # | measure | result | target | verdict |');
+  out.push('|---|---|---|---|---|');
+  if (leash && r.hono) {
+    out.push(`| 4 | Leash / baseline A | req/s ${fmtRatio(leash.rps / r.hono.rps)}, p99 ${fmtRatio(leash.latencyMs.p99 / r.hono.latencyMs.p99)} | (reference: the floor of one sign per request) | |`);
+  }
+  if (leash && r.oidc) {
+    const rpsOk = leash.rps >= r.oidc.rps;
+    const p99Ok = leash.latencyMs.p99 < r.oidc.latencyMs.p99;
+    out.push(
+      `| 4 | Leash / oidc-provider | req/s ${fmtRatio(leash.rps / r.oidc.rps)} (${fmtInt(leash.rps)} vs ${fmtInt(r.oidc.rps)}), p99 ${fmtRatio(leash.latencyMs.p99 / r.oidc.latencyMs.p99)} (${fmtMs(leash.latencyMs.p99)} vs ${fmtMs(r.oidc.latencyMs.p99)} ms) | req/s >= 1.00x and p99 < 1.00x | req/s ${verdict(rpsOk)}, p99 ${verdict(p99Ok)} |`,
+    );
+  }
+  if (leash && r.oidc) {
+    const serverMs = (x: LoadResult): number => Object.entries(x.cpuMsPerRequest).filter(([k]) => !NOT_SERVER.has(k)).reduce((a, [, v]) => a + v, 0);
+    out.push(`| 4 | server CPU per request, Leash / oidc-provider | ${fmtRatio(serverMs(leash) / serverMs(r.oidc))} (${serverMs(leash).toFixed(2)} vs ${serverMs(r.oidc).toFixed(2)} ms) | (the figure least disturbed by other load on the machine) | |`);
+  }
+  if (ex?.scaleOut && leash) {
+    out.push(`| 1 | scale-out: 2 API processes / 1 | req/s ${fmtRatio(ex.scaleOut.rps / leash.rps)} | (informational: ${m.cpus} cores shared by both brokers, Redis and the load generator) | |`);
+  }
+  if (r.certs) {
+    const cl = r.certs.load;
+    out.push(
+      `| 5 | certificates/s (full exchange, P-256 CSR) | ${fmtInt(cl.rps)}/s, p99 ${fmtMs(cl.latencyMs.p99)} ms; the certificate step alone (CSR parse + checks + issue) ${fmtInt(r.certs.issueOnlyCpuUs)} µs CPU each | about 1,000/s (step-ca here) | ${verdict(cl.rps >= 1000)} |`,
+    );
+  }
+  if (r.expiry) {
+    const e = r.expiry;
+    out.push(
+      `| 6 | expiry lag, ${fmtInt(e.leases)} leases expiring in the same second (worker process, sweep every ${e.sweepIntervalMs} ms) | p50 ${fmtInt(e.lagMs.p50)} ms, p99 ${fmtInt(e.lagMs.p99)} ms, max ${fmtInt(e.lagMs.max)} ms (${fmtInt(e.ended)} of ${fmtInt(e.leases)} ended) | p99 < 1,000 ms | ${verdict(e.lagMs.p99 < 1000 && e.ended === e.leases)} |`,
+    );
+  }
+  if (r.memory) {
+    const mm = r.memory;
+    const note = mm.cutShort ? ` (**${fmtInt(mm.written)} of ${fmtInt(mm.requested)} requested**: the ${c.memoryBudgetSeconds} s budget ran out)` : '';
+    out.push(
+      `| 7 | Redis bytes per active lease, expiry schedule and indexes included | ${fmtInt(mm.bytesPerLease)} B with ${fmtInt(mm.written)} active leases${note}; written at ${fmtInt(mm.createsPerSecond)} creates/s | <= 1,024 B at 1,000,000 | ${verdict(mm.bytesPerLease <= 1024)}${mm.cutShort ? ' (at the smaller count)' : ''} |`,
+    );
+  }
+  if (ex && Number.isFinite(ex.redisBytesPerExchange)) {
+    out.push(`| 7b | Redis bytes per JWT exchange (lease + replay record + audit stream entry) | ${fmtInt(ex.redisBytesPerExchange)} B | (informational) | |`);
+  }
+  if (r.bulk) {
+    const b = r.bulk;
+    out.push(
+      `| 8 | bulk revocation of ${fmtInt(b.leases)} leases of one subject and rule (POST /v1/leases/revoke) | revoked ${fmtInt(b.revoked)}; call ${fmtInt(b.revokeCallMs)} ms; all ${b.sample} sampled tokens inactive at introspection after ${fmtInt(b.visibleMs)} ms; worker effects done after ${Number.isFinite(b.effectsDoneMs) ? `${(b.effectsDoneMs / 1000).toFixed(1)} s` : `(not within 60 s: ${b.effectsPendingAtEnd} pending)`}; during the call Redis used ${fmtInt(b.cpuDuringCallMs.redis ?? NaN)} ms CPU, the broker ${fmtInt(b.cpuDuringCallMs.broker ?? NaN)} ms, other processes ${fmtInt(b.otherLoadDuringCallPct)}% of a core | visible < 5,000 ms | ${verdict(b.visibleMs < 5000 && b.revoked === b.leases)} |`,
+    );
+  }
+  out.push('');
+  if (ex) out.push(`JWKS fetched ${ex.jwksFetches} time(s) by the exchange brokers (warm cache). ${fmtInt(ex.proofsPerRun)} distinct proofs minted per exchange run.`);
+  const busy = [leash, ex?.scaleOut, r.hono, r.oidc, r.certs?.load].filter((x): x is LoadResult => !!x).filter((x) => (x.cpuPct['rest of machine'] ?? 0) > 25);
+  if (busy.length > 0) {
+    out.push('');
+    out.push(`Note: other processes on this shared machine used CPU during ${busy.map((b) => `"${b.name}" (${Math.round(b.cpuPct['rest of machine']!)}% of a core)`).join(', ')}; those figures are low.`);
+  }
+  if (Object.keys(r.errors).length > 0) {
+    out.push('');
+    out.push('### Sections that failed');
+    for (const [k, v] of Object.entries(r.errors)) out.push(`- ${k}: ${v}`);
+  }
+  if (ex?.profile) {
+    const p = ex.profile;
+    out.push('');
+    out.push(`### Where the exchange spends its CPU (V8 CPU profile of the broker over ${p.load.seconds.toFixed(0)} s at ${fmtInt(p.load.rps)} req/s under the profiler)`);
+    out.push('');
+    out.push(`Full profile: ${p.file} (open in Chrome DevTools or speedscope).`);
+    out.push('');
+    out.push(formatProfile(p.summary));
+  }
+  if (r.certs?.profile) {
+    const p = r.certs.profile;
+    out.push('');
+    out.push(`### Where the certificate exchange spends its CPU (profile over ${p.load.seconds.toFixed(0)} s at ${fmtInt(p.load.rps)} req/s under the profiler)`);
+    out.push('');
+    out.push(`Full profile: ${p.file}.`);
+    out.push('');
+    out.push(formatProfile(p.summary));
+  }
+  out.push('');
+  return out.join('\n');
+}
+
+await main();
