@@ -1,11 +1,11 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Deps } from './deps.ts';
 import { LeashError } from './errors.ts';
 import './http/context.ts';
 import { errorStyleFor, renderError, toLeashError } from './http/error-response.ts';
+import { bodyTooLarge } from './http/read-body.ts';
 import { tokenRoutes } from './http/token.ts';
 import { wellKnownRoutes } from './http/well-known.ts';
 import { healthRoutes } from './http/health.ts';
@@ -43,16 +43,19 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
     const route = c.req.routePath ?? c.req.path;
     deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
     deps.log.info(
-      { request_id: c.var.requestId, method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.var.clientAddr },
+      { request_id: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.get('clientAddr') },
       'request',
     );
   });
-  app.use(
-    bodyLimit({
-      maxSize: deps.config.maxBodyBytes,
-      onError: (c) => renderError(c, new LeashError(errorStyleFor(c.req.path) === 'oauth' ? 'invalid_request' : 'payload_too_large', `the request body exceeds ${deps.config.maxBodyBytes} bytes`, { status: 413 }), errorStyleFor(c.req.path)),
-    }),
-  );
+  app.use(async function limitDeclaredBody(c, next) {
+    // A declared length over the limit is refused before reading; chunked bodies are capped
+    // while they are read (read-body.ts).
+    const declared = Number(c.req.header('content-length'));
+    if (Number.isFinite(declared) && declared > deps.config.maxBodyBytes) {
+      return renderError(c, bodyTooLarge(c.req.path, deps.config.maxBodyBytes), errorStyleFor(c.req.path));
+    }
+    await next();
+  });
 
   app.route('/', tokenRoutes());
   app.route('/', introspectRoutes());
@@ -73,7 +76,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   app.onError((err, c) => {
     const e = toLeashError(err);
     const level = e.status >= 500 ? 'error' : 'info';
-    deps.log[level]({ request_id: c.var.requestId, code: e.code, status: e.status, detail: e.detail, path: c.req.path }, e.description);
+    deps.log[level]({ request_id: c.get('requestId'), code: e.code, status: e.status, detail: e.detail, path: c.req.path }, e.description);
     return renderError(c, e, errorStyleFor(c.req.path));
   });
   return app;

@@ -28,6 +28,7 @@ const EnvSchema = z.object({
   LEASH_MAX_BODY_BYTES: positiveInt.default(65_536),
   LEASH_REQUEST_TIMEOUT_MS: positiveInt.min(100).default(30_000),
   LEASH_RETENTION: positiveInt.default(7 * 24 * 3600),
+  LEASH_AUDIT_MAX_EVENTS: positiveInt.min(16).default(400_000),
   LEASH_SWEEP_INTERVAL_MS: positiveInt.default(250),
   LEASH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LEASH_RATE_LIMIT_IP: z.coerce.number().int().min(0).default(0),
@@ -56,6 +57,8 @@ export interface Config {
   /** A request (headers and body) must arrive within this; slow-body clients are cut off. */
   requestTimeoutMs: number;
   retentionSeconds: number;
+  /** Audit events kept in Redis (approximately; the JSON log is the long-term record). */
+  auditMaxEvents: number;
   sweepIntervalMs: number;
   logLevel: string;
   /** Requests per minute; 0 turns the limit off. */
@@ -115,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: e.LEASH_MAX_BODY_BYTES,
     requestTimeoutMs: e.LEASH_REQUEST_TIMEOUT_MS,
     retentionSeconds: e.LEASH_RETENTION,
+    auditMaxEvents: e.LEASH_AUDIT_MAX_EVENTS,
     sweepIntervalMs: e.LEASH_SWEEP_INTERVAL_MS,
     logLevel: e.LEASH_LOG_LEVEL,
     rateLimitPerIp: e.LEASH_RATE_LIMIT_IP,

@@ -10,6 +10,7 @@ import { withLogging } from './audit/log-sink.ts';
 import type { LeaseStore } from './leases/store.ts';
 import { createMemoryLeaseStore } from './leases/memory-store.ts';
 import { createRedisLeaseStore } from './leases/redis-store.ts';
+import { SHARD_COUNT } from './leases/redis-keys.ts';
 import { createKeyStore } from './mint/jwt/keystore.ts';
 import { generateSigningKey } from './mint/jwt/generate-key.ts';
 import { loadCertificateAuthority, CA_FILES, type CertificateAuthority } from './mint/x509/ca-store.ts';
@@ -84,6 +85,9 @@ export function connectRedis(url: string, opts: { forBullmq?: boolean } = {}): R
   });
 }
 
+/** The audit cap is given for the whole log; Redis keeps one stream per lease shard. */
+const auditMaxLenPerShard = (config: Config): number => Math.ceil(config.auditMaxEvents / SHARD_COUNT);
+
 /** The one place that picks Redis or memory. */
 export async function createDeps(config: Config, opts: CreateDepsOptions = {}): Promise<Deps> {
   const log = opts.log ?? createLogger({ level: config.logLevel, pretty: config.dev });
@@ -119,12 +123,13 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   if (config.redisUrl) {
     redis = connectRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-    const auditLog = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix }), (e) => log.info({ audit: e }, 'audit'));
+    const auditLog = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxLenPerShard: auditMaxLenPerShard(config) }), (e) => log.info({ audit: e }, 'audit'));
     audit = auditLog;
     store = createRedisLeaseStore({
       redis,
       prefix: config.redisPrefix,
       retentionSeconds: config.retentionSeconds,
+      auditMaxLenPerShard: auditMaxLenPerShard(config),
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
       onAuditEvent: (e) => log.info({ audit: e }, 'audit'),
     });

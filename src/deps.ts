@@ -11,7 +11,7 @@ import type { ReplayGuard } from './proofs/replay-guard.ts';
 import type { RevocationQueue } from './revocation/queue.ts';
 import type { RateLimiter } from './http/rate-limiter.ts';
 
-/** Everything a request handler or the worker needs; built once by createDeps, reached via c.var.deps. */
+/** Everything a request handler or the worker needs; built once by createDeps, reached via c.get('deps'). */
 export interface Deps {
   config: Config;
   log: Logger;

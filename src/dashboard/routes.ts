@@ -30,7 +30,7 @@ export function dashboardRoutes(): Hono {
   app.get('/dashboard', async function showDashboard(c) {
     const s = await readSession(c);
     if (!s.ok) return refuseSession(c, s.status, s.reason);
-    const deps = c.var.deps;
+    const deps = c.get('deps');
     const session = s.session;
     const overview = await gatherOverview(deps, { withDenials: canReadAudit(session) });
     return respond(
@@ -50,10 +50,10 @@ export function dashboardRoutes(): Hono {
   app.post('/dashboard/login', async function signIn(c) {
     if (!isSameOriginPost(c)) return respond(c, renderMessage('Refused', { kind: 'bad', text: 'Cross-site form posts are refused.' }), 403);
     const form = await readForm(c);
-    const r = await verifyOperator(c.var.deps, (form.get('token') ?? '').trim());
+    const r = await verifyOperator(c.get('deps'), (form.get('token') ?? '').trim());
     if (!r.ok) return respond(c, renderLogin({ kind: 'bad', text: r.reason }), r.status);
     startSession(c, r.session);
-    c.var.deps.log.info({ request_id: c.var.requestId, actor: r.session.caller.claims.sub, lease_id: r.session.caller.lease.id }, 'dashboard sign-in');
+    c.get('deps').log.info({ request_id: c.get('requestId'), actor: r.session.caller.claims.sub, lease_id: r.session.caller.lease.id }, 'dashboard sign-in');
     return backToDashboard(c);
   });
 
@@ -69,14 +69,14 @@ export function dashboardRoutes(): Hono {
     if (s instanceof Response) return s;
     const { session, form } = s;
     if (!canRevoke(session)) return respond(c, renderMessage('Not allowed', { kind: 'bad', text: 'Revoking needs leash:leases:revoke (or leash:admin).' }), 403);
-    const deps = c.var.deps;
+    const deps = c.get('deps');
     const id = c.req.param('id');
     const existing = LEASE_ID.test(id) ? await deps.store.get(id) : null;
     if (!existing) return respond(c, renderMessage('No such lease', { kind: 'bad', text: 'No lease with this id (it may have passed its retention).' }), 404);
     const reason = (form.get('reason') ?? '').trim().slice(0, MAX_REASON) || 'revoked by operator (dashboard)';
     const actor = session.caller.claims.sub;
-    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.var.requestId });
-    await deps.audit.write({ type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.var.requestId, lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined, via: 'dashboard' });
+    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.get('requestId') });
+    await deps.audit.write({ type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined, via: 'dashboard' });
     return backToDashboard(c, `?revoked=${encodeURIComponent(id)}`);
   });
 
@@ -104,6 +104,6 @@ async function requireSession(c: Context): Promise<Response | { session: Session
 async function revokedNotice(c: Context): Promise<Notice> {
   const id = c.req.query('revoked');
   if (!id || !LEASE_ID.test(id)) return null;
-  const lease = await c.var.deps.store.get(id);
+  const lease = await c.get('deps').store.get(id);
   return lease && lease.status !== 'active' ? { kind: 'ok', text: `Lease ${id} revoked.` } : null;
 }

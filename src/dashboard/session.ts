@@ -34,12 +34,12 @@ export async function verifyOperator(deps: Deps, token: string): Promise<SignInR
 export async function readSession(c: Context): Promise<SignInResult | { ok: false; status: 200; reason: 'absent' }> {
   const token = getCookie(c, SESSION_COOKIE);
   if (!token) return { ok: false, status: 200, reason: 'absent' };
-  return verifyOperator(c.var.deps, token);
+  return verifyOperator(c.get('deps'), token);
 }
 
 /** HttpOnly so page script could never read it; Strict so no other site can make the browser send it. */
 export function startSession(c: Context, session: Session): void {
-  const deps = c.var.deps;
+  const deps = c.get('deps');
   const maxAge = Math.max(1, session.caller.claims.exp - Math.floor(deps.now() / 1000));
   setCookie(c, SESSION_COOKIE, session.token, {
     httpOnly: true,
@@ -51,7 +51,7 @@ export function startSession(c: Context, session: Session): void {
 }
 
 export function endSession(c: Context): void {
-  deleteCookie(c, SESSION_COOKIE, { path: '/dashboard', secure: c.var.deps.config.issuer.startsWith('https:') });
+  deleteCookie(c, SESSION_COOKIE, { path: '/dashboard', secure: c.get('deps').config.issuer.startsWith('https:') });
 }
 
 /**
@@ -77,7 +77,7 @@ export function isSameOriginPost(c: Context): boolean {
   if (site && site !== 'same-origin' && site !== 'none') return false;
   const origin = c.req.header('origin');
   if (origin === undefined) return true;
-  return origin === new URL(c.var.deps.config.issuer).origin || origin === new URL(c.req.url).origin;
+  return origin === new URL(c.get('deps').config.issuer).origin || origin === new URL(c.req.url).origin;
 }
 
 export const canRevoke = (session: Session): boolean => hasScope(session.caller, 'leash:leases:revoke');

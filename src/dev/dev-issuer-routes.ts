@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import { LeashError } from '../errors.ts';
+import { readBody } from '../http/read-body.ts';
 import type { DevIssuer } from './dev-issuer.ts';
 
 /** /dev: discovery, JWKS and POST /dev/proof for the dev issuer. */
@@ -16,7 +17,7 @@ export function devIssuerRoutes(issuer: DevIssuer): Hono {
   );
   app.get('/jwks.json', (c) => c.json(issuer.jwks()));
   app.post('/proof', async (c) => {
-    const raw = await c.req.text();
+    const raw = await readBody(c, 16_384);
     let claims: unknown = {};
     if (raw.trim() !== '') {
       try {

@@ -26,7 +26,7 @@ export function auditRoutes(): Hono {
   const app = new Hono();
   app.get('/v1/audit', requireScope('leash:audit:read'), async (c) => {
     const q = validate(AuditQuery, c.req.query(), 'query');
-    const page = await c.var.deps.audit.list({ ...q, cursor: q.cursor ?? null });
+    const page = await c.get('deps').audit.list({ ...q, cursor: q.cursor ?? null });
     return c.json(page);
   });
   return app;

@@ -42,7 +42,7 @@ export function requireScope(...anyOf: string[]): MiddlewareHandler {
   return async function requireLeashScope(c, next) {
     const token = bearerOf(c);
     if (!token) throw unauthorized('a Leash access token is required (Authorization: Bearer)');
-    const caller = await resolveCaller(c.var.deps, token, { audience: c.var.deps.config.issuer });
+    const caller = await resolveCaller(c.get('deps'), token, { audience: c.get('deps').config.issuer });
     if (!caller) throw unauthorized('the access token is not a live Leash token for this broker');
     if (!anyOf.some((s) => hasScope(caller, s))) {
       throw new LeashError('insufficient_scope', `this endpoint needs scope ${anyOf.join(' or ')}`, { status: 403 });

@@ -13,7 +13,7 @@ export function crlRoutes(): Hono {
   const app = new Hono();
   let lastNumber = 0n;
   app.get('/crl', async (c) => {
-    const deps = c.var.deps;
+    const deps = c.get('deps');
     if (!deps.ca) throw new LeashError('not_found', 'this broker has no certificate authority configured');
     const nowMs = deps.now();
     const now = Math.floor(nowMs / 1000);

@@ -92,6 +92,6 @@ ${tags.map((t) => {
 /** GET /docs: plain server-rendered HTML, no script, no external assets. */
 export function docsRoutes(): Hono {
   const app = new Hono();
-  app.get('/docs', (c) => c.html(renderDocs(c.var.deps.config.issuer), 200, { ...PAGE_HEADERS, 'Cache-Control': 'public, max-age=300' }));
+  app.get('/docs', (c) => c.html(renderDocs(c.get('deps').config.issuer), 200, { ...PAGE_HEADERS, 'Cache-Control': 'public, max-age=300' }));
   return app;
 }

@@ -15,7 +15,7 @@ export function introspectRoutes(): Hono {
     const form = await readForm(c);
     const tokens = form.getAll('token');
     if (tokens.length !== 1 || !tokens[0]) throw new LeashError('invalid_request', 'exactly one token parameter is required');
-    const subject = await resolveCaller(c.var.deps, tokens[0], {});
+    const subject = await resolveCaller(c.get('deps'), tokens[0], {});
     if (!subject) return c.json({ active: false }, 200, { 'Cache-Control': 'no-store' });
     const { claims, lease } = subject;
     return c.json(

@@ -34,36 +34,36 @@ export function leaseRoutes(): Hono {
   app.get('/v1/leases', requireScope('leash:leases:read'), async (c) => {
     const q = validate(LeaseListQuery, c.req.query(), 'query');
     const { limit, cursor, ...filter } = q;
-    const page = await c.var.deps.store.list(filter, { limit, cursor: cursor ?? null });
+    const page = await c.get('deps').store.list(filter, { limit, cursor: cursor ?? null });
     return c.json(page);
   });
 
   app.get('/v1/leases/:id', requireScope('leash:leases:read'), async (c) => {
-    const lease = await c.var.deps.store.get(c.req.param('id'));
+    const lease = await c.get('deps').store.get(c.req.param('id'));
     if (!lease) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
     return c.json(lease);
   });
 
   app.post('/v1/leases/revoke', requireScope('leash:leases:revoke'), async (c) => {
-    const deps = c.var.deps;
+    const deps = c.get('deps');
     const body = validate(BulkRevokeBody, await readJson(c), 'body');
     const { reason, ...selector } = body;
-    const actor = c.var.caller.claims.sub;
-    const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: reason ?? 'bulk revocation by operator', by: actor, path: 'bulk', requestId: c.var.requestId });
-    await deps.audit.write({ type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.var.requestId, selector, reason: reason ?? 'bulk revocation by operator', count: ids.length });
+    const actor = c.get('caller').claims.sub;
+    const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: reason ?? 'bulk revocation by operator', by: actor, path: 'bulk', requestId: c.get('requestId') });
+    await deps.audit.write({ type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: reason ?? 'bulk revocation by operator', count: ids.length });
     return c.json({ revoked: ids.length });
   });
 
   app.post('/v1/leases/:id/revoke', requireScope('leash:leases:revoke'), async (c) => {
-    const deps = c.var.deps;
+    const deps = c.get('deps');
     const id = c.req.param('id');
     const body = validate(RevokeOneBody, await readJson(c, { optional: true }), 'body');
-    const actor = c.var.caller.claims.sub;
+    const actor = c.get('caller').claims.sub;
     const existing = await deps.store.get(id);
     if (!existing) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
     const reason = body.reason ?? 'revoked by operator';
-    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.var.requestId });
-    await deps.audit.write({ type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.var.requestId, lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined });
+    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.get('requestId') });
+    await deps.audit.write({ type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined });
     return c.json(revoked ?? (await deps.store.get(id)) ?? existing);
   });
 

@@ -154,7 +154,7 @@ export function openapiRoutes(): Hono {
   const app = new Hono();
   let cached: { issuer: string; body: string } | undefined;
   app.get('/openapi.json', (c) => {
-    const issuer = c.var.deps.config.issuer;
+    const issuer = c.get('deps').config.issuer;
     if (cached?.issuer !== issuer) cached = { issuer, body: JSON.stringify(buildOpenApiDocument(issuer)) };
     return c.body(cached.body, 200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'public, max-age=300' });
   });

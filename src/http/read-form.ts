@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { LeashError } from '../errors.ts';
+import { readBody } from './read-body.ts';
 
 /**
  * Reads an application/x-www-form-urlencoded body (RFC 6749 section 3.2). Another media type is
@@ -10,7 +11,7 @@ export async function readForm(c: Context): Promise<URLSearchParams> {
   if (type !== 'application/x-www-form-urlencoded') {
     throw new LeashError('invalid_request', 'the body must be application/x-www-form-urlencoded');
   }
-  const text = await c.req.text();
+  const text = await readBody(c, c.get('deps').config.maxBodyBytes);
   try {
     // URLSearchParams never throws on odd input; a lone surrogate or bad escape becomes U+FFFD.
     return new URLSearchParams(text);

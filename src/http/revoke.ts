@@ -15,10 +15,10 @@ export function revokeRoutes(): Hono {
     const form = await readForm(c);
     const tokens = form.getAll('token');
     if (tokens.length !== 1 || !tokens[0]) throw new LeashError('invalid_request', 'exactly one token parameter is required');
-    const deps = c.var.deps;
+    const deps = c.get('deps');
     const holder = await resolveCaller(deps, tokens[0], {});
     if (holder) {
-      await revokeLeases(deps, [holder.lease.id], { reason: 'revoked by holder', by: `holder:${holder.claims.sub}`, path: 'holder', requestId: c.var.requestId });
+      await revokeLeases(deps, [holder.lease.id], { reason: 'revoked by holder', by: `holder:${holder.claims.sub}`, path: 'holder', requestId: c.get('requestId') });
     }
     return c.body(null, 200, { 'Cache-Control': 'no-store' });
   });

@@ -12,7 +12,7 @@ const TASK_ID = /^[A-Za-z0-9._:@/-]{1,128}$/;
 export function taskRoutes(): Hono {
   const app = new Hono();
   app.post('/v1/tasks/:task_id{.+}/complete', async (c) => {
-    const deps = c.var.deps;
+    const deps = c.get('deps');
     const taskId = c.req.param('task_id');
     if (!TASK_ID.test(taskId)) throw new LeashError('bad_request', 'task_id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -');
     const token = bearerOf(c);
@@ -26,8 +26,8 @@ export function taskRoutes(): Hono {
     }
     const actor = isTaskToken ? `task:${caller.claims.sub}` : caller.claims.sub;
     const ids = await deps.store.activeIdsOfTask(taskId);
-    const revoked = await revokeLeases(deps, ids, { reason: 'task completed', by: actor, path: 'task', requestId: c.var.requestId });
-    await deps.audit.write({ type: 'task.completed', time: deps.now(), actor, request_id: c.var.requestId, task_id: taskId, count: revoked.length, subject: caller.claims.sub });
+    const revoked = await revokeLeases(deps, ids, { reason: 'task completed', by: actor, path: 'task', requestId: c.get('requestId') });
+    await deps.audit.write({ type: 'task.completed', time: deps.now(), actor, request_id: c.get('requestId'), task_id: taskId, count: revoked.length, subject: caller.claims.sub });
     return c.json({ task_id: taskId, revoked: revoked.length, lease_ids: revoked.map((l) => l.id) });
   });
   return app;

@@ -10,10 +10,10 @@ import { readForm } from './read-form.ts';
 export function tokenRoutes(): Hono {
   const app = new Hono();
   app.post('/token', async (c) => {
-    const deps = c.var.deps;
+    const deps = c.get('deps');
     const started = performance.now();
-    const clientAddr = c.var.clientAddr;
-    const ctx = { clientAddr, requestId: c.var.requestId };
+    const clientAddr = c.get('clientAddr');
+    const ctx = { clientAddr, requestId: c.get('requestId') };
     let outcome = 'denied';
     try {
       await deps.rateLimiter.checkClient(clientAddr ?? 'unknown');

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { LeashError } from '../errors.ts';
+import { readBody } from './read-body.ts';
 
 /** zod parse with one clear message naming the field, in the non-OAuth error format. */
 export function validate<T extends z.ZodType>(schema: T, input: unknown, where: 'query' | 'body'): z.infer<T> {
@@ -12,7 +13,7 @@ export function validate<T extends z.ZodType>(schema: T, input: unknown, where: 
 }
 
 export async function readJson(c: Context, opts: { optional?: boolean } = {}): Promise<unknown> {
-  const raw = await c.req.text();
+  const raw = await readBody(c, c.get('deps').config.maxBodyBytes);
   if (raw.trim() === '') {
     if (opts.optional) return {};
     throw new LeashError('bad_request', 'a JSON body is required');

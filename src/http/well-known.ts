@@ -5,10 +5,10 @@ import { GRANT_TYPE_TOKEN_EXCHANGE, SUBJECT_TOKEN_TYPES, REQUESTABLE_TOKEN_TYPES
 export function wellKnownRoutes(): Hono {
   const app = new Hono();
   app.get('/.well-known/jwks.json', (c) =>
-    c.json(c.var.deps.keys.jwks(), 200, { 'Cache-Control': 'public, max-age=300' }),
+    c.json(c.get('deps').keys.jwks(), 200, { 'Cache-Control': 'public, max-age=300' }),
   );
   app.get('/.well-known/oauth-authorization-server', (c) => {
-    const iss = c.var.deps.config.issuer;
+    const iss = c.get('deps').config.issuer;
     return c.json({
       issuer: iss,
       token_endpoint: `${iss}/token`,
@@ -24,7 +24,7 @@ export function wellKnownRoutes(): Hono {
       subject_token_types_supported: SUBJECT_TOKEN_TYPES,
       requested_token_types_supported: REQUESTABLE_TOKEN_TYPES,
       token_endpoint_auth_signing_alg_values_supported: undefined,
-      access_token_signing_alg_values_supported: [...new Set(c.var.deps.keys.all().map((k) => k.alg))],
+      access_token_signing_alg_values_supported: [...new Set(c.get('deps').keys.all().map((k) => k.alg))],
       crl_uri: `${iss}/crl`,
       service_documentation: `${iss}/docs`,
     });

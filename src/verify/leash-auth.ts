@@ -19,7 +19,7 @@ export interface LeashAuthOptions {
 const BEARER = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
 
 /**
- * Hono middleware guarding a route with a Leash access token: sets `c.var.leash`, or answers
+ * Hono middleware guarding a route with a Leash access token: sets `c.get('leash')`, or answers
  * 401 (no/bad/revoked token), 403 (missing scope) or 503 (Leash out of reach), each with an
  * RFC 6750 WWW-Authenticate header and a `{error, message}` body.
  */
