@@ -20,8 +20,6 @@ import { createMetrics } from './observability/metrics.ts';
 import { parsePolicy } from './policy/load.ts';
 import type { Policy } from './policy/types.ts';
 import { ProofVerifier } from './proofs/proof-verifier.ts';
-import { MemoryReplayGuard } from './proofs/memory-replay-guard.ts';
-import { RedisReplayGuard } from './proofs/redis-replay-guard.ts';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './http/rate-limiter.ts';
 import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
 import { createMemoryRevocationQueue } from './revocation/memory-queue.ts';
@@ -116,7 +114,6 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     now,
   };
   let revocations: Deps['revocations'];
-  let replay: Deps['replay'];
   let rateLimiter: Deps['rateLimiter'];
   let redis: Redis | undefined;
 
@@ -133,7 +130,6 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
       onAuditEvent: (e) => log.info({ audit: e }, 'audit'),
     });
-    replay = new RedisReplayGuard({ redis, prefix: config.redisPrefix });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp, config.rateLimitPerSubject);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });
     bull.on('error', () => undefined);
@@ -147,7 +143,6 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     log.warn('dev mode: leases live in process memory and vanish on restart; set REDIS_URL for real use');
     audit = withLogging(createMemoryAuditLog(), (e) => log.info({ audit: e }, 'audit'));
     store = createMemoryLeaseStore({ retentionSeconds: config.retentionSeconds, audit });
-    replay = new MemoryReplayGuard({ now });
     rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, config.rateLimitPerSubject, now);
     const q = createMemoryRevocationQueue(endingDeps, config.sweepIntervalMs);
     if (config.role !== 'api') q.start();
@@ -164,7 +159,6 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     metrics,
     store,
     audit,
-    replay,
     keys,
     proofs,
     policy: () => policy,

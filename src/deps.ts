@@ -7,7 +7,6 @@ import type { Logger } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
 import type { Policy } from './policy/types.ts';
 import type { ProofVerifier } from './proofs/proof-verifier.ts';
-import type { ReplayGuard } from './proofs/replay-guard.ts';
 import type { RevocationQueue } from './revocation/queue.ts';
 import type { RateLimiter } from './http/rate-limiter.ts';
 
@@ -18,7 +17,6 @@ export interface Deps {
   metrics: Metrics;
   store: LeaseStore;
   audit: AuditLog;
-  replay: ReplayGuard;
   keys: KeyStore;
   proofs: ProofVerifier;
   /** The policy in force; reload swaps it atomically. */

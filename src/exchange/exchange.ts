@@ -1,7 +1,7 @@
 import { LeashError } from '../errors.ts';
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
-import { LeaseLimitError } from '../leases/store.ts';
+import { LeaseLimitError, ProofReplayedError, type CreateOptions } from '../leases/store.ts';
 import { newLeaseId } from '../leases/redis-keys.ts';
 import { explain } from '../policy/decide.ts';
 import type { Allowed, Decision } from '../policy/types.ts';
@@ -16,9 +16,9 @@ import { revokeLeases } from '../revocation/revoke-leases.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
 /**
- * verify -> decide -> check CSR -> claim proof -> lease -> mint -> audit. A credential is only
- * minted after its lease (and expiry schedule) is recorded; any refusal before that leaves no
- * lease and no replay record behind.
+ * verify -> decide -> check CSR -> lease -> mint. The lease write also claims the proof and records
+ * the allow event, atomically; a credential is only minted after it, and any refusal before it
+ * leaves no lease and no replay record behind.
  */
 export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext): Promise<ExchangeResponse> {
   let proof: VerifiedProof | undefined;
@@ -30,7 +30,6 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
     if (!decision.allowed) throw new LeashError(decision.code, decision.reason);
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
     const lease = buildLease(deps, req, ctx, proof, decision, csr);
-    await claimProof(deps, proof);
     await recordLease(deps, proof, lease, decision, allowedEvent(deps, ctx, req, proof, decision, lease));
     const response = mint(deps, req, lease, decision, proof, csr);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
@@ -98,20 +97,18 @@ function mint(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed,
   }
 }
 
-async function claimProof(deps: Deps, proof: VerifiedProof): Promise<void> {
-  if (proof.issuer.replay !== 'single_use') return;
-  const ttl = replayTtlSeconds(proof, deps.now(), deps.config.clockSkewSeconds);
-  if (!(await deps.replay.claim(proof.replayKey, ttl))) {
-    throw new LeashError('invalid_request', 'subject_token has already been exchanged (single use)');
-  }
-}
-
 async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decision: Allowed, audit: AuditEvent): Promise<void> {
+  const opts: CreateOptions = { audit };
+  if (decision.max_active_leases !== undefined) opts.maxActive = decision.max_active_leases;
+  // The proof is claimed in the same atomic step as the lease: one round trip, and a refusal
+  // (lease limit, store down) leaves it unclaimed so it can be tried again.
+  if (proof.issuer.replay === 'single_use') {
+    opts.replay = { key: proof.replayKey, ttlSeconds: replayTtlSeconds(proof, deps.now(), deps.config.clockSkewSeconds) };
+  }
   try {
-    await deps.store.create(lease, decision.max_active_leases === undefined ? { audit } : { maxActive: decision.max_active_leases, audit });
+    await deps.store.create(lease, opts);
   } catch (err) {
-    // Nothing was issued, so the proof may be tried again (e.g. after another lease ends).
-    if (proof.issuer.replay === 'single_use') await deps.replay.release(proof.replayKey).catch(() => undefined);
+    if (err instanceof ProofReplayedError) throw new LeashError('invalid_request', 'subject_token has already been exchanged (single use)');
     if (err instanceof LeaseLimitError) {
       throw new LeashError('invalid_request', `this subject already holds the maximum of ${err.limit} active leases under rule ${lease.rule}`);
     }

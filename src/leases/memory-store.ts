@@ -1,7 +1,8 @@
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
 import { createMemoryAuditLog } from '../audit/memory-audit-log.ts';
-import type { Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
-import { LeaseLimitError } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
+import { LeaseLimitError, ProofReplayedError } from './store.ts';
+import { MemoryReplayGuard } from '../proofs/memory-replay-guard.ts';
 import type { Lease } from './lease.ts';
 import { endingEvent } from './ending-event.ts';
 import { checkNewLease, issuedMsFor } from './lease-codec.ts';
@@ -39,6 +40,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
   const retentionMs = Math.round((opts.retentionSeconds ?? 7 * 24 * 3600) * 1000);
   if (!(retentionMs >= 0)) throw new TypeError('createMemoryLeaseStore: retentionSeconds must be >= 0');
   const audit = opts.audit ?? createMemoryAuditLog();
+  const replay = new MemoryReplayGuard();
   const entries = new Map<string, Entry>();
   /** Listing members, ascending. */
   const order: string[] = [];
@@ -76,21 +78,28 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
   };
 
   return {
-    async create(lease: Lease, createOpts?: { maxActive?: number; audit?: AuditEvent }): Promise<void> {
+    async create(lease: Lease, createOpts: CreateOptions = {}): Promise<void> {
       checkNewLease(lease);
-      const max = createOpts?.maxActive;
+      const max = createOpts.maxActive;
       if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) throw new TypeError('create(): maxActive must be a whole number >= 0');
       if (entries.has(lease.id)) throw new TypeError(`create(): lease ${lease.id} already exists`);
+      // The claim is the only await: the limit check and the write after it run without a gap.
+      const claimed = createOpts.replay;
+      if (claimed && !(await replay.claim(claimed.key, claimed.ttlSeconds))) throw new ProofReplayedError();
       const now = Date.now();
       if (max !== undefined) {
         const held = activeOf((l) => l.rule === lease.rule && l.subject === lease.subject && l.expires_at * 1000 > now);
-        if (held.length >= max) throw new LeaseLimitError(max);
+        if (held.length >= max) {
+          // A refusal leaves the proof unclaimed, as in the Redis script.
+          if (claimed) await replay.release(claimed.key);
+          throw new LeaseLimitError(max);
+        }
       }
       const member = listMember(issuedMsFor(lease.issued_at, now), lease.id);
       entries.set(lease.id, { lease: copy(lease), member, dropAt: null });
       live.set(lease.id, null);
       order.splice(lowerBound(order, member), 0, member);
-      if (createOpts?.audit) await audit.write(createOpts.audit);
+      if (createOpts.audit) await audit.write(createOpts.audit);
     },
 
     async get(id: string): Promise<Lease | null> {

@@ -93,14 +93,19 @@ end
 /**
  * KEYS leases, due, all, act hash, tasks hash; ARGV base, id, json, expires ms, issued ms, now ms,
  * max active (-1: none), act name, task name ('' for none), audit event JSON ('' for none), audit
- * maxlen. Returns 0 (or the audit entry's stream id), -1 (limit) or -2 (exists). The allow event
- * goes in with the lease, so a lease never exists without the decision that made it.
+ * maxlen, replay ttl s; optional KEYS[6] the replay record (standalone Redis: any slot is fine).
+ * Returns 0 (or the audit entry's stream id), -1 (limit), -2 (exists) or -3 (proof replayed). The
+ * allow event goes in with the lease, so a lease never exists without the decision that made it.
  */
 export const CREATE = script(`
 local base, id, expMs = ARGV[1], ARGV[2], tonumber(ARGV[4])
 if redis.call('HEXISTS', KEYS[1], id) == 1 then return -2 end
+-- KEYS[6], when given, is the proof's replay record: a replay is the first refusal to report, but
+-- the record is only written once nothing else refuses, so no other refusal burns the proof.
+if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then return -3 end
 local max = tonumber(ARGV[7])
 if max >= 0 and ixLiveCount(base, 'act', ARGV[8], tonumber(ARGV[6])) >= max then return -1 end
+if KEYS[6] then redis.call('SET', KEYS[6], '1', 'EX', ARGV[12]) end
 redis.call('HSET', KEYS[1], id, ARGV[3])
 redis.call('ZADD', KEYS[2], expMs, id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)

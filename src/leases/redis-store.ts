@@ -1,11 +1,12 @@
 import type { AuditEvent } from '../audit/events.ts';
 import { StoreUnavailableError } from '../errors.ts';
-import type { Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
-import { LeaseLimitError } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
+import { LeaseLimitError, ProofReplayedError } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
-import { SHARD_COUNT, actName, auditEventId, isLeaseId, redisKeys, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
+import { SHARD_COUNT, actName, auditEventId, isLeaseId, redisKeys, replayKey, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
+import { Cluster } from 'ioredis';
 import { CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
@@ -103,30 +104,45 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     return tuples.map((t) => toEnding(shard, nowMs, t));
   }
 
+  const isCluster = redis instanceof Cluster;
+  const claimSeparately = async (key: string, ttl: number): Promise<boolean> =>
+    (await io('replay', () => redis.set(replayKey(keys.prefix, key), '1', 'EX', ttl, 'NX'))) === 'OK';
+  const releaseSeparately = (key: string): Promise<unknown> => redis.del(replayKey(keys.prefix, key)).catch(() => undefined);
+
   return {
-    async create(lease: Lease, createOpts?: { maxActive?: number; audit?: AuditEvent }): Promise<void> {
+    async create(lease: Lease, createOpts: CreateOptions = {}): Promise<void> {
       checkNewLease(lease);
-      const max = createOpts?.maxActive;
+      const max = createOpts.maxActive;
       if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) throw new TypeError('create(): maxActive must be a whole number >= 0');
       const shard = shardOfLeaseId(lease.id);
       const now = Date.now();
       const issuedMs = issuedMsFor(lease.issued_at, now);
       const expiresMs = lease.expires_at * 1000;
-      const res = await io('create', () =>
-        runScript(
-          redis,
-          CREATE,
-          [keys.leases(shard), keys.due(shard), keys.all(shard), keys.index(shard, 'act'), keys.index(shard, 'task')],
-          [
+      const replay = createOpts.replay;
+      const ttl = replay ? Math.max(1, Math.ceil(replay.ttlSeconds)) : 0;
+      // In Cluster the replay record lives in another slot than the lease: claim it on its own first.
+      const separateReplay = replay !== undefined && isCluster;
+      if (separateReplay && !(await claimSeparately(replay.key, ttl))) throw new ProofReplayedError();
+      const leaseKeys = [keys.leases(shard), keys.due(shard), keys.all(shard), keys.index(shard, 'act'), keys.index(shard, 'task')];
+      if (replay && !separateReplay) leaseKeys.push(replayKey(keys.prefix, replay.key));
+      let res: unknown;
+      try {
+        res = await io('create', () =>
+          runScript(redis, CREATE, leaseKeys, [
             keys.base(shard), lease.id, encodeLease(lease, issuedMs), expiresMs, issuedMs, now, max ?? -1,
             actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
-            createOpts?.audit ? JSON.stringify(createOpts.audit) : '', maxlen,
-          ],
-        ),
-      );
+            createOpts.audit ? JSON.stringify(createOpts.audit) : '', maxlen, ttl,
+          ]),
+        );
+      } catch (err) {
+        if (separateReplay) await releaseSeparately(replay.key);
+        throw err;
+      }
+      if (separateReplay && typeof res === 'number' && res < 0) await releaseSeparately(replay.key);
       if (res === -1) throw new LeaseLimitError(max ?? 0);
       if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
-      if (createOpts?.audit && typeof res === 'string') opts.onAuditEvent?.({ ...createOpts.audit, id: auditEventId(res, shard) });
+      if (res === -3) throw new ProofReplayedError();
+      if (createOpts.audit && typeof res === 'string') opts.onAuditEvent?.({ ...createOpts.audit, id: auditEventId(res, shard) });
     },
 
     async get(id: string): Promise<Lease | null> {

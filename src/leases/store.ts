@@ -43,8 +43,10 @@ export interface LeaseStore {
    * given and the subject already holds that many live leases under the same rule, nothing
    * is written and LeaseLimitError is thrown. `audit` (the allow decision) is written in the same
    * step: one round trip, and never a lease without its decision or a decision without its lease.
+   * `replay` claims a single-use proof in that step too (ProofReplayedError when already claimed);
+   * a refusal for any reason leaves the proof unclaimed.
    */
-  create(lease: Lease, opts?: { maxActive?: number; audit?: AuditEvent }): Promise<void>;
+  create(lease: Lease, opts?: CreateOptions): Promise<void>;
   get(id: string): Promise<Lease | null>;
   /**
    * Flips an active lease to revoked now (introspection sees it from the next request on).
@@ -78,6 +80,21 @@ export interface LeaseStore {
   pruneRetained(nowMs: number): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface CreateOptions {
+  maxActive?: number;
+  audit?: AuditEvent;
+  /** The proof's replay key (see VerifiedProof.replayKey) and how long to remember it. */
+  replay?: { key: string; ttlSeconds: number };
+}
+
+export class ProofReplayedError extends Error {
+  readonly code = 'ERR_PROOF_REPLAYED';
+  constructor() {
+    super('the proof has already been exchanged');
+    this.name = 'ProofReplayedError';
+  }
 }
 
 export class LeaseLimitError extends Error {
