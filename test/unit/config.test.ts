@@ -1,0 +1,65 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+const refused = (env: Record<string, string>): ConfigError => {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('expected the configuration to be refused');
+};
+
+describe('configuration from the environment', () => {
+  it('defaults: dev mode on 127.0.0.1:8080, issuer from host and port, keys/dev, role all', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 8080, host: '127.0.0.1', dev: true, devIssuer: true, issuer: 'http://127.0.0.1:8080', keysDir: 'keys/dev', role: 'all', policyPath: 'policy.example.yaml' });
+  });
+
+  it('with REDIS_URL it is the real thing: no dev issuer, keys/ by default', () => {
+    const c = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', LEASH_ISSUER: 'https://leash.example.com/' });
+    expect(c).toMatchObject({ dev: false, devIssuer: false, keysDir: 'keys', issuer: 'https://leash.example.com' });
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ REDIS_URL: 'http://localhost:6379' }, 'REDIS_URL'],
+    [{ LEASH_ROLE: 'manager' }, 'LEASH_ROLE'],
+    [{ LEASH_ISSUER: 'not a url' }, 'LEASH_ISSUER'],
+    [{ LEASH_CLOCK_SKEW: '3600' }, 'LEASH_CLOCK_SKEW'],
+    [{ LEASH_MAX_BODY_BYTES: '-1' }, 'LEASH_MAX_BODY_BYTES'],
+    [{ HOST: '0.0.0.0' }, 'REDIS_URL'],
+    [{ HOST: '0.0.0.0', REDIS_URL: 'redis://r:6379', LEASH_DEV: '1' }, 'LEASH_DEV'],
+    [{ LEASH_ROLE: 'worker' }, 'LEASH_ROLE'],
+  ])('%o is refused naming %s', (env, variable) => {
+    const e = refused(env as Record<string, string>);
+    expect(e.variable).toBe(variable);
+    expect(e.message.startsWith(`${variable}:`)).toBe(true);
+  });
+
+  it('a bad value stops the real process with a message naming the variable', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, PORT: 'abc' }, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^leash: cannot start: invalid configuration: PORT: /m);
+  });
+
+  it('a bad policy file stops the start naming the path inside it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leash-badpolicy-'));
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, 'issuers: [{ name: gh, issuer: "https://token.actions.githubusercontent.com", audiences: [a] }]\nrules:\n  - name: r\n    issuer: gh\n    grant: { scopes: [a], ttl: 2h, max_ttl: 1h }\n');
+    try {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, PORT: '0', LEASH_POLICY: policy }, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(policy);
+      expect(r.stderr).toMatch(/rules\[0\]\.grant/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
