@@ -1,34 +1,24 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { SHARD_COUNT, actName, redisKeys, shardOfLeaseId, taskName } from '../../src/leases/redis-keys.ts';
-import { startBroker, type TestBroker } from '../helpers/broker.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import type { TestBroker } from '../helpers/broker.ts';
 import {
-  api, closeIssuers, endingEvents, introspect, issue, lifecyclePolicy, operatorToken, sleep, startIssuers, waitFor,
-  type Issued, type Issuers,
+  api, endingEvents, introspect, issue, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /** Expiry through the real BullMQ worker: on time, invisible to introspection, nothing left behind. */
 
-let redis: TestRedis;
+let env: LifecycleEnv;
 let client: Redis;
 let issuers: Issuers;
 let broker: TestBroker;
 let op: Issued;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url);
-  issuers = await startIssuers();
-  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url });
-  op = await operatorToken(broker.url, issuers, broker.config.issuer);
+  env = await startLifecycleEnv();
+  ({ client, issuers, broker, op } = env);
 });
-afterAll(async () => {
-  await broker?.close();
-  await closeIssuers(issuers);
-  client?.disconnect();
-  await redis?.destroy();
-});
+afterAll(async () => env?.close());
 
 it('2-second leases are expired within a second of expires_at, introspect inactive, and leave no index entry', async () => {
   const subjects = [0, 1, 2, 3, 4].map((i) => `repo:octo-org/app:expiry-${i}`);

@@ -1,8 +1,9 @@
-import type { Redis } from 'ioredis';
+import { Redis as IORedis, type Redis } from 'ioredis';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import type { Lease } from '../../src/leases/lease.ts';
 import { SHARD_COUNT, newLeaseId, redisKeys } from '../../src/leases/redis-keys.ts';
-import { exchangeProof } from '../helpers/broker.ts';
+import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';
 import { AUD } from '../helpers/policies.ts';
 
@@ -181,5 +182,36 @@ export function leaseFor(over: Partial<Lease> & { expires_at: number }): Lease {
     proof_sub: subject, proof_jti: null, client_addr: '127.0.0.1',
     ...over,
     id: over.id ?? newLeaseId(rule, subject),
+  };
+}
+
+/** A private Redis (and a client on it), the lifecycle issuers, a broker with its worker, an operator token. */
+export interface LifecycleEnv {
+  redis: TestRedis;
+  client: Redis;
+  issuers: Issuers;
+  broker: TestBroker;
+  op: Issued;
+  close(): Promise<void>;
+}
+
+export async function startLifecycleEnv(opts: { persist?: boolean; env?: Record<string, string> } = {}): Promise<LifecycleEnv> {
+  const redis = await startRedis({ persist: opts.persist ?? false });
+  const client = new IORedis(redis.url);
+  const issuers = await startIssuers();
+  const broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url, ...(opts.env ? { env: opts.env } : {}) });
+  const op = await operatorToken(broker.url, issuers, broker.config.issuer);
+  return {
+    redis,
+    client,
+    issuers,
+    broker,
+    op,
+    async close() {
+      await broker.close();
+      await closeIssuers(issuers);
+      client.disconnect();
+      await redis.destroy();
+    },
   };
 }

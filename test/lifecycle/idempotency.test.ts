@@ -6,14 +6,14 @@ import { createBullmqRevocationQueue } from '../../src/revocation/bullmq-queue.t
 import { finalizeRevoked, sweepOnce, type EndingDeps } from '../../src/revocation/endings.ts';
 import { revokeLeases } from '../../src/revocation/revoke-leases.ts';
 import { startBroker, type TestBroker } from '../helpers/broker.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import type { TestRedis } from '../helpers/redis-server.ts';
 import {
-  api, closeIssuers, endingEvents, issue, leaseFor, lifecyclePolicy, operatorToken, pool, sleep, startIssuers, waitFor,
-  type Issued, type Issuers,
+  api, endingEvents, issue, leaseFor, lifecyclePolicy, operatorToken, pool, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /** Endings are idempotent: duplicate jobs, direct double calls, and revoke racing the expiry sweep. */
 
+let env: LifecycleEnv;
 let redis: TestRedis;
 let client: Redis;
 let issuers: Issuers;
@@ -22,20 +22,12 @@ let op: Issued;
 let ending: EndingDeps;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url);
-  issuers = await startIssuers();
-  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url });
-  op = await operatorToken(broker.url, issuers, broker.config.issuer);
+  env = await startLifecycleEnv();
+  ({ redis, client, issuers, broker, op } = env);
   const { store, metrics, log, now } = broker.deps;
   ending = { store, metrics, log, now };
 });
-afterAll(async () => {
-  await broker?.close();
-  await closeIssuers(issuers);
-  client?.disconnect();
-  await redis?.destroy();
-});
+afterAll(async () => env?.close());
 
 const endingsCounted = async (status: string, reason: string): Promise<number> =>
   (await broker.deps.metrics.endings.get()).values.find((v) => v.labels.status === status && v.labels.reason === reason)?.value ?? 0;

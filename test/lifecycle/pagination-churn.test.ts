@@ -1,31 +1,22 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startBroker, type TestBroker } from '../helpers/broker.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
-import {
-  api, closeIssuers, issue, lifecyclePolicy, operatorToken, pool, sleep, startIssuers, type Issued, type Issuers,
-} from './harness.ts';
+import type { TestBroker } from '../helpers/broker.ts';
+import { api, issue, pool, sleep, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv } from './harness.ts';
 
 /**
  * GET /v1/leases?limit=7 followed through next_cursor while leases are created, revoked, ended
  * and dropped (retention 1 s) around it: no lease twice, and none missed that existed throughout.
  */
 
-let redis: TestRedis;
+let env: LifecycleEnv;
 let issuers: Issuers;
 let broker: TestBroker;
 let op: Issued;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  issuers = await startIssuers();
-  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url, env: { LEASH_RETENTION: '1' } });
-  op = await operatorToken(broker.url, issuers, broker.config.issuer);
+  env = await startLifecycleEnv({ env: { LEASH_RETENTION: '1' } });
+  ({ issuers, broker, op } = env);
 });
-afterAll(async () => {
-  await broker?.close();
-  await closeIssuers(issuers);
-  await redis?.destroy();
-});
+afterAll(async () => env?.close());
 
 async function listAll(query: string, between: () => Promise<void>): Promise<{ ids: string[]; pages: number }> {
   const ids: string[] = [];

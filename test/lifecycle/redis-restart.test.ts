@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startBroker, type TestBroker } from '../helpers/broker.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import type { TestBroker } from '../helpers/broker.ts';
+import type { TestRedis } from '../helpers/redis-server.ts';
 import {
-  api, closeIssuers, endingEvents, holderRevoke, introspect, issue, lifecyclePolicy, operatorToken, pool, sleep,
-  startIssuers, waitFor, type Issued, type Issuers,
+  api, endingEvents, holderRevoke, introspect, issue, pool, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /**
@@ -12,22 +11,17 @@ import {
  * yet run) and comes back after their expiry: the same worker reconnects and ends every one, once.
  */
 
+let env: LifecycleEnv;
 let redis: TestRedis;
 let issuers: Issuers;
 let broker: TestBroker;
 let op: Issued;
 
 beforeAll(async () => {
-  redis = await startRedis({ persist: true });
-  issuers = await startIssuers();
-  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url });
-  op = await operatorToken(broker.url, issuers, broker.config.issuer);
+  env = await startLifecycleEnv({ persist: true });
+  ({ redis, issuers, broker, op } = env);
 });
-afterAll(async () => {
-  await broker?.close();
-  await closeIssuers(issuers);
-  await redis?.destroy();
-});
+afterAll(async () => env?.close());
 
 it('after a Redis restart the worker resumes and ends the leases that came due meanwhile', async () => {
   const leases = await pool(Array.from({ length: 30 }, (_, i) => i), 8, (i) => issue(broker.url, issuers.github, `repo:octo-org/app:restart-${i}`, { ttl: '3' }));

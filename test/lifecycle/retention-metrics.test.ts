@@ -1,35 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { redisKeys, shardOfLeaseId } from '../../src/leases/redis-keys.ts';
-import { startBroker, type TestBroker } from '../helpers/broker.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import type { TestBroker } from '../helpers/broker.ts';
 import {
-  api, closeIssuers, holderRevoke, issue, lifecyclePolicy, operatorToken, startIssuers, waitEnded, waitFor,
-  type Issued, type Issuers,
+  api, holderRevoke, issue, waitEnded, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /** Retention of ended leases (LEASH_RETENTION=1 s) and the lifecycle metrics after real traffic. */
 
-let redis: TestRedis;
+let env: LifecycleEnv;
 let client: Redis;
 let issuers: Issuers;
 let broker: TestBroker;
 let op: Issued;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url);
-  issuers = await startIssuers();
-  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url, env: { LEASH_RETENTION: '1' } });
+  env = await startLifecycleEnv({ env: { LEASH_RETENTION: '1' } });
+  ({ client, issuers, broker, op } = env);
   expect(broker.config.retentionSeconds).toBe(1);
-  op = await operatorToken(broker.url, issuers, broker.config.issuer);
 });
-afterAll(async () => {
-  await broker?.close();
-  await closeIssuers(issuers);
-  client?.disconnect();
-  await redis?.destroy();
-});
+afterAll(async () => env?.close());
 
 describe('retention', () => {
   it('an ended lease is readable at first, then gone (404) after retention, with nothing left in Redis', async () => {

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startBroker, type TestBroker } from '../helpers/broker.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import type { TestBroker } from '../helpers/broker.ts';
 import {
-  api, auditOf, closeIssuers, endingEvents, holderRevoke, introspect, issue, lifecyclePolicy, operatorToken, sleep,
-  startIssuers, waitEnded, type Issued, type Issuers,
+  api, auditOf, endingEvents, holderRevoke, introspect, issue, sleep, waitEnded, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /**
@@ -12,7 +10,7 @@ import {
  * introspection says inactive in the very next request, and the worker runs the effects once.
  */
 
-let redis: TestRedis;
+let env: LifecycleEnv;
 let client: Redis;
 let issuers: Issuers;
 let broker: TestBroker;
@@ -20,18 +18,10 @@ let op: Issued;
 const OP_SUB = 'repo:octo-org/ops:alice';
 
 beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url);
-  issuers = await startIssuers();
-  broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url });
-  op = await operatorToken(broker.url, issuers, broker.config.issuer);
+  env = await startLifecycleEnv();
+  ({ client, issuers, broker, op } = env);
 });
-afterAll(async () => {
-  await broker?.close();
-  await closeIssuers(issuers);
-  client?.disconnect();
-  await redis?.destroy();
-});
+afterAll(async () => env?.close());
 
 const gh = (sub: string, extra: Record<string, string> = {}): Promise<Issued> => issue(broker.url, issuers.github, sub, extra);
 const isActive = async (t: Issued): Promise<boolean> => (await introspect(broker.url, op.token, t.token)).body.active;
