@@ -1,6 +1,8 @@
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
+import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 
 /**
  * A client set up the way createRedisLeaseStore expects: commands fail fast when Redis is down
@@ -21,3 +23,18 @@ export async function connectTestRedis(url: string): Promise<Redis> {
 
 /** A key prefix no other test uses. */
 export const uniquePrefix = (): string => `t-${randomBytes(6).toString('hex')}:`;
+
+/** A private redis-server and a fail-fast client on it for the whole file; `use` receives both once ready. */
+export function withTestRedis(use: (redis: Redis, server: TestRedis) => void): void {
+  let server: TestRedis | undefined;
+  let redis: Redis | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+    redis = await connectTestRedis(server.url);
+    use(redis, server);
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.destroy();
+  });
+}

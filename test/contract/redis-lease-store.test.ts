@@ -1,24 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { shardOf } from '../../src/leases/redis-keys.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { startRedis } from '../helpers/redis-server.ts';
 import { leaseStoreContract } from './lease-store.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
-import { connectTestRedis, uniquePrefix } from './redis-client.ts';
+import { connectTestRedis, uniquePrefix, withTestRedis } from './redis-client.ts';
 
-let server: TestRedis;
 let redis: Redis;
-beforeAll(async () => {
-  server = await startRedis();
-  redis = await connectTestRedis(server.url);
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.destroy();
+withTestRedis((r) => {
+  redis = r;
 });
 
 leaseStoreContract('redis', async (opts = {}) => {

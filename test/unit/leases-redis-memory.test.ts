@@ -1,20 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { makeLease, nowSeconds } from '../contract/lease-fixtures.ts';
-import { connectTestRedis, uniquePrefix } from '../contract/redis-client.ts';
+import { uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
 
-let server: TestRedis;
 let redis: Redis;
-beforeAll(async () => {
-  server = await startRedis();
-  redis = await connectTestRedis(server.url);
-});
-afterAll(async () => {
-  redis?.disconnect();
-  await server?.destroy();
+withTestRedis((r) => {
+  redis = r;
 });
 
 const usedMemory = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
