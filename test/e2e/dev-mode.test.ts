@@ -15,7 +15,7 @@ const keysDir = mkdtempSync(join(tmpdir(), 'leash-devmode-'));
 beforeAll(async () => {
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, PORT: String(port), LEASH_KEYS_DIR: join(keysDir, 'dev') };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), LEASH_KEYS_DIR: join(keysDir, 'dev') };
   delete env.REDIS_URL;
   child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (out += d));
