@@ -42,10 +42,12 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
     await next();
     const route = c.req.routePath ?? c.req.path;
     deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
-    deps.log.info(
-      { request_id: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.get('clientAddr') },
-      'request',
-    );
+    const line: Record<string, unknown> = { request_id: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.get('clientAddr') };
+    const refusal = c.get('refusal');
+    if (refusal) line.error = refusal;
+    const audit = c.get('audit');
+    if (audit) line.audit = audit;
+    deps.log.info(line, 'request');
   });
   app.use(async function limitDeclaredBody(c, next) {
     // A declared length over the limit is refused before reading; chunked bodies are capped
@@ -75,8 +77,9 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   app.notFound((c) => renderError(c, new LeashError('not_found', `no route for ${c.req.method} ${c.req.path}`), errorStyleFor(c.req.path)));
   app.onError((err, c) => {
     const e = toLeashError(err);
-    const level = e.status >= 500 ? 'error' : 'info';
-    deps.log[level]({ request_id: c.get('requestId'), code: e.code, status: e.status, detail: e.detail, path: c.req.path }, e.description);
+    // A refusal is told on the request's own access-log line; a server fault also gets its own.
+    c.set('refusal', { code: e.code, detail: e.detail });
+    if (e.status >= 500) deps.log.error({ request_id: c.get('requestId'), code: e.code, status: e.status, detail: e.detail, path: c.req.path }, e.description);
     return renderError(c, e, errorStyleFor(c.req.path));
   });
   return app;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import type { Deps } from './deps.ts';
-import type { AuditLog } from './audit/events.ts';
+import { isLoggedWithRequest, type AuditLog } from './audit/events.ts';
 import { createMemoryAuditLog } from './audit/memory-audit-log.ts';
 import { createRedisAuditLog } from './audit/redis-audit-log.ts';
 import { withLogging } from './audit/log-sink.ts';
@@ -128,7 +128,9 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       retentionSeconds: config.retentionSeconds,
       auditMaxLenPerShard: auditMaxLenPerShard(config),
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
-      onAuditEvent: (e) => log.info({ audit: e }, 'audit'),
+      onAuditEvent: (e) => {
+        if (!isLoggedWithRequest(e)) log.info({ audit: e }, 'audit');
+      },
     });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp, config.rateLimitPerSubject);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });

@@ -35,6 +35,15 @@ export interface AuditEvent {
   [extra: string]: unknown;
 }
 
+/**
+ * Marks an event that is logged on its request's access-log line: the audit sinks then skip
+ * their own line for it (one log line per request, as measured: a second line cost a quarter
+ * of the token endpoint's CPU). A symbol, so it never reaches the stored JSON.
+ */
+export const LOGGED_WITH_REQUEST: unique symbol = Symbol('leash.audit.loggedWithRequest');
+
+export const isLoggedWithRequest = (e: AuditEvent): boolean => (e as { [LOGGED_WITH_REQUEST]?: boolean })[LOGGED_WITH_REQUEST] === true;
+
 export interface AuditFilter {
   lease_id?: string;
   subject?: string;

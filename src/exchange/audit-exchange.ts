@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../audit/events.ts';
+import { LOGGED_WITH_REQUEST, type AuditEvent } from '../audit/events.ts';
 import type { Deps } from '../deps.ts';
 import type { LeashError } from '../errors.ts';
 import type { Lease } from '../leases/lease.ts';
@@ -18,9 +18,17 @@ function matchedClaims(decision: Allowed, proof: VerifiedProof): Record<string, 
   return out;
 }
 
+/** Hands the event to the request's log line when there is one (see LOGGED_WITH_REQUEST). */
+function withRequestLog(ctx: ExchangeContext, event: AuditEvent): AuditEvent {
+  if (!ctx.onAudit) return event;
+  const marked = Object.assign(event, { [LOGGED_WITH_REQUEST]: true });
+  ctx.onAudit(marked);
+  return marked;
+}
+
 /** The allow decision; the lease store writes it atomically with the lease it explains. */
 export function allowedEvent(deps: Deps, ctx: ExchangeContext, req: ExchangeRequest, proof: VerifiedProof, decision: Allowed, lease: Lease): AuditEvent {
-  return {
+  return withRequestLog(ctx, {
     type: 'exchange.allowed',
     time: deps.now(),
     actor: proof.subject,
@@ -35,7 +43,7 @@ export function allowedEvent(deps: Deps, ctx: ExchangeContext, req: ExchangeRequ
     granted: { kind: lease.kind, scopes: lease.scopes, audiences: lease.audiences, ttl: lease.expires_at - lease.issued_at, serial: lease.serial },
     claims: matchedClaims(decision, proof),
     client_addr: ctx.clientAddr,
-  };
+  });
 }
 
 export async function auditDenied(
@@ -46,7 +54,7 @@ export async function auditDenied(
   decision: Decision | undefined,
   error: LeashError,
 ): Promise<void> {
-  await deps.audit.write({
+  await deps.audit.write(withRequestLog(ctx, {
     type: 'exchange.denied',
     time: deps.now(),
     actor: proof?.subject ?? 'unverified',
@@ -59,7 +67,7 @@ export async function auditDenied(
     reason: `${error.code}: ${error.description}`,
     trace: decision?.trace,
     client_addr: ctx.clientAddr,
-  });
+  }));
 }
 
 /**
@@ -67,7 +75,7 @@ export async function auditDenied(
  * malformed parameter): still a denial, so it is audited too. Nothing from the body is recorded.
  */
 export async function auditUnparsed(deps: Deps, ctx: ExchangeContext, error: LeashError): Promise<void> {
-  await deps.audit.write({
+  await deps.audit.write(withRequestLog(ctx, {
     type: 'exchange.denied',
     time: deps.now(),
     actor: 'unverified',
@@ -75,5 +83,5 @@ export async function auditUnparsed(deps: Deps, ctx: ExchangeContext, error: Lea
     proof_jti: null,
     reason: `${error.code}: ${error.description}`,
     client_addr: ctx.clientAddr,
-  });
+  }));
 }

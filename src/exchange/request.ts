@@ -1,3 +1,4 @@
+import type { AuditEvent } from '../audit/events.ts';
 import type { LeaseKind } from '../leases/lease.ts';
 
 export const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -25,6 +26,8 @@ export interface ExchangeRequest {
 export interface ExchangeContext {
   clientAddr: string | null;
   requestId: string;
+  /** Given by the HTTP route: the decision's audit event then rides on the request's log line. */
+  onAudit?: (event: AuditEvent) => void;
 }
 
 export interface ExchangeResponse {

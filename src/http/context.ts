@@ -1,3 +1,4 @@
+import type { AuditEvent } from '../audit/events.ts';
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
 import type { LeashTokenClaims } from '../mint/jwt/verify-own.ts';
@@ -15,6 +16,10 @@ declare module 'hono' {
     requestId: string;
     clientAddr: string | null;
     caller: Caller;
+    /** The audit event a request produced, logged on its access-log line. */
+    audit: AuditEvent;
+    /** Why the request was refused: its error code and the private detail (never sent). */
+    refusal: { code: string; detail: string | undefined };
   }
 }
 

@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import type { AuditEvent } from '../audit/events.ts';
 import { LeashError } from '../errors.ts';
 import { auditUnparsed } from '../exchange/audit-exchange.ts';
 import { exchange } from '../exchange/exchange.ts';
@@ -13,7 +14,8 @@ export function tokenRoutes(): Hono {
     const deps = c.get('deps');
     const started = performance.now();
     const clientAddr = c.get('clientAddr');
-    const ctx = { clientAddr, requestId: c.get('requestId') };
+    // The decision's audit event rides on this request's access-log line (one line per request).
+    const ctx = { clientAddr, requestId: c.get('requestId'), onAudit: (e: AuditEvent) => c.set('audit', e) };
     let outcome = 'denied';
     try {
       await deps.rateLimiter.checkClient(clientAddr ?? 'unknown');
