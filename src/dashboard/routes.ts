@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import { auditRequest } from '../http/audit-request.ts';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { readForm } from '../http/read-form.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
@@ -76,7 +77,7 @@ export function dashboardRoutes(): Hono {
     const reason = (form.get('reason') ?? '').trim().slice(0, MAX_REASON) || 'revoked by operator (dashboard)';
     const actor = session.caller.claims.sub;
     const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.get('requestId') });
-    await deps.audit.write({ type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined, via: 'dashboard' });
+    await auditRequest(c, { type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined, via: 'dashboard' });
     return backToDashboard(c, `?revoked=${encodeURIComponent(id)}`);
   });
 

@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { auditRequest } from './audit-request.ts';
 import { z } from 'zod';
 import { LeashError } from '../errors.ts';
 import type { LeaseSelector } from '../leases/store.ts';
@@ -50,7 +51,7 @@ export function leaseRoutes(): Hono {
     const { reason, ...selector } = body;
     const actor = c.get('caller').claims.sub;
     const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: reason ?? 'bulk revocation by operator', by: actor, path: 'bulk', requestId: c.get('requestId') });
-    await deps.audit.write({ type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: reason ?? 'bulk revocation by operator', count: ids.length });
+    await auditRequest(c, { type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: reason ?? 'bulk revocation by operator', count: ids.length });
     return c.json({ revoked: ids.length });
   });
 
@@ -63,7 +64,7 @@ export function leaseRoutes(): Hono {
     if (!existing) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
     const reason = body.reason ?? 'revoked by operator';
     const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.get('requestId') });
-    await deps.audit.write({ type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined });
+    await auditRequest(c, { type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined });
     return c.json(revoked ?? (await deps.store.get(id)) ?? existing);
   });
 

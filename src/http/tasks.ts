@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { auditRequest } from './audit-request.ts';
 import { LeashError } from '../errors.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
 import { bearerOf, hasScope, resolveCaller } from './authenticate.ts';
@@ -27,7 +28,7 @@ export function taskRoutes(): Hono {
     const actor = isTaskToken ? `task:${caller.claims.sub}` : caller.claims.sub;
     const ids = await deps.store.activeIdsOfTask(taskId);
     const revoked = await revokeLeases(deps, ids, { reason: 'task completed', by: actor, path: 'task', requestId: c.get('requestId') });
-    await deps.audit.write({ type: 'task.completed', time: deps.now(), actor, request_id: c.get('requestId'), task_id: taskId, count: revoked.length, subject: caller.claims.sub });
+    await auditRequest(c, { type: 'task.completed', time: deps.now(), actor, request_id: c.get('requestId'), task_id: taskId, count: revoked.length, subject: caller.claims.sub });
     return c.json({ task_id: taskId, revoked: revoked.length, lease_ids: revoked.map((l) => l.id) });
   });
   return app;

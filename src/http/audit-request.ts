@@ -1,0 +1,9 @@
+import type { Context } from 'hono';
+import { LOGGED_WITH_REQUEST, type AuditEvent } from '../audit/events.ts';
+
+/** Records a request's audit event in the audit log; its log line is the request's access-log line. */
+export async function auditRequest(c: Context, event: AuditEvent): Promise<void> {
+  const marked = Object.assign(event, { [LOGGED_WITH_REQUEST]: true });
+  c.set('audit', marked);
+  await c.get('deps').audit.write(marked);
+}
