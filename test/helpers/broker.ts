@@ -42,7 +42,9 @@ let sharedKeysDir: string | undefined;
 /** One keys dir (signing key + dev CA) per test process: generating a CA per test is wasted time. */
 export async function testKeysDir(): Promise<string> {
   if (!sharedKeysDir) {
-    sharedKeysDir = mkdtempSync(join(tmpdir(), 'leash-keys-'));
+    const dir = mkdtempSync(join(tmpdir(), 'leash-keys-'));
+    sharedKeysDir = dir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     await generateSigningKey(sharedKeysDir);
     await generateDevCa(sharedKeysDir);
   }
