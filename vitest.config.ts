@@ -8,7 +8,7 @@ export default defineConfig({
     // Each file starts its own redis-server; two forks keep the 2-core machine responsive.
     pool: 'forks',
     maxWorkers: 2,
-    globalSetup: [],
+    globalSetup: ['test/global-setup.ts'],
     reporters: ['default'],
   },
 });

@@ -39,14 +39,18 @@ export interface BrokerOptions {
 
 let sharedKeysDir: string | undefined;
 
-/** One keys dir (signing key + dev CA) per test process: generating a CA per test is wasted time. */
+/**
+ * The signing key and dev CA the test run shares (made once by test/global-setup.ts); a private
+ * one when a file runs outside that setup.
+ */
 export async function testKeysDir(): Promise<string> {
+  sharedKeysDir ??= process.env.LEASH_TEST_KEYS_DIR;
   if (!sharedKeysDir) {
     const dir = mkdtempSync(join(tmpdir(), 'leash-keys-'));
+    await generateSigningKey(dir);
+    await generateDevCa(dir);
     sharedKeysDir = dir;
     process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    await generateSigningKey(sharedKeysDir);
-    await generateDevCa(sharedKeysDir);
   }
   return sharedKeysDir;
 }
