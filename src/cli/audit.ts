@@ -59,9 +59,14 @@ async function tail(flags: TailFlags, cmd: Command): Promise<void> {
   const initial = [...first.events].reverse();
   initial.forEach(print);
   let high = initial.length > 0 ? Math.max(...initial.map((e) => e.time)) : Date.now();
-  // Everything already in the look-back window counts as seen: --limit chose not to show it.
+  // Everything up to the first page counts as seen (--limit chose not to show it); an event that
+  // arrives while this look-back is fetched is newer than the page and is still printed.
   const seen = new Map<string, number>();
-  for (const e of [...initial, ...(await fetchSince(client, filter, Math.max(high - LOOKBACK_MS, Number(filter.since ?? 0))))]) seen.set(keyOf(e), e.time);
+  for (const e of initial) seen.set(keyOf(e), e.time);
+  const pageTime = high;
+  for (const e of await fetchSince(client, filter, Math.max(high - LOOKBACK_MS, Number(filter.since ?? 0)))) {
+    if (e.time <= pageTime) seen.set(keyOf(e), e.time);
+  }
   let down = false;
   for (;;) {
     await new Promise((r) => setTimeout(r, POLL_MS));
