@@ -161,24 +161,12 @@ describe('revocation through introspection', () => {
 
     const res = await fetch(`${broker.url}/revoke`, { method: 'POST', body: new URLSearchParams({ token }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(res.status).toBe(200);
-    const revokedAt = Date.now();
-
     // Signature checks alone still pass: this is what introspection is for.
     await expect(plain.verify(token)).resolves.toBeTruthy();
-    let refusedAfter = -1;
-    while (Date.now() - revokedAt < ttl + 1000) {
-      const ok = await verifier.verify(token).then(() => true, (e: LeashVerifyError) => {
-        expect(e.code).toBe('ERR_LEASH_REVOKED');
-        return false;
-      });
-      if (!ok) {
-        refusedAfter = Date.now() - revokedAt;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(refusedAfter).toBeGreaterThanOrEqual(0);
-    expect(refusedAfter).toBeLessThanOrEqual(ttl + 100);
+    // Once the cached "active" answer is older than cacheTtlMs, the next check asks the broker again.
+    await new Promise((r) => setTimeout(r, ttl + 50));
+    const err = await verifier.verify(token).then(() => null, (e: LeashVerifyError) => e);
+    expect(err?.code).toBe('ERR_LEASH_REVOKED');
   });
 
   it('an introspection token without leash:introspect makes verification fail closed', async () => {
