@@ -18,8 +18,12 @@ export async function readJson(c: Context, opts: { optional?: boolean } = {}): P
     if (opts.optional) return {};
     throw new LeashError('bad_request', 'a JSON body is required');
   }
+  // Bearer-authenticated endpoints cannot be driven cross-site, so a JSON body sent without a
+  // content type (or as text/plain, fetch's default) is read as JSON; a form or multipart is refused.
   const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') throw new LeashError('unsupported_media_type', 'the body must be application/json');
+  if (type !== '' && type !== 'application/json' && type !== 'text/plain' && !type.endsWith('+json')) {
+    throw new LeashError('unsupported_media_type', 'the body must be application/json');
+  }
   try {
     return JSON.parse(raw);
   } catch {
