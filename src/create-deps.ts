@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import type { Deps } from './deps.ts';
-import { isLoggedWithRequest, type AuditLog } from './audit/events.ts';
+import { isLoggedWithRequest, type AuditEvent, type AuditLog } from './audit/events.ts';
 import { createMemoryAuditLog } from './audit/memory-audit-log.ts';
 import { createRedisAuditLog } from './audit/redis-audit-log.ts';
 import { withLogging } from './audit/log-sink.ts';
@@ -47,7 +47,7 @@ export function readPolicy(config: Config): Policy {
 async function ensureDevKeys(config: Config, log: Logger): Promise<void> {
   if (!config.dev) return;
   const jwtDir = join(config.keysDir, 'jwt');
-  const hasKey = existsSync(jwtDir) && (await import('node:fs')).readdirSync(jwtDir).some((n) => n.endsWith('.pem'));
+  const hasKey = existsSync(jwtDir) && readdirSync(jwtDir).some((n) => n.endsWith('.pem'));
   if (!hasKey) {
     const kid = await generateSigningKey(config.keysDir);
     log.warn({ kid, dir: config.keysDir }, 'dev mode: generated a signing key');
@@ -106,47 +106,40 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   let store: LeaseStore;
   let audit: AuditLog;
   let closeBackends: () => Promise<void>;
-  let deps: Deps;
-  const endingDeps = {
-    get store() { return deps.store; },
-    metrics,
-    log,
-    now,
-  };
   let revocations: Deps['revocations'];
   let rateLimiter: Deps['rateLimiter'];
-  let redis: Redis | undefined;
+  // Events a request produced are logged on its access-log line (LOGGED_WITH_REQUEST); the rest here.
+  const logAudit = (e: AuditEvent): void => {
+    if (!isLoggedWithRequest(e)) log.info({ audit: e }, 'audit');
+  };
 
   if (config.redisUrl) {
-    redis = connectRedis(config.redisUrl);
+    const redis = connectRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-    const auditLog = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxLenPerShard: auditMaxLenPerShard(config) }), (e) => log.info({ audit: e }, 'audit'));
-    audit = auditLog;
+    audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxLenPerShard: auditMaxLenPerShard(config) }), logAudit);
     store = createRedisLeaseStore({
       redis,
       prefix: config.redisPrefix,
       retentionSeconds: config.retentionSeconds,
       auditMaxLenPerShard: auditMaxLenPerShard(config),
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
-      onAuditEvent: (e) => {
-        if (!isLoggedWithRequest(e)) log.info({ audit: e }, 'audit');
-      },
+      onAuditEvent: logAudit,
     });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp, config.rateLimitPerSubject);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });
-    bull.on('error', () => undefined);
+    bull.on('error', (err) => log.warn({ err: err.message }, 'redis connection error (revocation queue)'));
     revocations = createBullmqRevocationQueue(bull, config.redisPrefix);
     closeBackends = async () => {
       await revocations.close();
       bull.disconnect();
-      redis!.disconnect();
+      redis.disconnect();
     };
   } else {
     log.warn('dev mode: leases live in process memory and vanish on restart; set REDIS_URL for real use');
-    audit = withLogging(createMemoryAuditLog(), (e) => log.info({ audit: e }, 'audit'));
+    audit = withLogging(createMemoryAuditLog(), logAudit);
     store = createMemoryLeaseStore({ retentionSeconds: config.retentionSeconds, audit });
     rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, config.rateLimitPerSubject, now);
-    const q = createMemoryRevocationQueue(endingDeps, config.sweepIntervalMs);
+    const q = createMemoryRevocationQueue({ store, metrics, log, now }, config.sweepIntervalMs);
     if (config.role !== 'api') q.start();
     revocations = q;
     closeBackends = async () => {
@@ -155,7 +148,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     };
   }
 
-  deps = {
+  const deps: Deps = {
     config,
     log,
     metrics,

@@ -92,7 +92,7 @@ function mint(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed,
   try {
     return req.kind === 'x509' ? mintCertificate(deps, lease, decision, csr!) : mintAccessToken(deps, req, lease, decision, proof);
   } catch (err) {
-    void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'holder' }).catch(() => undefined);
+    void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'internal' }).catch(() => undefined);
     throw new LeashError('server_error', 'the credential could not be minted', { status: 500, cause: err, detail: `lease ${lease.id}: ${String(err)}` });
   }
 }

@@ -1,7 +1,6 @@
 import { Hono } from 'hono';
 import { LeashError } from '../errors.ts';
-import { requireScope } from './authenticate.ts';
-import { resolveCaller } from './authenticate.ts';
+import { requireScope, resolveCaller } from './authenticate.ts';
 import { readForm } from './read-form.ts';
 
 /**

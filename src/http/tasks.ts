@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { audiencesOf } from '../mint/jwt/verify-own.ts';
 import { auditRequest } from './audit-request.ts';
 import { LeashError } from '../errors.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
@@ -21,7 +22,7 @@ export function taskRoutes(): Hono {
     const caller = await resolveCaller(deps, token, {});
     if (!caller) throw new LeashError('invalid_token', 'the token is not a live Leash token', { status: 401 });
     const isTaskToken = caller.lease.task_id === taskId;
-    const isOperator = (caller.claims.aud === deps.config.issuer || (Array.isArray(caller.claims.aud) && caller.claims.aud.includes(deps.config.issuer))) && hasScope(caller, 'leash:leases:revoke');
+    const isOperator = audiencesOf(caller.claims).includes(deps.config.issuer) && hasScope(caller, 'leash:leases:revoke');
     if (!isTaskToken && !isOperator) {
       throw new LeashError('insufficient_scope', 'the token belongs to another task and is not an operator token', { status: 403 });
     }

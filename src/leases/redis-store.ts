@@ -7,6 +7,7 @@ import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-co
 import { listLeases } from './redis-list.ts';
 import { SHARD_COUNT, actName, auditEventId, isLeaseId, redisKeys, replayKey, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
 import { Cluster } from 'ioredis';
+import { RedisReplayGuard } from '../proofs/redis-replay-guard.ts';
 import { CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
@@ -104,10 +105,9 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     return tuples.map((t) => toEnding(shard, nowMs, t));
   }
 
-  const isCluster = redis instanceof Cluster;
-  const claimSeparately = async (key: string, ttl: number): Promise<boolean> =>
-    (await io('replay', () => redis.set(replayKey(keys.prefix, key), '1', 'EX', ttl, 'NX'))) === 'OK';
-  const releaseSeparately = (key: string): Promise<unknown> => redis.del(replayKey(keys.prefix, key)).catch(() => undefined);
+  // In Cluster the replay record lives in another slot than the lease, so it is claimed on its own.
+  const separateReplay = redis instanceof Cluster ? new RedisReplayGuard({ redis, prefix: keys.prefix }) : null;
+  const releaseSeparately = (key: string): Promise<void> => separateReplay!.release(key).catch(() => undefined);
 
   return {
     async create(lease: Lease, createOpts: CreateOptions = {}): Promise<void> {
@@ -120,11 +120,10 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const expiresMs = lease.expires_at * 1000;
       const replay = createOpts.replay;
       const ttl = replay ? Math.max(1, Math.ceil(replay.ttlSeconds)) : 0;
-      // In Cluster the replay record lives in another slot than the lease: claim it on its own first.
-      const separateReplay = replay !== undefined && isCluster;
-      if (separateReplay && !(await claimSeparately(replay.key, ttl))) throw new ProofReplayedError();
+      const claimsSeparately = replay !== undefined && separateReplay !== null;
+      if (claimsSeparately && !(await separateReplay.claim(replay.key, ttl))) throw new ProofReplayedError();
       const leaseKeys = [keys.leases(shard), keys.due(shard), keys.all(shard), keys.index(shard, 'act'), keys.index(shard, 'task')];
-      if (replay && !separateReplay) leaseKeys.push(replayKey(keys.prefix, replay.key));
+      if (replay && !claimsSeparately) leaseKeys.push(replayKey(keys.prefix, replay.key));
       let res: unknown;
       try {
         res = await io('create', () =>
@@ -135,10 +134,10 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           ]),
         );
       } catch (err) {
-        if (separateReplay) await releaseSeparately(replay.key);
+        if (claimsSeparately) await releaseSeparately(replay.key);
         throw err;
       }
-      if (separateReplay && typeof res === 'number' && res < 0) await releaseSeparately(replay.key);
+      if (claimsSeparately && typeof res === 'number' && res < 0) await releaseSeparately(replay.key);
       if (res === -1) throw new LeaseLimitError(max ?? 0);
       if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
       if (res === -3) throw new ProofReplayedError();

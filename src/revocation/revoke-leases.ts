@@ -1,8 +1,9 @@
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
-import type { LeaseSelector } from '../leases/store.ts';
+import type { LeaseSelector, RevokeInput } from '../leases/store.ts';
 
-export type RevocationPath = 'holder' | 'task' | 'operator' | 'bulk' | 'break_glass';
+/** `internal`: Leash ended a lease itself (e.g. its credential could not be minted). */
+export type RevocationPath = 'holder' | 'task' | 'operator' | 'bulk' | 'break_glass' | 'internal';
 
 interface RevokeBy {
   reason: string;
@@ -16,21 +17,22 @@ interface RevokeBy {
  * then queue the effects for the worker. If queueing fails the periodic sweep still finalizes.
  */
 export async function revokeLeases(deps: Deps, ids: string[], by: RevokeBy): Promise<Lease[]> {
-  const at = Math.floor(deps.now() / 1000);
-  const revoked: Lease[] = [];
-  for (const id of ids) {
-    const lease = await deps.store.revoke(id, { reason: by.reason, by: by.by, at, ...(by.requestId ? { request_id: by.requestId } : {}) });
-    if (lease) revoked.push(lease);
-  }
+  const input = revokeInput(deps, by);
+  // Concurrent flips share socket writes (auto-pipelining): a task's leases end in one round trip.
+  const results = await Promise.all(ids.map((id) => deps.store.revoke(id, input)));
+  const revoked = results.filter((l): l is Lease => l !== null);
   await queueEffects(deps, revoked.map((l) => l.id), by.path);
   return revoked;
 }
 
 export async function revokeBySelector(deps: Deps, selector: LeaseSelector, by: RevokeBy): Promise<string[]> {
-  const at = Math.floor(deps.now() / 1000);
-  const ids = await deps.store.revokeWhere(selector, { reason: by.reason, by: by.by, at, ...(by.requestId ? { request_id: by.requestId } : {}) });
+  const ids = await deps.store.revokeWhere(selector, revokeInput(deps, by));
   await queueEffects(deps, ids, by.path);
   return ids;
+}
+
+function revokeInput(deps: Deps, by: RevokeBy): RevokeInput {
+  return { reason: by.reason, by: by.by, at: Math.floor(deps.now() / 1000), ...(by.requestId ? { request_id: by.requestId } : {}) };
 }
 
 async function queueEffects(deps: Deps, ids: string[], path: RevocationPath): Promise<void> {
