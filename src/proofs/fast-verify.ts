@@ -40,22 +40,31 @@ export function publicKeyOf(jwk: JWK, alg: string): KeyObject {
   return key;
 }
 
-/** True when the compact JWS's signature verifies under `key` with `alg` (alg already allowed). */
-export function signatureVerifies(token: string, alg: string, key: KeyObject): boolean {
+/**
+ * True when the compact JWS's signature verifies under `key` with `alg` (alg already allowed).
+ * The check runs on libuv's thread pool (node:crypto's callback form): it is the single largest
+ * cost of an exchange (~70 µs for ES256), and off the event loop it overlaps other requests'
+ * work instead of queueing them behind it.
+ */
+export function signatureVerifies(token: string, alg: string, key: KeyObject): Promise<boolean> {
+  const hash = HASH[alg];
+  if (hash === undefined) return Promise.resolve(false);
   const dot = token.lastIndexOf('.');
   const data = Buffer.from(token.slice(0, dot), 'latin1');
   const signature = Buffer.from(token.slice(dot + 1), 'base64url');
-  const hash = HASH[alg];
-  if (hash === undefined) return false;
+  let verifyKey: KeyObject | VerifyKeyInput = key;
   if (alg.startsWith('ES')) {
-    if (signature.length !== EC_SIG_BYTES[alg]) return false;
-    return cryptoVerify(hash, data, { key, dsaEncoding: 'ieee-p1363' }, signature);
+    if (signature.length !== EC_SIG_BYTES[alg]) return Promise.resolve(false);
+    verifyKey = { key, dsaEncoding: 'ieee-p1363' };
+  } else if (alg.startsWith('PS')) {
+    verifyKey = { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST };
   }
-  if (alg.startsWith('PS')) {
-    return cryptoVerify(hash, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }, signature);
-  }
-  return cryptoVerify(hash, data, key, signature);
+  return new Promise((resolve) => {
+    cryptoVerify(hash, data, verifyKey, signature, (err, ok) => resolve(err === null && ok));
+  });
 }
+
+type VerifyKeyInput = Parameters<typeof cryptoVerify>[2];
 
 export interface ClaimRules {
   issuer: string;

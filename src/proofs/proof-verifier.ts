@@ -107,7 +107,10 @@ export class ProofVerifier {
   ): Promise<Record<string, unknown>> {
     const candidates = await this.candidateKeys(issuer, alg, kid);
     // Signature first: nothing in an unsigned payload is worth an opinion.
-    const verified = candidates.some((jwk) => signatureVerifies(token, alg, publicKeyOf(jwk, alg)));
+    let verified = false;
+    for (const jwk of candidates) {
+      if ((verified = await signatureVerifies(token, alg, publicKeyOf(jwk, alg)))) break;
+    }
     if (!verified) throw new ProofError('bad_signature', 'subject_token signature is invalid');
     // The claims were decoded from exactly the bytes the signature covers.
     checkRegisteredClaims(claims, {
