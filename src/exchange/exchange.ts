@@ -31,7 +31,7 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
     const lease = buildLease(deps, req, ctx, proof, decision, csr);
     await recordLease(deps, proof, lease, decision, allowedEvent(deps, ctx, req, proof, decision, lease));
-    const response = await mint(deps, req, lease, decision, proof, csr);
+    const response = mint(deps, req, lease, decision, proof, csr);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
     return response;
   } catch (err) {
@@ -88,9 +88,9 @@ function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proo
 }
 
 /** Minting after the lease is written; if it throws, the lease is revoked so none is left without a credential. */
-async function mint(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed, proof: VerifiedProof, csr: ParsedCsr | undefined): Promise<ExchangeResponse> {
+function mint(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed, proof: VerifiedProof, csr: ParsedCsr | undefined): ExchangeResponse {
   try {
-    return await (req.kind === 'x509' ? mintCertificate(deps, lease, decision, csr!) : mintAccessToken(deps, req, lease, decision, proof));
+    return req.kind === 'x509' ? mintCertificate(deps, lease, decision, csr!) : mintAccessToken(deps, req, lease, decision, proof);
   } catch (err) {
     void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'internal' }).catch(() => undefined);
     throw new LeashError('server_error', 'the credential could not be minted', { status: 500, cause: err, detail: `lease ${lease.id}: ${String(err)}` });

@@ -1,12 +1,12 @@
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
-import { signJwtOffThread } from '../mint/jwt/sign.ts';
+import { signJwt } from '../mint/jwt/sign.ts';
 import type { Allowed } from '../policy/types.ts';
 import type { VerifiedProof } from '../proofs/proof-verifier.ts';
 import { TOKEN_TYPE_JWT, type ExchangeRequest, type ExchangeResponse } from './request.ts';
 
 /** RFC 9068 JWT access token for a recorded lease: `jti` is the lease id, `client_id` the rule. */
-export async function mintAccessToken(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed, proof: VerifiedProof): Promise<ExchangeResponse> {
+export function mintAccessToken(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed, proof: VerifiedProof): ExchangeResponse {
   const payload: Record<string, unknown> = {
     ...decision.claims,
     iss: deps.config.issuer,
@@ -20,7 +20,7 @@ export async function mintAccessToken(deps: Deps, req: ExchangeRequest, lease: L
     scope: lease.scopes.join(' '),
   };
   if (lease.task_id !== null) payload.task_id = lease.task_id;
-  const token = await signJwtOffThread(deps.keys.active(), payload);
+  const token = signJwt(deps.keys.active(), payload);
   return {
     access_token: token,
     issued_token_type: req.requestedTokenType === TOKEN_TYPE_JWT ? TOKEN_TYPE_JWT : 'urn:ietf:params:oauth:token-type:access_token',
