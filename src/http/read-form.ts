@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { LeashError } from '../errors.ts';
+import { parseForm } from './parse-form.ts';
 import { readBody } from './read-body.ts';
 
 /**
@@ -13,8 +14,8 @@ export async function readForm(c: Context): Promise<URLSearchParams> {
   }
   const text = await readBody(c, c.get('deps').config.maxBodyBytes);
   try {
-    // URLSearchParams never throws on odd input; a lone surrogate or bad escape becomes U+FFFD.
-    return new URLSearchParams(text);
+    // As URLSearchParams, never throws on odd input: a bad escape stays as sent, bad UTF-8 becomes U+FFFD.
+    return parseForm(text);
   } catch {
     throw new LeashError('invalid_request', 'the form body could not be parsed');
   }

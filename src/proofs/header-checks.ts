@@ -10,10 +10,18 @@ export const DEFAULT_ALGORITHMS: readonly string[] = Object.freeze([
  * The algorithms accepted for this issuer. A policy listing HS256 or none cannot switch them on:
  * with a public JWKS, a symmetric algorithm lets anyone who has the public key forge tokens.
  */
-export function allowedAlgorithms(issuer: TrustedIssuer): string[] {
-  const configured = issuer.algorithms ?? DEFAULT_ALGORITHMS;
-  return configured.filter((a) => DEFAULT_ALGORITHMS.includes(a));
+export function allowedAlgorithms(issuer: TrustedIssuer): readonly string[] {
+  let allowed = allowedByIssuer.get(issuer);
+  if (!allowed) {
+    const configured = issuer.algorithms ?? DEFAULT_ALGORITHMS;
+    allowed = Object.freeze(configured.filter((a) => DEFAULT_ALGORITHMS.includes(a)));
+    allowedByIssuer.set(issuer, allowed);
+  }
+  return allowed;
 }
+
+/** Computed once per loaded issuer entry (a policy reload makes new entries), not per proof. */
+const allowedByIssuer = new WeakMap<TrustedIssuer, readonly string[]>();
 
 /**
  * Checks the (still untrusted) protected header. Key-locating headers (`jku`, `x5u`, `jwk`,
