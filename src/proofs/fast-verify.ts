@@ -1,10 +1,11 @@
-import { constants, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { ProofError } from './proof-error.ts';
+import { verifyOffLoop } from './signature-thread.ts';
 
 /**
- * The hot-path half of proof verification, on node:crypto: one synchronous signature check
- * (about 4x cheaper than jose's WebCrypto path per proof, measured in this repo's bench) and the
+ * The hot-path half of proof verification, on node:crypto: one signature check (about 4x cheaper
+ * than jose's WebCrypto path per proof, measured in this repo's bench; run off the event loop) and the
  * registered-claim checks jose's jwtVerify would make, with the same outcomes. Keys still come
  * only from the issuer's cached JWKS, chosen by key-select.ts.
  */
@@ -42,29 +43,20 @@ export function publicKeyOf(jwk: JWK, alg: string): KeyObject {
 
 /**
  * True when the compact JWS's signature verifies under `key` with `alg` (alg already allowed).
- * The check runs on libuv's thread pool (node:crypto's callback form): it is the single largest
- * cost of an exchange (~70 µs for ES256), and off the event loop it overlaps other requests'
- * work instead of queueing them behind it.
+ * The check runs on the signature worker thread (signature-thread.ts), off the event loop.
  */
 export function signatureVerifies(token: string, alg: string, key: KeyObject): Promise<boolean> {
   const hash = HASH[alg];
   if (hash === undefined) return Promise.resolve(false);
   const dot = token.lastIndexOf('.');
-  const data = Buffer.from(token.slice(0, dot), 'latin1');
-  const signature = Buffer.from(token.slice(dot + 1), 'base64url');
-  let verifyKey: KeyObject | VerifyKeyInput = key;
-  if (alg.startsWith('ES')) {
-    if (signature.length !== EC_SIG_BYTES[alg]) return Promise.resolve(false);
-    verifyKey = { key, dsaEncoding: 'ieee-p1363' };
-  } else if (alg.startsWith('PS')) {
-    verifyKey = { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST };
-  }
-  return new Promise((resolve) => {
-    cryptoVerify(hash, data, verifyKey, signature, (err, ok) => resolve(err === null && ok));
-  });
+  const signature = token.slice(dot + 1);
+  if (alg.startsWith('ES') && base64urlBytes(signature) !== EC_SIG_BYTES[alg]) return Promise.resolve(false);
+  const mode = alg.startsWith('ES') ? 'p1363' : alg.startsWith('PS') ? 'pss' : 'plain';
+  return verifyOffLoop({ hash, signingInput: token.slice(0, dot), signature, mode, key });
 }
 
-type VerifyKeyInput = Parameters<typeof cryptoVerify>[2];
+/** Decoded length of unpadded base64url text (what Buffer.from(s, 'base64url') would give). */
+const base64urlBytes = (s: string): number => Math.floor((s.length * 3) / 4);
 
 export interface ClaimRules {
   issuer: string;

@@ -1,0 +1,159 @@
+import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Proof signatures are checked on one worker thread, in batches: every check queued during one
+ * turn of the event loop goes over in a single message and comes back in another. An ES256 verify
+ * is the largest single cost of an exchange (~70 µs); libuv's thread pool takes it off the event
+ * loop too, but wakes a thread per check, and on a busy machine that thread mostly runs on the
+ * event loop's own core. A batch per turn wakes the worker once for many checks.
+ *
+ * If the worker cannot be had (or dies), checks run on the event loop instead: slower, never wrong.
+ */
+
+/** How the signature bytes are read: DER/PKCS#1 v1.5, raw ECDSA (r || s), or RSA-PSS. */
+export type SignatureMode = 'plain' | 'p1363' | 'pss';
+
+interface Check {
+  hash: string | null;
+  signingInput: string;
+  signature: string;
+  mode: SignatureMode;
+  key: KeyObject;
+  resolve: (ok: boolean) => void;
+}
+
+// Plain CommonJS run with `eval`, so the worker needs no TypeScript loader (tsx, vitest).
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { constants, verify } = require('node:crypto');
+const keys = new Map();
+parentPort.on('message', (m) => {
+  if (m.reset) keys.clear();
+  for (const [id, key] of m.keys) keys.set(id, key);
+  const out = new Uint8Array(m.checks.length);
+  for (let i = 0; i < m.checks.length; i++) {
+    const [hash, input, sig, mode, keyId] = m.checks[i];
+    const key = keys.get(keyId);
+    const opts = mode === 'p1363' ? { key, dsaEncoding: 'ieee-p1363' }
+      : mode === 'pss' ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
+      : key;
+    try {
+      out[i] = verify(hash, Buffer.from(input, 'latin1'), opts, Buffer.from(sig, 'base64url')) ? 1 : 0;
+    } catch {
+      out[i] = 0;
+    }
+  }
+  parentPort.postMessage({ batch: m.batch, out }, [out.buffer]);
+});
+`;
+
+/** The check itself, the same on either thread. */
+export function verifyHere(c: Omit<Check, 'resolve'>): boolean {
+  const opts =
+    c.mode === 'p1363'
+      ? { key: c.key, dsaEncoding: 'ieee-p1363' as const }
+      : c.mode === 'pss'
+        ? { key: c.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
+        : c.key;
+  try {
+    return cryptoVerify(c.hash, Buffer.from(c.signingInput, 'latin1'), opts, Buffer.from(c.signature, 'base64url'));
+  } catch {
+    return false;
+  }
+}
+
+const MAX_KEYS_HELD = 256;
+
+class SignatureThread {
+  private worker: Worker | null = null;
+  private queued: Check[] = [];
+  private flushScheduled = false;
+  private readonly sent = new Map<number, Check[]>();
+  private nextBatch = 1;
+  private keyIds = new WeakMap<KeyObject, number>();
+  private nextKeyId = 1;
+  private keysSent = 0;
+
+  verify(check: Omit<Check, 'resolve'>): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.queued.push({ ...check, resolve });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const checks = this.queued;
+    this.queued = [];
+    const worker = this.ensureWorker();
+    if (!worker) {
+      for (const c of checks) c.resolve(verifyHere(c));
+      return;
+    }
+    const batch = this.nextBatch++;
+    // JWKS refreshes bring new key objects; the worker's copy is started afresh now and then so
+    // retired keys do not pile up there.
+    const reset = this.keysSent >= MAX_KEYS_HELD;
+    if (reset) {
+      this.keyIds = new WeakMap();
+      this.keysSent = 0;
+    }
+    const keys: [number, KeyObject][] = [];
+    const wire = checks.map((c) => {
+      let id = this.keyIds.get(c.key);
+      if (id === undefined) {
+        id = this.nextKeyId++;
+        this.keyIds.set(c.key, id);
+        keys.push([id, c.key]);
+        this.keysSent++;
+      }
+      return [c.hash, c.signingInput, c.signature, c.mode, id] as const;
+    });
+    this.sent.set(batch, checks);
+    worker.postMessage({ batch, reset, keys, checks: wire });
+  }
+
+  private ensureWorker(): Worker | null {
+    if (this.worker) return this.worker;
+    try {
+      const worker = new Worker(WORKER_SOURCE, { eval: true, name: 'leash-signature-checks' });
+      // Never the reason a process stays up (CLI runs, tests, shutdown).
+      worker.unref();
+      worker.on('message', (m: { batch: number; out: Uint8Array }) => {
+        const checks = this.sent.get(m.batch);
+        if (!checks) return;
+        this.sent.delete(m.batch);
+        checks.forEach((c, i) => c.resolve(m.out[i] === 1));
+      });
+      worker.on('error', () => this.lost(worker));
+      worker.on('exit', () => this.lost(worker));
+      this.worker = worker;
+      return worker;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A lost worker's pending checks are done here; the next batch starts a new worker. */
+  private lost(worker: Worker): void {
+    if (this.worker !== worker) return;
+    this.worker = null;
+    this.keyIds = new WeakMap();
+    this.keysSent = 0;
+    const pending = [...this.sent.values()].flat();
+    this.sent.clear();
+    for (const c of pending) c.resolve(verifyHere(c));
+  }
+}
+
+let shared: SignatureThread | null = null;
+
+/** True when `signature` over `signingInput` verifies under `key` (checked off the event loop). */
+export function verifyOffLoop(check: Omit<Check, 'resolve'>): Promise<boolean> {
+  shared ??= new SignatureThread();
+  return shared.verify(check);
+}
