@@ -64,8 +64,11 @@ export function verifyHere(c: Omit<Check, 'resolve'>): boolean {
 }
 
 const MAX_KEYS_HELD = 256;
+const RESTART_BACKOFF_MS = 1_000;
 
-class SignatureThread {
+const startWorker = (): Worker => new Worker(WORKER_SOURCE, { eval: true, name: 'leash-signature-checks' });
+
+export class SignatureThread {
   private worker: Worker | null = null;
   private queued: Check[] = [];
   private flushScheduled = false;
@@ -74,6 +77,11 @@ class SignatureThread {
   private keyIds = new WeakMap<KeyObject, number>();
   private nextKeyId = 1;
   private keysSent = 0;
+  /** After a lost worker, checks stay here until then: a worker that keeps dying is not restarted per batch. */
+  private restartAfter = 0;
+
+  /** `start` makes the worker; tests give one that fails to show checks still get answered. */
+  constructor(private readonly start: () => Worker = startWorker) {}
 
   verify(check: Omit<Check, 'resolve'>): Promise<boolean> {
     return new Promise((resolve) => {
@@ -119,8 +127,9 @@ class SignatureThread {
 
   private ensureWorker(): Worker | null {
     if (this.worker) return this.worker;
+    if (Date.now() < this.restartAfter) return null;
     try {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, name: 'leash-signature-checks' });
+      const worker = this.start();
       // Never the reason a process stays up (CLI runs, tests, shutdown).
       worker.unref();
       worker.on('message', (m: { batch: number; out: Uint8Array }) => {
@@ -134,6 +143,7 @@ class SignatureThread {
       this.worker = worker;
       return worker;
     } catch {
+      this.restartAfter = Date.now() + RESTART_BACKOFF_MS;
       return null;
     }
   }
@@ -142,6 +152,7 @@ class SignatureThread {
   private lost(worker: Worker): void {
     if (this.worker !== worker) return;
     this.worker = null;
+    this.restartAfter = Date.now() + RESTART_BACKOFF_MS;
     this.keyIds = new WeakMap();
     this.keysSent = 0;
     const pending = [...this.sent.values()].flat();

@@ -1,0 +1,81 @@
+import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { SignatureThread, type SignatureMode } from '../../src/proofs/signature-thread.ts';
+
+interface Alg {
+  name: string;
+  hash: string | null;
+  mode: SignatureMode;
+  pair: () => { privateKey: KeyObject; publicKey: KeyObject };
+  sign: (input: Buffer, key: KeyObject) => Buffer;
+}
+
+const ALGS: Alg[] = [
+  { name: 'ES256', hash: 'sha256', mode: 'p1363', pair: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }), sign: (d, k) => sign('sha256', d, { key: k, dsaEncoding: 'ieee-p1363' }) },
+  { name: 'ES384', hash: 'sha384', mode: 'p1363', pair: () => generateKeyPairSync('ec', { namedCurve: 'P-384' }), sign: (d, k) => sign('sha384', d, { key: k, dsaEncoding: 'ieee-p1363' }) },
+  { name: 'RS256', hash: 'sha256', mode: 'plain', pair: () => generateKeyPairSync('rsa', { modulusLength: 2048 }), sign: (d, k) => sign('sha256', d, k) },
+  { name: 'PS256', hash: 'sha256', mode: 'pss', pair: () => generateKeyPairSync('rsa', { modulusLength: 2048 }), sign: (d, k) => sign('sha256', d, { key: k, padding: 6, saltLength: 32 }) },
+  { name: 'EdDSA', hash: null, mode: 'plain', pair: () => generateKeyPairSync('ed25519'), sign: (d, k) => sign(null, d, k) },
+];
+
+const signingInput = (n: number): string =>
+  `${Buffer.from('{"alg":"x"}').toString('base64url')}.${Buffer.from(JSON.stringify({ sub: `job-${n}`, n })).toString('base64url')}`;
+
+function checksFor(alg: Alg, count: number) {
+  const { privateKey, publicKey } = alg.pair();
+  const other = alg.pair().publicKey;
+  return Array.from({ length: count }, (_, n) => {
+    const input = signingInput(n);
+    const signature = alg.sign(Buffer.from(input, 'latin1'), privateKey).toString('base64url');
+    // Every third check is an attack: another payload under the same signature, or another key.
+    const kind = n % 3 === 0 ? 'good' : n % 3 === 1 ? 'payload swapped' : 'other key';
+    return {
+      kind,
+      check: {
+        hash: alg.hash,
+        mode: alg.mode,
+        signingInput: kind === 'payload swapped' ? signingInput(n + 1) : input,
+        signature,
+        key: kind === 'other key' ? other : publicKey,
+      },
+    };
+  });
+}
+
+describe('SignatureThread: proof signatures checked on a worker thread', () => {
+  it.each(ALGS)('$name: a batch of good, swapped-payload and wrong-key signatures each gets its own answer', async (alg) => {
+    const thread = new SignatureThread();
+    const cases = checksFor(alg, 30);
+    const answers = await Promise.all(cases.map((c) => thread.verify(c.check)));
+    expect(answers).toEqual(cases.map((c) => c.kind === 'good'));
+  });
+
+  it('a signature in the wrong encoding or truncated is refused, not an error', async () => {
+    const thread = new SignatureThread();
+    const [good] = checksFor(ALGS[0]!, 1);
+    const der = { ...good!.check, mode: 'plain' as const };
+    const truncated = { ...good!.check, signature: good!.check.signature.slice(0, 40) };
+    const garbage = { ...good!.check, signature: '!!!' };
+    expect(await Promise.all([thread.verify(good!.check), thread.verify(der), thread.verify(truncated), thread.verify(garbage)])).toEqual([true, false, false, false]);
+  });
+
+  it('checks sent to a worker that dies are answered correctly on the event loop', async () => {
+    const dying = () => new Worker("require('node:worker_threads').parentPort.once('message', () => process.exit(3))", { eval: true });
+    const thread = new SignatureThread(dying);
+    const cases = checksFor(ALGS[0]!, 12);
+    const answers = await Promise.all(cases.map((c) => thread.verify(c.check)));
+    expect(answers).toEqual(cases.map((c) => c.kind === 'good'));
+    // The next batch, within the restart back-off, is answered here too.
+    const again = await Promise.all(cases.map((c) => thread.verify(c.check)));
+    expect(again).toEqual(answers);
+  });
+
+  it('when no worker can be started, checks are answered on the event loop', async () => {
+    const thread = new SignatureThread(() => {
+      throw new Error('no threads left');
+    });
+    const cases = checksFor(ALGS[4]!, 6);
+    expect(await Promise.all(cases.map((c) => thread.verify(c.check)))).toEqual(cases.map((c) => c.kind === 'good'));
+  });
+});
