@@ -122,6 +122,8 @@ export class SignatureThread {
       return [c.hash, c.signingInput, c.signature, c.mode, id] as const;
     });
     this.sent.set(batch, checks);
+    // Held while checks are out, so a short-lived process waits for its answers.
+    worker.ref();
     worker.postMessage({ batch, reset, keys, checks: wire });
   }
 
@@ -130,12 +132,13 @@ export class SignatureThread {
     if (Date.now() < this.restartAfter) return null;
     try {
       const worker = this.start();
-      // Never the reason a process stays up (CLI runs, tests, shutdown).
+      // An idle worker is never the reason a process stays up (tests, shutdown).
       worker.unref();
       worker.on('message', (m: { batch: number; out: Uint8Array }) => {
         const checks = this.sent.get(m.batch);
         if (!checks) return;
         this.sent.delete(m.batch);
+        if (this.sent.size === 0) worker.unref();
         checks.forEach((c, i) => c.resolve(m.out[i] === 1));
       });
       worker.on('error', () => this.lost(worker));

@@ -1,4 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SignatureThread, type SignatureMode } from '../../src/proofs/signature-thread.ts';
@@ -77,5 +82,27 @@ describe('SignatureThread: proof signatures checked on a worker thread', () => {
     });
     const cases = checksFor(ALGS[4]!, 6);
     expect(await Promise.all(cases.map((c) => thread.verify(c.check)))).toEqual(cases.map((c) => c.kind === 'good'));
+  });
+
+  it('a short-lived process waits for its answer, then exits (the worker is held only while checks are out)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leash-sigthread-'));
+    const script = join(dir, 'check.mts');
+    const module = fileURLToPath(new URL('../../src/proofs/signature-thread.ts', import.meta.url));
+    writeFileSync(
+      script,
+      `import { generateKeyPairSync, sign } from 'node:crypto';
+import { verifyOffLoop } from ${JSON.stringify(module)};
+const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const signature = sign('sha256', Buffer.from('a.b'), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+const check = () => verifyOffLoop({ hash: 'sha256', signingInput: 'a.b', signature, mode: 'p1363', key: publicKey });
+// The first answer leaves the worker idle (and unref'd); the next checks must hold the process again.
+await check();
+const answers = await Promise.all(Array.from({ length: 50 }, check));
+console.log('answered', answers.every(Boolean));
+`,
+    );
+    const run = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(run.status).toBe(0);
+    expect(run.stdout.trim()).toBe('answered true');
   });
 });
