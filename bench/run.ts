@@ -6,7 +6,7 @@
  *   BENCH_ONLY          comma list of sections: hono, oidc, baselines (= hono,oidc), exchange,
  *                       scaleout, certs, expiry, memory, bulk. Default: all.
  *   BENCH_PROFILE       1: always CPU-profile the exchange, and the certificate exchange; 0: never.
- *                       Default: the JWT exchange only, when its req/s is below oidc-provider's in this run.
+ *                       Default: the JWT exchange only (last round), when its req/s is below oidc-provider's median.
  *   BENCH_DURATION_S    measured window of each load run (10); BENCH_WARMUP_S (2); BENCH_CONCURRENCY (64)
  *   BENCH_ROUNDS        rounds of oidc-provider then the Leash exchange, alternated (3). The verdict takes the
  *                       median of the per-round ratios, so a slow minute of this shared machine moves one
