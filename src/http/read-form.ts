@@ -13,10 +13,6 @@ export async function readForm(c: Context): Promise<URLSearchParams> {
     throw new LeashError('invalid_request', 'the body must be application/x-www-form-urlencoded');
   }
   const text = await readBody(c, c.get('deps').config.maxBodyBytes);
-  try {
-    // As URLSearchParams, never throws on odd input: a bad escape stays as sent, bad UTF-8 becomes U+FFFD.
-    return parseForm(text);
-  } catch {
-    throw new LeashError('invalid_request', 'the form body could not be parsed');
-  }
+  // As URLSearchParams, never throws on odd input: a bad escape stays as sent, bad UTF-8 becomes U+FFFD.
+  return parseForm(text);
 }

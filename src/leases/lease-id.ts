@@ -20,6 +20,10 @@ export function shardOfString(value: string): number {
   return fnv1a(value) % SHARD_COUNT;
 }
 
+// One call into the CSPRNG per 256 ids instead of one per id (as node:crypto's randomUUID does).
+const ID_POOL = Buffer.alloc(16 * 256);
+let poolOffset = ID_POOL.length;
+
 /**
  * A new lease id: base64url of 16 random bytes whose low 4 bits of byte 0 carry the shard, so the
  * lease can be found from its id alone. 124 bits of entropy remain.
@@ -34,10 +38,6 @@ export function newLeaseId(rule: string, subject: string): string {
   bytes[0] = (bytes[0]! & 0xf0) | shardOf(rule, subject);
   return bytes.toString('base64url');
 }
-
-// One call into the CSPRNG per 256 ids instead of one per id (as node:crypto's randomUUID does).
-const ID_POOL = Buffer.alloc(16 * 256);
-let poolOffset = ID_POOL.length;
 
 /** Whether `id` has the shape of a lease id (anything else is unknown, never an error). */
 export const isLeaseId = (id: string): boolean => LEASE_ID.test(id);

@@ -31,7 +31,14 @@ interface Entry {
   inflight: Promise<JWK[]> | null;
 }
 
-const fingerprint = (i: TrustedIssuer): string => JSON.stringify([i.issuer, i.jwks_uri ?? null]);
+const fingerprints = new WeakMap<TrustedIssuer, string>();
+
+/** Computed once per loaded issuer entry: keysFor runs on every exchange. */
+function fingerprint(i: TrustedIssuer): string {
+  let fp = fingerprints.get(i);
+  if (fp === undefined) fingerprints.set(i, (fp = JSON.stringify([i.issuer, i.jwks_uri ?? null])));
+  return fp;
+}
 
 /**
  * Per-issuer JWKS cache. Keys are fetched when first needed, refreshed in the background when

@@ -20,26 +20,31 @@ interface Check {
   signature: string;
   mode: SignatureMode;
   key: KeyObject;
-  resolve: (ok: boolean) => void;
 }
 
-// Plain CommonJS run with `eval`, so the worker needs no TypeScript loader (tsx, vitest).
+type Queued = Check & { resolve: (ok: boolean) => void };
+
+/** The verify options of each mode besides the key: plain data, so they cross to the worker as they are. */
+const MODE_OPTIONS: Record<SignatureMode, { dsaEncoding?: 'ieee-p1363'; padding?: number; saltLength?: number }> = {
+  plain: {},
+  p1363: { dsaEncoding: 'ieee-p1363' },
+  pss: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
+};
+
+// Plain CommonJS run with `eval`, so the worker needs no TypeScript loader (tsx, vitest). A check
+// that throws (a malformed signature, a key of the wrong type) is a signature that does not verify.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
-const { constants, verify } = require('node:crypto');
+const { verify } = require('node:crypto');
 const keys = new Map();
 parentPort.on('message', (m) => {
   if (m.reset) keys.clear();
   for (const [id, key] of m.keys) keys.set(id, key);
   const out = new Uint8Array(m.checks.length);
   for (let i = 0; i < m.checks.length; i++) {
-    const [hash, input, sig, mode, keyId] = m.checks[i];
-    const key = keys.get(keyId);
-    const opts = mode === 'p1363' ? { key, dsaEncoding: 'ieee-p1363' }
-      : mode === 'pss' ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
-      : key;
+    const [hash, input, sig, options, keyId] = m.checks[i];
     try {
-      out[i] = verify(hash, Buffer.from(input, 'latin1'), opts, Buffer.from(sig, 'base64url')) ? 1 : 0;
+      out[i] = verify(hash, Buffer.from(input, 'latin1'), { ...options, key: keys.get(keyId) }, Buffer.from(sig, 'base64url')) ? 1 : 0;
     } catch {
       out[i] = 0;
     }
@@ -48,16 +53,10 @@ parentPort.on('message', (m) => {
 });
 `;
 
-/** The check itself, the same on either thread. */
-export function verifyHere(c: Omit<Check, 'resolve'>): boolean {
-  const opts =
-    c.mode === 'p1363'
-      ? { key: c.key, dsaEncoding: 'ieee-p1363' as const }
-      : c.mode === 'pss'
-        ? { key: c.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
-        : c.key;
+/** The same check on the event loop (no worker, or a lost one). */
+function verifyHere(c: Check): boolean {
   try {
-    return cryptoVerify(c.hash, Buffer.from(c.signingInput, 'latin1'), opts, Buffer.from(c.signature, 'base64url'));
+    return cryptoVerify(c.hash, Buffer.from(c.signingInput, 'latin1'), { ...MODE_OPTIONS[c.mode], key: c.key }, Buffer.from(c.signature, 'base64url'));
   } catch {
     return false;
   }
@@ -70,9 +69,9 @@ const startWorker = (): Worker => new Worker(WORKER_SOURCE, { eval: true, name: 
 
 export class SignatureThread {
   private worker: Worker | null = null;
-  private queued: Check[] = [];
+  private queued: Queued[] = [];
   private flushScheduled = false;
-  private readonly sent = new Map<number, Check[]>();
+  private readonly sent = new Map<number, Queued[]>();
   private nextBatch = 1;
   private keyIds = new WeakMap<KeyObject, number>();
   private nextKeyId = 1;
@@ -83,7 +82,7 @@ export class SignatureThread {
   /** `start` makes the worker; tests give one that fails to show checks still get answered. */
   constructor(private readonly start: () => Worker = startWorker) {}
 
-  verify(check: Omit<Check, 'resolve'>): Promise<boolean> {
+  verify(check: Check): Promise<boolean> {
     return new Promise((resolve) => {
       this.queued.push({ ...check, resolve });
       if (!this.flushScheduled) {
@@ -119,7 +118,7 @@ export class SignatureThread {
         keys.push([id, c.key]);
         this.keysSent++;
       }
-      return [c.hash, c.signingInput, c.signature, c.mode, id] as const;
+      return [c.hash, c.signingInput, c.signature, MODE_OPTIONS[c.mode], id] as const;
     });
     this.sent.set(batch, checks);
     // Held while checks are out, so a short-lived process waits for its answers.
@@ -167,7 +166,7 @@ export class SignatureThread {
 let shared: SignatureThread | null = null;
 
 /** True when `signature` over `signingInput` verifies under `key` (checked off the event loop). */
-export function verifyOffLoop(check: Omit<Check, 'resolve'>): Promise<boolean> {
+export function verifyOffLoop(check: Check): Promise<boolean> {
   shared ??= new SignatureThread();
   return shared.verify(check);
 }
