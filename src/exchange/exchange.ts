@@ -92,7 +92,10 @@ function mint(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed,
   try {
     return req.kind === 'x509' ? mintCertificate(deps, lease, decision, csr!) : mintAccessToken(deps, req, lease, decision, proof);
   } catch (err) {
-    void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'internal' }).catch(() => undefined);
+    void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'internal' }).catch((revokeErr) =>
+      // The lease then runs to its expiry with no credential behind it: an operator should know.
+      deps.log.error({ err: revokeErr, lease_id: lease.id }, 'could not revoke the lease of a failed mint'),
+    );
     throw new LeashError('server_error', 'the credential could not be minted', { status: 500, cause: err, detail: `lease ${lease.id}: ${String(err)}` });
   }
 }

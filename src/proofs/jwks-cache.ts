@@ -12,6 +12,12 @@ export interface JwksCacheOptions {
   /** Older than this, the next request starts a background refresh; the old keys keep serving. */
   maxAgeMs: number;
   /**
+   * Older than this, cached keys no longer serve: a refetch must succeed first (503 until it does).
+   * Without a bound, an issuer outage, or someone blocking the fetch, would keep a key the issuer
+   * has withdrawn (say, after a compromise) verifying proofs for ever.
+   */
+  maxStaleMs: number;
+  /**
    * With nothing cached, how long a failed fetch answers for every request. Short, so a recovered
    * issuer is usable almost at once, but long enough that a flood of requests during an outage
    * does not turn into a flood of fetches at the issuer.
@@ -62,16 +68,17 @@ export class JwksCache {
     }
   }
 
-  /** The issuer's keys; throws 503 `temporarily_unavailable` only when none could ever be had. */
+  /** The issuer's keys; throws 503 `temporarily_unavailable` when none fresh enough can be had. */
   async keysFor(issuer: TrustedIssuer): Promise<JWK[]> {
     const e = this.entry(issuer);
     const now = this.opts.now();
-    if (e.keys) {
+    if (e.keys && now - e.fetchedAt < this.opts.maxStaleMs) {
       if (now - e.fetchedAt >= this.opts.maxAgeMs && this.mayRefresh(e, now)) {
         void this.refresh(issuer, e).catch(() => undefined);
       }
       return e.keys;
     }
+    // No keys, or keys too old to trust: a fetch must succeed (throttled like a cold start).
     if (!e.inflight && now - e.lastAttemptAt < this.coldRetryMs) {
       throw keysUnavailable(issuer.name, `recent fetch failed: ${e.lastError ?? 'unknown error'}`);
     }

@@ -20,6 +20,8 @@ export interface ProofVerifierOptions {
   jwksMinRefreshIntervalMs?: number;
   /** Older keys are refreshed in the background; stale keys keep serving if that fails. Default 10 min. */
   jwksMaxAgeMs?: number;
+  /** Keys not refetched for this long stop serving until a fetch succeeds (503 meanwhile). Default 1 h. */
+  jwksMaxStaleMs?: number;
   httpTimeoutMs?: number;
   maxTokenBytes?: number;
   onJwksFetch?: (issuerName: string, ok: boolean) => void;
@@ -78,6 +80,7 @@ export class ProofVerifier {
       now: this.now,
       minRefreshIntervalMs: opts.jwksMinRefreshIntervalMs ?? 30_000,
       maxAgeMs: opts.jwksMaxAgeMs ?? 600_000,
+      maxStaleMs: opts.jwksMaxStaleMs ?? 3_600_000,
       ...(opts.onJwksFetch ? { onFetch: opts.onJwksFetch } : {}),
     });
   }

@@ -116,6 +116,22 @@ describe('JWKS caching', () => {
     expect(fi.discoveryCount()).toBe(3);
   });
 
+  it('keys not refetched for jwksMaxStaleMs stop verifying (503) until the issuer answers again', async () => {
+    const fi = await issuer();
+    const { verifier, mint, advance } = setup(fi, { jwksMaxStaleMs: 3_600_000 });
+    await verifier.verify(await mint());
+    fi.setDown(true);
+    advance(3_599_000); // stale but within the bound: still served while refreshes fail
+    expect((await verifier.verify(await mint())).subject).toBe('workload');
+    advance(2_000); // past the bound: a withdrawn key must not verify for ever
+    const token = await mint();
+    await unavailable(verifier.verify(token));
+    await unavailable(verifier.verify(token)); // throttled like a cold start
+    fi.setDown(false);
+    advance(1_001);
+    expect((await verifier.verify(token)).subject).toBe('workload');
+  });
+
   it('refreshes in the background when older than jwksMaxAgeMs, serving cached keys meanwhile', async () => {
     const fi = await issuer();
     const { verifier, mint, advance } = setup(fi, { jwksMaxAgeMs: 60_000 });
