@@ -190,4 +190,3 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   return deps;
 }
 
-export type { Deps };

@@ -82,4 +82,3 @@ export class StoreUnavailableError extends LeashError {
   }
 }
 
-export const isLeashError = (e: unknown): e is LeashError => e instanceof LeashError;

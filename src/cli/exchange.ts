@@ -8,13 +8,15 @@ import { CliError, EXIT, createClient, usageError } from './client.ts';
 import { collect, durationFlag, globalsOf } from './globals.ts';
 import { note, printJson, printLine } from './output.ts';
 import { PROOF_SOURCES, obtainProof } from './proof-source.ts';
+import {
+  GRANT_TYPE_TOKEN_EXCHANGE,
+  TASK_ID_PATTERN,
+  TOKEN_TYPE_ID_TOKEN,
+  TOKEN_TYPE_JWT,
+  TOKEN_TYPE_X509,
+} from '../exchange/request.ts';
 
-const GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const SUBJECT_TOKEN_TYPES = {
-  id_token: 'urn:ietf:params:oauth:token-type:id_token',
-  jwt: 'urn:ietf:params:oauth:token-type:jwt',
-} as const;
-const X509_TOKEN_TYPE = 'urn:leash:params:oauth:token-type:x509-certificate';
+const SUBJECT_TOKEN_TYPES = { id_token: TOKEN_TYPE_ID_TOKEN, jwt: TOKEN_TYPE_JWT } as const;
 
 interface ExchangeFlags {
   proof?: string;
@@ -93,10 +95,10 @@ async function runExchange(flags: ExchangeFlags, cmd: Command): Promise<void> {
     return;
   }
   const { privateKeyPem, csrPem } = await cert.createKeyAndCsr(keyType);
-  form.set('requested_token_type', X509_TOKEN_TYPE);
+  form.set('requested_token_type', TOKEN_TYPE_X509);
   form.set('csr', csrPem);
   const res = await client.request<TokenResponse>('POST', '/token', { form, auth: false });
-  if (res.issued_token_type !== X509_TOKEN_TYPE) throw new CliError('the broker did not answer with a certificate', EXIT.UNAVAILABLE);
+  if (res.issued_token_type !== TOKEN_TYPE_X509) throw new CliError('the broker did not answer with a certificate', EXIT.UNAVAILABLE);
   const files = cert.writeCertFiles(flags.cert!, privateKeyPem, res.access_token, res.certificate_chain ?? []);
   if (g.json) printJson({ ...res, files });
   else {
@@ -107,13 +109,13 @@ async function runExchange(flags: ExchangeFlags, cmd: Command): Promise<void> {
 
 /** The request fields that do not depend on the proof. */
 function baseForm(flags: ExchangeFlags): URLSearchParams {
-  const form = new URLSearchParams({ grant_type: GRANT_TYPE });
+  const form = new URLSearchParams({ grant_type: GRANT_TYPE_TOKEN_EXCHANGE });
   const scopes = (flags.scope ?? []).flatMap((s) => s.split(/\s+/)).filter((s) => s !== '');
   if (scopes.length > 0) form.set('scope', [...new Set(scopes)].join(' '));
   for (const aud of flags.audience ?? []) form.append('audience', aud);
   if (flags.ttl !== undefined) form.set('ttl', String(durationFlag('--ttl', flags.ttl)));
   if (flags.taskId !== undefined) {
-    if (!/^[A-Za-z0-9._:@/-]{1,128}$/.test(flags.taskId)) throw usageError('--task-id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -');
+    if (!TASK_ID_PATTERN.test(flags.taskId)) throw usageError('--task-id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -');
     form.set('task_id', flags.taskId);
   }
   return form;

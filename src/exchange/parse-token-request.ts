@@ -3,6 +3,8 @@ import {
   GRANT_TYPE_TOKEN_EXCHANGE,
   REQUESTABLE_TOKEN_TYPES,
   SUBJECT_TOKEN_TYPES,
+  TASK_ID_PATTERN,
+  TASK_ID_RULE,
   TOKEN_TYPE_ACCESS_TOKEN,
   TOKEN_TYPE_X509,
   type ExchangeRequest,
@@ -18,7 +20,6 @@ const KNOWN = new Set([
 ]);
 // RFC 6749 appendix A.4: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-const TASK_ID = /^[A-Za-z0-9._:@/-]{1,128}$/;
 const MAX_AUDIENCES = 16;
 
 const bad = (description: string): LeashError => new LeashError('invalid_request', description);
@@ -103,6 +104,6 @@ function parseTtl(raw: string | undefined): number | undefined {
 
 function parseTaskId(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
-  if (!TASK_ID.test(raw)) throw bad('task_id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -');
+  if (!TASK_ID_PATTERN.test(raw)) throw bad(TASK_ID_RULE);
   return raw;
 }

@@ -10,6 +10,10 @@ export const TOKEN_TYPE_X509 = 'urn:leash:params:oauth:token-type:x509-certifica
 export const SUBJECT_TOKEN_TYPES = [TOKEN_TYPE_JWT, TOKEN_TYPE_ID_TOKEN] as const;
 export const REQUESTABLE_TOKEN_TYPES = [TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT, TOKEN_TYPE_X509] as const;
 
+/** What a `task_id` may be, wherever one is taken (token request, task completion, CLI). */
+export const TASK_ID_PATTERN = /^[A-Za-z0-9._:@/-]{1,128}$/;
+export const TASK_ID_RULE = 'task_id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -';
+
 /** A token-exchange request after form parsing and syntax checks, before any trust decision. */
 export interface ExchangeRequest {
   subjectToken: string;

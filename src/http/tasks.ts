@@ -2,10 +2,10 @@ import { Hono } from 'hono';
 import { audiencesOf } from '../mint/jwt/verify-own.ts';
 import { auditRequest } from './audit-request.ts';
 import { LeashError } from '../errors.ts';
+import { TASK_ID_PATTERN, TASK_ID_RULE } from '../exchange/request.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
 import { bearerOf, hasScope, resolveCaller } from './authenticate.ts';
 
-const TASK_ID = /^[A-Za-z0-9._:@/-]{1,128}$/;
 
 /**
  * POST /v1/tasks/{task_id}/complete ends every lease of the task. Any live token of that task
@@ -16,7 +16,7 @@ export function taskRoutes(): Hono {
   app.post('/v1/tasks/:task_id{.+}/complete', async (c) => {
     const deps = c.get('deps');
     const taskId = c.req.param('task_id');
-    if (!TASK_ID.test(taskId)) throw new LeashError('bad_request', 'task_id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -');
+    if (!TASK_ID_PATTERN.test(taskId)) throw new LeashError('bad_request', TASK_ID_RULE);
     const token = bearerOf(c);
     if (!token) throw new LeashError('invalid_token', 'a live token of this task, or an operator token, is required', { status: 401 });
     const caller = await resolveCaller(deps, token, {});

@@ -28,7 +28,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     revocations: new Counter({
       name: 'leash_revocations_total',
-      help: 'Revocations requested, by path (holder, task, operator, bulk, break_glass)',
+      help: 'Revocations requested, by path (holder, task, operator, bulk, internal)',
       labelNames: ['path'] as const,
       registers: [registry],
     }),

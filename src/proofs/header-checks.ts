@@ -1,10 +1,9 @@
+import { ALGORITHMS } from '../policy/schema.ts';
 import type { TrustedIssuer } from '../policy/types.ts';
 import { ProofError } from './proof-error.ts';
 
-/** Every asymmetric JWS algorithm Leash verifies. Symmetric (HS*) and `none` are never accepted. */
-export const DEFAULT_ALGORITHMS: readonly string[] = Object.freeze([
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
-]);
+/** Every asymmetric JWS algorithm Leash verifies (the policy schema's list). HS* and `none` are never accepted. */
+export const DEFAULT_ALGORITHMS: readonly string[] = ALGORITHMS;
 
 /**
  * The algorithms accepted for this issuer. A policy listing HS256 or none cannot switch them on:

@@ -7,8 +7,6 @@ export interface EndingDeps {
   metrics: Metrics;
   log: Logger;
   now(): number;
-  /** Per-kind effects after an ending (e.g. certificates: CRL cache invalidation). */
-  onEnded?: (ending: Ending) => Promise<void> | void;
 }
 
 export const SWEEP_BATCH = 2_000;
@@ -25,7 +23,7 @@ function record(deps: EndingDeps, endings: Ending[]): void {
 
 /** Labels stay low-cardinality: free-text operator reasons are folded into "operator". */
 function reasonLabel(reason: string | null): string {
-  if (reason === 'task completed' || reason === 'revoked by holder' || reason === 'break-glass expired') return reason.replaceAll(' ', '_');
+  if (reason === 'task completed' || reason === 'revoked by holder') return reason.replaceAll(' ', '_');
   return 'operator';
 }
 
@@ -39,7 +37,6 @@ export async function finalizeRevoked(deps: EndingDeps, ids: string[]): Promise<
     for (const e of done) if (e) endings.push(e);
   }
   record(deps, endings);
-  for (const e of endings) await deps.onEnded?.(e);
   return endings;
 }
 
@@ -49,7 +46,6 @@ export async function sweepOnce(deps: EndingDeps): Promise<number> {
   for (;;) {
     const endings = await deps.store.sweep(deps.now(), { limit: SWEEP_BATCH, pendingGraceMs: PENDING_GRACE_MS });
     record(deps, endings);
-    for (const e of endings) await deps.onEnded?.(e);
     total += endings.length;
     if (endings.length < SWEEP_BATCH) break;
   }

@@ -3,7 +3,7 @@ import type { Lease } from '../leases/lease.ts';
 import type { LeaseSelector, RevokeInput } from '../leases/store.ts';
 
 /** `internal`: Leash ended a lease itself (e.g. its credential could not be minted). */
-export type RevocationPath = 'holder' | 'task' | 'operator' | 'bulk' | 'break_glass' | 'internal';
+export type RevocationPath = 'holder' | 'task' | 'operator' | 'bulk' | 'internal';
 
 interface RevokeBy {
   reason: string;

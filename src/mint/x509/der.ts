@@ -55,12 +55,9 @@ export function tlvOf(tag: number, parts: readonly Buffer[]): Buffer {
 
 export const sequence = (...parts: Buffer[]): Buffer => tlvOf(TAG.SEQUENCE, parts);
 export const sequenceOf = (parts: readonly Buffer[]): Buffer => tlvOf(TAG.SEQUENCE, parts);
-export const set = (...parts: Buffer[]): Buffer => tlv(TAG.SET, ...parts);
 export const octetString = (value: Buffer): Buffer => tlv(TAG.OCTET_STRING, value);
 export const nullValue = (): Buffer => Buffer.from([TAG.NULL, 0x00]);
 export const booleanValue = (value: boolean): Buffer => Buffer.from([TAG.BOOLEAN, 0x01, value ? 0xff : 0x00]);
-export const ia5String = (value: string): Buffer => tlv(TAG.IA5_STRING, asciiBytes(value));
-export const utf8String = (value: string): Buffer => tlv(TAG.UTF8_STRING, Buffer.from(value, 'utf8'));
 
 /** Context-specific constructed tag: `[n] EXPLICIT`, or `[n] IMPLICIT` over a constructed type. */
 export const contextConstructed = (n: number, ...parts: Buffer[]): Buffer => tlv(0xa0 | n, ...parts);
@@ -151,13 +148,6 @@ export function extension(extnId: string, critical: boolean, value: Buffer): Buf
   return critical
     ? sequence(oid(extnId), booleanValue(true), octetString(value))
     : sequence(oid(extnId), octetString(value));
-}
-
-function asciiBytes(value: string): Buffer {
-  for (let i = 0; i < value.length; i++) {
-    if (value.charCodeAt(i) > 0x7e) throw new RangeError('IA5String must be ASCII');
-  }
-  return Buffer.from(value, 'latin1');
 }
 
 export function toPem(label: string, der: Buffer): string {
