@@ -5,7 +5,7 @@ export function devBanner(config: Config, operatorToken: string | undefined): st
   const u = config.issuer;
   const lines = [
     '',
-    '  Leash dev mode: memory lease store, dev keys in ' + config.keysDir + ', policy ' + config.policyPath,
+    `  Leash dev mode: ${config.redisUrl ? 'Redis' : 'memory'} lease store, dev keys in ` + config.keysDir + ', policy ' + config.policyPath,
     '  Not for production: set REDIS_URL (and keys/) for the real thing.',
     '',
     '  Try the whole flow:',
@@ -27,7 +27,7 @@ export function devBanner(config: Config, operatorToken: string | undefined): st
   ];
   if (operatorToken) {
     lines.push(
-      '  Dev operator token (1 hour, scopes leash:admin):',
+      '  Dev operator token (1 hour, every scope the policy grants to sub operator:dev):',
       `  export LEASH_URL=${u} LEASH_TOKEN=${operatorToken}`,
       `  curl -s ${u}/v1/leases -H "authorization: Bearer $LEASH_TOKEN"`,
       '',
