@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { serve, type ServerType } from '@hono/node-server';
+import type { Hono } from 'hono';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { connectRedis, createDeps } from './create-deps.ts';
@@ -16,22 +17,18 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-async function startHttp(deps: Deps, config: Config, devIssuer: DevIssuer | undefined): Promise<ServerType> {
-  const app = createApp(deps, devIssuer ? { devIssuer } : {});
+function listen(app: Hono, port: number, config: Config): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions: httpServerOptions(config) }, () => resolve(server));
+    const server = serve({ fetch: app.fetch, port, hostname: config.host, serverOptions: httpServerOptions(config) }, () => resolve(server));
     server.once('error', reject);
   });
 }
 
+const startHttp = (deps: Deps, config: Config, devIssuer: DevIssuer | undefined): Promise<ServerType> =>
+  listen(createApp(deps, devIssuer ? { devIssuer } : {}), config.port, config);
+
 /** /metrics and health only: a worker serves no API, but its endings and lag must be scraped. */
-async function startOpsHttp(deps: Deps, config: Config): Promise<ServerType> {
-  const app = createOpsApp(deps);
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port: config.metricsPort!, hostname: config.host, serverOptions: httpServerOptions(config) }, () => resolve(server));
-    server.once('error', reject);
-  });
-}
+const startOpsHttp = (deps: Deps, config: Config): Promise<ServerType> => listen(createOpsApp(deps), config.metricsPort!, config);
 
 async function main(): Promise<void> {
   let config: Config;

@@ -10,16 +10,15 @@ import type { AuditEvent, AuditLog } from '../audit/events.ts';
 import type { Lease } from '../leases/lease.ts';
 import type { LeaseStore } from '../leases/store.ts';
 import { newLeaseId } from '../leases/lease-id.ts';
-import { KeyLoadError, createKeyStore, type SigningKey } from '../mint/jwt/keystore.ts';
 import { signJwt } from '../mint/jwt/sign.ts';
 import { formatDuration } from '../util/duration.ts';
 import { CliError, EXIT, usageError } from './client.ts';
 import { confirmOrRefuse, durationFlag, globalsOf } from './globals.ts';
 import { clean, printJson, printLine } from './output.ts';
+import { BREAK_GLASS_MAX_TTL, openKeys } from './keys.ts';
 
 const NAME = 'break-glass';
 const ADMIN_SCOPE = 'leash:admin';
-const MAX_TTL = 3600;
 
 interface BreakGlassFlags {
   keysDir: string;
@@ -54,12 +53,12 @@ async function breakGlass(flags: BreakGlassFlags, cmd: Command): Promise<void> {
   if (!reason) throw usageError('--reason is required: say why the normal operator path cannot be used');
   if (reason.length > 512) throw usageError('--reason must be at most 512 characters');
   const ttl = durationFlag('--ttl', flags.ttl);
-  if (ttl > MAX_TTL) throw usageError(`--ttl must be at most 1h (asked for ${formatDuration(ttl)})`);
+  if (ttl > BREAK_GLASS_MAX_TTL) throw usageError(`--ttl must be at most 1h (asked for ${formatDuration(ttl)})`);
   if (!flags.redisUrl) throw usageError('--redis-url (or REDIS_URL) is required: the token must be recorded as a lease before it exists');
   const issuer = flags.issuer.replace(/\/+$/, '');
   if (!URL.canParse(issuer)) throw usageError('--issuer must be the broker\'s LEASH_ISSUER URL');
   const operator = flags.subject?.trim() || `${process.env.USER || userInfo().username}@${hostname()}`;
-  const key = activeKey(flags);
+  const key = openKeys({ dir: flags.keysDir, ...(flags.signingKid ? { signingKid: flags.signingKid } : {}) }).active;
 
   await confirmOrRefuse(`Mint a ${formatDuration(ttl)} leash:admin token for ${operator}?`, flags.yes === true);
 
@@ -84,15 +83,6 @@ async function breakGlass(flags: BreakGlassFlags, cmd: Command): Promise<void> {
     else printLine(token);
   } finally {
     await close();
-  }
-}
-
-function activeKey(flags: BreakGlassFlags): SigningKey {
-  try {
-    return createKeyStore(flags.keysDir, flags.signingKid ? { activeKid: flags.signingKid } : {}).active();
-  } catch (err) {
-    if (err instanceof KeyLoadError) throw usageError(err.message);
-    throw err;
   }
 }
 

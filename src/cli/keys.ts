@@ -16,7 +16,7 @@ import { formatSeconds, note, printJson, printLine, printTable } from './output.
 import { loadPolicyFile } from './policy.ts';
 
 /** Break-glass tokens live up to an hour whatever the policy says. */
-const BREAK_GLASS_MAX_TTL = 3600;
+export const BREAK_GLASS_MAX_TTL = 3600;
 
 interface KeyDirFlags {
   dir: string;
@@ -75,7 +75,7 @@ export function registerKeys(program: Command): void {
 }
 
 /** The keys and the active one, decided exactly as the broker's key store decides. */
-function openKeys(flags: KeyDirFlags): { all: SigningKey[]; active: SigningKey } {
+export function openKeys(flags: KeyDirFlags): { all: SigningKey[]; active: SigningKey } {
   try {
     const store = createKeyStore(flags.dir, flags.signingKid ? { activeKid: flags.signingKid } : {});
     const all = store.all().sort((a, b) => a.createdMs - b.createdMs || a.kid.localeCompare(b.kid));

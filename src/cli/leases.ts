@@ -4,14 +4,10 @@
  */
 import { Option, type Command } from 'commander';
 import type { Lease } from '../leases/lease.ts';
+import type { LeasePage } from '../leases/store.ts';
 import { CliError, usageError, type BrokerClient } from './client.ts';
 import { clientFor, confirmOrRefuse, globalsOf, isInteractive } from './globals.ts';
 import { clean, formatRelative, formatTime, note, printJson, printLine, printTable } from './output.ts';
-
-interface LeasePage {
-  leases: Lease[];
-  next_cursor: string | null;
-}
 
 interface ListFlags {
   subject?: string;

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { explain } from '../policy/decide.ts';
-import { PolicyError, parsePolicy } from '../policy/load.ts';
+import { PolicyError, fillLeashIssuer, parsePolicy } from '../policy/load.ts';
 import type { Decision, GrantRequest, Policy } from '../policy/types.ts';
 import { formatDuration } from '../util/duration.ts';
 import { CliError, EXIT, usageError } from './client.ts';
@@ -74,7 +74,7 @@ export function loadPolicyFile(file: string, leashIssuer: string): Policy {
     throw usageError(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
   try {
-    return parsePolicy(text.replaceAll('${LEASH_ISSUER}', leashIssuer.replace(/\/+$/, '')), file);
+    return parsePolicy(fillLeashIssuer(text, leashIssuer), file);
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
     throw new CliError(err.issues.map((issue) => `${file}: ${issue}`).join('\n'), EXIT.POLICY, err.code);

@@ -2,13 +2,13 @@ import { Hono, type Context } from 'hono';
 import { auditRequest } from '../http/audit-request.ts';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { readForm } from '../http/read-form.ts';
+import { isLeaseId } from '../leases/lease-id.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
 import { PAGE_HEADERS, type Html } from './layout.ts';
 import { gatherOverview } from './overview.ts';
 import { canReadAudit, canRevoke, csrfTokenOf, endSession, isCsrfValid, isSameOriginPost, readSession, startSession, verifyOperator, type Session } from './session.ts';
 import { renderDashboard, renderLogin, renderMessage, type Notice } from './views.ts';
 
-const LEASE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MAX_REASON = 512;
 
 const respond = (c: Context, body: Html, status: number): Response | Promise<Response> =>
@@ -72,7 +72,7 @@ export function dashboardRoutes(): Hono {
     if (!canRevoke(session)) return respond(c, renderMessage('Not allowed', { kind: 'bad', text: 'Revoking needs leash:leases:revoke (or leash:admin).' }), 403);
     const deps = c.get('deps');
     const id = c.req.param('id');
-    const existing = LEASE_ID.test(id) ? await deps.store.get(id) : null;
+    const existing = isLeaseId(id) ? await deps.store.get(id) : null;
     if (!existing) return respond(c, renderMessage('No such lease', { kind: 'bad', text: 'No lease with this id (it may have passed its retention).' }), 404);
     const reason = (form.get('reason') ?? '').trim().slice(0, MAX_REASON) || 'revoked by operator (dashboard)';
     const actor = session.caller.claims.sub;
@@ -104,7 +104,7 @@ async function requireSession(c: Context): Promise<Response | { session: Session
 /** Confirms a revocation after the redirect, only for a lease that really is no longer active. */
 async function revokedNotice(c: Context): Promise<Notice> {
   const id = c.req.query('revoked');
-  if (!id || !LEASE_ID.test(id)) return null;
+  if (!id || !isLeaseId(id)) return null;
   const lease = await c.get('deps').store.get(id);
   return lease && lease.status !== 'active' ? { kind: 'ok', text: `Lease ${id} revoked.` } : null;
 }

@@ -50,8 +50,9 @@ export function leaseRoutes(): Hono {
     const body = validate(BulkRevokeBody, await readJson(c), 'body');
     const { reason, ...selector } = body;
     const actor = c.get('caller').claims.sub;
-    const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: reason ?? 'bulk revocation by operator', by: actor, path: 'bulk', requestId: c.get('requestId') });
-    await auditRequest(c, { type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: reason ?? 'bulk revocation by operator', count: ids.length });
+    const why = reason ?? 'bulk revocation by operator';
+    const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: why, by: actor, path: 'bulk', requestId: c.get('requestId') });
+    await auditRequest(c, { type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: why, count: ids.length });
     return c.json({ revoked: ids.length });
   });
 

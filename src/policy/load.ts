@@ -72,6 +72,11 @@ export function parsePolicy(text: string, source: string): Policy {
   return deepFreeze(result.data);
 }
 
+/** `${LEASH_ISSUER}` in a policy file stands for the broker's issuer URL (without a trailing slash). */
+export function fillLeashIssuer(text: string, leashIssuer: string): string {
+  return text.replaceAll('${LEASH_ISSUER}', leashIssuer.replace(/\/+$/, ''));
+}
+
 export function loadPolicy(path: string): Policy {
   let text: string;
   try {
