@@ -6,7 +6,8 @@ import {
 } from '../leases/redis-keys.ts';
 import type { RedisClient } from '../leases/redis-scripts.ts';
 import { DEFAULT_AUDIT_MAXLEN } from '../leases/redis-store.ts';
-import { auditPageLimit, decodeAuditCursor, encodeAuditCursor, matchesAudit } from './audit-filter.ts';
+import { decodeAuditCursor, matchesAudit } from './audit-filter.ts';
+import { encodeCursor, pageLimit } from '../leases/list-cursor.ts';
 import type { AuditEvent, AuditFilter, AuditLog, AuditPage } from './events.ts';
 
 /** Stream entries one list() call examines at most; a sparse filter pages on with a cursor. */
@@ -61,7 +62,7 @@ export function createRedisAuditLog(opts: RedisAuditLogOptions): AuditLog {
     },
 
     async list(filter: AuditFilter): Promise<AuditPage> {
-      const limit = auditPageLimit(filter.limit);
+      const limit = pageLimit(filter.limit);
       const cursor = filter.cursor ? decodeAuditCursor(filter.cursor, parseAuditEventId) : null;
       const shards =
         filter.lease_id !== undefined && isLeaseId(filter.lease_id)
@@ -93,7 +94,7 @@ export function createRedisAuditLog(opts: RedisAuditLogOptions): AuditLog {
         if (item.event && matchesAudit(item.event, filter)) events.push(item.event);
       }
       const more = last !== null && !merge.exhausted;
-      return { events, next_cursor: more ? encodeAuditCursor(auditEventId(`${last!.ms}-${last!.seq}`, last!.shard)) : null };
+      return { events, next_cursor: more ? encodeCursor(auditEventId(`${last!.ms}-${last!.seq}`, last!.shard)) : null };
     },
   };
 }

@@ -12,7 +12,7 @@ import type { LeaseStore } from '../leases/store.ts';
 import { newLeaseId } from '../leases/lease-id.ts';
 import { signJwt } from '../mint/jwt/sign.ts';
 import { formatDuration } from '../util/duration.ts';
-import { CliError, EXIT, usageError } from './client.ts';
+import { CliError, DEFAULT_BROKER_URL, EXIT, usageError } from './client.ts';
 import { confirmOrRefuse, durationFlag, globalsOf } from './globals.ts';
 import { clean, printJson, printLine } from './output.ts';
 import { BREAK_GLASS_MAX_TTL, openKeys } from './keys.ts';
@@ -39,7 +39,7 @@ export function registerBreakGlass(program: Command): void {
     .addOption(new Option('--keys-dir <path>', 'the broker\'s keys directory').env('LEASH_KEYS_DIR').default('keys'))
     .addOption(new Option('--redis-url <url>', 'the broker\'s Redis').env('REDIS_URL'))
     .addOption(new Option('--prefix <prefix>', 'the broker\'s Redis key prefix').env('REDIS_PREFIX').default('leash:'))
-    .addOption(new Option('--issuer <url>', 'the broker\'s LEASH_ISSUER (iss and aud of the token)').env('LEASH_ISSUER').default('http://127.0.0.1:8080'))
+    .addOption(new Option('--issuer <url>', 'the broker\'s LEASH_ISSUER (iss and aud of the token)').env('LEASH_ISSUER').default(DEFAULT_BROKER_URL))
     .addOption(new Option('--signing-kid <kid>', 'the broker\'s pinned signing key').env('LEASH_SIGNING_KID'))
     .option('--subject <name>', 'the operator taking the token; default $USER@hostname (token sub: break-glass:<name>)')
     .option('--ttl <duration>', 'lifetime, at most 1h', '15m')

@@ -34,6 +34,9 @@ export class CliError extends Error {
 
 export const usageError = (message: string): CliError => new CliError(message, EXIT.USAGE);
 
+/** The broker's own default address (PORT 8080 on HOST 127.0.0.1), and so its default issuer. */
+export const DEFAULT_BROKER_URL = 'http://127.0.0.1:8080';
+
 export interface ClientOptions {
   url: string;
   token?: string | undefined;

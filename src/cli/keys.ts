@@ -10,7 +10,7 @@ import { Option, type Command } from 'commander';
 import { generateSigningKey } from '../mint/jwt/generate-key.ts';
 import { KeyLoadError, createKeyStore, type SigningAlg, type SigningKey } from '../mint/jwt/keystore.ts';
 import { formatDuration } from '../util/duration.ts';
-import { CliError, EXIT, usageError } from './client.ts';
+import { CliError, DEFAULT_BROKER_URL, EXIT, usageError } from './client.ts';
 import { durationFlag, globalsOf } from './globals.ts';
 import { formatSeconds, note, printJson, printLine, printTable } from './output.ts';
 import { loadPolicyFile } from './policy.ts';
@@ -112,7 +112,7 @@ async function rotate(flags: KeyDirFlags & { alg?: SigningAlg }, cmd: Command): 
 function prune(flags: KeyDirFlags & { olderThan: string; policy?: string; dryRun?: boolean }, cmd: Command): void {
   const olderThan = durationFlag('--older-than', flags.olderThan);
   if (flags.policy !== undefined) {
-    const policy = loadPolicyFile(flags.policy, process.env.LEASH_ISSUER ?? 'http://127.0.0.1:8080');
+    const policy = loadPolicyFile(flags.policy, process.env.LEASH_ISSUER ?? DEFAULT_BROKER_URL);
     const longest = Math.max(BREAK_GLASS_MAX_TTL, ...policy.rules.map((r) => r.grant.max_ttl));
     if (olderThan < longest) throw usageError(`--older-than ${flags.olderThan} is shorter than the longest token lifetime (${formatDuration(longest)}): tokens signed by a pruned key would stop verifying`);
   }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { registerAudit } from './audit.ts';
 import { registerBreakGlass } from './break-glass.ts';
-import { CliError, EXIT } from './client.ts';
+import { CliError, DEFAULT_BROKER_URL, EXIT } from './client.ts';
 import { registerExchange } from './exchange.ts';
 import { registerKeys } from './keys.ts';
 import { registerLeases } from './leases.ts';
@@ -30,7 +30,7 @@ export function buildProgram(): Command {
   const program = new Command('leash')
     .description('Leash: short-lived credentials for workloads, every one a lease')
     .version(version, '-V, --version')
-    .addOption(new Option('--url <url>', 'broker URL').env('LEASH_URL').default('http://127.0.0.1:8080'))
+    .addOption(new Option('--url <url>', 'broker URL').env('LEASH_URL').default(DEFAULT_BROKER_URL))
     .addOption(new Option('--token <token>', 'bearer token for operator and task commands').env('LEASH_TOKEN'))
     .option('--json', 'machine-readable output')
     .showHelpAfterError('(add --help for usage)')

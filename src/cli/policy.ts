@@ -8,11 +8,10 @@ import { explain } from '../policy/decide.ts';
 import { PolicyError, fillLeashIssuer, parsePolicy } from '../policy/load.ts';
 import type { Decision, GrantRequest, Policy } from '../policy/types.ts';
 import { formatDuration } from '../util/duration.ts';
-import { CliError, EXIT, usageError } from './client.ts';
+import { CliError, DEFAULT_BROKER_URL, EXIT, usageError } from './client.ts';
 import { collect, durationFlag, globalsOf, readStdin } from './globals.ts';
 import { clean, note, printJson, printLine } from './output.ts';
 
-const DEFAULT_LEASH_ISSUER = 'http://127.0.0.1:8080';
 
 interface ExplainFlags {
   claims: string;
@@ -27,7 +26,7 @@ interface ExplainFlags {
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description('lint a policy file and explain its decisions (offline)');
   const leashIssuer = (): Option =>
-    new Option('--leash-issuer <url>', 'value for ${LEASH_ISSUER} in the file, as the broker fills it in').env('LEASH_ISSUER').default(DEFAULT_LEASH_ISSUER);
+    new Option('--leash-issuer <url>', 'value for ${LEASH_ISSUER} in the file, as the broker fills it in').env('LEASH_ISSUER').default(DEFAULT_BROKER_URL);
 
   policy
     .command('lint')
