@@ -60,8 +60,19 @@ function lint(file: string, leashIssuer: string, json: boolean): void {
     process.exitCode = EXIT.POLICY;
     return;
   }
-  if (json) printJson({ ok: true, issuers: p.issuers.length, rules: p.rules.length });
-  else printLine(`ok: ${p.issuers.length} issuer${p.issuers.length === 1 ? '' : 's'}, ${p.rules.length} rule${p.rules.length === 1 ? '' : 's'}`);
+  const warnings = lintWarnings(p);
+  if (json) printJson({ ok: true, issuers: p.issuers.length, rules: p.rules.length, ...(warnings.length > 0 ? { warnings } : {}) });
+  else {
+    for (const w of warnings) note(`warning: ${w}`);
+    printLine(`ok: ${p.issuers.length} issuer${p.issuers.length === 1 ? '' : 's'}, ${p.rules.length} rule${p.rules.length === 1 ? '' : 's'}`);
+  }
+}
+
+/** Valid but probably not meant: a rule without `match` admits every proof its issuer signs. */
+function lintWarnings(p: Policy): string[] {
+  return p.rules
+    .filter((r) => Object.keys(r.match).length === 0)
+    .map((r) => `rule ${r.name} has no match: every proof of issuer ${r.issuer} is a candidate (for a public CI issuer, every repository)`);
 }
 
 /** Reads and validates the file; schema errors become exit 4, an unreadable file exit 2. */

@@ -51,6 +51,19 @@ describe('leash policy lint', { timeout: 120_000 }, () => {
     expect(r.stdout.trim()).toBe('ok: 1 issuer, 2 rules');
   });
 
+  it('a rule without match: still valid (exit 0), but lint warns that it admits every proof of its issuer', async () => {
+    const open = GOOD.replace('    match: { sub: "repo:octo-org/ops:*" }\n', '');
+    writeFileSync(join(dir, 'open.yaml'), open);
+    const r = await runCli(['policy', 'lint', join(dir, 'open.yaml')]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('warning: rule operators has no match: every proof of issuer github is a candidate');
+    expect(r.stdout.trim()).toBe('ok: 1 issuer, 2 rules');
+    const j = await runCli(['policy', 'lint', join(dir, 'open.yaml'), '--json']);
+    expect(JSON.parse(j.stdout).warnings).toEqual([expect.stringContaining('rule operators has no match')]);
+    const good = await runCli(['policy', 'lint', join(dir, 'good.yaml'), '--json']);
+    expect(JSON.parse(good.stdout).warnings).toBeUndefined();
+  });
+
   it('a bad file: exit 4, every error with its path in the file', async () => {
     const r = await runCli(['policy', 'lint', join(dir, 'bad.yaml')]);
     expect(r.code).toBe(4);
