@@ -65,9 +65,23 @@ const url = (bareIssuer: boolean) =>
 
 const list = <T extends z.ZodType>(item: T) => z.array(item).transform((items) => [...new Set(items)] as z.output<T>[]);
 
+/** `spiffe://<trust domain>`: JWT-SVIDs of that trust domain, which need carry no `iss` (JWT-SVID spec 3). */
+export const SPIFFE_TRUST_DOMAIN = /^spiffe:\/\/[a-z0-9._-]+$/;
+
+const issuerId = z.string().superRefine((value, ctx) => {
+  if (value.startsWith('spiffe:')) {
+    if (!SPIFFE_TRUST_DOMAIN.test(value)) {
+      ctx.addIssue({ code: 'custom', message: 'a SPIFFE trust domain must be spiffe://<trust domain> (lowercase a-z, 0-9, ., _ and -; no path)' });
+    }
+    return;
+  }
+  const message = checkUrl(value, true);
+  if (message) ctx.addIssue({ code: 'custom', message });
+});
+
 const issuer = z.strictObject({
   name: z.string().regex(/^[a-z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, 0-9, _ and -'),
-  issuer: url(true),
+  issuer: issuerId,
   audiences: list(text).refine((a) => a.length > 0, 'must list at least one audience'),
   jwks_uri: url(false).optional(),
   max_proof_age: duration.default(3600),
@@ -77,6 +91,10 @@ const issuer = z.strictObject({
   )
     .refine((a) => a.length > 0, 'must list at least one algorithm, or be left out')
     .optional(),
+}).superRefine((i, ctx) => {
+  if (i.issuer.startsWith('spiffe:') && i.jwks_uri === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'is required for a SPIFFE trust domain, which has no discovery document (the JWKS of its bundle endpoint or SPIRE OIDC discovery provider)' });
+  }
 });
 
 function checkMatcher(input: unknown): Checked<Matcher> {

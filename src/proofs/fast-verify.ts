@@ -74,12 +74,27 @@ const numeric = (claims: Record<string, unknown>, name: 'exp' | 'iat' | 'nbf'): 
   return v;
 };
 
-/** The checks of jose's jwtVerify(issuer, audience, requiredClaims exp/iat/sub, clockTolerance, maxTokenAge). */
+/** A SPIFFE trust-domain entry (`spiffe://<trust domain>`) rather than an OIDC issuer URL. */
+export const isTrustDomain = (issuer: string): boolean => issuer.startsWith('spiffe://');
+
+/**
+ * The checks of jose's jwtVerify(issuer, audience, requiredClaims exp/iat/sub, clockTolerance,
+ * maxTokenAge). For a SPIFFE trust domain, as the JWT-SVID spec (section 3) requires of a
+ * validator: `iss` optional (the `sub` must be a SPIFFE ID of that trust domain) and `iat` optional.
+ */
 export function checkRegisteredClaims(claims: Record<string, unknown>, rules: ClaimRules): void {
-  for (const name of ['exp', 'iat', 'sub'] as const) {
+  const svid = isTrustDomain(rules.issuer);
+  for (const name of svid ? (['exp', 'sub'] as const) : (['exp', 'iat', 'sub'] as const)) {
     if (claims[name] === undefined) throw new ProofError('missing_claim', `subject_token has no ${name} claim`);
   }
-  if (claims.iss !== rules.issuer) throw new ProofError('untrusted_issuer', 'subject_token issuer is not trusted');
+  if (svid) {
+    const sub = claims.sub;
+    if ((claims.iss !== undefined && claims.iss !== rules.issuer) || typeof sub !== 'string' || !sub.startsWith(`${rules.issuer}/`)) {
+      throw new ProofError('untrusted_issuer', 'subject_token issuer is not trusted');
+    }
+  } else if (claims.iss !== rules.issuer) {
+    throw new ProofError('untrusted_issuer', 'subject_token issuer is not trusted');
+  }
   const aud = claims.aud;
   if (aud === undefined) throw new ProofError('missing_claim', 'subject_token has no aud claim');
   const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
@@ -90,12 +105,20 @@ export function checkRegisteredClaims(claims: Record<string, unknown>, rules: Cl
   }
   const { now, skewSeconds: skew } = rules;
   const exp = numeric(claims, 'exp')!;
-  const iat = numeric(claims, 'iat')!;
+  const iat = numeric(claims, 'iat');
   const nbf = numeric(claims, 'nbf');
   if (nbf !== undefined && nbf > now + skew) {
     throw new ProofError('not_yet_valid', 'subject_token is not yet valid: its nbf is in the future');
   }
   if (exp <= now - skew) throw new ProofError('expired', 'subject_token is expired');
+  if (iat === undefined) {
+    // An SVID without iat: its age is unknown, so it is accepted only if it cannot be used for
+    // longer than max_proof_age from now, the window an iat would have allowed at most.
+    if (exp - now - rules.maxAgeSeconds > skew) {
+      throw new ProofError('too_old', "subject_token has no iat and is valid for longer than the issuer's max_proof_age");
+    }
+    return;
+  }
   const age = now - iat;
   if (age < -skew) throw new ProofError('iat_in_future', 'subject_token was issued in the future: its iat is ahead of our clock');
   if (age - rules.maxAgeSeconds > skew) {

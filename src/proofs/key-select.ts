@@ -16,7 +16,8 @@ const FIT: Record<string, { kty: string; crv?: string }> = {
 const MAX_KIDLESS_CANDIDATES = 8;
 
 /**
- * The keys of a fetched JWK Set that may verify signatures: `use` absent or `sig`, `key_ops`
+ * The keys of a fetched JWK Set that may verify signatures: `use` absent, `sig`, or `jwt-svid` (a
+ * SPIFFE bundle's JWT-SVID keys; its `x509-svid` keys are CA certificates, not JWT keys), `key_ops`
  * absent or allowing verify, never symmetric (`oct`: a shared secret has no place in a public
  * document) and never private (`d`: an issuer leaking its private key is not one to trust).
  */
@@ -28,7 +29,7 @@ export function usableSigningKeys(doc: unknown): JWK[] {
     if (typeof k !== 'object' || k === null || Array.isArray(k)) return false;
     const jwk = k as Record<string, unknown>;
     if (typeof jwk.kty !== 'string' || jwk.kty === 'oct' || jwk.d !== undefined) return false;
-    if (jwk.use !== undefined && jwk.use !== 'sig') return false;
+    if (jwk.use !== undefined && jwk.use !== 'sig' && jwk.use !== 'jwt-svid') return false;
     if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) return false;
     return jwk.kid === undefined || typeof jwk.kid === 'string';
   });

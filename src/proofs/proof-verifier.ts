@@ -163,13 +163,29 @@ function checkIssuerConfig(issuers: readonly TrustedIssuer[]): TrustedIssuer[] {
  */
 function findIssuer(issuers: readonly TrustedIssuer[], claims: Record<string, unknown>): TrustedIssuer {
   const iss = claims.iss;
-  if (iss === undefined) throw new ProofError('missing_claim', 'subject_token has no iss claim');
+  if (iss === undefined) return trustDomainEntry(issuers, claims);
   if (typeof iss !== 'string') throw new ProofError('malformed', 'subject_token iss claim is not a string');
   const matches = issuers.filter((i) => i.issuer === iss);
-  const first = matches[0];
-  if (!first) {
+  if (matches.length === 0) {
     throw new ProofError('untrusted_issuer', 'subject_token issuer is not trusted', `iss ${JSON.stringify(iss.slice(0, 200))}`);
   }
+  return byAudience(matches, claims);
+}
+
+/**
+ * A JWT-SVID need not carry `iss` (JWT-SVID spec section 3): the trust domain of its `sub`, a
+ * SPIFFE ID, picks the `spiffe://<trust domain>` entry. Any other token without `iss` is refused.
+ */
+function trustDomainEntry(issuers: readonly TrustedIssuer[], claims: Record<string, unknown>): TrustedIssuer {
+  const sub = claims.sub;
+  const domain = typeof sub === 'string' && sub.startsWith('spiffe://') ? `spiffe://${sub.slice(9).split('/')[0]}` : null;
+  const matches = domain === null ? [] : issuers.filter((i) => i.issuer === domain);
+  if (matches.length === 0) throw new ProofError('missing_claim', 'subject_token has no iss claim');
+  return byAudience(matches, claims);
+}
+
+function byAudience(matches: readonly TrustedIssuer[], claims: Record<string, unknown>): TrustedIssuer {
+  const first = matches[0]!;
   if (matches.length === 1) return first;
   // Several entries for one iss (e.g. per audience): the unverified aud only chooses which entry's
   // checks apply; that entry's audience check still runs on the verified token.
@@ -183,8 +199,8 @@ function toVerifiedProof(token: string, issuer: TrustedIssuer, claims: Record<st
   if (jti !== undefined && (typeof jti !== 'string' || jti === '')) {
     throw new ProofError('malformed', 'subject_token jti claim is not a non-empty string');
   }
-  // jose has checked both are numbers; JSON can still spell an infinite one (1e999).
-  if (!Number.isFinite(exp) || !Number.isFinite(iat)) {
+  // Both were checked to be numbers (iat may be absent from an SVID); JSON can still spell an infinite one (1e999).
+  if (!Number.isFinite(exp) || (iat !== undefined && !Number.isFinite(iat))) {
     throw new ProofError('malformed', 'subject_token exp or iat claim is not a finite number');
   }
   const replayKey =
@@ -199,6 +215,6 @@ function toVerifiedProof(token: string, issuer: TrustedIssuer, claims: Record<st
     jti: jti ?? null,
     replayKey,
     expiresAt,
-    replayUntil: Math.min(expiresAt, (iat as number) + issuer.max_proof_age),
+    replayUntil: iat === undefined ? expiresAt : Math.min(expiresAt, (iat as number) + issuer.max_proof_age),
   };
 }

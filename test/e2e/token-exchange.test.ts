@@ -91,6 +91,27 @@ describe('happy paths: each CI/workload proof shape for a scoped JWT', () => {
     expect(second.status).toBe(200);
     expect(first.body.lease_id).not.toBe(second.body.lease_id);
   });
+
+  it('SPIFFE JWT-SVID as the spec allows it (no iss, no iat), trusted by its trust domain, single use', async () => {
+    const claims = { ...fixtureClaims('spiffe-jwt-svid', 'es256-list-audience'), aud: [AUD] };
+    const proof = await issuers.spiffe.mint(claims, { omit: ['iss', 'iat'] });
+    const payload = JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString());
+    expect(payload).not.toHaveProperty('iss');
+    expect(payload).not.toHaveProperty('iat');
+    const res = await exchangeProof(broker.url, proof, { scope: 'db:read' });
+    expect(res.status).toBe(200);
+    const lease = await broker.deps.store.get(res.body.lease_id);
+    expect(lease).toMatchObject({ rule: 'spiffe-td-db', issuer: 'spiffe-td', proof_iss: 'spiffe://staging.example.com', subject: claims.sub });
+    // single use (the default) without a jti: keyed on the token's hash
+    const again = await exchangeProof(broker.url, proof, { scope: 'db:read' });
+    expect(again.status).toBe(400);
+    expect(again.body.error_description).toMatch(/already been exchanged/);
+    // a SPIFFE ID of a trust domain the policy does not name finds no issuer
+    const foreign = await issuers.spiffe.mint({ ...claims, sub: 'spiffe://evil.example.com/payments/web-fe' }, { omit: ['iss', 'iat'] });
+    const refused = await exchangeProof(broker.url, foreign, { scope: 'db:read' });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_request');
+  });
 });
 
 describe('refusals: the exact error code, and no lease written', () => {

@@ -20,6 +20,7 @@ issuers:
   - { name: gitlab, issuer: "${i.gitlab.url}", audiences: ["${AUD}"], max_proof_age: 10m }
   - { name: k8s, issuer: "${i.k8s.url}", audiences: ["${AUD}"], max_proof_age: 1h, jwks_uri: "${i.k8s.jwksUri}" }
   - { name: spiffe, issuer: "${i.spiffe.url}", audiences: ["${AUD}"], max_proof_age: 10m, replay: allow }
+  - { name: spiffe-td, issuer: "spiffe://staging.example.com", audiences: ["${AUD}"], max_proof_age: 10m, jwks_uri: "${i.spiffe.jwksUri}" }
 rules:
   - name: operators
     issuer: github
@@ -76,6 +77,14 @@ rules:
     match: { sub: "spiffe://staging.example.com/payments/*" }
     grant:
       scopes: [db:read, db:write]
+      audiences: [https://db.acme.internal]
+      ttl: 2m
+      max_ttl: 10m
+  - name: spiffe-td-db
+    issuer: spiffe-td
+    match: { sub: "spiffe://staging.example.com/payments/*" }
+    grant:
+      scopes: [db:read]
       audiences: [https://db.acme.internal]
       ttl: 2m
       max_ttl: 10m

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProofVerifier, replayTtlSeconds } from '../../src/proofs/proof-verifier.ts';
 import {
   TEST_AUDIENCE as AUD,
+  expectProofRefusal,
   fixtureClaims,
   fixtureExamples,
   startFakeIssuer,
@@ -88,8 +89,8 @@ describe('ProofVerifier across key types and issuer URLs', () => {
         issuers: [trusted(es, { name: 'spire-a' }), trusted(rs, { name: 'spire-b', jwks_uri: rs.jwksUri })],
       });
       const [a, b] = fixtureExamples('spiffe-jwt-svid');
-      // SPIFFE does not require iss or iat; Leash does (iss selects the trusted issuer, iat bounds
-      // proof age), so the SPIRE server must be configured with an issuer. mint stamps iat.
+      // A SPIRE server configured with an issuer (jwt_issuer): the iss selects the entry as for any
+      // OIDC issuer. mint stamps iat. (Without iss: the trust-domain test below.)
       const ta = await es.mint({ ...a!.claims, aud: [AUD] }, { header: { typ: 'JWT' } });
       const pa = await verifier.verify(ta);
       expect(pa.subject).toBe('spiffe://staging.example.com/payments/web-fe');
@@ -101,6 +102,47 @@ describe('ProofVerifier across key types and issuer URLs', () => {
       const pb = await verifier.verify(tb);
       expect(pb.subject).toBe('spiffe://k8s-west.example.com/ns/staging/sa/default');
       expect(rs.discoveryCount()).toBe(0); // configured jwks_uri: no discovery
+    } finally {
+      await es.close();
+      await rs.close();
+    }
+  });
+
+  it('SPIFFE JWT-SVIDs without iss or iat, trusted by a spiffe://<trust domain> entry', async () => {
+    const es = await startFakeIssuer({ alg: 'ES256' });
+    const rs = await startFakeIssuer({ alg: 'RS256' });
+    const domain = (issuer: string, fi: FakeIssuer, name: string) => ({ ...trusted(fi, { name, jwks_uri: fi.jwksUri }), issuer, max_proof_age: 600 });
+    try {
+      const verifier = new ProofVerifier({
+        issuers: [domain('spiffe://staging.example.com', es, 'staging'), domain('spiffe://k8s-west.example.com', rs, 'west'), trusted(es, { name: 'oidc' })],
+      });
+      const [a, b] = fixtureExamples('spiffe-jwt-svid');
+      const now = Math.floor(Date.now() / 1000);
+      // The fixture's iat kept (SPIRE sets it), iss dropped
+      const pa = await verifier.verify(await es.mint({ ...a!.claims, aud: [AUD] }, { omit: ['iss'] }));
+      expect(pa.issuer.name).toBe('staging');
+      // The spec's minimal token: sub, aud, exp only; typ JOSE, no kid. Without iat the replay
+      // record lasts until exp.
+      const minimal = await rs.mint({ ...b!.claims, aud: AUD }, { kid: null, header: { typ: 'JOSE' }, omit: ['iss', 'iat'], times: { exp: now + 300 } });
+      const pb = await verifier.verify(minimal);
+      expect(pb).toMatchObject({ subject: 'spiffe://k8s-west.example.com/ns/staging/sa/default', jti: null, replayUntil: now + 300 });
+      expect(pb.issuer.name).toBe('west');
+      // iss equal to the trust domain is accepted too
+      expect((await verifier.verify(await es.mint({ ...a!.claims, aud: [AUD], iss: 'spiffe://staging.example.com' }))).issuer.name).toBe('staging');
+
+      // Refusals. A trust domain the policy does not name: no issuer.
+      await expectProofRefusal(verifier.verify(await es.mint({ ...a!.claims, sub: 'spiffe://evil.example.com/x', aud: [AUD] }, { omit: ['iss'] })), 'missing_claim');
+      // Signed by another trust domain's key (or an unpublished one): the trust domain's bundle decides.
+      await expectProofRefusal(verifier.verify(await rs.mint({ ...a!.claims, aud: [AUD] }, { kid: null, omit: ['iss'] })), 'unknown_kid');
+      await expectProofRefusal(verifier.verify(await es.mint({ ...a!.claims, aud: [AUD] }, { key: 'other', kid: null, omit: ['iss'] })), 'bad_signature');
+      // No iat and usable for longer than max_proof_age (10 min): its age cannot be bounded.
+      await expectProofRefusal(verifier.verify(await rs.mint({ ...b!.claims, aud: AUD }, { omit: ['iss', 'iat'], times: { exp: now + 3600 } })), 'too_old');
+      // Only a trust-domain entry waives iat; an OIDC issuer still needs it.
+      await expectProofRefusal(verifier.verify(await es.mint({ sub: 'x', aud: AUD }, { omit: ['iat'] })), 'missing_claim');
+      // A token naming a SPIFFE ID under another issuer's iss is that issuer's business, not the trust domain's.
+      await expectProofRefusal(verifier.verify(await es.mint({ ...a!.claims, aud: [AUD], iss: 'https://elsewhere.example' })), 'untrusted_issuer');
+      // A non-SPIFFE token without iss is refused as before.
+      await expectProofRefusal(verifier.verify(await es.mint({ sub: 'repo:x', aud: AUD }, { omit: ['iss'] })), 'missing_claim');
     } finally {
       await es.close();
       await rs.close();
