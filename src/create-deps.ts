@@ -17,7 +17,7 @@ import { loadCertificateAuthority, CA_FILES, type CertificateAuthority } from '.
 import { generateDevCa } from './mint/x509/generate-ca.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
-import { fillLeashIssuer, parsePolicy } from './policy/load.ts';
+import { parsePolicy } from './policy/load.ts';
 import type { Policy } from './policy/types.ts';
 import { ProofVerifier } from './proofs/proof-verifier.ts';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './http/rate-limiter.ts';
@@ -40,7 +40,7 @@ export function readPolicy(config: Config): Policy {
   } catch (err) {
     throw new Error(`LEASH_POLICY: cannot read ${config.policyPath} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  return parsePolicy(fillLeashIssuer(text, config.issuer), config.policyPath);
+  return parsePolicy(text, config.policyPath, { leashIssuer: config.issuer });
 }
 
 /** Dev mode creates what it lacks; production refuses to start without it (naming the file). */

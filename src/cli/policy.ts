@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { explain } from '../policy/decide.ts';
-import { PolicyError, fillLeashIssuer, parsePolicy } from '../policy/load.ts';
+import { PolicyError, parsePolicy } from '../policy/load.ts';
 import type { Decision, GrantRequest, Policy } from '../policy/types.ts';
 import { formatDuration } from '../util/duration.ts';
 import { CliError, DEFAULT_BROKER_URL, EXIT, usageError } from './client.ts';
@@ -84,7 +84,7 @@ export function loadPolicyFile(file: string, leashIssuer: string): Policy {
     throw usageError(`cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
   try {
-    return parsePolicy(fillLeashIssuer(text, leashIssuer), file);
+    return parsePolicy(text, file, { leashIssuer });
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
     throw new CliError(err.issues.map((issue) => `${file}: ${issue}`).join('\n'), EXIT.POLICY, err.code);

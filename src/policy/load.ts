@@ -56,8 +56,9 @@ function deepFreeze<T>(value: T): T {
  * Parses and validates policy YAML. The result is frozen: decisions cache compiled rules by
  * identity, and a policy that cannot change after load cannot drift from its cache.
  */
-export function parsePolicy(text: string, source: string): Policy {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+export function parsePolicy(text: string, source: string, opts: { leashIssuer?: string } = {}): Policy {
+  const leashIssuer = opts.leashIssuer?.replace(/\/+$/, '');
+  const doc = parseDocument(leashIssuer === undefined ? text : fillLeashIssuer(text, leashIssuer), { uniqueKeys: true, prettyErrors: true });
   // Warnings (such as an unresolved `!tag`) are errors too: the file would not mean what it says.
   const yamlIssues = [...doc.errors, ...doc.warnings].map(describeYamlError);
   if (yamlIssues.length > 0) throw new PolicyError(source, yamlIssues);
@@ -69,11 +70,23 @@ export function parsePolicy(text: string, source: string): Policy {
   }
   const result = policySchema.safeParse(data);
   if (!result.success) throw new PolicyError(source, result.error.issues.flatMap(describeIssue));
+  if (leashIssuer !== undefined) defaultAudiences(result.data, leashIssuer);
   return deepFreeze(result.data);
 }
 
+/**
+ * An access token always names its audience (RFC 9068 section 2.2). A JWT rule that lists none
+ * grants tokens for Leash itself, the one resource server the broker knows; they are accepted
+ * nowhere else, and by Leash's own API only with the scopes it asks for.
+ */
+function defaultAudiences(policy: Policy, leashIssuer: string): void {
+  for (const rule of policy.rules) {
+    if (rule.grant.audiences.length === 0 && rule.grant.credentials.includes('jwt')) rule.grant.audiences = [leashIssuer];
+  }
+}
+
 /** `${LEASH_ISSUER}` in a policy file stands for the broker's issuer URL (without a trailing slash). */
-export function fillLeashIssuer(text: string, leashIssuer: string): string {
+function fillLeashIssuer(text: string, leashIssuer: string): string {
   return text.replaceAll('${LEASH_ISSUER}', leashIssuer.replace(/\/+$/, ''));
 }
 

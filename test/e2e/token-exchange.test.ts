@@ -93,7 +93,7 @@ describe('happy paths: each CI/workload proof shape for a scoped JWT', () => {
   });
 
   it('SPIFFE JWT-SVID as the spec allows it (no iss, no iat), trusted by its trust domain, single use', async () => {
-    const claims = { ...fixtureClaims('spiffe-jwt-svid', 'es256-list-audience'), aud: [AUD] };
+    const claims: Record<string, unknown> = { ...fixtureClaims('spiffe-jwt-svid', 'es256-list-audience'), aud: [AUD] };
     const proof = await issuers.spiffe.mint(claims, { omit: ['iss', 'iat'] });
     const payload = JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString());
     expect(payload).not.toHaveProperty('iss');
@@ -111,6 +111,31 @@ describe('happy paths: each CI/workload proof shape for a scoped JWT', () => {
     const refused = await exchangeProof(broker.url, foreign, { scope: 'db:read' });
     expect(refused.status).toBe(400);
     expect(refused.body.error).toBe('invalid_request');
+  });
+});
+
+describe('a rule that lists no audiences', () => {
+  it('grants tokens for Leash itself (aud = LEASH_ISSUER), never an empty aud; other audiences are refused', async () => {
+    const own = await startFakeIssuer();
+    const b = await startBroker({
+      redisUrl: redis.url,
+      policy: `issuers: [{ name: own, issuer: "${own.url}", audiences: ["${AUD}"] }]\nrules: [{ name: noaud, issuer: own, grant: { scopes: [a] } }]\n`,
+    });
+    try {
+      const mint = (jti: string) => own.mint({ iss: own.url, sub: 'svc', aud: AUD, jti });
+      const res = await exchangeProof(b.url, await mint('noaud-1'));
+      expect(res.status).toBe(200);
+      const payload = JSON.parse(Buffer.from(res.body.access_token.split('.')[1], 'base64url').toString());
+      expect(payload.aud).toBe(b.config.issuer);
+      const named = await exchangeProof(b.url, await mint('noaud-2'), { audience: b.config.issuer });
+      expect(named.status).toBe(200);
+      const foreign = await exchangeProof(b.url, await mint('noaud-3'), { audience: 'https://elsewhere.example' });
+      expect(foreign.status).toBe(400);
+      expect(foreign.body.error).toBe('invalid_target');
+    } finally {
+      await b.close();
+      await own.close();
+    }
   });
 });
 
