@@ -88,9 +88,25 @@ describe('what the CSR cannot choose', () => {
     await expectProofRefused(env, await ghProof(), { code: 'invalid_request', description: /csr is only accepted/ }, { csr: (await makeCsr({ keyType: 'ec-p256' })).csrPem });
   });
 
-  it('requested key usages (keyCertSign) and EKUs (serverAuth, codeSigning) are ignored: the CA decides', async () => {
-    const eku = Buffer.from('3014' + '06082b06010505070301' + '06082b06010505070303', 'hex');
-    const keyUsage = Buffer.from('03020106', 'hex'); // keyCertSign | cRLSign
+  it('a requested CA key usage or a purpose the rule does not grant is refused, not silently dropped', async () => {
+    const ext = (oid: string, hex: string) => ({ oid, value: Buffer.from(hex, 'hex') });
+    const EKU_SERVER = ext('2.5.29.37', '300a06082b06010505070301');
+    const EKU_CODE_SIGNING = ext('2.5.29.37', '300a06082b06010505070303');
+    const KU_CA = ext('2.5.29.15', '03020106'); // keyCertSign | cRLSign
+    const cases: [typeof EKU_SERVER, RegExp][] = [
+      [KU_CA, /keyCertSign or cRLSign/],
+      [EKU_SERVER, /extended key usage serverAuth, which the rule does not grant/],
+      [EKU_CODE_SIGNING, /extended key usage 1\.3\.6\.1\.5\.5\.7\.3\.3, which Leash does not issue/],
+    ];
+    for (const [extension, description] of cases) {
+      const { csrPem } = await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI], extraExtensions: [extension] });
+      await refusedCsr(await ghProof(), csrPem, description);
+    }
+  });
+
+  it('asking for what the certificate carries anyway (clientAuth, digitalSignature) is fine; the CA still decides', async () => {
+    const eku = Buffer.from('300a06082b06010505070302', 'hex'); // clientAuth
+    const keyUsage = Buffer.from('030205a0', 'hex'); // digitalSignature | keyEncipherment
     const { csrPem } = await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI], extraExtensions: [{ oid: '2.5.29.37', value: eku }, { oid: '2.5.29.15', value: keyUsage }] });
     const res = await exchangeProof(env.broker.url, await ghProof(), { requested_token_type: X509_TYPE, csr: csrPem });
     expect(res.status).toBe(200);
@@ -99,6 +115,7 @@ describe('what the CSR cannot choose', () => {
     expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']); // clientAuth only
     expect(cert.subjectAltName).toBe(`URI:${GRANTED_URI}`);
     const text = openssl(['x509', '-noout', '-text'], res.body.access_token).stdout;
-    expect(text).not.toMatch(/Certificate Sign|CRL Sign|Code Signing|Server Authentication/);
+    expect(text).toMatch(/Digital Signature/);
+    expect(text).not.toMatch(/Key Encipherment|Certificate Sign|CRL Sign|Server Authentication/);
   });
 });

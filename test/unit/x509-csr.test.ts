@@ -71,12 +71,20 @@ describe('parseCsr', () => {
       keyType: 'ec-p256',
       ipSans: ['10.0.0.1'],
       emailSans: ['a@acme.example'],
-      extraExtensions: [{ oid: '2.5.29.15', value: Buffer.from('03020780', 'hex') }],
+      extraExtensions: [
+        { oid: '2.5.29.15', value: Buffer.from('03020780', 'hex') },
+        { oid: '2.5.29.37', value: Buffer.from('300a06082b06010505070301', 'hex') },
+        { oid: '1.2.3.4', value: Buffer.from('0500', 'hex') },
+      ],
     });
     const csr = parseCsr(csrPem);
     expect(csr.requested.ipSans).toEqual(['10.0.0.1']);
     expect(csr.requested.emailSans).toEqual(['a@acme.example']);
-    expect(csr.requested.otherExtensions).toEqual(['2.5.29.15']);
+    expect(csr.requested.otherExtensions).toEqual(['1.2.3.4']);
+    expect(csr.requested.extKeyUsages).toEqual(['1.3.6.1.5.5.7.3.1']);
+    expect(csr.requested.caKeyUsage).toBe(false); // digitalSignature only
+    const ca = await makeCsr({ keyType: 'ec-p256', extraExtensions: [{ oid: '2.5.29.15', value: Buffer.from('03020204', 'hex') }] });
+    expect(parseCsr(ca.csrPem).requested.caKeyUsage).toBe(true); // keyCertSign
   });
 
   it('verifies requests made by openssl: RSA-PSS, ECDSA with SHA-512, Ed25519, compressed points', () => {

@@ -29,8 +29,12 @@ export interface ParsedCsr {
   keyType: CsrKeyType;
   rsaBits?: number;
   requested: RequestedSans & {
-    /** OIDs of requested extensions other than SAN, basicConstraints and nameConstraints. */
+    /** OIDs of requested extensions other than SAN, basicConstraints, nameConstraints, keyUsage and extKeyUsage. */
     otherExtensions: string[];
+    /** Purposes asked for in an extKeyUsage extension (OIDs); empty when none was asked for. */
+    extKeyUsages: string[];
+    /** keyCertSign or cRLSign asked for in a keyUsage extension: CA usages. */
+    caKeyUsage: boolean;
     basicConstraintsCa: boolean | null;
     nameConstraints: boolean;
   };
@@ -41,7 +45,13 @@ export interface CsrGrant {
   uri_sans: string[];
   dns_sans: string[];
   key_types: KeyType[];
+  /** serverAuth is issued besides clientAuth. */
+  server_auth?: boolean;
 }
+
+/** keyUsage bits 5 and 6 (RFC 5280 section 4.2.1.3), in the first byte of the bits. */
+const KEY_CERT_SIGN = 0x04;
+const CRL_SIGN = 0x02;
 
 const MAX_DER_BYTES = 16 * 1024;
 // Base64 of 16 KiB plus PEM armour and line breaks.
@@ -147,6 +157,8 @@ function readRequestedExtensions(der: Buffer, attributes: Tlv): ParsedCsr['reque
     ipSans: [],
     emailSans: [],
     otherExtensions: [],
+    extKeyUsages: [],
+    caKeyUsage: false,
     basicConstraintsCa: null,
     nameConstraints: false,
   };
@@ -191,6 +203,15 @@ function readExtensions(der: Buffer, extensions: Tlv, requested: ParsedCsr['requ
       case OID.nameConstraints:
         requested.nameConstraints = true;
         break;
+      case OID.extKeyUsage:
+        requested.extKeyUsages = children(inner, readRoot(inner, 0x30, 'extKeyUsage')).map((t) => readOid(inner, t));
+        break;
+      case OID.keyUsage: {
+        // BIT STRING: one byte of unused-bit count, then bit 0 (digitalSignature) as 0x80 of the next.
+        const bits = value(inner, readRoot(inner, 0x03, 'keyUsage'));
+        requested.caKeyUsage = ((bits[1] ?? 0) & (KEY_CERT_SIGN | CRL_SIGN)) !== 0;
+        break;
+      }
       default:
         requested.otherExtensions.push(id);
     }
@@ -222,6 +243,16 @@ export function checkCsrAgainstGrant(csr: ParsedCsr, grant: CsrGrant): void {
   const r = csr.requested;
   if (r.basicConstraintsCa === true) throw invalid('csr requests a CA certificate (basicConstraints CA:TRUE)');
   if (r.nameConstraints) throw invalid('csr requests name constraints, which only a CA certificate may carry');
+  if (r.caKeyUsage) throw invalid('csr requests keyCertSign or cRLSign key usage, which only a CA certificate may carry');
+  // A purpose the certificate would not carry is refused, not silently dropped: the requester
+  // would only find out at its first TLS handshake.
+  const purposes: string[] = grant.server_auth ? [OID.clientAuth, OID.serverAuth] : [OID.clientAuth];
+  for (const eku of r.extKeyUsages) {
+    if (!purposes.includes(eku)) {
+      const name = eku === OID.serverAuth ? 'serverAuth, which the rule does not grant' : `${eku}, which Leash does not issue`;
+      throw invalid(`csr requests extended key usage ${name}`);
+    }
+  }
   const other = r.otherExtensions.filter((oid) => !HARMLESS_CSR_EXTENSIONS.has(oid));
   if (other.length > 0) throw invalid(`csr requests extensions Leash does not issue: ${other.join(', ')}`);
   for (const uri of r.uriSans) {

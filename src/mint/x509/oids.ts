@@ -31,9 +31,8 @@ export const OID = {
   sha512: '2.16.840.1.101.3.4.2.3',
 } as const;
 
-/** Extensions a CSR may ask for that Leash ignores, because the CA sets them itself. */
-export const HARMLESS_CSR_EXTENSIONS: ReadonlySet<string> = new Set([
-  OID.keyUsage,
-  OID.extKeyUsage,
-  OID.subjectKeyIdentifier,
-]);
+/**
+ * Extensions a CSR may ask for that Leash ignores, because the CA sets them itself. (keyUsage and
+ * extKeyUsage are read and checked against the grant: csr.ts.)
+ */
+export const HARMLESS_CSR_EXTENSIONS: ReadonlySet<string> = new Set([OID.subjectKeyIdentifier]);
