@@ -3,11 +3,19 @@ import { z } from 'zod';
 import { requireScope } from './authenticate.ts';
 import { validate } from './validate.ts';
 
-/** `since` as epoch milliseconds or an ISO 8601 time. */
+/**
+ * Epoch values below this are seconds (they reach the year 5138), values from it on milliseconds
+ * (from March 1973): lease times and JWT claims are in seconds, audit event times in milliseconds,
+ * and either may be pasted here.
+ */
+const FIRST_EPOCH_MS = 1e11;
+
+/** `since` as epoch seconds, epoch milliseconds, or an ISO 8601 time; returned in milliseconds. */
 const since = z.string().transform((v, ctx) => {
-  const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  const epoch = /^\d+(\.\d+)?$/.test(v) ? Number(v) : undefined;
+  const n = epoch === undefined ? Date.parse(v) : epoch < FIRST_EPOCH_MS ? epoch * 1000 : epoch;
   if (!Number.isFinite(n)) {
-    ctx.addIssue({ code: 'custom', message: 'must be epoch milliseconds or an ISO 8601 time' });
+    ctx.addIssue({ code: 'custom', message: 'must be epoch seconds, epoch milliseconds or an ISO 8601 time' });
     return z.NEVER;
   }
   return n;

@@ -95,6 +95,27 @@ describe('operator revocation (POST /v1/leases/{id}/revoke)', () => {
   });
 });
 
+describe('GET /v1/audit since', () => {
+  it('takes epoch seconds (like lease times), epoch milliseconds (like event times) or ISO 8601', async () => {
+    const t = await gh('repo:octo-org/app:since');
+    const [allowed] = (await api(broker.url, 'GET', `/v1/audit?lease_id=${t.lease_id}&type=exchange.allowed`, op.token)).body.events;
+    const ms: number = allowed.time;
+    const types = async (since: string): Promise<string[]> => {
+      const r = await api(broker.url, 'GET', `/v1/audit?lease_id=${t.lease_id}&since=${encodeURIComponent(since)}`, op.token);
+      expect(r.status).toBe(200);
+      return r.body.events.map((e: { type: string }) => e.type);
+    };
+    expect(await types(String(ms))).toEqual(['exchange.allowed']);
+    expect(await types(String(Math.floor(ms / 1000)))).toEqual(['exchange.allowed']);
+    expect(await types(new Date(ms).toISOString())).toEqual(['exchange.allowed']);
+    expect(await types(String(Math.floor(ms / 1000) + 2))).toEqual([]);
+    expect(await types(String(ms + 2000))).toEqual([]);
+    const bad = await api(broker.url, 'GET', '/v1/audit?since=yesterday', op.token);
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toMatch(/epoch seconds, epoch milliseconds or an ISO 8601 time/);
+  });
+});
+
 describe('bulk revocation (POST /v1/leases/revoke)', () => {
   async function bulk(selector: Record<string, string>, hit: Issued[], spared: Issued[]): Promise<void> {
     const reason = `bulk ${Object.keys(selector).join('+')}`;
