@@ -45,6 +45,8 @@ export interface Config {
   /** `iss` of minted tokens and the audience Leash's own endpoints require. */
   issuer: string;
   policyPath: string;
+  /** LEASH_POLICY was set (else policyPath is the example policy). */
+  policyFromEnv: boolean;
   keysDir: string;
   role: Role;
   /** Dev mode: memory store, generated dev keys, the dev issuer at /dev. */
@@ -109,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisPrefix: e.REDIS_PREFIX,
     issuer,
     policyPath: e.LEASH_POLICY ?? DEFAULT_POLICY_PATH,
+    policyFromEnv: e.LEASH_POLICY !== undefined,
     keysDir: e.LEASH_KEYS_DIR ?? (dev ? 'keys/dev' : 'keys'),
     role: e.LEASH_ROLE,
     dev,

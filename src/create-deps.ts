@@ -92,6 +92,11 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   const now = opts.now ?? Date.now;
   const metrics = createMetrics({ processMetrics: opts.processMetrics ?? false });
   let policy = readPolicy(config);
+  if (!config.dev && config.role !== 'worker' && !config.policyFromEnv) {
+    // Kept working for scripts that start a broker without one, but never quietly: the example
+    // trusts GitHub Actions of acme/app and the dev issuer.
+    log.warn({ policy: config.policyPath }, 'LEASH_POLICY is not set: serving the example policy; set LEASH_POLICY to your own policy file');
+  }
   await ensureDevKeys(config, log);
   const keys = createKeyStore(config.keysDir, config.signingKid ? { activeKid: config.signingKid } : {});
   const ca = await loadCa(config, policy, log);

@@ -6,6 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { createDeps } from '../../src/create-deps.ts';
@@ -217,6 +218,22 @@ describe('keys at start', () => {
   it('a missing CA, when a rule issues certificates, stops the start, naming the file', async () => {
     const dir = await keysCopy('no-ca', false);
     await expect(start(dir)).rejects.toThrow(/ca\/ca\.(key\.)?pem/);
+  });
+});
+
+describe('policy at start', () => {
+  it('without LEASH_POLICY outside dev mode the example policy is served, never quietly: a warning says so', async () => {
+    const keysDir = await testKeysDir();
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const env = { REDIS_URL: redis.url, HOST: '127.0.0.1', LEASH_KEYS_DIR: keysDir };
+    const deps = await createDeps(loadConfig(env), { log });
+    await deps.close();
+    expect(lines.filter((l) => /LEASH_POLICY is not set: serving the example policy/.test(l))).toHaveLength(1);
+    lines.length = 0;
+    const named = await createDeps(loadConfig({ ...env, LEASH_POLICY: 'policy.example.yaml' }), { log });
+    await named.close();
+    expect(lines.join('')).not.toMatch(/LEASH_POLICY is not set/);
   });
 });
 
