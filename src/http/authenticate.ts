@@ -9,6 +9,13 @@ export const ADMIN_SCOPE = 'leash:admin';
 
 const unauthorized = (description: string): LeashError => new LeashError('invalid_token', description, { status: 401 });
 
+/**
+ * No credentials (or another scheme than Bearer) at all: RFC 6750 section 3.1 says the challenge
+ * then carries no error code, only the scheme and realm.
+ */
+export const credentialsRequired = (description: string): LeashError =>
+  new LeashError('invalid_token', description, { status: 401, headers: { 'WWW-Authenticate': 'Bearer realm="leash"' } });
+
 export function bearerOf(c: Context): string | undefined {
   const header = c.req.header('authorization');
   if (!header) return undefined;
@@ -41,7 +48,7 @@ export const hasScope = (caller: Caller, scope: string): boolean =>
 export function requireScope(...anyOf: string[]): MiddlewareHandler {
   return async function requireLeashScope(c, next) {
     const token = bearerOf(c);
-    if (!token) throw unauthorized('a Leash access token is required (Authorization: Bearer)');
+    if (!token) throw credentialsRequired('a Leash access token is required (Authorization: Bearer)');
     const caller = await resolveCaller(c.get('deps'), token, { audience: c.get('deps').config.issuer });
     if (!caller) throw unauthorized('the access token is not a live Leash token for this broker');
     if (!anyOf.some((s) => hasScope(caller, s))) {

@@ -14,10 +14,10 @@ export function renderError(c: Context, err: LeashError, style: 'oauth' | 'api')
       : { error: err.code, message: err.description, request_id: c.get('requestId') };
   const headers: Record<string, string> = { 'Cache-Control': 'no-store', ...(err.headers ?? {}) };
   if (err.status === 401 && !headers['WWW-Authenticate']) {
-    headers['WWW-Authenticate'] = `Bearer error="${err.code === 'invalid_token' ? 'invalid_token' : 'invalid_request'}"`;
+    headers['WWW-Authenticate'] = `Bearer realm="leash", error="${err.code === 'invalid_token' ? 'invalid_token' : 'invalid_request'}"`;
   }
   if (err.status === 403 && err.code === 'insufficient_scope' && !headers['WWW-Authenticate']) {
-    headers['WWW-Authenticate'] = 'Bearer error="insufficient_scope"';
+    headers['WWW-Authenticate'] = 'Bearer realm="leash", error="insufficient_scope"';
   }
   return c.json(body, err.status as ContentfulStatusCode, headers);
 }

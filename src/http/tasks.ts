@@ -4,7 +4,7 @@ import { auditRequest } from './audit-request.ts';
 import { LeashError } from '../errors.ts';
 import { TASK_ID_PATTERN, TASK_ID_RULE } from '../exchange/request.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
-import { bearerOf, hasScope, resolveCaller } from './authenticate.ts';
+import { bearerOf, credentialsRequired, hasScope, resolveCaller } from './authenticate.ts';
 
 
 /**
@@ -18,7 +18,7 @@ export function taskRoutes(): Hono {
     const taskId = c.req.param('task_id');
     if (!TASK_ID_PATTERN.test(taskId)) throw new LeashError('bad_request', TASK_ID_RULE);
     const token = bearerOf(c);
-    if (!token) throw new LeashError('invalid_token', 'a live token of this task, or an operator token, is required', { status: 401 });
+    if (!token) throw credentialsRequired('a live token of this task, or an operator token, is required');
     const caller = await resolveCaller(deps, token, {});
     if (!caller) throw new LeashError('invalid_token', 'the token is not a live Leash token', { status: 401 });
     const isTaskToken = caller.lease.task_id === taskId;

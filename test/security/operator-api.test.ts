@@ -80,7 +80,11 @@ async function expectDenied(call: Call, authorization: string | undefined, statu
   const text = await res.text();
   expect(res.status, text).toBe(status);
   expect(JSON.parse(text).error).toBe(status === 401 ? 'invalid_token' : 'insufficient_scope');
-  expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+  // RFC 6750 section 3.1: without credentials (or with another scheme) the challenge names no error.
+  const bearer = authorization?.startsWith('Bearer ') === true;
+  expect(res.headers.get('www-authenticate')).toBe(
+    status === 403 ? 'Bearer realm="leash", error="insufficient_scope"' : bearer ? 'Bearer realm="leash", error="invalid_token"' : 'Bearer realm="leash"',
+  );
   expect(text).not.toContain(v.leaseId);
   expect(text).not.toContain(v.token);
   expect((await env.broker.deps.store.get(v.leaseId))!.status).toBe('active');
