@@ -6,6 +6,7 @@ import { LeashError } from './errors.ts';
 import './http/context.ts';
 import { errorStyleFor, renderError, toLeashError } from './http/error-response.ts';
 import { bodyTooLarge } from './http/read-body.ts';
+import { methodsAt } from './http/method-not-allowed.ts';
 import { tokenRoutes } from './http/token.ts';
 import { wellKnownRoutes } from './http/well-known.ts';
 import { healthRoutes } from './http/health.ts';
@@ -74,7 +75,16 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   app.route('/', dashboardRoutes());
   if (opts.devIssuer) app.route('/dev', devIssuerRoutes(opts.devIssuer));
 
-  app.notFound((c) => renderError(c, new LeashError('not_found', `no route for ${c.req.method} ${c.req.path}`), errorStyleFor(c.req.path)));
+  const allowedAt = methodsAt(app);
+  app.notFound((c) => {
+    const style = errorStyleFor(c.req.path);
+    const allow = allowedAt(c.req.path);
+    if (allow.length === 0) return renderError(c, new LeashError('not_found', `no route for ${c.req.method} ${c.req.path}`), style);
+    const description = `${c.req.path} answers ${allow.join(', ')}, not ${c.req.method}`;
+    // OAuth endpoints keep RFC 6749's error vocabulary.
+    const code = style === 'oauth' ? 'invalid_request' : 'method_not_allowed';
+    return renderError(c, new LeashError(code, description, { status: 405, headers: { Allow: allow.join(', ') } }), style);
+  });
   app.onError((err, c) => {
     const e = toLeashError(err);
     // A refusal is told on the request's own access-log line; a server fault also gets its own.

@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'insufficient_scope'
   // non-OAuth endpoints
   | 'not_found'
+  | 'method_not_allowed'
   | 'bad_request'
   | 'rate_limited'
   | 'payload_too_large'
@@ -55,6 +56,8 @@ function defaultStatus(code: ErrorCode): number {
       return 403;
     case 'not_found':
       return 404;
+    case 'method_not_allowed':
+      return 405;
     case 'payload_too_large':
       return 413;
     case 'unsupported_media_type':

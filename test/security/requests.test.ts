@@ -203,15 +203,34 @@ describe('body size and pace', () => {
 });
 
 describe('method confusion', () => {
-  it.each(['GET', 'PUT', 'DELETE', 'PATCH', 'HEAD'])('%s /token is not an exchange (404), even with the parameters', async (method) => {
+  it.each(['GET', 'PUT', 'DELETE', 'PATCH', 'HEAD'])('%s /token is not an exchange (405, Allow: POST), even with the parameters', async (method) => {
     const p = await proof();
     const leases = await leaseCount(env);
     const qs = new URLSearchParams(fields(p));
     const res = await fetch(`${tokenUrl()}?${qs}`, { method, headers: { ...FORM, 'x-http-method-override': 'POST' }, ...(method === 'GET' || method === 'HEAD' ? {} : { body: qs.toString() }) });
-    expect(res.status).toBe(404);
-    if (method !== 'HEAD') expect((await res.json()).error).toBe('not_found');
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('POST');
+    if (method !== 'HEAD') expect((await res.json()).error).toBe('invalid_request');
     expect(await leaseCount(env)).toBe(leases);
     await stillUsable(p);
+  });
+
+  it.each<[string, string, string]>([
+    ['DELETE', '/v1/leases/l_anything', 'GET, HEAD'],
+    ['PUT', '/v1/leases/revoke', 'GET, HEAD, POST'], // GET /v1/leases/{id} matches it too
+    ['GET', '/v1/tasks/build-1/complete', 'POST'],
+    ['POST', '/.well-known/jwks.json', 'GET, HEAD'],
+  ])('%s %s: 405 with the methods the path answers', async (method, path, allow) => {
+    const res = await fetch(`${env.broker.url}${path}`, { method });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe(allow);
+    expect((await res.json()).error).toBe('method_not_allowed');
+  });
+
+  it('an unknown path is still 404', async () => {
+    const res = await fetch(`${env.broker.url}/v1/nothing-here`, { method: 'DELETE' });
+    expect(res.status).toBe(404);
+    expect((await res.json()).error).toBe('not_found');
   });
 
   it.each(['/token/', '/TOKEN', '/token%00', '//token'])('POST %s is not the token endpoint', async (path) => {
