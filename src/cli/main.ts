@@ -65,6 +65,12 @@ export async function runCli(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`leash leases list | head -1`) is not an error of ours.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.OK);
+  throw err;
+});
+
 const code = await runCli(process.argv);
 // Let stdout drain (a piped token must arrive whole) before the exit code is set in stone.
 process.exitCode = code;

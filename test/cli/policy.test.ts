@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from './run-cli.ts';
+import { spawn } from 'node:child_process';
+import { BIN, runCli } from './run-cli.ts';
 
 let dir: string;
 const GOOD = `
@@ -102,6 +103,18 @@ describe('leash policy explain', { timeout: 120_000 }, () => {
       claims: { repo: 'octo-org/octo-repo' },
       x509: { uri_sans: ['spiffe://acme.internal/gh/octo-org/octo-repo'] },
     });
+  });
+
+  it('a reader that closes the pipe early (| head -1) gets no EPIPE stack trace', async () => {
+    const child = spawn(process.execPath, [BIN, 'policy', 'explain', join(dir, 'good.yaml'), '--claims', join(dir, 'claims.json'), '--issuer', 'github'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy(); // closed before the CLI writes anything: its first write fails with EPIPE
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/EPIPE|Error/);
+    expect(code).toBe(0);
   });
 
   it('${LEASH_ISSUER} is filled from --leash-issuer', async () => {
