@@ -99,14 +99,25 @@ end
  */
 export const CREATE = script(`
 local base, id, expMs = ARGV[1], ARGV[2], tonumber(ARGV[4])
-if redis.call('HEXISTS', KEYS[1], id) == 1 then return -2 end
--- KEYS[6], when given, is the proof's replay record: a replay is the first refusal to report, but
--- the record is only written once nothing else refuses, so no other refusal burns the proof.
-if KEYS[6] and redis.call('EXISTS', KEYS[6]) == 1 then return -3 end
 local max = tonumber(ARGV[7])
+-- KEYS[6], when given, is the proof's replay record: a replay is the first refusal to report, and
+-- the record stays written only once nothing else refuses, so no other refusal burns the proof.
+-- Without a lease limit the claim is one SET NX; with one, the count decides before the claim.
+local claimed = false
+if KEYS[6] then
+  if max < 0 then
+    if not redis.call('SET', KEYS[6], '1', 'EX', ARGV[12], 'NX') then return -3 end
+    claimed = true
+  elseif redis.call('EXISTS', KEYS[6]) == 1 then
+    return -3
+  end
+end
 if max >= 0 and ixLiveCount(base, 'act', ARGV[8], tonumber(ARGV[6])) >= max then return -1 end
-if KEYS[6] then redis.call('SET', KEYS[6], '1', 'EX', ARGV[12]) end
-redis.call('HSET', KEYS[1], id, ARGV[3])
+if redis.call('HSETNX', KEYS[1], id, ARGV[3]) == 0 then
+  if claimed then redis.call('DEL', KEYS[6]) end
+  return -2
+end
+if KEYS[6] and not claimed then redis.call('SET', KEYS[6], '1', 'EX', ARGV[12]) end
 redis.call('ZADD', KEYS[2], expMs, id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
 ixAdd(base, 'act', ARGV[8], id, expMs)

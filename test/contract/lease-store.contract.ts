@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../src/audit/events.ts';
 import type { Lease } from '../../src/leases/lease.ts';
-import type { LeaseStore } from '../../src/leases/store.ts';
+import { LeaseLimitError, ProofReplayedError, type LeaseStore } from '../../src/leases/store.ts';
 import { newLeaseId } from '../../src/leases/redis-keys.ts';
 import { endingsContract } from './lease-store-endings.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
@@ -42,6 +42,25 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       await expect(store.create({ ...a, subject: 'repo:c/d:ref:refs/heads/main' })).rejects.toBeInstanceOf(TypeError);
       await store.create(a);
       await expect(store.create(a)).rejects.toBeInstanceOf(TypeError);
+    });
+
+    it('claims a single-use proof with the lease, and a refused create leaves the proof unclaimed', async () => {
+      const { store } = await make();
+      const replay = (key: string) => ({ key: `test:jti:${key}`, ttlSeconds: 60 });
+      const first = makeLease();
+      await store.create(first, { replay: replay('once') });
+      const again = makeLease();
+      await expect(store.create(again, { replay: replay('once') })).rejects.toBeInstanceOf(ProofReplayedError);
+      expect(await store.get(again.id)).toBeNull();
+      // An existing id: refused, and the proof it carried can still be used.
+      await expect(store.create(first, { replay: replay('exists') })).rejects.toBeInstanceOf(TypeError);
+      await store.create(makeLease(), { replay: replay('exists') });
+      // The lease limit: refused before the proof is claimed, with or without a limit in the way.
+      await store.create(makeLease({ subject: 'repo:octo-org/limited:environment:prod' }), { maxActive: 1 });
+      const limited = makeLease({ subject: 'repo:octo-org/limited:environment:prod' });
+      await expect(store.create(limited, { maxActive: 1, replay: replay('limited') })).rejects.toBeInstanceOf(LeaseLimitError);
+      await store.create(makeLease(), { maxActive: 5, replay: replay('limited') });
+      await expect(store.create(makeLease(), { maxActive: 5, replay: replay('limited') })).rejects.toBeInstanceOf(ProofReplayedError);
     });
 
     it('never lets concurrent creates exceed max_active_leases', async () => {
