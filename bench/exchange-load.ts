@@ -142,12 +142,20 @@ export async function benchExchange(
 
     let scaleOut: LoadResult | null = null;
     if (opts.scaleOut) {
-      const b2 = await startBroker({ name: 'leash-2', redisUrl: redisServer.url, policyPath, role: 'api', issuer: b1.issuer });
-      brokers.push(b2);
-      await firstExchange(b2.url, () => warm[w++ % warm.length]!);
+      // One API process per core, as README "Roles and scaling out" advises: each checks proof
+      // signatures on its event loop (LEASH_SIGNATURE_THREAD=off), since no core is left idle for
+      // a signature thread to use.
+      await b1.stop();
+      brokers.splice(brokers.indexOf(b1), 1);
+      const off = { LEASH_SIGNATURE_THREAD: 'off' };
+      const s1 = await startBroker({ name: 'leash-s1', redisUrl: redisServer.url, policyPath, role: 'all', env: off });
+      brokers.push(s1);
+      const s2 = await startBroker({ name: 'leash-s2', redisUrl: redisServer.url, policyPath, role: 'api', issuer: s1.issuer, env: off });
+      brokers.push(s2);
+      for (const s of [s1, s2]) await firstExchange(s.url, () => warm[w++ % warm.length]!);
       const more = await mintProofs(issuer, count, { repoPrefix: 'scale' });
-      scaleOut = await proofLoad('Leash exchange, 2 API processes, one Redis', [b1.url, b2.url], more, cfg, {
-        cpuOf: { 'broker 1': b1.pid, 'broker 2': b2.pid, redis: rpid },
+      scaleOut = await proofLoad('Leash exchange, 2 API processes, one Redis', [s1.url, s2.url], more, cfg, {
+        cpuOf: { 'broker 1': s1.pid, 'broker 2': s2.pid, redis: rpid },
       });
     }
     return { single, scaleOut, redisBytesPerExchange, jwksFetches: issuer.jwksHits(), proofsPerRun: count, profile };

@@ -207,7 +207,7 @@ function render(r: Results): string {
   out.push('| run | req/s | p50 ms | p99 ms | max ms | errors | server CPU ms/request | CPU % of one core over the window |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---|');
   out.push(loadRow('Leash JWT exchange, 1 API process (verify proof, replay guard, policy, lease, ES256 mint, audit)', leash));
-  if (c.sections.includes('scaleout')) out.push(loadRow('Leash JWT exchange, 2 API processes, one Redis (round-robin)', ex?.scaleOut ?? undefined));
+  if (c.sections.includes('scaleout')) out.push(loadRow('Leash JWT exchange, 2 API processes (LEASH_SIGNATURE_THREAD=off), one Redis (round-robin)', ex?.scaleOut ?? undefined));
   out.push(loadRow('Baseline A: bare Hono route, one ES256 sign', r.hono));
   out.push(loadRow('Baseline B: oidc-provider 8, client_credentials, ES256 JWT access token', r.oidc));
   out.push(loadRow('Leash certificate exchange (P-256 CSR, X.509 leaf)', r.certs?.load));
@@ -235,6 +235,17 @@ function render(r: Results): string {
   }
   if (ex?.scaleOut && leash) {
     out.push(`| 1 | scale-out: 2 API processes / 1 | req/s ${fmtRatio(ex.scaleOut.rps / leash.rps)} | (informational: ${m.cpus} cores shared by both brokers, Redis and the load generator) | |`);
+  }
+  if (ex?.scaleOut && r.oidc) {
+    // The scale-out run is measured once, so it is set beside oidc-provider's median round.
+    const rounds = r.rounds.length > 0 ? r.rounds.map((x) => x.oidc) : [r.oidc];
+    const oidcRps = medianOf(rounds.map((x) => x.rps));
+    const oidcP99 = medianOf(rounds.map((x) => x.latencyMs.p99));
+    const rps = ex.scaleOut.rps / oidcRps;
+    const p99 = ex.scaleOut.latencyMs.p99 / oidcP99;
+    out.push(
+      `| 4 | scale-out: 2 API processes (signature thread off) / oidc-provider's median round | req/s ${fmtRatio(rps)}, p99 ${fmtRatio(p99)} (${fmtInt(ex.scaleOut.rps)} vs ${fmtInt(oidcRps)} req/s, ${fmtMs(ex.scaleOut.latencyMs.p99)} vs ${fmtMs(oidcP99)} ms) | req/s >= 1.00x and p99 < 1.00x | req/s ${verdict(rps >= 1)}, p99 ${verdict(p99 < 1)} |`,
+    );
   }
   if (r.certs) {
     const cl = r.certs.load;

@@ -33,6 +33,7 @@ const EnvSchema = z.object({
   LEASH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LEASH_RATE_LIMIT_IP: z.coerce.number().int().min(0).default(0),
   LEASH_RATE_LIMIT_SUBJECT: z.coerce.number().int().min(0).default(0),
+  LEASH_SIGNATURE_THREAD: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
 });
 
 export interface Config {
@@ -66,6 +67,8 @@ export interface Config {
   /** Requests per minute; 0 turns the limit off. */
   rateLimitPerIp: number;
   rateLimitPerSubject: number;
+  /** Proof signatures checked on a worker thread (on), or on the event loop (off). */
+  signatureThread: boolean;
 }
 
 export class ConfigError extends Error {
@@ -126,5 +129,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LEASH_LOG_LEVEL,
     rateLimitPerIp: e.LEASH_RATE_LIMIT_IP,
     rateLimitPerSubject: e.LEASH_RATE_LIMIT_SUBJECT,
+    signatureThread: e.LEASH_SIGNATURE_THREAD === 'on',
   };
 }

@@ -103,6 +103,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   const proofs = new ProofVerifier({
     issuers: policy.issuers,
     clockSkewSeconds: config.clockSkewSeconds,
+    signatureThread: config.signatureThread,
     now,
     ...(opts.fetch ? { fetch: opts.fetch } : {}),
     onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),

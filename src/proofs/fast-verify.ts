@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { ProofError } from './proof-error.ts';
-import { verifyOffLoop } from './signature-thread.ts';
+import { verifyOffLoop, verifyOnLoop } from './signature-thread.ts';
 
 /**
  * The hot-path half of proof verification, on node:crypto: one signature check (about 4x cheaper
@@ -43,16 +43,17 @@ export function publicKeyOf(jwk: JWK, alg: string): KeyObject {
 
 /**
  * True when the compact JWS's signature verifies under `key` with `alg` (alg already allowed).
- * The check runs on the signature worker thread (signature-thread.ts), off the event loop.
+ * With `offLoop` the check runs on the signature worker thread (signature-thread.ts).
  */
-export function signatureVerifies(token: string, alg: string, key: KeyObject): Promise<boolean> {
+export function signatureVerifies(token: string, alg: string, key: KeyObject, offLoop = true): Promise<boolean> {
   const hash = HASH[alg];
   if (hash === undefined) return Promise.resolve(false);
   const dot = token.lastIndexOf('.');
   const signature = token.slice(dot + 1);
   if (alg.startsWith('ES') && base64urlBytes(signature) !== EC_SIG_BYTES[alg]) return Promise.resolve(false);
   const mode = alg.startsWith('ES') ? 'p1363' : alg.startsWith('PS') ? 'pss' : 'plain';
-  return verifyOffLoop({ hash, signingInput: token.slice(0, dot), signature, mode, key });
+  const check = { hash, signingInput: token.slice(0, dot), signature, mode, key } as const;
+  return offLoop ? verifyOffLoop(check) : Promise.resolve(verifyOnLoop(check));
 }
 
 /** Decoded length of unpadded base64url text (what Buffer.from(s, 'base64url') would give). */

@@ -13,6 +13,11 @@ export interface ProofVerifierOptions {
   issuers: TrustedIssuer[];
   /** Tolerance for clock differences with issuers, in seconds (default 30). */
   clockSkewSeconds?: number;
+  /**
+   * Check signatures on a worker thread (default) or on the event loop. Off pays when every core
+   * already runs an API process: the thread's hand-offs then only add waiting.
+   */
+  signatureThread?: boolean;
   fetch?: typeof fetch;
   /** Clock in epoch milliseconds (tests move it). */
   now?: () => number;
@@ -66,10 +71,12 @@ export class ProofVerifier {
   private readonly now: () => number;
   private readonly maxTokenBytes: number;
   private readonly jwks: JwksCache;
+  private readonly offLoop: boolean;
 
   constructor(opts: ProofVerifierOptions) {
     this.issuers = checkIssuerConfig(opts.issuers);
     this.skew = opts.clockSkewSeconds ?? 30;
+    this.offLoop = opts.signatureThread ?? true;
     if (!Number.isFinite(this.skew) || this.skew < 0) throw new TypeError('clockSkewSeconds must be >= 0');
     this.now = opts.now ?? Date.now;
     this.maxTokenBytes = opts.maxTokenBytes ?? 16_384;
@@ -112,7 +119,7 @@ export class ProofVerifier {
     // Signature first: nothing in an unsigned payload is worth an opinion.
     let verified = false;
     for (const jwk of candidates) {
-      if ((verified = await signatureVerifies(token, alg, publicKeyOf(jwk, alg)))) break;
+      if ((verified = await signatureVerifies(token, alg, publicKeyOf(jwk, alg), this.offLoop))) break;
     }
     if (!verified) throw new ProofError('bad_signature', 'subject_token signature is invalid');
     // The claims were decoded from exactly the bytes the signature covers.

@@ -53,8 +53,8 @@ parentPort.on('message', (m) => {
 });
 `;
 
-/** The same check on the event loop (no worker, or a lost one). */
-function verifyHere(c: Check): boolean {
+/** The same check on the event loop (no worker, a lost one, or the thread turned off). */
+export function verifyOnLoop(c: Check): boolean {
   try {
     return cryptoVerify(c.hash, Buffer.from(c.signingInput, 'latin1'), { ...MODE_OPTIONS[c.mode], key: c.key }, Buffer.from(c.signature, 'base64url'));
   } catch {
@@ -98,7 +98,7 @@ export class SignatureThread {
     this.queued = [];
     const worker = this.ensureWorker();
     if (!worker) {
-      for (const c of checks) c.resolve(verifyHere(c));
+      for (const c of checks) c.resolve(verifyOnLoop(c));
       return;
     }
     const batch = this.nextBatch++;
@@ -159,7 +159,7 @@ export class SignatureThread {
     this.keysSent = 0;
     const pending = [...this.sent.values()].flat();
     this.sent.clear();
-    for (const c of pending) c.resolve(verifyHere(c));
+    for (const c of pending) c.resolve(verifyOnLoop(c));
   }
 }
 

@@ -114,6 +114,22 @@ describe('happy paths: each CI/workload proof shape for a scoped JWT', () => {
   });
 });
 
+describe('LEASH_SIGNATURE_THREAD=off: proof signatures checked on the event loop', () => {
+  it('issues for a good proof and refuses a forged one, as with the thread', async () => {
+    const b = await startBroker({ redisUrl: redis.url, policy: e2ePolicy(issuers), env: { LEASH_SIGNATURE_THREAD: 'off' } });
+    try {
+      expect(b.config.signatureThread).toBe(false);
+      const good = await exchangeProof(b.url, await issuers.github.mint(ghClaims({ jti: `on-loop-${Math.random()}` })));
+      expect(good.status).toBe(200);
+      const forged = await exchangeProof(b.url, await issuers.github.mint(ghClaims({ jti: `on-loop-${Math.random()}` }), { key: 'other' }));
+      expect(forged.status).toBe(400);
+      expect(forged.body.error_description).toMatch(/signature is invalid/);
+    } finally {
+      await b.close();
+    }
+  });
+});
+
 describe('a rule that lists no audiences', () => {
   it('grants tokens for Leash itself (aud = LEASH_ISSUER), never an empty aud; other audiences are refused', async () => {
     const own = await startFakeIssuer();

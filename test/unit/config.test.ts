@@ -23,7 +23,8 @@ describe('configuration from the environment', () => {
 
   it('with REDIS_URL it is the real thing: no dev issuer, keys/ by default', () => {
     const c = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', LEASH_ISSUER: 'https://leash.example.com/' });
-    expect(c).toMatchObject({ dev: false, devIssuer: false, keysDir: 'keys', issuer: 'https://leash.example.com' });
+    expect(c).toMatchObject({ dev: false, devIssuer: false, keysDir: 'keys', issuer: 'https://leash.example.com', signatureThread: true });
+    expect(loadConfig({ LEASH_SIGNATURE_THREAD: 'off' }).signatureThread).toBe(false);
   });
 
   it.each([
@@ -37,6 +38,7 @@ describe('configuration from the environment', () => {
     [{ HOST: '0.0.0.0' }, 'REDIS_URL'],
     [{ HOST: '0.0.0.0', REDIS_URL: 'redis://r:6379', LEASH_DEV: '1' }, 'LEASH_DEV'],
     [{ LEASH_ROLE: 'worker' }, 'LEASH_ROLE'],
+    [{ LEASH_SIGNATURE_THREAD: 'maybe' }, 'LEASH_SIGNATURE_THREAD'],
   ])('%o is refused naming %s', (env, variable) => {
     const e = refused(env as Record<string, string>);
     expect(e.variable).toBe(variable);

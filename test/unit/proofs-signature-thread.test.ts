@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SignatureThread, type SignatureMode } from '../../src/proofs/signature-thread.ts';
+import { SignatureThread, verifyOnLoop, type SignatureMode } from '../../src/proofs/signature-thread.ts';
 
 interface Alg {
   name: string;
@@ -54,6 +54,11 @@ describe('SignatureThread: proof signatures checked on a worker thread', () => {
     const cases = checksFor(alg, 30);
     const answers = await Promise.all(cases.map((c) => thread.verify(c.check)));
     expect(answers).toEqual(cases.map((c) => c.kind === 'good'));
+  });
+
+  it.each(ALGS)('$name: the event-loop check (LEASH_SIGNATURE_THREAD=off) gives the same answers', (alg) => {
+    const cases = checksFor(alg, 9);
+    expect(cases.map((c) => verifyOnLoop(c.check))).toEqual(cases.map((c) => c.kind === 'good'));
   });
 
   it('a signature in the wrong encoding or truncated is refused, not an error', async () => {
