@@ -30,8 +30,8 @@ function reasonLabel(reason: string | null): string {
 /** The `revoke` job: effects of leases already flipped to revoked. Idempotent by construction. */
 export async function finalizeRevoked(deps: EndingDeps, ids: string[]): Promise<Ending[]> {
   const endings: Ending[] = [];
-  // Chunks of concurrent finalizes share socket writes (auto-pipelining): a bulk revocation's
-  // effects take one round trip per chunk, not per lease.
+  // A chunk's finalizes are in flight together on the connection: a bulk revocation's effects
+  // take one round trip per chunk, not per lease.
   for (let i = 0; i < ids.length; i += FINALIZE_CHUNK) {
     const done = await Promise.all(ids.slice(i, i + FINALIZE_CHUNK).map((id) => deps.store.finalize(id, deps.now())));
     for (const e of done) if (e) endings.push(e);

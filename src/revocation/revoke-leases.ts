@@ -18,7 +18,7 @@ interface RevokeBy {
  */
 export async function revokeLeases(deps: Deps, ids: string[], by: RevokeBy): Promise<Lease[]> {
   const input = revokeInput(deps, by);
-  // Concurrent flips share socket writes (auto-pipelining): a task's leases end in one round trip.
+  // Concurrent flips are in flight together on the connection: a task's leases end in one round trip.
   const results = await Promise.all(ids.map((id) => deps.store.revoke(id, input)));
   const revoked = results.filter((l): l is Lease => l !== null);
   await queueEffects(deps, revoked.map((l) => l.id), by.path);
