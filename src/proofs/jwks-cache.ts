@@ -32,6 +32,8 @@ interface Entry {
   keys: JWK[] | null;
   fetchedAt: number;
   lastAttemptAt: number;
+  /** The last refetch an unknown kid caused: those have an interval of their own. */
+  lastKidRefreshAt: number;
   lastError: string | null;
   /** Shared by every request that needs the same fetch, so a cold start is one fetch, not N. */
   inflight: Promise<JWK[]> | null;
@@ -91,12 +93,18 @@ export class JwksCache {
 
   /**
    * A token names a key we do not hold: maybe the issuer rotated. Refetch, at most once per
-   * `minRefreshIntervalMs` (forged kids must not make us hammer the issuer). Null means no newer
-   * keys could be had; the caller then refuses with the error it already has.
+   * `minRefreshIntervalMs` of such refetches (forged kids must not make us hammer the issuer). A
+   * fetch for another reason does not count: a key the issuer published just after the cache was
+   * filled is then found at once, not after the interval. Null means no newer keys could be had;
+   * the caller then refuses with the error it already has.
    */
   async refreshAfterUnknownKid(issuer: TrustedIssuer): Promise<JWK[] | null> {
     const e = this.entry(issuer);
-    if (!e.inflight && !this.mayRefresh(e, this.opts.now())) return null;
+    const now = this.opts.now();
+    if (!e.inflight) {
+      if (now - e.lastKidRefreshAt < this.opts.minRefreshIntervalMs) return null;
+      e.lastKidRefreshAt = now;
+    }
     try {
       return await (e.inflight ?? this.refresh(issuer, e));
     } catch {
@@ -112,7 +120,7 @@ export class JwksCache {
     const fp = fingerprint(issuer);
     let e = this.entries.get(issuer.name);
     if (!e || e.fingerprint !== fp) {
-      e = { fingerprint: fp, keys: null, fetchedAt: 0, lastAttemptAt: Number.NEGATIVE_INFINITY, lastError: null, inflight: null };
+      e = { fingerprint: fp, keys: null, fetchedAt: 0, lastAttemptAt: Number.NEGATIVE_INFINITY, lastKidRefreshAt: Number.NEGATIVE_INFINITY, lastError: null, inflight: null };
       this.entries.set(issuer.name, e);
     }
     return e;
