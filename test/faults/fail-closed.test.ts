@@ -87,7 +87,9 @@ describe('Redis', () => {
     }
   });
 
-  it('lost in the middle of an exchange and back: 503, nothing recorded; persisted state survives', async () => {
+  // Its own bounded waits (the slow JWKS, Redis stopping and starting, readiness) add up to more
+  // than the default 30 s on a machine loaded by the other suites.
+  it('lost in the middle of an exchange and back: 503, nothing recorded; persisted state survives', { timeout: 60_000 }, async () => {
     const own = await startRedis({ persist: true });
     const b = await startBroker({ policy: policyFor(), redisUrl: own.url });
     const form = { 'content-type': 'application/x-www-form-urlencoded' };
