@@ -87,7 +87,7 @@ function defaultAudiences(policy: Policy, leashIssuer: string): void {
 
 /** `${LEASH_ISSUER}` in a policy file stands for the broker's issuer URL (without a trailing slash). */
 function fillLeashIssuer(text: string, leashIssuer: string): string {
-  return text.replaceAll('${LEASH_ISSUER}', leashIssuer.replace(/\/+$/, ''));
+  return text.replaceAll('${LEASH_ISSUER}', leashIssuer);
 }
 
 export function loadPolicy(path: string): Policy {

@@ -7,6 +7,7 @@ import { parseDuration } from '../util/duration.ts';
 import { CONTROL_CHARS, checkClaimKey } from './claims.ts';
 import { checkTemplate, type TemplateTarget } from './template.ts';
 import type { Grant, KeyType, Matcher, Policy } from './types.ts';
+import { TRUST_DOMAIN, isTrustDomain } from './trust-domain.ts';
 
 export const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 export const KEY_TYPES = ['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
@@ -65,12 +66,9 @@ const url = (bareIssuer: boolean) =>
 
 const list = <T extends z.ZodType>(item: T) => z.array(item).transform((items) => [...new Set(items)] as z.output<T>[]);
 
-/** `spiffe://<trust domain>`: JWT-SVIDs of that trust domain, which need carry no `iss` (JWT-SVID spec 3). */
-export const SPIFFE_TRUST_DOMAIN = /^spiffe:\/\/[a-z0-9._-]+$/;
-
 const issuerId = z.string().superRefine((value, ctx) => {
-  if (value.startsWith('spiffe:')) {
-    if (!SPIFFE_TRUST_DOMAIN.test(value)) {
+  if (isTrustDomain(value)) {
+    if (!TRUST_DOMAIN.test(value)) {
       ctx.addIssue({ code: 'custom', message: 'a SPIFFE trust domain must be spiffe://<trust domain> (lowercase a-z, 0-9, ., _ and -; no path)' });
     }
     return;
@@ -92,7 +90,7 @@ const issuer = z.strictObject({
     .refine((a) => a.length > 0, 'must list at least one algorithm, or be left out')
     .optional(),
 }).superRefine((i, ctx) => {
-  if (i.issuer.startsWith('spiffe:') && i.jwks_uri === undefined) {
+  if (isTrustDomain(i.issuer) && i.jwks_uri === undefined) {
     ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'is required for a SPIFFE trust domain, which has no discovery document (the JWKS of its bundle endpoint or SPIRE OIDC discovery provider)' });
   }
 });

@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { ProofError } from './proof-error.ts';
 import { verifyOffLoop, verifyOnLoop } from './signature-thread.ts';
+import { isTrustDomain, trustDomainOf } from '../policy/trust-domain.ts';
 
 /**
  * The hot-path half of proof verification, on node:crypto: one signature check (about 4x cheaper
@@ -75,9 +76,6 @@ const numeric = (claims: Record<string, unknown>, name: 'exp' | 'iat' | 'nbf'): 
   return v;
 };
 
-/** A SPIFFE trust-domain entry (`spiffe://<trust domain>`) rather than an OIDC issuer URL. */
-export const isTrustDomain = (issuer: string): boolean => issuer.startsWith('spiffe://');
-
 /**
  * The checks of jose's jwtVerify(issuer, audience, requiredClaims exp/iat/sub, clockTolerance,
  * maxTokenAge). For a SPIFFE trust domain, as the JWT-SVID spec (section 3) requires of a
@@ -89,8 +87,7 @@ export function checkRegisteredClaims(claims: Record<string, unknown>, rules: Cl
     if (claims[name] === undefined) throw new ProofError('missing_claim', `subject_token has no ${name} claim`);
   }
   if (svid) {
-    const sub = claims.sub;
-    if ((claims.iss !== undefined && claims.iss !== rules.issuer) || typeof sub !== 'string' || !sub.startsWith(`${rules.issuer}/`)) {
+    if ((claims.iss !== undefined && claims.iss !== rules.issuer) || trustDomainOf(claims.sub) !== rules.issuer) {
       throw new ProofError('untrusted_issuer', 'subject_token issuer is not trusted');
     }
   } else if (claims.iss !== rules.issuer) {

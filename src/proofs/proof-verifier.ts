@@ -8,6 +8,7 @@ import { JwksCache } from './jwks-cache.ts';
 import { selectKeys } from './key-select.ts';
 import { ProofError, isProofError } from './proof-error.ts';
 import { checkSize, peekToken } from './token-peek.ts';
+import { trustDomainOf } from '../policy/trust-domain.ts';
 
 export interface ProofVerifierOptions {
   issuers: TrustedIssuer[];
@@ -184,8 +185,7 @@ function findIssuer(issuers: readonly TrustedIssuer[], claims: Record<string, un
  * SPIFFE ID, picks the `spiffe://<trust domain>` entry. Any other token without `iss` is refused.
  */
 function trustDomainEntry(issuers: readonly TrustedIssuer[], claims: Record<string, unknown>): TrustedIssuer {
-  const sub = claims.sub;
-  const domain = typeof sub === 'string' && sub.startsWith('spiffe://') ? `spiffe://${sub.slice(9).split('/')[0]}` : null;
+  const domain = trustDomainOf(claims.sub);
   const matches = domain === null ? [] : issuers.filter((i) => i.issuer === domain);
   if (matches.length === 0) throw new ProofError('missing_claim', 'subject_token has no iss claim');
   return byAudience(matches, claims);

@@ -130,7 +130,10 @@ describe('ProofVerifier across key types and issuer URLs', () => {
       // iss equal to the trust domain is accepted too
       expect((await verifier.verify(await es.mint({ ...a!.claims, aud: [AUD], iss: 'spiffe://staging.example.com' }))).issuer.name).toBe('staging');
 
-      // Refusals. A trust domain the policy does not name: no issuer.
+      // Refusals. A trust domain's own ID (no workload path) is no workload, with or without iss.
+      await expectProofRefusal(verifier.verify(await es.mint({ ...a!.claims, sub: 'spiffe://staging.example.com', aud: [AUD] }, { omit: ['iss'] })), 'missing_claim');
+      await expectProofRefusal(verifier.verify(await es.mint({ ...a!.claims, sub: 'spiffe://staging.example.com', aud: [AUD], iss: 'spiffe://staging.example.com' })), 'untrusted_issuer');
+      // A trust domain the policy does not name: no issuer.
       await expectProofRefusal(verifier.verify(await es.mint({ ...a!.claims, sub: 'spiffe://evil.example.com/x', aud: [AUD] }, { omit: ['iss'] })), 'missing_claim');
       // Signed by another trust domain's key (or an unpublished one): the trust domain's bundle decides.
       await expectProofRefusal(verifier.verify(await rs.mint({ ...a!.claims, aud: [AUD] }, { kid: null, omit: ['iss'] })), 'unknown_kid');
