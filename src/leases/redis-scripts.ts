@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { LUA_FIELDS } from './lease-codec.ts';
 import { LUA_INDEX } from './redis-index-lua.ts';
 import { LUA_KEYS } from './redis-keys.ts';
+import { corkUntilNextTurn } from './redis-write-batching.ts';
 
 /** A standalone, Sentinel or Cluster client. Scripts touch the keys of one shard (one slot) only. */
 export type RedisClient = Redis | Cluster;
@@ -17,8 +18,12 @@ const script = (body: string): LuaScript => {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 };
 
-/** One EVALSHA round trip; the script is sent (and cached by Redis) only after NOSCRIPT. */
+/**
+ * One EVALSHA round trip; the script is sent (and cached by Redis) only after NOSCRIPT. The scripts
+ * run in one turn of the event loop leave in one write (redis-write-batching.ts).
+ */
 export async function runScript(redis: RedisClient, s: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+  corkUntilNextTurn(redis);
   try {
     return await redis.evalsha(s.sha, keys.length, ...keys, ...args);
   } catch (err) {
