@@ -8,7 +8,7 @@ import type { Allowed, Decision } from '../policy/types.ts';
 import { replayTtlSeconds, type VerifiedProof } from '../proofs/proof-verifier.ts';
 import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr.ts';
 import { generateSerialHex } from '../mint/x509/issuer.ts';
-import { mintAccessToken } from './mint-access-token.ts';
+import { accessTokenResponse, signAccessToken } from './mint-access-token.ts';
 import { mintCertificate } from './mint-certificate.ts';
 import { allowedEvent, auditDenied } from './audit-exchange.ts';
 import type { AuditEvent } from '../audit/events.ts';
@@ -17,8 +17,9 @@ import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './reque
 
 /**
  * verify -> decide -> check CSR -> lease -> mint. The lease write also claims the proof and records
- * the allow event, atomically; a credential is only minted after it, and any refusal before it
- * leaves no lease and no replay record behind.
+ * the allow event, atomically; a credential is only handed out after it, and any refusal before it
+ * leaves no lease and no replay record behind. A JWT's signature is made on the signature thread
+ * while the lease is written; if the write fails, that token is dropped unseen.
  */
 export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext): Promise<ExchangeResponse> {
   let proof: VerifiedProof | undefined;
@@ -30,8 +31,9 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
     if (!decision.allowed) throw new LeashError(decision.code, decision.reason);
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
     const lease = buildLease(deps, req, ctx, proof, decision, csr);
+    const token = req.kind === 'jwt' ? settle(signAccessToken(deps, lease, decision)) : undefined;
     await recordLease(deps, proof, lease, decision, allowedEvent(deps, ctx, req, proof, decision, lease));
-    const response = mint(deps, req, lease, decision, proof, csr);
+    const response = await mint(deps, req, lease, decision, csr, token);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
     return response;
   } catch (err) {
@@ -87,10 +89,29 @@ function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proo
   };
 }
 
-/** Minting after the lease is written; if it throws, the lease is revoked so none is left without a credential. */
-function mint(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed, proof: VerifiedProof, csr: ParsedCsr | undefined): ExchangeResponse {
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/** A promise that never rejects: the token's signing failure is reported by mint(), after the lease write. */
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+/** Minting after the lease is written; if it fails, the lease is revoked so none is left without a credential. */
+async function mint(
+  deps: Deps,
+  req: ExchangeRequest,
+  lease: Lease,
+  decision: Allowed,
+  csr: ParsedCsr | undefined,
+  token: Promise<Settled<string>> | undefined,
+): Promise<ExchangeResponse> {
   try {
-    return req.kind === 'x509' ? mintCertificate(deps, lease, decision, csr!) : mintAccessToken(deps, req, lease, decision, proof);
+    if (req.kind === 'x509') return mintCertificate(deps, lease, decision, csr!);
+    const signed = await token!;
+    if (!signed.ok) throw signed.error;
+    return accessTokenResponse(req, lease, signed.value);
   } catch (err) {
     void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'internal' }).catch((revokeErr) =>
       // The lease then runs to its expiry with no credential behind it: an operator should know.

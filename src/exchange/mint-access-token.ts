@@ -1,16 +1,18 @@
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
-import { signJwt } from '../mint/jwt/sign.ts';
+import { signJwtOffLoop } from '../mint/jwt/sign.ts';
 import type { Allowed } from '../policy/types.ts';
-import type { VerifiedProof } from '../proofs/proof-verifier.ts';
 import { TOKEN_TYPE_JWT, type ExchangeRequest, type ExchangeResponse } from './request.ts';
 
-/** RFC 9068 JWT access token for a recorded lease: `jti` is the lease id, `client_id` the rule. */
-export function mintAccessToken(deps: Deps, req: ExchangeRequest, lease: Lease, decision: Allowed, proof: VerifiedProof): ExchangeResponse {
+/**
+ * Signs the RFC 9068 JWT access token of a lease: `jti` is the lease id, `client_id` the rule.
+ * The exchange starts this before the lease write and hands the token out only after it.
+ */
+export function signAccessToken(deps: Deps, lease: Lease, decision: Allowed): Promise<string> {
   const payload: Record<string, unknown> = {
     ...decision.claims,
     iss: deps.config.issuer,
-    sub: proof.subject,
+    sub: lease.subject,
     aud: lease.audiences.length === 1 ? lease.audiences[0] : lease.audiences,
     iat: lease.issued_at,
     nbf: lease.issued_at,
@@ -20,7 +22,10 @@ export function mintAccessToken(deps: Deps, req: ExchangeRequest, lease: Lease, 
     scope: lease.scopes.join(' '),
   };
   if (lease.task_id !== null) payload.task_id = lease.task_id;
-  const token = signJwt(deps.keys.active(), payload);
+  return signJwtOffLoop(deps.keys.active(), payload, deps.config.signatureThread);
+}
+
+export function accessTokenResponse(req: ExchangeRequest, lease: Lease, token: string): ExchangeResponse {
   return {
     access_token: token,
     issued_token_type: req.requestedTokenType === TOKEN_TYPE_JWT ? TOKEN_TYPE_JWT : 'urn:ietf:params:oauth:token-type:access_token',

@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { ProofError } from './proof-error.ts';
-import { verifyOffLoop, verifyOnLoop } from './signature-thread.ts';
+import { verifyOffLoop, verifyOnLoop } from '../crypto/signature-thread.ts';
 import { isTrustDomain, trustDomainOf } from '../policy/trust-domain.ts';
 
 /**

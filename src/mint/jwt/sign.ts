@@ -1,4 +1,4 @@
-import { sign as cryptoSign } from 'node:crypto';
+import { signOffLoop, signOnLoop, type SignJob } from '../../crypto/signature-thread.ts';
 import type { SigningKey } from './keystore.ts';
 
 const encodedHeaders = new WeakMap<SigningKey, Map<string, string>>();
@@ -16,17 +16,23 @@ function encodedHeader(key: SigningKey, typ: string): string {
   return header;
 }
 
+function signJob(key: SigningKey, payload: Record<string, unknown>, typ: string): SignJob {
+  const signingInput = `${encodedHeader(key, typ)}.${b64url(JSON.stringify(payload))}`;
+  return { hash: key.alg === 'EdDSA' ? null : 'sha256', signingInput, key: key.privateKey };
+}
+
 /**
  * Signs a JWT with node:crypto directly: on the hot path this is about twice as fast as jose's
  * WebCrypto-backed SignJWT for the same ES256/EdDSA signature (measured: ~120 vs ~250 µs for a
  * sign+verify pair). The header is fixed per key, so it is encoded once.
  */
 export function signJwt(key: SigningKey, payload: Record<string, unknown>, typ = 'at+jwt'): string {
-  const signingInput = `${encodedHeader(key, typ)}.${b64url(JSON.stringify(payload))}`;
-  const data = Buffer.from(signingInput);
-  const signature =
-    key.alg === 'EdDSA'
-      ? cryptoSign(null, data, key.privateKey)
-      : cryptoSign('sha256', data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
-  return `${signingInput}.${signature.toString('base64url')}`;
+  const job = signJob(key, payload, typ);
+  return `${job.signingInput}.${signOnLoop(job)}`;
+}
+
+/** signJwt with the signature made on the signature thread (`offLoop`), leaving the event loop free meanwhile. */
+export async function signJwtOffLoop(key: SigningKey, payload: Record<string, unknown>, offLoop: boolean, typ = 'at+jwt'): Promise<string> {
+  const job = signJob(key, payload, typ);
+  return `${job.signingInput}.${offLoop ? await signOffLoop(job) : signOnLoop(job)}`;
 }

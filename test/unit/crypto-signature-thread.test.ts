@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SignatureThread, verifyOnLoop, type SignatureMode } from '../../src/proofs/signature-thread.ts';
+import { SignatureThread, signOnLoop, verifyOnLoop, type SignatureMode } from '../../src/crypto/signature-thread.ts';
 
 interface Alg {
   name: string;
@@ -92,7 +92,7 @@ describe('SignatureThread: proof signatures checked on a worker thread', () => {
   it('a short-lived process waits for its answer, then exits (the worker is held only while checks are out)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'leash-sigthread-'));
     const script = join(dir, 'check.mts');
-    const module = fileURLToPath(new URL('../../src/proofs/signature-thread.ts', import.meta.url));
+    const module = fileURLToPath(new URL('../../src/crypto/signature-thread.ts', import.meta.url));
     writeFileSync(
       script,
       `import { generateKeyPairSync, sign } from 'node:crypto';
@@ -109,5 +109,49 @@ console.log('answered', answers.every(Boolean));
     const run = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 20_000 });
     expect(run.status).toBe(0);
     expect(run.stdout.trim()).toBe('answered true');
+  });
+});
+
+// The access tokens Leash mints: ES256 (raw r || s, as JWS wants) and EdDSA.
+const SIGNERS = ALGS.filter((a) => a.name === 'ES256' || a.name === 'EdDSA');
+const signedBy = (alg: Alg, publicKey: KeyObject, input: string, signature: string): boolean =>
+  verify(alg.hash, Buffer.from(input), alg.hash ? { key: publicKey, dsaEncoding: 'ieee-p1363' } : publicKey, Buffer.from(signature, 'base64url'));
+
+describe('SignatureThread: access-token signatures made on the worker thread', () => {
+  it.each(SIGNERS)('$name: every signature of a batch verifies under the public key, over its own input only', async (alg) => {
+    const thread = new SignatureThread();
+    const { privateKey, publicKey } = alg.pair();
+    const inputs = Array.from({ length: 20 }, (_, n) => signingInput(n));
+    const signatures = await Promise.all(inputs.map((signingInput) => thread.sign({ hash: alg.hash, signingInput, key: privateKey })));
+    inputs.forEach((input, n) => {
+      expect(signedBy(alg, publicKey, input, signatures[n]!)).toBe(true);
+      expect(signedBy(alg, publicKey, inputs[(n + 1) % inputs.length]!, signatures[n]!)).toBe(false);
+    });
+    if (alg.name === 'ES256') expect(Buffer.from(signatures[0]!, 'base64url')).toHaveLength(64);
+  });
+
+  it('a key that cannot sign fails its own job only; the rest of the batch is signed', async () => {
+    const thread = new SignatureThread();
+    const { privateKey, publicKey } = SIGNERS[0]!.pair();
+    const jobs = [privateKey, publicKey, privateKey].map((key, n) => thread.sign({ hash: 'sha256', signingInput: signingInput(n), key }));
+    const [first, bad, third] = await Promise.allSettled(jobs);
+    expect(first!.status).toBe('fulfilled');
+    expect(third!.status).toBe('fulfilled');
+    expect(bad!.status).toBe('rejected');
+    expect(() => signOnLoop({ hash: 'sha256', signingInput: 'a.b', key: publicKey })).toThrow();
+  });
+
+  it('signatures and checks sent to a worker that dies are made on the event loop', async () => {
+    const dying = () => new Worker("require('node:worker_threads').parentPort.once('message', () => process.exit(3))", { eval: true });
+    const thread = new SignatureThread(dying);
+    const alg = SIGNERS[0]!;
+    const { privateKey, publicKey } = alg.pair();
+    const cases = checksFor(alg, 6);
+    const [signature, ...answers] = await Promise.all([
+      thread.sign({ hash: 'sha256', signingInput: 'x.y', key: privateKey }),
+      ...cases.map((c) => thread.verify(c.check)),
+    ]);
+    expect(signedBy(alg, publicKey, 'x.y', signature as string)).toBe(true);
+    expect(answers).toEqual(cases.map((c) => c.kind === 'good'));
   });
 });

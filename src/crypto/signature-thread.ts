@@ -1,0 +1,226 @@
+import { constants, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Signatures are checked and made on one worker thread, in batches: every job queued during one
+ * turn of the event loop goes over in a single message and comes back in another. An ES256 verify
+ * (~70 µs) and sign (~45 µs) are the largest single costs of an exchange; libuv's thread pool takes
+ * them off the event loop too, but wakes a thread per job, and on a busy machine that thread mostly
+ * runs on the event loop's own core. A batch per turn wakes the worker once for many jobs.
+ *
+ * If the worker cannot be had (or dies), jobs run on the event loop instead: slower, never wrong.
+ */
+
+/** How the signature bytes are read: DER/PKCS#1 v1.5, raw ECDSA (r || s), or RSA-PSS. */
+export type SignatureMode = 'plain' | 'p1363' | 'pss';
+
+interface Check {
+  hash: string | null;
+  signingInput: string;
+  signature: string;
+  mode: SignatureMode;
+  key: KeyObject;
+}
+
+/** A signature to make: ECDSA keys give raw r || s (JWS), Ed25519 takes `hash: null`. */
+export interface SignJob {
+  hash: string | null;
+  signingInput: string;
+  key: KeyObject;
+}
+
+type Queued =
+  | { kind: 'verify'; job: Check; resolve: (ok: boolean) => void }
+  | { kind: 'sign'; job: SignJob; resolve: (signature: string) => void; reject: (err: Error) => void };
+
+/** The verify options of each mode besides the key: plain data, so they cross to the worker as they are. */
+const MODE_OPTIONS: Record<SignatureMode, { dsaEncoding?: 'ieee-p1363'; padding?: number; saltLength?: number }> = {
+  plain: {},
+  p1363: { dsaEncoding: 'ieee-p1363' },
+  pss: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
+};
+
+// Plain CommonJS run with `eval`, so the worker needs no TypeScript loader (tsx, vitest). A check
+// that throws (a malformed signature, a key of the wrong type) is a signature that does not verify;
+// a sign that throws answers null.
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { sign, verify } = require('node:crypto');
+const keys = new Map();
+parentPort.on('message', (m) => {
+  if (m.reset) keys.clear();
+  for (const [id, key] of m.keys) keys.set(id, key);
+  const out = new Array(m.jobs.length);
+  for (let i = 0; i < m.jobs.length; i++) {
+    const j = m.jobs[i];
+    try {
+      const key = { ...j.options, key: keys.get(j.keyId) };
+      out[i] = j.signature === undefined
+        ? sign(j.hash, Buffer.from(j.input), key).toString('base64url')
+        : verify(j.hash, Buffer.from(j.input, 'latin1'), key, Buffer.from(j.signature, 'base64url'));
+    } catch {
+      out[i] = j.signature === undefined ? null : false;
+    }
+  }
+  parentPort.postMessage({ batch: m.batch, out });
+});
+`;
+
+/** The same check on the event loop (no worker, a lost one, or the thread turned off). */
+export function verifyOnLoop(c: Check): boolean {
+  try {
+    return cryptoVerify(c.hash, Buffer.from(c.signingInput, 'latin1'), { ...MODE_OPTIONS[c.mode], key: c.key }, Buffer.from(c.signature, 'base64url'));
+  } catch {
+    return false;
+  }
+}
+
+const signOptions = (key: KeyObject): { dsaEncoding?: 'ieee-p1363' } => (key.asymmetricKeyType === 'ec' ? { dsaEncoding: 'ieee-p1363' } : {});
+
+/** The signature (base64url) made on the event loop; throws what node:crypto throws. */
+export function signOnLoop(j: SignJob): string {
+  return cryptoSign(j.hash, Buffer.from(j.signingInput), { ...signOptions(j.key), key: j.key }).toString('base64url');
+}
+
+function runOnLoop(q: Queued): void {
+  if (q.kind === 'verify') return q.resolve(verifyOnLoop(q.job));
+  try {
+    q.resolve(signOnLoop(q.job));
+  } catch (err) {
+    q.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+function answer(q: Queued, out: boolean | string | null | undefined): void {
+  if (q.kind === 'verify') return q.resolve(out === true);
+  // The worker's sign failed: the same sign here says why (or, if it works here, gives the signature).
+  if (typeof out === 'string') q.resolve(out);
+  else runOnLoop(q);
+}
+
+const MAX_KEYS_HELD = 256;
+const RESTART_BACKOFF_MS = 1_000;
+
+const startWorker = (): Worker => new Worker(WORKER_SOURCE, { eval: true, name: 'leash-signature-checks' });
+
+export class SignatureThread {
+  private worker: Worker | null = null;
+  private queued: Queued[] = [];
+  private flushScheduled = false;
+  private readonly sent = new Map<number, Queued[]>();
+  private nextBatch = 1;
+  private keyIds = new WeakMap<KeyObject, number>();
+  private nextKeyId = 1;
+  private keysSent = 0;
+  /** After a lost worker, checks stay here until then: a worker that keeps dying is not restarted per batch. */
+  private restartAfter = 0;
+
+  /** `start` makes the worker; tests give one that fails to show checks still get answered. */
+  constructor(private readonly start: () => Worker = startWorker) {}
+
+  verify(check: Check): Promise<boolean> {
+    return new Promise((resolve) => this.enqueue({ kind: 'verify', job: check, resolve }));
+  }
+
+  /** The base64url signature of `signingInput`; rejects when the key cannot sign. */
+  sign(job: SignJob): Promise<string> {
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'sign', job, resolve, reject }));
+  }
+
+  private enqueue(q: Queued): void {
+    this.queued.push(q);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const jobs = this.queued;
+    this.queued = [];
+    const worker = this.ensureWorker();
+    if (!worker) {
+      for (const q of jobs) runOnLoop(q);
+      return;
+    }
+    const batch = this.nextBatch++;
+    // JWKS refreshes bring new key objects; the worker's copy is started afresh now and then so
+    // retired keys do not pile up there.
+    const reset = this.keysSent >= MAX_KEYS_HELD;
+    if (reset) {
+      this.keyIds = new WeakMap();
+      this.keysSent = 0;
+    }
+    const keys: [number, KeyObject][] = [];
+    const keyIdOf = (key: KeyObject): number => {
+      let id = this.keyIds.get(key);
+      if (id === undefined) {
+        id = this.nextKeyId++;
+        this.keyIds.set(key, id);
+        keys.push([id, key]);
+        this.keysSent++;
+      }
+      return id;
+    };
+    const wire = jobs.map((q) =>
+      q.kind === 'verify'
+        ? { hash: q.job.hash, input: q.job.signingInput, signature: q.job.signature, options: MODE_OPTIONS[q.job.mode], keyId: keyIdOf(q.job.key) }
+        : { hash: q.job.hash, input: q.job.signingInput, options: signOptions(q.job.key), keyId: keyIdOf(q.job.key) },
+    );
+    this.sent.set(batch, jobs);
+    // Held while jobs are out, so a short-lived process waits for its answers.
+    worker.ref();
+    worker.postMessage({ batch, reset, keys, jobs: wire });
+  }
+
+  private ensureWorker(): Worker | null {
+    if (this.worker) return this.worker;
+    if (Date.now() < this.restartAfter) return null;
+    try {
+      const worker = this.start();
+      // An idle worker is never the reason a process stays up (tests, shutdown).
+      worker.unref();
+      worker.on('message', (m: { batch: number; out: (boolean | string | null)[] }) => {
+        const jobs = this.sent.get(m.batch);
+        if (!jobs) return;
+        this.sent.delete(m.batch);
+        if (this.sent.size === 0) worker.unref();
+        jobs.forEach((q, i) => answer(q, m.out[i]));
+      });
+      worker.on('error', () => this.lost(worker));
+      worker.on('exit', () => this.lost(worker));
+      this.worker = worker;
+      return worker;
+    } catch {
+      this.restartAfter = Date.now() + RESTART_BACKOFF_MS;
+      return null;
+    }
+  }
+
+  /** A lost worker's pending checks are done here; the next batch starts a new worker. */
+  private lost(worker: Worker): void {
+    if (this.worker !== worker) return;
+    this.worker = null;
+    this.restartAfter = Date.now() + RESTART_BACKOFF_MS;
+    this.keyIds = new WeakMap();
+    this.keysSent = 0;
+    const pending = [...this.sent.values()].flat();
+    this.sent.clear();
+    for (const q of pending) runOnLoop(q);
+  }
+}
+
+let shared: SignatureThread | null = null;
+
+/** True when `signature` over `signingInput` verifies under `key` (checked off the event loop). */
+export function verifyOffLoop(check: Check): Promise<boolean> {
+  shared ??= new SignatureThread();
+  return shared.verify(check);
+}
+
+/** The base64url signature of `job.signingInput` (made off the event loop). */
+export function signOffLoop(job: SignJob): Promise<string> {
+  shared ??= new SignatureThread();
+  return shared.sign(job);
+}
