@@ -1,6 +1,7 @@
 /**
  * Section 1: the full JWT exchange under load. POST /token over real HTTP to the broker in a child
- * process, real Redis, each proof a distinct ES256 ID token verified against the bench issuer's
+ * process, real Redis, each proof a distinct GitHub-Actions-shaped ID token (RS256 as GitHub signs
+ * them, or ES256 when asked) verified against the bench issuer's
  * JWKS (fetched over HTTP once, then cached), replay guard on, lease write with its expiry
  * schedule, ES256 mint, audit event and logs. Then the same with two API processes over one Redis.
  * When asked (throughput below a baseline), a second run on the same broker is CPU-profiled.
@@ -12,7 +13,7 @@ import { RESULTS_DIR } from './child.ts';
 import { benchPolicy, exchangeBody, firstExchange, startBroker, startRedis } from './env.ts';
 import { runLoad, type LoadResult } from './load-generator.ts';
 import { summarizeProfile, type ProfileSummary } from './profile.ts';
-import { startProofIssuer, type MintOptions, type ProofIssuer } from './proof-issuer.ts';
+import { startProofIssuer, type MintOptions, type ProofAlg, type ProofIssuer } from './proof-issuer.ts';
 import { fmtCpu, log, redisPid, usedMemory } from './util.ts';
 
 export interface LoadConfig {
@@ -95,10 +96,10 @@ export async function proofLoad(
 
 export async function benchExchange(
   cfg: LoadConfig,
-  opts: { scaleOut: boolean; expectedRps: number; profileBelowRps?: number; profileAlways?: boolean },
+  opts: { scaleOut: boolean; expectedRps: number; profileBelowRps?: number; profileAlways?: boolean; proofAlg?: ProofAlg },
 ): Promise<ExchangeResults> {
   const redisServer = await startRedis();
-  const issuer = await startProofIssuer();
+  const issuer = await startProofIssuer(opts.proofAlg ?? 'RS256');
   const redis = new Redis(redisServer.url);
   const brokers: Awaited<ReturnType<typeof startBroker>>[] = [];
   try {
@@ -113,7 +114,8 @@ export async function benchExchange(
     const count = proofsFor(cfg, opts.expectedRps);
     const proofs = await mintProofs(issuer, count);
     const before = await usedMemory(redis);
-    const single = await proofLoad('Leash exchange, 1 API process', [b1.url], proofs, cfg, { cpuOf: { broker: b1.pid, redis: rpid } });
+    const label = opts.proofAlg === 'ES256' ? 'Leash exchange, 1 API process, ES256 proofs' : 'Leash exchange, 1 API process';
+    const single = await proofLoad(label, [b1.url], proofs, cfg, { cpuOf: { broker: b1.pid, redis: rpid } });
     await new Promise((r) => setTimeout(r, 200));
     const after = await usedMemory(redis);
     const redisBytesPerExchange = single.okTotal > 0 ? (after - before) / single.okTotal : NaN;

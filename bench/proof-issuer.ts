@@ -2,7 +2,9 @@
  * A workload-proof issuer for the bench: OIDC discovery and a JWKS over real HTTP on 127.0.0.1
  * (the broker fetches them once, then verifies from its warm cache), and bulk minting of
  * GitHub-Actions-shaped ID tokens (claims of test/fixtures/claims/github-actions.json, example
- * push-main), each with its own jti so the single-use replay guard accepts every one.
+ * push-main), each with its own jti so the single-use replay guard accepts every one. They are
+ * signed RS256 with a 2048-bit key, as GitHub's (and every CI issuer's in the fixtures) are;
+ * `ES256` is there for issuers that sign with P-256 (SPIRE, some Kubernetes clusters).
  *
  * Unlike test/helpers/fake-issuer.ts it mints on worker threads (one per core): the bench needs
  * tens of thousands of proofs before each timed run and should not spend most of its time there.
@@ -15,6 +17,8 @@ import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 export const BENCH_AUDIENCE = 'https://leash.bench';
+
+export type ProofAlg = 'RS256' | 'ES256';
 
 export interface MintOptions {
   /** Distinct subjects (repositories `<repoPrefix>-0` ..); default 1000. */
@@ -47,7 +51,7 @@ function fixtureClaims(): Record<string, unknown> {
 }
 
 // Plain JS (workers evaluate it directly). Replaces __N__ with the subject number and __JTI__ with
-// a fresh UUID in a JSON template, then signs ES256 (JOSE r||s encoding).
+// a fresh UUID in a JSON template, then signs RS256 or ES256 (JOSE r||s encoding).
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createPrivateKey, sign, randomUUID } = require('node:crypto');
@@ -59,16 +63,17 @@ parentPort.on('message', ({ pem, header, template, start, count, subjects }) => 
     const n = String((start + k) % subjects);
     const payload = template.replaceAll('__N__', n).replace('__JTI__', randomUUID());
     const input = h + '.' + Buffer.from(payload).toString('base64url');
-    out[k] = input + '.' + sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+    const options = header.alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key;
+    out[k] = input + '.' + sign('sha256', Buffer.from(input), options).toString('base64url');
   }
   parentPort.postMessage(out);
 });
 `;
 
-export async function startProofIssuer(): Promise<ProofIssuer> {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+export async function startProofIssuer(alg: ProofAlg = 'RS256'): Promise<ProofIssuer> {
+  const { privateKey, publicKey } = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
   const kid = randomUUID();
-  const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid, alg: 'ES256', use: 'sig' };
+  const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid, alg, use: 'sig' };
   let hits = 0;
   let url = '';
   const server: Server = createServer((req, res) => {
@@ -77,7 +82,7 @@ export async function startProofIssuer(): Promise<ProofIssuer> {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
-    if (req.url === '/.well-known/openid-configuration') return send({ issuer: url, jwks_uri: `${url}/.well-known/jwks`, id_token_signing_alg_values_supported: ['ES256'] });
+    if (req.url === '/.well-known/openid-configuration') return send({ issuer: url, jwks_uri: `${url}/.well-known/jwks`, id_token_signing_alg_values_supported: [alg] });
     if (req.url === '/.well-known/jwks') {
       hits++;
       return send({ keys: [jwk] });
@@ -123,7 +128,7 @@ export async function startProofIssuer(): Promise<ProofIssuer> {
         exp: now + 300,
       };
       const template = JSON.stringify(claims);
-      const header = { alg: 'ES256', typ: 'JWT', kid };
+      const header = { alg, typ: 'JWT', kid };
       const per = Math.ceil(count / workers.length);
       const parts = await Promise.all(
         workers.map((w, i) => {

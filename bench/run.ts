@@ -58,6 +58,8 @@ interface Results {
   hono?: LoadResult;
   oidc?: LoadResult;
   exchange?: ExchangeResults;
+  /** One run with ES256 proofs instead of GitHub's RS256. */
+  exchangeEs256?: ExchangeResults;
   /** Alternating oidc-provider / Leash exchange runs; `oidc` and `exchange` above are the last round. */
   rounds: Array<{ oidc: LoadResult; exchange: LoadResult }>;
   certs?: CertsResult;
@@ -125,6 +127,9 @@ async function main(): Promise<void> {
       }
       if (results.oidc && results.exchange) results.rounds.push({ oidc: results.oidc, exchange: results.exchange.single });
     }
+    // GitHub (like every CI issuer in the fixtures) signs RS256; P-256 issuers (SPIRE, some
+    // clusters) cost Leash a dearer signature check per proof, so they get a run of their own.
+    if (only.has('exchange')) await attempt('exchangeEs256', 'JWT exchange, ES256 proofs', () => benchExchange(load, { scaleOut: false, expectedRps, proofAlg: 'ES256', profileBelowRps: 0 }));
     if (only.has('certs')) await attempt('certs', 'certificates', () => benchCerts(load, { expectedRps: 2_500, profile: process.env.BENCH_PROFILE === '1' }));
     if (only.has('expiry')) {
       await attempt('expiry', 'expiry lag', async () => {
@@ -206,7 +211,8 @@ function render(r: Results): string {
   out.push('');
   out.push('| run | req/s | p50 ms | p99 ms | max ms | errors | server CPU ms/request | CPU % of one core over the window |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---|');
-  out.push(loadRow('Leash JWT exchange, 1 API process (verify proof, replay guard, policy, lease, ES256 mint, audit)', leash));
+  out.push(loadRow('Leash JWT exchange, 1 API process (verify RS256 proof, replay guard, policy, lease, ES256 mint, audit)', leash));
+  out.push(loadRow('Leash JWT exchange, 1 API process, ES256 proofs (P-256 issuers such as SPIRE)', r.exchangeEs256?.single));
   if (c.sections.includes('scaleout')) out.push(loadRow('Leash JWT exchange, 2 API processes (LEASH_SIGNATURE_THREAD=off), one Redis (round-robin)', ex?.scaleOut ?? undefined));
   out.push(loadRow('Baseline A: bare Hono route, one ES256 sign', r.hono));
   out.push(loadRow('Baseline B: oidc-provider 8, client_credentials, ES256 JWT access token', r.oidc));
@@ -232,6 +238,11 @@ function render(r: Results): string {
   if (leash && r.oidc) {
     const serverMs = (x: LoadResult): number => Object.entries(x.cpuMsPerRequest).filter(([k]) => !NOT_SERVER.has(k)).reduce((a, [, v]) => a + v, 0);
     out.push(`| 4 | server CPU per request, Leash / oidc-provider | ${fmtRatio(serverMs(leash) / serverMs(r.oidc))} (${serverMs(leash).toFixed(2)} vs ${serverMs(r.oidc).toFixed(2)} ms) | (the figure least disturbed by other load on the machine) | |`);
+  }
+  if (r.exchangeEs256 && r.oidc) {
+    const es = r.exchangeEs256.single;
+    const oidcRps = medianOf((r.rounds.length > 0 ? r.rounds.map((x) => x.oidc) : [r.oidc]).map((x) => x.rps));
+    out.push(`| 4 | ES256 proofs: Leash req/s / oidc-provider's median round | ${fmtRatio(es.rps / oidcRps)} (${fmtInt(es.rps)} vs ${fmtInt(oidcRps)} req/s, p99 ${fmtMs(es.latencyMs.p99)} ms) | (informational: a P-256 signature check costs over twice an RS256 one) | |`);
   }
   if (ex?.scaleOut && leash) {
     out.push(`| 1 | scale-out: 2 API processes / 1 | req/s ${fmtRatio(ex.scaleOut.rps / leash.rps)} | (informational: ${m.cpus} cores shared by both brokers, Redis and the load generator) | |`);
