@@ -16,6 +16,7 @@
  *   BENCH_EXPIRY_LEASES (10,000); BENCH_BULK_LEASES (100,000)
  *   BENCH_QUIET_WAIT_S  before each timed part, wait up to this long for other processes to go quiet (10)
  *   BENCH_LOG_LEVEL     the broker's LEASH_LOG_LEVEL (info, as in production)
+ *   BENCH_ES256         0: skip the exchange run with ES256 proofs (the main runs use RS256, as GitHub signs)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -129,7 +130,7 @@ async function main(): Promise<void> {
     }
     // GitHub (like every CI issuer in the fixtures) signs RS256; P-256 issuers (SPIRE, some
     // clusters) cost Leash a dearer signature check per proof, so they get a run of their own.
-    if (only.has('exchange')) await attempt('exchangeEs256', 'JWT exchange, ES256 proofs', () => benchExchange(load, { scaleOut: false, expectedRps, proofAlg: 'ES256', profileBelowRps: 0 }));
+    if (only.has('exchange') && process.env.BENCH_ES256 !== '0') await attempt('exchangeEs256', 'JWT exchange, ES256 proofs', () => benchExchange(load, { scaleOut: false, expectedRps, proofAlg: 'ES256', profileBelowRps: 0 }));
     if (only.has('certs')) await attempt('certs', 'certificates', () => benchCerts(load, { expectedRps: 2_500, profile: process.env.BENCH_PROFILE === '1' }));
     if (only.has('expiry')) {
       await attempt('expiry', 'expiry lag', async () => {
