@@ -1,13 +1,12 @@
 /**
- * Closed-loop HTTP load: `concurrency` requests in flight at all times over keep-alive
- * connections (node:http, one Agent per target with maxSockets = concurrency), round-robin over
- * the targets. A warm-up phase runs first and is not counted; then every response that completes
+ * Closed-loop HTTP load: `concurrency` requests in flight at all times, each loop on its own
+ * keep-alive connection (http-connection.ts), the loops spread evenly over the targets. A warm-up phase runs first and is not counted; then every response that completes
  * inside the measured window counts, with its latency. Bounded in time (warm-up + duration, plus
  * a drain capped by the request timeout) and in count (`next()` returns null when the bodies, e.g.
  * single-use proofs, run out: the window then ends early and says so).
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { HttpConnection, type Reply } from './http-connection.ts';
 import { summarize, waitForQuiet, type Summary } from './util.ts';
 
 export interface LoadRequest {
@@ -65,47 +64,14 @@ export interface LoadResult {
   machineBusyBeforePct: number;
 }
 
-interface Reply {
-  status: number;
-  body: string;
-  error?: string;
-}
-
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
-  const targets = opts.targets.map((t) => {
-    const u = new URL(t);
-    return { host: u.hostname, port: Number(u.port), agent: new Agent({ keepAlive: true, maxSockets: opts.concurrency, maxFreeSockets: opts.concurrency }) };
-  });
   const timeoutMs = opts.requestTimeoutMs ?? 10_000;
   const checkEvery = opts.checkEvery ?? 200;
-
-  const send = (i: number, req: LoadRequest, wantBody: boolean): Promise<Reply> =>
-    new Promise((resolve) => {
-      const t = targets[i % targets.length]!;
-      const r = request(
-        {
-          host: t.host,
-          port: t.port,
-          agent: t.agent,
-          method: 'POST',
-          path: req.path,
-          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(req.body), ...req.headers },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          const status = res.statusCode ?? 0;
-          const keep = wantBody || status !== 200;
-          res.on('data', (c: Buffer) => {
-            if (keep) chunks.push(c);
-          });
-          res.on('end', () => resolve({ status, body: keep ? Buffer.concat(chunks).toString('utf8') : '' }));
-          res.on('error', (err) => resolve({ status: 0, body: '', error: err.message }));
-        },
-      );
-      r.setTimeout(timeoutMs, () => r.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      r.on('error', (err) => resolve({ status: 0, body: '', error: err.message }));
-      r.end(req.body);
-    });
+  const targets = opts.targets.map((t) => new URL(t));
+  const connections = Array.from({ length: opts.concurrency }, (_, c) => {
+    const t = targets[c % targets.length]!;
+    return new HttpConnection(t.hostname, Number(t.port), timeoutMs);
+  });
 
   const quietWaitMs = opts.quietWaitMs ?? Number(process.env.BENCH_QUIET_WAIT_S ?? 10) * 1000;
   const machineBusyBeforePct = quietWaitMs > 0 ? await waitForQuiet(quietWaitMs) : NaN;
@@ -143,7 +109,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     }
   };
 
-  const loop = async (): Promise<void> => {
+  const loop = async (conn: HttpConnection): Promise<void> => {
     for (;;) {
       const now = performance.now();
       if (now >= measureTo) return;
@@ -161,7 +127,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       issued++;
       const checked = opts.check !== undefined && i % checkEvery === 0;
       const startedAt = performance.now();
-      const reply = await send(i, req, checked);
+      const reply = await conn.post(req.path, req.body, req.headers ?? {}, checked);
       const endedAt = performance.now();
       if (reply.status === 200) okTotal++;
       if (startedAt < measureFrom && endedAt >= measureFrom) {
@@ -184,7 +150,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     opts.onWindowStart?.();
   }, Math.max(0, measureFrom - performance.now()));
   const endTimer = setTimeout(() => { cpuEnd = cpuSeconds(pids); }, Math.max(0, measureTo - performance.now()));
-  await Promise.all(Array.from({ length: opts.concurrency }, () => loop()));
+  await Promise.all(connections.map((conn) => loop(conn)));
   clearTimeout(startTimer);
   clearTimeout(endTimer);
   cpuEnd ??= cpuSeconds(pids);
@@ -200,7 +166,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     const machine = (100 * ((cpuEnd[MACHINE] ?? NaN) - (cpuStart[MACHINE] ?? NaN))) / windowS;
     if (Number.isFinite(machine)) cpuPct['rest of machine'] = Math.max(0, machine - known);
   }
-  for (const t of targets) t.agent.destroy();
+  for (const conn of connections) conn.close();
 
   const seconds = Math.max(0, (measureTo - measureFrom) / 1000);
   return {
