@@ -105,7 +105,7 @@ function toItem(streamId: string, fields: string[], shard: number): Item {
   const i = fields.indexOf('e');
   if (i >= 0 && i % 2 === 0) {
     try {
-      event = { ...(JSON.parse(fields[i + 1]!) as AuditEvent), id: auditEventId(streamId, shard) };
+      event = Object.assign(JSON.parse(fields[i + 1]!) as AuditEvent, { id: auditEventId(streamId, shard) });
     } catch {
       event = null; // not ours: skipped, still counted as examined
     }

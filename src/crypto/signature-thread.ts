@@ -54,7 +54,7 @@ parentPort.on('message', (m) => {
   for (let i = 0; i < m.jobs.length; i++) {
     const j = m.jobs[i];
     try {
-      const key = { ...j.options, key: keys.get(j.keyId) };
+      const key = Object.assign({ key: keys.get(j.keyId) }, j.options);
       out[i] = j.signature === undefined
         ? sign(j.hash, Buffer.from(j.input), key).toString('base64url')
         : verify(j.hash, Buffer.from(j.input, 'latin1'), key, Buffer.from(j.signature, 'base64url'));
@@ -69,7 +69,7 @@ parentPort.on('message', (m) => {
 /** The same check on the event loop (no worker, a lost one, or the thread turned off). */
 export function verifyOnLoop(c: Check): boolean {
   try {
-    return cryptoVerify(c.hash, Buffer.from(c.signingInput, 'latin1'), { ...MODE_OPTIONS[c.mode], key: c.key }, Buffer.from(c.signature, 'base64url'));
+    return cryptoVerify(c.hash, Buffer.from(c.signingInput, 'latin1'), Object.assign({ key: c.key }, MODE_OPTIONS[c.mode]), Buffer.from(c.signature, 'base64url'));
   } catch {
     return false;
   }
@@ -79,7 +79,7 @@ const signOptions = (key: KeyObject): { dsaEncoding?: 'ieee-p1363' } => (key.asy
 
 /** The signature (base64url) made on the event loop; throws what node:crypto throws. */
 export function signOnLoop(j: SignJob): string {
-  return cryptoSign(j.hash, Buffer.from(j.signingInput), { ...signOptions(j.key), key: j.key }).toString('base64url');
+  return cryptoSign(j.hash, Buffer.from(j.signingInput), Object.assign({ key: j.key }, signOptions(j.key))).toString('base64url');
 }
 
 function runOnLoop(q: Queued): void {

@@ -18,7 +18,7 @@ export function introspectRoutes(): Hono {
     if (!subject) return c.json({ active: false }, 200, { 'Cache-Control': 'no-store' });
     const { claims, lease } = subject;
     return c.json(
-      { ...claims, active: true, token_type: 'Bearer', lease_id: lease.id, task_id: lease.task_id ?? undefined },
+      Object.assign({}, claims, { active: true, token_type: 'Bearer', lease_id: lease.id, task_id: lease.task_id ?? undefined }),
       200,
       { 'Cache-Control': 'no-store' },
     );

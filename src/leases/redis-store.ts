@@ -62,7 +62,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const toEnding = (shard: number, nowMs: number, [id, json, eventJson, streamId]: Tuple): Ending => {
     if (opts.onAuditEvent) {
       try {
-        opts.onAuditEvent({ ...(JSON.parse(eventJson) as AuditEvent), id: auditEventId(streamId, shard) });
+        opts.onAuditEvent(Object.assign(JSON.parse(eventJson) as AuditEvent, { id: auditEventId(streamId, shard) }));
       } catch {
         // Logging must never undo or fail an ending that already happened.
       }
@@ -141,7 +141,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       if (res === -1) throw new LeaseLimitError(max ?? 0);
       if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
       if (res === -3) throw new ProofReplayedError();
-      if (createOpts.audit && typeof res === 'string') opts.onAuditEvent?.({ ...createOpts.audit, id: auditEventId(res, shard) });
+      if (createOpts.audit && typeof res === 'string') opts.onAuditEvent?.(Object.assign({}, createOpts.audit, { id: auditEventId(res, shard) }));
     },
 
     async get(id: string): Promise<Lease | null> {

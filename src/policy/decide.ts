@@ -129,9 +129,9 @@ export function explain(policy: Policy, proof: Proof, request: GrantRequest): De
       continue;
     }
     trace.push({ rule: rule.name, outcome: 'selected', reasons: match.reasons });
-    return { allowed: true, rule, ...outcome, max_active_leases: rule.limits.max_active_leases, trace };
+    return { allowed: true, rule, max_active_leases: rule.limits.max_active_leases, trace, ...outcome };
   }
   // Claim values stay out of the reason: it goes back to a caller who may not own the proof.
   if (!refusal) return { allowed: false, code: 'invalid_request', reason: 'no policy rule matches this proof', trace };
-  return { allowed: false, ...refusal, trace };
+  return { allowed: false, trace, ...refusal };
 }
