@@ -8,7 +8,7 @@
  *   BENCH_PROFILE       1: always CPU-profile the exchange, and the certificate exchange; 0: never.
  *                       Default: the JWT exchange only (last round), when its req/s is below oidc-provider's median.
  *   BENCH_DURATION_S    measured window of each load run (10); BENCH_WARMUP_S (2); BENCH_CONCURRENCY (64)
- *   BENCH_ROUNDS        rounds of oidc-provider then the Leash exchange, alternated (3). The verdict takes the
+ *   BENCH_ROUNDS        rounds of oidc-provider then the Leash exchange, alternated (5). The verdict takes the
  *                       median of the per-round ratios, so a slow minute of this shared machine moves one
  *                       round, not the verdict.
  *   BENCH_PROOFS        proofs minted per load run (default: enough for 6,000 req/s over warm-up + window)
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
 
   try {
     if (only.has('hono')) await attempt('hono', 'baseline A (bare Hono + ES256 sign)', () => benchHonoSign(load));
-    const rounds = only.has('oidc') && only.has('exchange') ? Math.max(1, envInt('BENCH_ROUNDS', 3)) : 1;
+    const rounds = only.has('oidc') && only.has('exchange') ? Math.max(1, envInt('BENCH_ROUNDS', 5)) : 1;
     for (let round = 1; round <= rounds; round++) {
       const last = round === rounds;
       const tag = rounds > 1 ? ` (round ${round} of ${rounds})` : '';
