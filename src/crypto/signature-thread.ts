@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
 /** How the signature bytes are read: DER/PKCS#1 v1.5, raw ECDSA (r || s), or RSA-PSS. */
 export type SignatureMode = 'plain' | 'p1363' | 'pss';
 
-interface Check {
+export interface Check {
   hash: string | null;
   signingInput: string;
   signature: string;
@@ -29,9 +29,16 @@ export interface SignJob {
   key: KeyObject;
 }
 
+/** A signature made, or why it could not be. */
+export type Signed = { ok: true; signature: string } | { ok: false; error: Error };
+
+/** A check, and the signature made once it holds. */
+export type CheckedThenSigned = { verified: false } | { verified: true; signed: Signed };
+
 type Queued =
   | { kind: 'verify'; job: Check; resolve: (ok: boolean) => void }
-  | { kind: 'sign'; job: SignJob; resolve: (signature: string) => void; reject: (err: Error) => void };
+  | { kind: 'sign'; job: SignJob; resolve: (signature: string) => void; reject: (err: Error) => void }
+  | { kind: 'verifyThenSign'; job: Check; then: SignJob; resolve: (result: CheckedThenSigned) => void };
 
 /** The verify options of each mode besides the key: plain data, so they cross to the worker as they are. */
 const MODE_OPTIONS: Record<SignatureMode, { dsaEncoding?: 'ieee-p1363'; padding?: number; saltLength?: number }> = {
@@ -41,27 +48,37 @@ const MODE_OPTIONS: Record<SignatureMode, { dsaEncoding?: 'ieee-p1363'; padding?
 };
 
 // Plain CommonJS run with `eval`, so the worker needs no TypeScript loader (tsx, vitest). A job is
-// a tuple, [hash, input, options, keyId] plus the signature for a check: tuples cross to the worker
-// several times cheaper than objects. A check that throws (a malformed signature, a key of the
-// wrong type) is a signature that does not verify; a sign that throws answers null.
+// a tuple, [hash, input, options, keyId] plus the signature for a check, plus a sign job's four
+// for a check-then-sign: tuples cross to the worker several times cheaper than objects. A check
+// that throws (a malformed signature, a key of the wrong type) is a signature that does not
+// verify; a sign that throws answers null, or true after a check that held.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { sign, verify } = require('node:crypto');
 const keys = new Map();
+const signed = (hash, input, options, keyId) => {
+  try {
+    return sign(hash, Buffer.from(input), Object.assign({ key: keys.get(keyId) }, options)).toString('base64url');
+  } catch {
+    return null;
+  }
+};
+const verified = (hash, input, options, keyId, signature) => {
+  try {
+    return verify(hash, Buffer.from(input, 'latin1'), Object.assign({ key: keys.get(keyId) }, options), Buffer.from(signature, 'base64url'));
+  } catch {
+    return false;
+  }
+};
 parentPort.on('message', (m) => {
   if (m.reset) keys.clear();
   for (const [id, key] of m.keys) keys.set(id, key);
   const out = new Array(m.jobs.length);
   for (let i = 0; i < m.jobs.length; i++) {
-    const [hash, input, options, keyId, signature] = m.jobs[i];
-    try {
-      const key = Object.assign({ key: keys.get(keyId) }, options);
-      out[i] = signature === undefined
-        ? sign(hash, Buffer.from(input), key).toString('base64url')
-        : verify(hash, Buffer.from(input, 'latin1'), key, Buffer.from(signature, 'base64url'));
-    } catch {
-      out[i] = signature === undefined ? null : false;
-    }
+    const j = m.jobs[i];
+    if (j.length === 4) out[i] = signed(j[0], j[1], j[2], j[3]);
+    else if (!verified(j[0], j[1], j[2], j[3], j[4])) out[i] = false;
+    else out[i] = j.length === 5 ? true : (signed(j[5], j[6], j[7], j[8]) ?? true);
   }
   parentPort.postMessage({ batch: m.batch, out });
 });
@@ -83,18 +100,31 @@ export function signOnLoop(j: SignJob): string {
   return cryptoSign(j.hash, Buffer.from(j.signingInput), Object.assign({ key: j.key }, signOptions(j.key))).toString('base64url');
 }
 
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+function signedOnLoop(j: SignJob): Signed {
+  try {
+    return { ok: true, signature: signOnLoop(j) };
+  } catch (err) {
+    return { ok: false, error: asError(err) };
+  }
+}
+
 function runOnLoop(q: Queued): void {
   if (q.kind === 'verify') return q.resolve(verifyOnLoop(q.job));
-  try {
-    q.resolve(signOnLoop(q.job));
-  } catch (err) {
-    q.reject(err instanceof Error ? err : new Error(String(err)));
-  }
+  if (q.kind === 'verifyThenSign') return q.resolve(verifyOnLoop(q.job) ? { verified: true, signed: signedOnLoop(q.then) } : { verified: false });
+  const signed = signedOnLoop(q.job);
+  if (signed.ok) q.resolve(signed.signature);
+  else q.reject(signed.error);
 }
 
 function answer(q: Queued, out: boolean | string | null | undefined): void {
   if (q.kind === 'verify') return q.resolve(out === true);
-  // The worker's sign failed: the same sign here says why (or, if it works here, gives the signature).
+  if (q.kind === 'verifyThenSign') {
+    if (out === false || out === undefined || out === null) return q.resolve({ verified: false });
+    // The worker's sign failed: the same sign here says why (or, if it works here, gives the signature).
+    return q.resolve({ verified: true, signed: typeof out === 'string' ? { ok: true, signature: out } : signedOnLoop(q.then) });
+  }
   if (typeof out === 'string') q.resolve(out);
   else runOnLoop(q);
 }
@@ -126,6 +156,14 @@ export class SignatureThread {
   /** The base64url signature of `signingInput`; rejects when the key cannot sign. */
   sign(job: SignJob): Promise<string> {
     return new Promise((resolve, reject) => this.enqueue({ kind: 'sign', job, resolve, reject }));
+  }
+
+  /**
+   * Checks, and only if the check holds makes `then`'s signature, in one trip to the worker: for
+   * a signature whose content was worked out while the check was pending.
+   */
+  verifyThenSign(check: Check, then: SignJob): Promise<CheckedThenSigned> {
+    return new Promise((resolve) => this.enqueue({ kind: 'verifyThenSign', job: check, then, resolve }));
   }
 
   private enqueue(q: Queued): void {
@@ -164,11 +202,13 @@ export class SignatureThread {
       }
       return id;
     };
-    const wire = jobs.map((q) =>
-      q.kind === 'verify'
-        ? [q.job.hash, q.job.signingInput, MODE_OPTIONS[q.job.mode], keyIdOf(q.job.key), q.job.signature]
-        : [q.job.hash, q.job.signingInput, signOptions(q.job.key), keyIdOf(q.job.key)],
-    );
+    const wire = jobs.map((q): unknown[] => {
+      if (q.kind === 'sign') return [q.job.hash, q.job.signingInput, signOptions(q.job.key), keyIdOf(q.job.key)];
+      const c = q.job;
+      if (q.kind === 'verify') return [c.hash, c.signingInput, MODE_OPTIONS[c.mode], keyIdOf(c.key), c.signature];
+      const t = q.then;
+      return [c.hash, c.signingInput, MODE_OPTIONS[c.mode], keyIdOf(c.key), c.signature, t.hash, t.signingInput, signOptions(t.key), keyIdOf(t.key)];
+    });
     this.sent.set(batch, jobs);
     // Held while jobs are out, so a short-lived process waits for its answers.
     worker.ref();
@@ -217,6 +257,13 @@ const thread = (): SignatureThread => (shared ??= new SignatureThread());
 
 /** True when `signature` over `signingInput` verifies under `key` (checked off the event loop). */
 export const verifyOffLoop = (check: Check): Promise<boolean> => thread().verify(check);
+
+/** verifyOffLoop, then (only if the check holds) signOffLoop of `then`, in one trip to the thread. */
+export const verifyThenSignOffLoop = (check: Check, then: SignJob): Promise<CheckedThenSigned> => thread().verifyThenSign(check, then);
+
+/** Both on the event loop: what verifyThenSignOffLoop answers, without the thread. */
+export const verifyThenSignOnLoop = (check: Check, then: SignJob): CheckedThenSigned =>
+  verifyOnLoop(check) ? { verified: true, signed: signedOnLoop(then) } : { verified: false };
 
 /** The base64url signature of `job.signingInput` (made off the event loop). */
 export const signOffLoop = (job: SignJob): Promise<string> => thread().sign(job);

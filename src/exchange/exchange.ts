@@ -5,10 +5,11 @@ import { LeaseLimitError, ProofReplayedError, type CreateOptions } from '../leas
 import { newLeaseId } from '../leases/redis-keys.ts';
 import { explain } from '../policy/decide.ts';
 import type { Allowed, Decision } from '../policy/types.ts';
-import { replayTtlSeconds, type VerifiedProof } from '../proofs/proof-verifier.ts';
+import { replayTtlSeconds, type Plan, type VerifiedProof } from '../proofs/proof-verifier.ts';
+import type { Signed } from '../crypto/signature-thread.ts';
 import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr.ts';
 import { generateSerialHex } from '../mint/x509/issuer.ts';
-import { accessTokenResponse, signAccessToken } from './mint-access-token.ts';
+import { accessTokenResponse, accessTokenSignJob } from './mint-access-token.ts';
 import { mintCertificate } from './mint-certificate.ts';
 import { allowedEvent, auditDenied } from './audit-exchange.ts';
 import type { AuditEvent } from '../audit/events.ts';
@@ -18,22 +19,25 @@ import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './reque
 /**
  * verify -> decide -> check CSR -> lease -> mint. The lease write also claims the proof and records
  * the allow event, atomically; a credential is only handed out after it, and any refusal before it
- * leaves no lease and no replay record behind. A JWT's signature is made on the signature thread
- * while the lease is written; if the write fails, that token is dropped unseen.
+ * leaves no lease and no replay record behind. A JWT is decided and built while the proof's
+ * signature is checked, and signed on the signature thread once that check holds; a JWT that could
+ * not be signed is refused before anything is written.
  */
 export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext): Promise<ExchangeResponse> {
   let proof: VerifiedProof | undefined;
   let decision: Decision | undefined;
   try {
-    proof = await deps.proofs.verify(req.subjectToken);
+    const verified = await deps.proofs.verifyThenSign(req.subjectToken, (p) => plan(deps, req, ctx, p));
+    proof = verified.proof;
     await deps.rateLimiter.checkSubject(`${proof.issuer.name}:${proof.subject}`);
-    decision = decide(deps, proof, req);
+    decision = verified.value.decision;
     if (!decision.allowed) throw new LeashError(decision.code, decision.reason);
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
-    const lease = buildLease(deps, req, ctx, proof, decision, csr);
-    const token = req.kind === 'jwt' ? settle(signAccessToken(deps, lease, decision)) : undefined;
+    const jwt = verified.value.jwt;
+    const lease = jwt?.lease ?? buildLease(deps, req, ctx, proof, decision, csr);
+    const token = jwt ? signedToken(jwt.signingInput, verified.signed!) : undefined;
     await recordLease(deps, proof, lease, decision, allowedEvent(deps, ctx, req, proof, decision, lease));
-    const response = await mint(deps, req, lease, decision, csr, token);
+    const response = token !== undefined ? accessTokenResponse(req, lease, token) : await mintCertificateOrRevoke(deps, lease, decision, csr!);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
     return response;
   } catch (err) {
@@ -47,6 +51,21 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
   }
 }
 
+interface Planned {
+  decision: Decision;
+  /** For an allowed JWT: its lease, and the signing input of its access token. */
+  jwt?: { lease: Lease; signingInput: string };
+}
+
+/** What the exchange works out from the proof's claims while their signature is being checked. */
+function plan(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proof: VerifiedProof): Plan<Planned> {
+  const decision = decide(deps, proof, req);
+  if (!decision.allowed || req.kind !== 'jwt') return { value: { decision } };
+  const lease = buildLease(deps, req, ctx, proof, decision, undefined);
+  const sign = accessTokenSignJob(deps, lease, decision);
+  return { value: { decision, jwt: { lease, signingInput: sign.signingInput } }, sign };
+}
+
 function decide(deps: Deps, proof: VerifiedProof, req: ExchangeRequest): Decision {
   return explain(deps.policy(), { issuer: proof.issuer.name, claims: proof.claims }, {
     kind: req.kind,
@@ -54,6 +73,11 @@ function decide(deps: Deps, proof: VerifiedProof, req: ExchangeRequest): Decisio
     ...(req.audiences ? { audiences: req.audiences } : {}),
     ...(req.ttl !== undefined ? { ttl: req.ttl } : {}),
   });
+}
+
+function signedToken(signingInput: string, signed: Signed): string {
+  if (!signed.ok) throw new LeashError('server_error', 'the credential could not be minted', { status: 500, cause: signed.error, detail: String(signed.error) });
+  return `${signingInput}.${signed.signature}`;
 }
 
 function checkCsr(deps: Deps, req: ExchangeRequest, decision: Allowed): ParsedCsr {
@@ -89,29 +113,10 @@ function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proo
   };
 }
 
-type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-/** A promise that never rejects: the token's signing failure is reported by mint(), after the lease write. */
-const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
-  p.then(
-    (value) => ({ ok: true as const, value }),
-    (error: unknown) => ({ ok: false as const, error }),
-  );
-
-/** Minting after the lease is written; if it fails, the lease is revoked so none is left without a credential. */
-async function mint(
-  deps: Deps,
-  req: ExchangeRequest,
-  lease: Lease,
-  decision: Allowed,
-  csr: ParsedCsr | undefined,
-  token: Promise<Settled<string>> | undefined,
-): Promise<ExchangeResponse> {
+/** A certificate is issued after its lease is written; if that fails, the lease is revoked so none is left without a credential. */
+async function mintCertificateOrRevoke(deps: Deps, lease: Lease, decision: Allowed, csr: ParsedCsr): Promise<ExchangeResponse> {
   try {
-    if (req.kind === 'x509') return mintCertificate(deps, lease, decision, csr!);
-    const signed = await token!;
-    if (!signed.ok) throw signed.error;
-    return accessTokenResponse(req, lease, signed.value);
+    return await mintCertificate(deps, lease, decision, csr);
   } catch (err) {
     void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'internal' }).catch((revokeErr) =>
       // The lease then runs to its expiry with no credential behind it: an operator should know.

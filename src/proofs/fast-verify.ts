@@ -1,7 +1,15 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { ProofError } from './proof-error.ts';
-import { verifyOffLoop, verifyOnLoop } from '../crypto/signature-thread.ts';
+import {
+  verifyOffLoop,
+  verifyOnLoop,
+  verifyThenSignOffLoop,
+  verifyThenSignOnLoop,
+  type Check,
+  type CheckedThenSigned,
+  type SignJob,
+} from '../crypto/signature-thread.ts';
 import { isTrustDomain, trustDomainOf } from '../policy/trust-domain.ts';
 
 /**
@@ -42,19 +50,32 @@ export function publicKeyOf(jwk: JWK, alg: string): KeyObject {
   return key;
 }
 
+/** The signature check of a compact JWS, or null for one that cannot verify under `alg` (alg already allowed). */
+function checkOf(token: string, alg: string, key: KeyObject): Check | null {
+  const hash = HASH[alg];
+  if (hash === undefined) return null;
+  const dot = token.lastIndexOf('.');
+  const signature = token.slice(dot + 1);
+  if (alg.startsWith('ES') && base64urlBytes(signature) !== EC_SIG_BYTES[alg]) return null;
+  const mode = alg.startsWith('ES') ? 'p1363' : alg.startsWith('PS') ? 'pss' : 'plain';
+  return { hash, signingInput: token.slice(0, dot), signature, mode, key };
+}
+
 /**
  * True when the compact JWS's signature verifies under `key` with `alg` (alg already allowed).
  * With `offLoop` the check runs on the signature worker thread (signature-thread.ts).
  */
 export function signatureVerifies(token: string, alg: string, key: KeyObject, offLoop = true): Promise<boolean> {
-  const hash = HASH[alg];
-  if (hash === undefined) return Promise.resolve(false);
-  const dot = token.lastIndexOf('.');
-  const signature = token.slice(dot + 1);
-  if (alg.startsWith('ES') && base64urlBytes(signature) !== EC_SIG_BYTES[alg]) return Promise.resolve(false);
-  const mode = alg.startsWith('ES') ? 'p1363' : alg.startsWith('PS') ? 'pss' : 'plain';
-  const check = { hash, signingInput: token.slice(0, dot), signature, mode, key } as const;
+  const check = checkOf(token, alg, key);
+  if (!check) return Promise.resolve(false);
   return offLoop ? verifyOffLoop(check) : Promise.resolve(verifyOnLoop(check));
+}
+
+/** signatureVerifies, and `then` signed only if it does, in the same trip to the signature thread. */
+export function signatureVerifiesThenSign(token: string, alg: string, key: KeyObject, then: SignJob, offLoop = true): Promise<CheckedThenSigned> {
+  const check = checkOf(token, alg, key);
+  if (!check) return Promise.resolve({ verified: false });
+  return offLoop ? verifyThenSignOffLoop(check, then) : Promise.resolve(verifyThenSignOnLoop(check, then));
 }
 
 /** Decoded length of unpadded base64url text (what Buffer.from(s, 'base64url') would give). */

@@ -3,7 +3,8 @@ import type { JWK } from 'jose';
 import type { TrustedIssuer } from '../policy/types.ts';
 import { fetchJson } from './http-json.ts';
 import { checkHeader } from './header-checks.ts';
-import { checkRegisteredClaims, publicKeyOf, signatureVerifies } from './fast-verify.ts';
+import { checkRegisteredClaims, publicKeyOf, signatureVerifies, signatureVerifiesThenSign } from './fast-verify.ts';
+import { signOffLoop, signOnLoop, type SignJob, type Signed } from '../crypto/signature-thread.ts';
 import { JwksCache } from './jwks-cache.ts';
 import { selectKeys } from './key-select.ts';
 import { ProofError, isProofError } from './proof-error.ts';
@@ -56,6 +57,29 @@ export interface VerifiedProof {
   replayUntil: number;
 }
 
+/** What a caller of verifyThenSign works out from a proof: its result, and a signature to make if the proof holds. */
+export interface Plan<T> {
+  value: T;
+  sign?: SignJob;
+}
+
+export interface PlannedProof<T> {
+  proof: VerifiedProof;
+  value: T;
+  /** The plan's signature, or why it could not be made; absent when the plan asked for none. */
+  signed: Signed | undefined;
+}
+
+const badSignature = (): ProofError => new ProofError('bad_signature', 'subject_token signature is invalid');
+
+async function signSettled(job: SignJob, offLoop: boolean): Promise<Signed> {
+  try {
+    return { ok: true, signature: offLoop ? await signOffLoop(job) : signOnLoop(job) };
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
+  }
+}
+
 /** Seconds a replay guard must remember a proof: until it could no longer be accepted anyway. */
 export function replayTtlSeconds(proof: Pick<VerifiedProof, 'replayUntil'>, nowMs: number, skewSeconds: number): number {
   return Math.max(1, Math.ceil(proof.replayUntil - nowMs / 1000 + skewSeconds));
@@ -100,30 +124,61 @@ export class ProofVerifier {
   }
 
   async verify(token: string): Promise<VerifiedProof> {
+    return (await this.verifyThenSign(token, () => ({ value: undefined }))).proof;
+  }
+
+  /**
+   * verify(), and a signature its caller will need once the proof holds, made in the same trip to
+   * the signature thread: one hand-off instead of two. `plan` sees the proof before its signature
+   * is checked, so it may only compute (decide, build what to sign), never act. Its result and the
+   * signature are returned only for a proof that verifies, and a refusal is the one verify() gives.
+   */
+  async verifyThenSign<T>(token: string, plan: (proof: VerifiedProof) => Plan<T>): Promise<PlannedProof<T>> {
+    const { issuer, alg, claims, candidates } = await this.prepare(token);
+    let proof: VerifiedProof | undefined;
+    let refusal: { error: unknown } | undefined;
+    let planned: Plan<T> | undefined;
+    try {
+      this.checkClaims(issuer, claims);
+      proof = toVerifiedProof(token, issuer, claims);
+      planned = plan(proof);
+    } catch (error) {
+      // Held back: a bad signature outranks whatever the unsigned claims got wrong.
+      refusal = { error };
+    }
+    // Signature first: nothing in an unsigned payload is worth an opinion. The claims were decoded
+    // from exactly the bytes the signature covers.
+    let signed: Signed | undefined;
+    if (planned?.sign && candidates.length === 1) {
+      const checked = await signatureVerifiesThenSign(token, alg, publicKeyOf(candidates[0]!, alg), planned.sign, this.offLoop);
+      if (!checked.verified) throw badSignature();
+      signed = checked.signed;
+    } else {
+      await this.checkSignature(token, alg, candidates);
+    }
+    if (refusal) throw refusal.error;
+    if (planned!.sign && !signed) signed = await signSettled(planned!.sign, this.offLoop);
+    return { proof: proof!, value: planned!.value, signed };
+  }
+
+  /** The steps before the signature: size, decoding, issuer, header, and the keys to try. */
+  private async prepare(token: string): Promise<{ issuer: TrustedIssuer; alg: string; claims: Record<string, unknown>; candidates: JWK[] }> {
     checkSize(token, this.maxTokenBytes);
     const peeked = peekToken(token);
     const issuer = findIssuer(this.issuers, peeked.claims);
     const alg = checkHeader(peeked.header, issuer);
-    const kid = peeked.header.kid as string | undefined;
-    const claims = await this.verifySignatureAndClaims(token, issuer, alg, kid, peeked.claims);
-    return toVerifiedProof(token, issuer, claims);
+    const candidates = await this.candidateKeys(issuer, alg, peeked.header.kid as string | undefined);
+    return { issuer, alg, claims: peeked.claims, candidates };
   }
 
-  private async verifySignatureAndClaims(
-    token: string,
-    issuer: TrustedIssuer,
-    alg: string,
-    kid: string | undefined,
-    claims: Record<string, unknown>,
-  ): Promise<Record<string, unknown>> {
-    const candidates = await this.candidateKeys(issuer, alg, kid);
-    // Signature first: nothing in an unsigned payload is worth an opinion.
-    let verified = false;
+  private async checkSignature(token: string, alg: string, candidates: readonly JWK[]): Promise<void> {
     for (const jwk of candidates) {
-      if ((verified = await signatureVerifies(token, alg, publicKeyOf(jwk, alg), this.offLoop))) break;
+      if (await signatureVerifies(token, alg, publicKeyOf(jwk, alg), this.offLoop)) return;
     }
-    if (!verified) throw new ProofError('bad_signature', 'subject_token signature is invalid');
-    // The claims were decoded from exactly the bytes the signature covers.
+    throw badSignature();
+  }
+
+  private checkClaims(issuer: TrustedIssuer, claims: Record<string, unknown>): void {
     checkRegisteredClaims(claims, {
       issuer: issuer.issuer,
       audiences: issuer.audiences,
@@ -131,7 +186,6 @@ export class ProofVerifier {
       skewSeconds: this.skew,
       maxAgeSeconds: issuer.max_proof_age,
     });
-    return claims;
   }
 
   /** Keys come only from the issuer's JWKS; an unknown kid gets one rate-limited refresh. */

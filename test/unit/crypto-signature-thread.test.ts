@@ -155,3 +155,45 @@ describe('SignatureThread: access-token signatures made on the worker thread', (
     expect(answers).toEqual(cases.map((c) => c.kind === 'good'));
   });
 });
+
+describe('SignatureThread: a signature made only once a check holds (one trip for both)', () => {
+  const alg = SIGNERS[0]!;
+  const minter = alg.pair();
+
+  it.each(ALGS)('$name proofs: a good proof gets its token signed; a swapped payload or another key gets no signature', async (proofAlg) => {
+    const thread = new SignatureThread();
+    const cases = checksFor(proofAlg, 12);
+    const results = await Promise.all(
+      cases.map((c, n) => thread.verifyThenSign(c.check, { hash: 'sha256', signingInput: signingInput(100 + n), key: minter.privateKey })),
+    );
+    results.forEach((r, n) => {
+      if (cases[n]!.kind !== 'good') return expect(r).toEqual({ verified: false });
+      expect(r.verified && r.signed.ok).toBe(true);
+      if (r.verified && r.signed.ok) expect(signedBy(alg, minter.publicKey, signingInput(100 + n), r.signed.signature)).toBe(true);
+    });
+  });
+
+  it('a good proof whose token cannot be signed says why, and the check still counts as held', async () => {
+    const thread = new SignatureThread();
+    const [good, swapped] = checksFor(ALGS[2]!, 2);
+    const unusable = { hash: 'sha256', signingInput: 'a.b', key: minter.publicKey };
+    const [held, refused] = await Promise.all([thread.verifyThenSign(good!.check, unusable), thread.verifyThenSign(swapped!.check, unusable)]);
+    expect(held.verified).toBe(true);
+    expect(held.verified && !held.signed.ok && held.signed.error).toBeInstanceOf(Error);
+    expect(refused).toEqual({ verified: false });
+  });
+
+  it('with the worker dead or unavailable, the event loop gives the same answers', async () => {
+    const dying = () => new Worker("require('node:worker_threads').parentPort.once('message', () => process.exit(3))", { eval: true });
+    const noThreads = () => {
+      throw new Error('no threads left');
+    };
+    const cases = checksFor(ALGS[0]!, 6);
+    const job = { hash: 'sha256', signingInput: 'x.y', key: minter.privateKey };
+    for (const thread of [new SignatureThread(dying), new SignatureThread(noThreads)]) {
+      const results = await Promise.all(cases.map((c) => thread.verifyThenSign(c.check, job)));
+      expect(results.map((r) => r.verified)).toEqual(cases.map((c) => c.kind === 'good'));
+      for (const r of results) if (r.verified) expect(r.signed.ok && signedBy(alg, minter.publicKey, 'x.y', r.signed.signature)).toBe(true);
+    }
+  });
+});

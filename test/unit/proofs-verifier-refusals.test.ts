@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProofVerifier } from '../../src/proofs/proof-verifier.ts';
+import { generateKeyPairSync, verify } from 'node:crypto';
+import { ProofVerifier, type VerifiedProof } from '../../src/proofs/proof-verifier.ts';
 import {
   TEST_AUDIENCE as AUD,
   expectProofRefusal as refused,
@@ -172,6 +173,65 @@ describe('ProofVerifier key selection', () => {
       await refused(v.verify(await fi.mint(claims, { kid: 'hmac' })), 'unknown_kid');
     } finally {
       await fi.close();
+    }
+  });
+});
+
+// The exchange decides and builds its access token from the claims while their signature is being
+// checked, and has the token signed in the same trip: nothing of that may outlive a refusal.
+describe('ProofVerifier.verifyThenSign: a plan made from unchecked claims', () => {
+  let fi: FakeIssuer;
+  let verifier: ProofVerifier;
+  let base: Record<string, unknown>;
+  const minter = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const job = { hash: 'sha256', signingInput: 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0', key: minter.privateKey };
+  const plan = (proof: VerifiedProof) => ({ value: proof.subject, sign: job });
+
+  beforeAll(async () => {
+    fi = await startFakeIssuer({ alg: 'ES256' });
+    verifier = new ProofVerifier({ issuers: [trusted(fi)] });
+    base = { ...fixtureClaims('github-actions', 'push-main'), iss: fi.url, aud: AUD };
+  });
+  afterAll(() => fi.close());
+
+  it('a good proof: the plan and its signature come back', async () => {
+    const r = await verifier.verifyThenSign(await fi.mint(base), plan);
+    expect(r.value).toBe(base.sub);
+    expect(r.signed?.ok).toBe(true);
+    const signature = r.signed?.ok ? r.signed.signature : '';
+    expect(verify('sha256', Buffer.from(job.signingInput), { key: minter.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'))).toBe(true);
+  });
+
+  it('a forged proof is bad_signature, whatever its claims also got wrong, and nothing is signed', async () => {
+    for (const times of [undefined, { iat: now() - 300, exp: now() - 120 }]) {
+      const token = await fi.mint(base, { key: 'other', ...(times ? { times } : {}) });
+      await refused(verifier.verifyThenSign(token, plan), 'bad_signature', token);
+    }
+    const [h, , s] = (await fi.mint(base)).split('.');
+    const forged = Buffer.from(JSON.stringify({ ...base, sub: 'repo:evil/evil:ref:refs/heads/main', iat: now(), exp: now() + 60 })).toString('base64url');
+    await refused(verifier.verifyThenSign(`${h}.${forged}.${s}`, plan), 'bad_signature');
+  });
+
+  it("a genuine proof with a bad claim gets that claim's refusal; a plan that throws fails only a proof that verifies", async () => {
+    await refused(verifier.verifyThenSign(await fi.mint(base, { times: { iat: now() - 300, exp: now() - 120 } }), plan), 'expired');
+    const throwing = (): never => {
+      throw new Error('plan failed');
+    };
+    await expect(verifier.verifyThenSign(await fi.mint(base), throwing)).rejects.toThrow('plan failed');
+    await refused(verifier.verifyThenSign(await fi.mint(base, { key: 'other' }), throwing), 'bad_signature');
+  });
+
+  it('with several candidate keys (no kid), the signature is made after the right key is found', async () => {
+    const rotating = await startFakeIssuer({ alg: 'ES256' });
+    try {
+      rotating.rotate(); // two keys published: a proof without kid is tried against both
+      const v = new ProofVerifier({ issuers: [trusted(rotating)] });
+      const claims = { ...base, iss: rotating.url };
+      const r = await v.verifyThenSign(await rotating.mint(claims, { kid: null }), plan);
+      expect(r.signed?.ok).toBe(true);
+      await refused(v.verifyThenSign(await rotating.mint(claims, { kid: null, key: 'other' }), plan), 'bad_signature');
+    } finally {
+      await rotating.close();
     }
   });
 });

@@ -1,4 +1,4 @@
-import { signOffLoop, signOnLoop, type SignJob } from '../../crypto/signature-thread.ts';
+import { signOnLoop, type SignJob } from '../../crypto/signature-thread.ts';
 import type { SigningKey } from './keystore.ts';
 
 const encodedHeaders = new WeakMap<SigningKey, Map<string, string>>();
@@ -16,7 +16,8 @@ function encodedHeader(key: SigningKey, typ: string): string {
   return header;
 }
 
-function signJob(key: SigningKey, payload: Record<string, unknown>, typ: string): SignJob {
+/** What signing a JWT takes: its signing input (`header.payload`) and key; the token is `${signingInput}.${signature}`. */
+export function jwtSignJob(key: SigningKey, payload: Record<string, unknown>, typ = 'at+jwt'): SignJob {
   const signingInput = `${encodedHeader(key, typ)}.${b64url(JSON.stringify(payload))}`;
   return { hash: key.alg === 'EdDSA' ? null : 'sha256', signingInput, key: key.privateKey };
 }
@@ -27,12 +28,6 @@ function signJob(key: SigningKey, payload: Record<string, unknown>, typ: string)
  * sign+verify pair). The header is fixed per key, so it is encoded once.
  */
 export function signJwt(key: SigningKey, payload: Record<string, unknown>, typ = 'at+jwt'): string {
-  const job = signJob(key, payload, typ);
+  const job = jwtSignJob(key, payload, typ);
   return `${job.signingInput}.${signOnLoop(job)}`;
-}
-
-/** signJwt with the signature made on the signature thread (`offLoop`), leaving the event loop free meanwhile. */
-export async function signJwtOffLoop(key: SigningKey, payload: Record<string, unknown>, offLoop: boolean, typ = 'at+jwt'): Promise<string> {
-  const job = signJob(key, payload, typ);
-  return `${job.signingInput}.${offLoop ? await signOffLoop(job) : signOnLoop(job)}`;
 }
