@@ -1,0 +1,116 @@
+/**
+ * The JWT exchange against oidc-provider, measured as pairs of short slices: both servers are up
+ * at once and the load moves between them every few seconds, the order alternating pair by pair.
+ * This machine's speed drifts by 20% or more within a minute, so two 10 s runs a minute apart
+ * differ by more than the servers do; slices seconds apart see the same machine, and many pairs
+ * give the ratio a confidence interval instead of a coin flip.
+ */
+import { Redis } from 'ioredis';
+import { isJwtAccessToken, oidcTokenRequest, startOidcProvider } from './baselines/oidc-provider.ts';
+import type { ChildServer } from './child.ts';
+import { benchPolicy, exchangeBody, firstExchange, startBroker, startRedis } from './env.ts';
+import { isJwtExchangeAnswer, mintProofs, type LoadConfig } from './exchange-load.ts';
+import { runLoad, type LoadResult } from './load-generator.ts';
+import { startProofIssuer } from './proof-issuer.ts';
+import { log, redisPid } from './util.ts';
+
+export interface SlicePair {
+  /** Which server had the load first in this pair. */
+  first: 'oidc' | 'leash';
+  oidc: LoadResult;
+  leash: LoadResult;
+}
+
+export interface InterleavedResult {
+  sliceMs: number;
+  pairs: SlicePair[];
+}
+
+export interface RatioSummary {
+  median: number;
+  /** Geometric mean of the per-pair ratios, with its 95% confidence interval. */
+  geoMean: number;
+  low: number;
+  high: number;
+  /** Pairs in which Leash's figure was the smaller one. */
+  below: number;
+}
+
+/** Student's t, 97.5th percentile (a two-sided 95% interval), for `df` degrees of freedom; rounded down to a tabled df. */
+function tQuantile975(df: number): number {
+  const table: [number, number][] = [[1, 12.71], [2, 4.3], [3, 3.18], [4, 2.78], [5, 2.57], [6, 2.45], [7, 2.36], [8, 2.31], [9, 2.26], [10, 2.23], [15, 2.13], [20, 2.09], [30, 2.04], [60, 2.0]];
+  let t = NaN;
+  for (const [d, q] of table) if (df >= d) t = q;
+  return df > 120 ? 1.96 : t;
+}
+
+/** Per-pair ratios summed up on a log scale, where a 0.8x and a 1.25x pair cancel out. */
+export function summarizeRatios(ratios: readonly number[]): RatioSummary {
+  const logs = ratios.map(Math.log);
+  const n = logs.length;
+  const mean = logs.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(logs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : NaN;
+  const half = (tQuantile975(n - 1) * sd) / Math.sqrt(n);
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const mid = n >> 1;
+  return {
+    median: n % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2,
+    geoMean: Math.exp(mean),
+    low: Math.exp(mean - half),
+    high: Math.exp(mean + half),
+    below: ratios.filter((r) => r < 1).length,
+  };
+}
+
+export async function benchInterleaved(cfg: LoadConfig, opts: { pairs: number; sliceMs: number }): Promise<InterleavedResult> {
+  const redisServer = await startRedis();
+  const issuer = await startProofIssuer('RS256');
+  const redis = new Redis(redisServer.url);
+  const servers: ChildServer[] = [];
+  try {
+    const rpid = await redisPid(redis);
+    const broker = await startBroker({ name: 'leash-interleaved', redisUrl: redisServer.url, policyPath: benchPolicy(issuer.url), role: 'all' });
+    servers.push(broker);
+    const oidc = await startOidcProvider();
+    servers.push(oidc);
+    const warm = await issuer.mint(200, { repoPrefix: 'warm' });
+    let w = 0;
+    await firstExchange(broker.url, () => warm[w++ % warm.length]!);
+
+    const slice = { concurrency: cfg.concurrency, warmupMs: 500, durationMs: opts.sliceMs, quietWaitMs: 0 };
+    const oidcRequest = oidcTokenRequest();
+    const perSlice = Math.ceil(((slice.warmupMs + slice.durationMs) / 1000) * 6_000);
+    // Both servers' code is warmed (JIT, pools) by one uncounted slice each before the first pair.
+    const warmProofs = await mintProofs(issuer, perSlice, { repoPrefix: 'warm-slice' });
+    await runLoad({ name: 'oidc-provider warm-up', targets: [oidc.url], ...slice, next: () => oidcRequest });
+    await runLoad({ name: 'Leash warm-up', targets: [broker.url], ...slice, next: (n) => (n < warmProofs.length ? { path: '/token', body: exchangeBody(warmProofs[n]!) } : null) });
+    const pairs: SlicePair[] = [];
+    for (let i = 0; i < opts.pairs; i++) {
+      // Minted before the pair, not before one slice: each server follows the minting burst equally often.
+      const proofs = await mintProofs(issuer, perSlice, { repoPrefix: `pair${i}` });
+      const runOidc = (): Promise<LoadResult> =>
+        runLoad({ name: 'oidc-provider slice', targets: [oidc.url], ...slice, next: () => oidcRequest, check: isJwtAccessToken, cpuOf: { server: oidc.pid } });
+      const runLeash = (): Promise<LoadResult> =>
+        runLoad({
+          name: 'Leash slice',
+          targets: [broker.url],
+          ...slice,
+          next: (n) => (n < proofs.length ? { path: '/token', body: exchangeBody(proofs[n]!) } : null),
+          check: isJwtExchangeAnswer,
+          cpuOf: { broker: broker.pid, redis: rpid },
+        });
+      const first: SlicePair['first'] = i % 2 === 0 ? 'oidc' : 'leash';
+      const a = first === 'oidc' ? await runOidc() : await runLeash();
+      const b = first === 'oidc' ? await runLeash() : await runOidc();
+      const pair: SlicePair = first === 'oidc' ? { first, oidc: a, leash: b } : { first, oidc: b, leash: a };
+      pairs.push(pair);
+      log(`pair ${i + 1} of ${opts.pairs}: oidc-provider ${Math.round(pair.oidc.rps)} req/s p99 ${pair.oidc.latencyMs.p99.toFixed(1)} ms, Leash ${Math.round(pair.leash.rps)} req/s p99 ${pair.leash.latencyMs.p99.toFixed(1)} ms (${(pair.leash.rps / pair.oidc.rps).toFixed(2)}x)`);
+    }
+    return { sliceMs: opts.sliceMs, pairs };
+  } finally {
+    for (const s of servers) await s.stop();
+    redis.disconnect();
+    await issuer.close();
+    await redisServer.destroy();
+  }
+}
