@@ -14,11 +14,16 @@ import { runLoad, type LoadResult } from './load-generator.ts';
 import { startProofIssuer } from './proof-issuer.ts';
 import { log, redisPid } from './util.ts';
 
+export type Contender = 'oidc' | 'leash' | 'leash2';
+
 export interface SlicePair {
-  /** Which server had the load first in this pair. */
-  first: 'oidc' | 'leash';
+  /** Which server had the load first in this round. */
+  first: Contender;
   oidc: LoadResult;
+  /** One API process. */
   leash: LoadResult;
+  /** Two API processes over the same Redis (scale-out), when measured. */
+  leash2?: LoadResult;
 }
 
 export interface InterleavedResult {
@@ -62,7 +67,11 @@ export function summarizeRatios(ratios: readonly number[]): RatioSummary {
   };
 }
 
-export async function benchInterleaved(cfg: LoadConfig, opts: { pairs: number; sliceMs: number }): Promise<InterleavedResult> {
+/**
+ * With `scaleOut`, each round also gives a slice to two API processes (the first one's issuer, each
+ * with its signature thread) over the same Redis, the load split between them.
+ */
+export async function benchInterleaved(cfg: LoadConfig, opts: { pairs: number; sliceMs: number; scaleOut: boolean }): Promise<InterleavedResult> {
   const redisServer = await startRedis();
   const issuer = await startProofIssuer('RS256');
   const redis = new Redis(redisServer.url);
@@ -71,40 +80,42 @@ export async function benchInterleaved(cfg: LoadConfig, opts: { pairs: number; s
     const rpid = await redisPid(redis);
     const broker = await startBroker({ name: 'leash-interleaved', redisUrl: redisServer.url, policyPath: benchPolicy(issuer.url), role: 'all' });
     servers.push(broker);
+    const second = opts.scaleOut ? await startBroker({ name: 'leash-interleaved-2', redisUrl: redisServer.url, policyPath: benchPolicy(issuer.url), role: 'api', issuer: broker.issuer }) : null;
+    if (second) servers.push(second);
     const oidc = await startOidcProvider();
     servers.push(oidc);
     const warm = await issuer.mint(200, { repoPrefix: 'warm' });
     let w = 0;
-    await firstExchange(broker.url, () => warm[w++ % warm.length]!);
+    for (const b of second ? [broker, second] : [broker]) await firstExchange(b.url, () => warm[w++ % warm.length]!);
 
     const slice = { concurrency: cfg.concurrency, warmupMs: 500, durationMs: opts.sliceMs, quietWaitMs: 0 };
     const oidcRequest = oidcTokenRequest();
     const perSlice = Math.ceil(((slice.warmupMs + slice.durationMs) / 1000) * 6_000);
-    // Both servers' code is warmed (JIT, pools) by one uncounted slice each before the first pair.
-    const warmProofs = await mintProofs(issuer, perSlice, { repoPrefix: 'warm-slice' });
+    const exchangeLoad = (name: string, targets: string[], proofs: string[], cpuOf: Record<string, number>): Promise<LoadResult> =>
+      runLoad({ name, targets, ...slice, next: (n) => (n < proofs.length ? { path: '/token', body: exchangeBody(proofs[n]!) } : null), check: isJwtExchangeAnswer, cpuOf });
+    const leashTargets = second ? [broker.url, second.url] : [broker.url];
+    // Every server's code is warmed (JIT, pools) by one uncounted slice before the first round.
     await runLoad({ name: 'oidc-provider warm-up', targets: [oidc.url], ...slice, next: () => oidcRequest });
-    await runLoad({ name: 'Leash warm-up', targets: [broker.url], ...slice, next: (n) => (n < warmProofs.length ? { path: '/token', body: exchangeBody(warmProofs[n]!) } : null) });
+    await exchangeLoad('Leash warm-up', leashTargets, await mintProofs(issuer, perSlice, { repoPrefix: 'warm-slice' }), {});
+    const contenders: Contender[] = second ? ['oidc', 'leash', 'leash2'] : ['oidc', 'leash'];
     const pairs: SlicePair[] = [];
     for (let i = 0; i < opts.pairs; i++) {
-      // Minted before the pair, not before one slice: each server follows the minting burst equally often.
-      const proofs = await mintProofs(issuer, perSlice, { repoPrefix: `pair${i}` });
-      const runOidc = (): Promise<LoadResult> =>
-        runLoad({ name: 'oidc-provider slice', targets: [oidc.url], ...slice, next: () => oidcRequest, check: isJwtAccessToken, cpuOf: { server: oidc.pid } });
-      const runLeash = (): Promise<LoadResult> =>
-        runLoad({
-          name: 'Leash slice',
-          targets: [broker.url],
-          ...slice,
-          next: (n) => (n < proofs.length ? { path: '/token', body: exchangeBody(proofs[n]!) } : null),
-          check: isJwtExchangeAnswer,
-          cpuOf: { broker: broker.pid, redis: rpid },
-        });
-      const first: SlicePair['first'] = i % 2 === 0 ? 'oidc' : 'leash';
-      const a = first === 'oidc' ? await runOidc() : await runLeash();
-      const b = first === 'oidc' ? await runLeash() : await runOidc();
-      const pair: SlicePair = first === 'oidc' ? { first, oidc: a, leash: b } : { first, oidc: b, leash: a };
+      // Minted before the round, not before one slice: each server follows the minting burst equally often.
+      const proofs = await mintProofs(issuer, perSlice * (contenders.length - 1), { repoPrefix: `pair${i}` });
+      const half = proofs.length / (contenders.length - 1);
+      const run: Record<Contender, () => Promise<LoadResult>> = {
+        oidc: () => runLoad({ name: 'oidc-provider slice', targets: [oidc.url], ...slice, next: () => oidcRequest, check: isJwtAccessToken, cpuOf: { server: oidc.pid } }),
+        leash: () => exchangeLoad('Leash slice', [broker.url], proofs.slice(0, half), { broker: broker.pid, redis: rpid }),
+        leash2: () => exchangeLoad('Leash 2-process slice', leashTargets, proofs.slice(half), { 'broker 1': broker.pid, 'broker 2': second?.pid ?? broker.pid, redis: rpid }),
+      };
+      // The order rotates round by round, so no server always follows another.
+      const order = contenders.map((_, k) => contenders[(i + k) % contenders.length]!);
+      const got: Partial<Record<Contender, LoadResult>> = {};
+      for (const c of order) got[c] = await run[c]();
+      const pair: SlicePair = { first: order[0]!, oidc: got.oidc!, leash: got.leash!, ...(got.leash2 ? { leash2: got.leash2 } : {}) };
       pairs.push(pair);
-      log(`pair ${i + 1} of ${opts.pairs}: oidc-provider ${Math.round(pair.oidc.rps)} req/s p99 ${pair.oidc.latencyMs.p99.toFixed(1)} ms, Leash ${Math.round(pair.leash.rps)} req/s p99 ${pair.leash.latencyMs.p99.toFixed(1)} ms (${(pair.leash.rps / pair.oidc.rps).toFixed(2)}x)`);
+      const two = pair.leash2 ? `, 2 processes ${Math.round(pair.leash2.rps)} req/s p99 ${pair.leash2.latencyMs.p99.toFixed(1)} ms` : '';
+      log(`round ${i + 1} of ${opts.pairs}: oidc-provider ${Math.round(pair.oidc.rps)} req/s p99 ${pair.oidc.latencyMs.p99.toFixed(1)} ms, Leash ${Math.round(pair.leash.rps)} req/s p99 ${pair.leash.latencyMs.p99.toFixed(1)} ms${two}`);
     }
     return { sliceMs: opts.sliceMs, pairs };
   } finally {
