@@ -103,15 +103,15 @@ export async function benchInterleaved(cfg: LoadConfig, opts: { pairs: number; s
       // Minted before the round, not before one slice: each server follows the minting burst equally often.
       const proofs = await mintProofs(issuer, perSlice * (contenders.length - 1), { repoPrefix: `pair${i}` });
       const half = proofs.length / (contenders.length - 1);
-      const run: Record<Contender, () => Promise<LoadResult>> = {
+      const run: Partial<Record<Contender, () => Promise<LoadResult>>> = {
         oidc: () => runLoad({ name: 'oidc-provider slice', targets: [oidc.url], ...slice, next: () => oidcRequest, check: isJwtAccessToken, cpuOf: { server: oidc.pid } }),
         leash: () => exchangeLoad('Leash slice', [broker.url], proofs.slice(0, half), { broker: broker.pid, redis: rpid }),
-        leash2: () => exchangeLoad('Leash 2-process slice', leashTargets, proofs.slice(half), { 'broker 1': broker.pid, 'broker 2': second?.pid ?? broker.pid, redis: rpid }),
+        ...(second ? { leash2: () => exchangeLoad('Leash 2-process slice', leashTargets, proofs.slice(half), { 'broker 1': broker.pid, 'broker 2': second.pid, redis: rpid }) } : {}),
       };
       // The order rotates round by round, so no server always follows another.
       const order = contenders.map((_, k) => contenders[(i + k) % contenders.length]!);
       const got: Partial<Record<Contender, LoadResult>> = {};
-      for (const c of order) got[c] = await run[c]();
+      for (const c of order) got[c] = await run[c]!();
       const pair: SlicePair = { first: order[0]!, oidc: got.oidc!, leash: got.leash!, ...(got.leash2 ? { leash2: got.leash2 } : {}) };
       pairs.push(pair);
       const two = pair.leash2 ? `, 2 processes ${Math.round(pair.leash2.rps)} req/s p99 ${pair.leash2.latencyMs.p99.toFixed(1)} ms` : '';

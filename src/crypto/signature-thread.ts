@@ -258,12 +258,9 @@ const thread = (): SignatureThread => (shared ??= new SignatureThread());
 /** True when `signature` over `signingInput` verifies under `key` (checked off the event loop). */
 export const verifyOffLoop = (check: Check): Promise<boolean> => thread().verify(check);
 
-/** verifyOffLoop, then (only if the check holds) signOffLoop of `then`, in one trip to the thread. */
+/** verifyOffLoop, then (only if the check holds) the signature of `then`, in one trip to the thread. */
 export const verifyThenSignOffLoop = (check: Check, then: SignJob): Promise<CheckedThenSigned> => thread().verifyThenSign(check, then);
 
 /** Both on the event loop: what verifyThenSignOffLoop answers, without the thread. */
 export const verifyThenSignOnLoop = (check: Check, then: SignJob): CheckedThenSigned =>
   verifyOnLoop(check) ? { verified: true, signed: signedOnLoop(then) } : { verified: false };
-
-/** The base64url signature of `job.signingInput` (made off the event loop). */
-export const signOffLoop = (job: SignJob): Promise<string> => thread().sign(job);

@@ -4,7 +4,7 @@ import type { TrustedIssuer } from '../policy/types.ts';
 import { fetchJson } from './http-json.ts';
 import { checkHeader } from './header-checks.ts';
 import { checkRegisteredClaims, publicKeyOf, signatureVerifies, signatureVerifiesThenSign } from './fast-verify.ts';
-import { signOffLoop, signOnLoop, type SignJob, type Signed } from '../crypto/signature-thread.ts';
+import type { SignJob, Signed } from '../crypto/signature-thread.ts';
 import { JwksCache } from './jwks-cache.ts';
 import { selectKeys } from './key-select.ts';
 import { ProofError, isProofError } from './proof-error.ts';
@@ -68,16 +68,6 @@ export interface PlannedProof<T> {
   value: T;
   /** The plan's signature, or why it could not be made; absent when the plan asked for none. */
   signed: Signed | undefined;
-}
-
-const badSignature = (): ProofError => new ProofError('bad_signature', 'subject_token signature is invalid');
-
-async function signSettled(job: SignJob, offLoop: boolean): Promise<Signed> {
-  try {
-    return { ok: true, signature: offLoop ? await signOffLoop(job) : signOnLoop(job) };
-  } catch (err) {
-    return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
-  }
 }
 
 /** Seconds a replay guard must remember a proof: until it could no longer be accepted anyway. */
@@ -148,16 +138,8 @@ export class ProofVerifier {
     }
     // Signature first: nothing in an unsigned payload is worth an opinion. The claims were decoded
     // from exactly the bytes the signature covers.
-    let signed: Signed | undefined;
-    if (planned?.sign && candidates.length === 1) {
-      const checked = await signatureVerifiesThenSign(token, alg, publicKeyOf(candidates[0]!, alg), planned.sign, this.offLoop);
-      if (!checked.verified) throw badSignature();
-      signed = checked.signed;
-    } else {
-      await this.checkSignature(token, alg, candidates);
-    }
+    const signed = await this.checkSignature(token, alg, candidates, planned?.sign);
     if (refusal) throw refusal.error;
-    if (planned!.sign && !signed) signed = await signSettled(planned!.sign, this.offLoop);
     return { proof: proof!, value: planned!.value, signed };
   }
 
@@ -171,11 +153,18 @@ export class ProofVerifier {
     return { issuer, alg, claims: peeked.claims, candidates };
   }
 
-  private async checkSignature(token: string, alg: string, candidates: readonly JWK[]): Promise<void> {
+  /** Tries each candidate key; `then` is signed with the check that holds (none if none does). */
+  private async checkSignature(token: string, alg: string, candidates: readonly JWK[], then: SignJob | undefined): Promise<Signed | undefined> {
     for (const jwk of candidates) {
-      if (await signatureVerifies(token, alg, publicKeyOf(jwk, alg), this.offLoop)) return;
+      const key = publicKeyOf(jwk, alg);
+      if (!then) {
+        if (await signatureVerifies(token, alg, key, this.offLoop)) return undefined;
+        continue;
+      }
+      const checked = await signatureVerifiesThenSign(token, alg, key, then, this.offLoop);
+      if (checked.verified) return checked.signed;
     }
-    throw badSignature();
+    throw new ProofError('bad_signature', 'subject_token signature is invalid');
   }
 
   private checkClaims(issuer: TrustedIssuer, claims: Record<string, unknown>): void {
