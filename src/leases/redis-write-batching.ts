@@ -1,24 +1,44 @@
 import { Cluster } from 'ioredis';
+import type { Socket } from 'node:net';
 import type { RedisClient } from './redis-scripts.ts';
 
-const corked = new WeakSet<object>();
+/** Commands held per connection in this turn, by socket. */
+const held = new WeakMap<object, number>();
 
 /**
- * Holds the connection's writes until the end of this turn of the event loop, so the commands of
- * every request that reached its lease write in this turn leave in one writev(2) instead of one
- * write(2) each: on the token endpoint a write per command cost ~8% of the event loop's CPU.
+ * Commands per write: a turn's first ones leave while the event loop is still working on the rest.
+ * Against one write per turn, in 20 interleaved pairs of bench runs: 1.06x exchanges/s, p50 0.92x,
+ * p99 level. 4, 8 and 16 measured alike.
+ */
+export const MAX_HELD = 8;
+
+/**
+ * Holds the connection's writes until the end of this turn of the event loop, or until MAX_HELD
+ * commands are waiting, so the lease writes of the requests handled in one turn leave in a few
+ * writev(2) calls instead of one write(2) each: on the token endpoint a write per command cost ~8%
+ * of the event loop's CPU. Holding all of a long turn's commands to its end made Redis wait for
+ * the whole turn, then the event loop for Redis; writes of up to MAX_HELD let the two overlap.
  * ioredis's own auto-pipelining batches the same way but keeps one batch in flight per
  * connection, so each batch waits for the round trip of the one before (measured: most requests
  * then sat waiting on Redis). Cluster clients are left as they are (one socket per node).
+ * Call it just before sending a command.
  */
 export function corkUntilNextTurn(redis: RedisClient): void {
   if (redis instanceof Cluster) return;
-  const stream = redis.stream;
-  if (!stream || stream.destroyed || corked.has(stream)) return;
-  corked.add(stream);
-  stream.cork();
-  setImmediate(() => {
-    corked.delete(stream);
+  const stream = redis.stream as Socket | undefined;
+  if (!stream || stream.destroyed) return;
+  const count = held.get(stream);
+  if (count === undefined) {
+    held.set(stream, 1);
+    stream.cork();
+    setImmediate(() => {
+      held.delete(stream);
+      stream.uncork();
+    });
+  } else if (count >= MAX_HELD) {
+    // The held commands leave now; this one starts the next write.
     stream.uncork();
-  });
+    stream.cork();
+    held.set(stream, 1);
+  } else held.set(stream, count + 1);
 }
