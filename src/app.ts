@@ -3,6 +3,7 @@ import { requestId } from 'hono/request-id';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Deps } from './deps.ts';
 import { LeashError } from './errors.ts';
+import { logRequest, type RequestLogFields } from './observability/request-log.ts';
 import './http/context.ts';
 import { errorStyleFor, renderError, toLeashError } from './http/error-response.ts';
 import { bodyTooLarge } from './http/read-body.ts';
@@ -43,12 +44,10 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
     await next();
     const route = c.req.routePath ?? c.req.path;
     deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
-    const line: Record<string, unknown> = { request_id: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.get('clientAddr') };
+    const fields: RequestLogFields = { request_id: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.get('clientAddr') };
     const refusal = c.get('refusal');
-    if (refusal) line.error = refusal;
-    const audit = c.get('audit');
-    if (audit) line.audit = audit;
-    deps.log.info(line, 'request');
+    if (refusal) fields.error = refusal;
+    logRequest(deps.log, fields, c.get('audit'));
   });
   app.use(async function limitDeclaredBody(c, next) {
     // A declared length over the limit is refused before reading; chunked bodies are capped

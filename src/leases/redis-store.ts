@@ -1,4 +1,5 @@
 import type { AuditEvent } from '../audit/events.ts';
+import { auditEventJson } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
 import { LeaseLimitError, ProofReplayedError } from './store.ts';
@@ -130,7 +131,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           runScript(redis, CREATE, leaseKeys, [
             keys.base(shard), lease.id, encodeLease(lease, issuedMs), expiresMs, issuedMs, now, max ?? -1,
             actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
-            createOpts.audit ? JSON.stringify(createOpts.audit) : '', maxlen, ttl,
+            createOpts.audit ? auditEventJson(createOpts.audit) : '', maxlen, ttl,
           ]),
         );
       } catch (err) {
