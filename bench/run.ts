@@ -9,7 +9,7 @@
  *                       Default: the JWT exchange only (last round), when its req/s is below oidc-provider's median.
  *   BENCH_DURATION_S    measured window of each load run (10); BENCH_WARMUP_S (2); BENCH_CONCURRENCY (64)
  *   BENCH_ROUNDS        10 s runs of oidc-provider then the Leash exchange, alternated (1): the load-runs table.
- *   BENCH_PAIRS         pairs of short slices for the verdict against oidc-provider (20; 0 skips): both servers up
+ *   BENCH_PAIRS         pairs of short slices for the verdict against oidc-provider (30; 0 skips): both servers up
  *                       at once, the load alternating between them (interleaved.ts). BENCH_SLICE_S (3) per slice.
  *   BENCH_PROOFS        proofs minted per load run (default: enough for 6,000 req/s over warm-up + window)
  *   BENCH_LEASES        leases for the memory section (1,000,000); BENCH_MEMORY_BUDGET_S (120) caps its time
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
       }
       if (results.oidc && results.exchange) results.rounds.push({ oidc: results.oidc, exchange: results.exchange.single });
     }
-    const pairs = process.env.BENCH_PAIRS === '0' ? 0 : envInt('BENCH_PAIRS', 20);
+    const pairs = process.env.BENCH_PAIRS === '0' ? 0 : envInt('BENCH_PAIRS', 30);
     if (only.has('oidc') && only.has('exchange') && pairs > 0) {
       const scaleOut = only.has('scaleout');
       await attempt('interleaved', `JWT exchange against oidc-provider, ${pairs} rounds of alternating slices${scaleOut ? ' (1 and 2 API processes)' : ''}`, async () => {
