@@ -37,7 +37,6 @@ export type CheckedThenSigned = { verified: false } | { verified: true; signed: 
 
 type Queued =
   | { kind: 'verify'; job: Check; resolve: (ok: boolean) => void }
-  | { kind: 'sign'; job: SignJob; resolve: (signature: string) => void; reject: (err: Error) => void }
   | { kind: 'verifyThenSign'; job: Check; then: SignJob; resolve: (result: CheckedThenSigned) => void };
 
 /** The verify options of each mode besides the key: plain data, so they cross to the worker as they are. */
@@ -48,10 +47,10 @@ const MODE_OPTIONS: Record<SignatureMode, { dsaEncoding?: 'ieee-p1363'; padding?
 };
 
 // Plain CommonJS run with `eval`, so the worker needs no TypeScript loader (tsx, vitest). A job is
-// a tuple, [hash, input, options, keyId] plus the signature for a check, plus a sign job's four
-// for a check-then-sign: tuples cross to the worker several times cheaper than objects. A check
-// that throws (a malformed signature, a key of the wrong type) is a signature that does not
-// verify; a sign that throws answers null, or true after a check that held.
+// a tuple, [hash, input, options, keyId, signature] for a check, plus a sign job's [hash, input,
+// options, keyId] for a check-then-sign: tuples cross to the worker several times cheaper than
+// objects. A check that throws (a malformed signature, a key of the wrong type) is a signature
+// that does not verify; a sign that throws after a check that held answers true.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { sign, verify } = require('node:crypto');
@@ -76,8 +75,7 @@ parentPort.on('message', (m) => {
   const out = new Array(m.jobs.length);
   for (let i = 0; i < m.jobs.length; i++) {
     const j = m.jobs[i];
-    if (j.length === 4) out[i] = signed(j[0], j[1], j[2], j[3]);
-    else if (!verified(j[0], j[1], j[2], j[3], j[4])) out[i] = false;
+    if (!verified(j[0], j[1], j[2], j[3], j[4])) out[i] = false;
     else out[i] = j.length === 5 ? true : (signed(j[5], j[6], j[7], j[8]) ?? true);
   }
   parentPort.postMessage({ batch: m.batch, out });
@@ -111,22 +109,15 @@ function signedOnLoop(j: SignJob): Signed {
 }
 
 function runOnLoop(q: Queued): void {
-  if (q.kind === 'verify') return q.resolve(verifyOnLoop(q.job));
-  if (q.kind === 'verifyThenSign') return q.resolve(verifyOnLoop(q.job) ? { verified: true, signed: signedOnLoop(q.then) } : { verified: false });
-  const signed = signedOnLoop(q.job);
-  if (signed.ok) q.resolve(signed.signature);
-  else q.reject(signed.error);
+  if (q.kind === 'verify') q.resolve(verifyOnLoop(q.job));
+  else q.resolve(verifyThenSignOnLoop(q.job, q.then));
 }
 
-function answer(q: Queued, out: boolean | string | null | undefined): void {
+function answer(q: Queued, out: boolean | string | undefined): void {
   if (q.kind === 'verify') return q.resolve(out === true);
-  if (q.kind === 'verifyThenSign') {
-    if (out === false || out === undefined || out === null) return q.resolve({ verified: false });
-    // The worker's sign failed: the same sign here says why (or, if it works here, gives the signature).
-    return q.resolve({ verified: true, signed: typeof out === 'string' ? { ok: true, signature: out } : signedOnLoop(q.then) });
-  }
-  if (typeof out === 'string') q.resolve(out);
-  else runOnLoop(q);
+  if (out === false || out === undefined) return q.resolve({ verified: false });
+  // The worker's sign failed: the same sign here says why (or, if it works here, gives the signature).
+  q.resolve({ verified: true, signed: typeof out === 'string' ? { ok: true, signature: out } : signedOnLoop(q.then) });
 }
 
 const MAX_KEYS_HELD = 256;
@@ -151,11 +142,6 @@ export class SignatureThread {
 
   verify(check: Check): Promise<boolean> {
     return new Promise((resolve) => this.enqueue({ kind: 'verify', job: check, resolve }));
-  }
-
-  /** The base64url signature of `signingInput`; rejects when the key cannot sign. */
-  sign(job: SignJob): Promise<string> {
-    return new Promise((resolve, reject) => this.enqueue({ kind: 'sign', job, resolve, reject }));
   }
 
   /**
@@ -203,7 +189,6 @@ export class SignatureThread {
       return id;
     };
     const wire = jobs.map((q): unknown[] => {
-      if (q.kind === 'sign') return [q.job.hash, q.job.signingInput, signOptions(q.job.key), keyIdOf(q.job.key)];
       const c = q.job;
       if (q.kind === 'verify') return [c.hash, c.signingInput, MODE_OPTIONS[c.mode], keyIdOf(c.key), c.signature];
       const t = q.then;
@@ -222,7 +207,7 @@ export class SignatureThread {
       const worker = this.start();
       // An idle worker is never the reason a process stays up (tests, shutdown).
       worker.unref();
-      worker.on('message', (m: { batch: number; out: (boolean | string | null)[] }) => {
+      worker.on('message', (m: { batch: number; out: (boolean | string)[] }) => {
         const jobs = this.sent.get(m.batch);
         if (!jobs) return;
         this.sent.delete(m.batch);

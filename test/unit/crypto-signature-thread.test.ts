@@ -118,11 +118,21 @@ const signedBy = (alg: Alg, publicKey: KeyObject, input: string, signature: stri
   verify(alg.hash, Buffer.from(input), alg.hash ? { key: publicKey, dsaEncoding: 'ieee-p1363' } : publicKey, Buffer.from(signature, 'base64url'));
 
 describe('SignatureThread: access-token signatures made on the worker thread', () => {
+  // A proof whose check holds: what every access-token signature rides with.
+  const held = checksFor(ALGS[2]!, 1)[0]!.check;
+  /** The signature made after `held`'s check, or why it could not be made. */
+  const signAfterCheck = async (thread: SignatureThread, job: { hash: string | null; signingInput: string; key: KeyObject }): Promise<string> => {
+    const r = await thread.verifyThenSign(held, job);
+    if (!r.verified) throw new Error('the proof check did not hold');
+    if (!r.signed.ok) throw r.signed.error;
+    return r.signed.signature;
+  };
+
   it.each(SIGNERS)('$name: every signature of a batch verifies under the public key, over its own input only', async (alg) => {
     const thread = new SignatureThread();
     const { privateKey, publicKey } = alg.pair();
     const inputs = Array.from({ length: 20 }, (_, n) => signingInput(n));
-    const signatures = await Promise.all(inputs.map((signingInput) => thread.sign({ hash: alg.hash, signingInput, key: privateKey })));
+    const signatures = await Promise.all(inputs.map((signingInput) => signAfterCheck(thread, { hash: alg.hash, signingInput, key: privateKey })));
     inputs.forEach((input, n) => {
       expect(signedBy(alg, publicKey, input, signatures[n]!)).toBe(true);
       expect(signedBy(alg, publicKey, inputs[(n + 1) % inputs.length]!, signatures[n]!)).toBe(false);
@@ -133,7 +143,7 @@ describe('SignatureThread: access-token signatures made on the worker thread', (
   it('a key that cannot sign fails its own job only; the rest of the batch is signed', async () => {
     const thread = new SignatureThread();
     const { privateKey, publicKey } = SIGNERS[0]!.pair();
-    const jobs = [privateKey, publicKey, privateKey].map((key, n) => thread.sign({ hash: 'sha256', signingInput: signingInput(n), key }));
+    const jobs = [privateKey, publicKey, privateKey].map((key, n) => signAfterCheck(thread, { hash: 'sha256', signingInput: signingInput(n), key }));
     const [first, bad, third] = await Promise.allSettled(jobs);
     expect(first!.status).toBe('fulfilled');
     expect(third!.status).toBe('fulfilled');
@@ -148,7 +158,7 @@ describe('SignatureThread: access-token signatures made on the worker thread', (
     const { privateKey, publicKey } = alg.pair();
     const cases = checksFor(alg, 6);
     const [signature, ...answers] = await Promise.all([
-      thread.sign({ hash: 'sha256', signingInput: 'x.y', key: privateKey }),
+      signAfterCheck(thread, { hash: 'sha256', signingInput: 'x.y', key: privateKey }),
       ...cases.map((c) => thread.verify(c.check)),
     ]);
     expect(signedBy(alg, publicKey, 'x.y', signature as string)).toBe(true);
