@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// The `leash` command. tsx compiles the TypeScript sources on the fly, so no build step is needed.
-import { register } from 'tsx/esm/api';
+// The `leash` command: the compiled CLI (`npm run build`, run by `npm install` in a clone).
+import { existsSync } from 'node:fs';
 
-register();
-await import('../src/cli/main.ts');
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write('leash: dist/ is missing; run `npm run build` in the leash checkout first\n');
+  process.exit(2);
+}
+await import(entry.href);

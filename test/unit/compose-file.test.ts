@@ -26,6 +26,10 @@ it('runs Redis, two API replicas and a worker over one Redis', () => {
 it('the Dockerfile runs the broker as a non-root user on the port compose maps', () => {
   expect(dockerfile).toMatch(/^USER node$/m);
   expect(dockerfile).toContain('EXPOSE 8080');
-  expect(dockerfile).toMatch(/CMD \["node", "--import", "tsx", "src\/main\.ts"\]/);
+  // The compiled broker is the container's own process (it gets SIGHUP); no TypeScript loader at run time.
+  expect(dockerfile).toMatch(/^CMD \["node", "dist\/main\.js"\]$/m);
+  expect(dockerfile).toMatch(/^FROM .* AS build$/m);
+  expect(dockerfile).toMatch(/npm ci --omit=dev/);
+  expect(dockerfile).not.toMatch(/tsx/);
   expect(compose.services.api.ports[0]).toMatch(/:8080$/);
 });
