@@ -111,16 +111,7 @@ async function form(url: string, path: string, fields: Record<string, string>, b
 export const introspect = (url: string, bearer: string | undefined, token: string): Promise<Reply> => form(url, '/introspect', { token }, bearer);
 export const holderRevoke = (url: string, token: string): Promise<Reply> => form(url, '/revoke', { token });
 
-/** Polls f until it returns something truthy; fails with `what` after timeoutMs. */
-export async function waitFor<T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 5_000, everyMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+export { waitFor } from '../helpers/wait.ts';
 
 /** Runs fn over items with at most `concurrency` in flight; results in input order. */
 export async function pool<T, R>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {

@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startRedis, freePort, type TestRedis } from '../helpers/redis-server.ts';
+import { startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';
+import { testKeysDir } from '../helpers/broker.ts';
+import { ROOT } from '../helpers/build.ts';
+import { e2ePolicy } from '../helpers/policies.ts';
+import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+// The production start command, exactly: `node dist/main.js`. The pid an operator signals is the
+// broker's own, so SIGHUP reloads it (through npm or tsx it would kill a wrapper instead).
+let redis: TestRedis;
+let issuers: FakeIssuer[];
+let child: ChildProcess;
+let url: string;
+let dir: string;
+let stderr = '';
+
+beforeAll(async () => {
+  redis = await startRedis();
+  issuers = [await startFakeIssuer(), await startFakeIssuer(), await startFakeIssuer(), await startFakeIssuer()];
+  dir = mkdtempSync(join(tmpdir(), 'leash-compiled-'));
+  cpSync(await testKeysDir(), join(dir, 'keys'), { recursive: true });
+  const [github, gitlab, k8s, spiffe] = issuers as [FakeIssuer, FakeIssuer, FakeIssuer, FakeIssuer];
+  writeFileSync(join(dir, 'policy.yaml'), e2ePolicy({ github, gitlab, k8s, spiffe }));
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  child = spawn(process.execPath, [join(ROOT, 'dist/main.js')], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', PORT: String(port), REDIS_URL: redis.url, LEASH_POLICY: join(dir, 'policy.yaml'), LEASH_KEYS_DIR: join(dir, 'keys'), LEASH_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  await waitFor('the compiled broker to be ready', async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200, 30_000, 100)
+    .catch((err: Error) => { throw new Error(`${err.message}; stderr: ${stderr}`); });
+}, 60_000);
+
+afterAll(async () => {
+  if (child && child.exitCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  for (const i of issuers ?? []) await i.close();
+  await redis?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const jwksKids = async (): Promise<string[]> =>
+  ((await (await fetch(`${url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+
+it('SIGHUP to the `node dist/main.js` process loads a new signing key into the JWKS, and the broker keeps serving', async () => {
+  const before = await jwksKids();
+  const kid = await generateSigningKey(join(dir, 'keys'));
+  expect(before).not.toContain(kid);
+  child.kill('SIGHUP');
+  await waitFor('the new key in the JWKS', async () => (await jwksKids()).includes(kid), 10_000, 50);
+  expect(child.exitCode).toBeNull();
+  expect((await fetch(`${url}/healthz`)).status).toBe(200);
+});
