@@ -111,7 +111,9 @@ async function form(url: string, path: string, fields: Record<string, string>, b
 export const introspect = (url: string, bearer: string | undefined, token: string): Promise<Reply> => form(url, '/introspect', { token }, bearer);
 export const holderRevoke = (url: string, token: string): Promise<Reply> => form(url, '/revoke', { token });
 
-export { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+export { waitFor };
 
 /** Runs fn over items with at most `concurrency` in flight; results in input order. */
 export async function pool<T, R>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
