@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import type { Deps } from './deps.ts';
+import { LeashError } from './errors.ts';
 import { isLoggedWithRequest, type AuditEvent, type AuditLog } from './audit/events.ts';
 import { createMemoryAuditLog } from './audit/memory-audit-log.ts';
 import { createRedisAuditLog } from './audit/redis-audit-log.ts';
@@ -184,15 +185,18 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     now,
     async ready() {
       const checks: Record<string, string> = {};
+      let storeOk = true;
       try {
-        await store.ping();
-        checks.store = config.redisUrl ? 'redis ok' : 'memory';
-      } catch {
-        checks.store = 'unreachable';
+        await store.probe();
+        checks.store = config.redisUrl ? 'redis ok: lease keys written and read on every shard' : 'memory';
+      } catch (err) {
+        storeOk = false;
+        // Names what an exchange would trip on (unreachable, OOM, CROSSSLOT, READONLY...).
+        checks.store = `cannot write a lease: ${err instanceof LeashError ? err.detail ?? err.message : (err as Error).message}`;
       }
       checks.keys = keys.all().length > 0 ? `${keys.all().length} signing key(s), active ${keys.active().kid}` : 'none';
       checks.ca = ca ? 'loaded' : 'not configured';
-      return { ok: checks.store !== 'unreachable' && keys.all().length > 0, checks };
+      return { ok: storeOk && keys.all().length > 0, checks };
     },
     close: () => closeBackends(),
   };

@@ -190,7 +190,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
       return n;
     },
 
-    async ping(): Promise<void> {},
+    async probe(): Promise<void> {},
     async close(): Promise<void> {},
   };
 }

@@ -13,10 +13,10 @@ export interface LuaScript {
   readonly sha: string;
 }
 
-const script = (body: string): LuaScript => {
-  const lua = PRELUDE + body;
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
-};
+/** A script of its own, without the lease prelude. */
+export const scriptOf = (lua: string): LuaScript => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
+
+const script = (body: string): LuaScript => scriptOf(PRELUDE + body);
 
 /**
  * One EVALSHA round trip; the script is sent (and cached by Redis) only after NOSCRIPT. The scripts

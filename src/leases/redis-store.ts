@@ -9,6 +9,7 @@ import { listLeases } from './redis-list.ts';
 import { SHARD_COUNT, actName, auditEventId, isLeaseId, redisKeys, replayKey, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
 import { Cluster } from 'ioredis';
 import { RedisReplayGuard } from '../proofs/redis-replay-guard.ts';
+import { probeShards } from './redis-probe.ts';
 import { CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
@@ -267,8 +268,8 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       return per.reduce((a, b) => a + b, 0);
     },
 
-    async ping(): Promise<void> {
-      await io('ping', () => redis.ping());
+    async probe(): Promise<void> {
+      await io('probe', () => probeShards(redis, opts.prefix));
     },
 
     // The caller owns the connection.

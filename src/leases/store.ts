@@ -78,7 +78,8 @@ export interface LeaseStore {
   crlEntries(nowSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]>;
   /** Drops terminal leases whose retention has passed; returns how many. */
   pruneRetained(nowMs: number): Promise<number>;
-  ping(): Promise<void>;
+  /** Proves a lease could be written now (readiness): a scripted write and read on each shard's keys. */
+  probe(): Promise<void>;
   close(): Promise<void>;
 }
 

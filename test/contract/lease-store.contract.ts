@@ -251,9 +251,9 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
 
     endingsContract(make);
 
-    it('answers ping', async () => {
+    it('answers a readiness probe', async () => {
       const { store } = await make();
-      await expect(store.ping()).resolves.toBeUndefined();
+      await expect(store.probe()).resolves.toBeUndefined();
     });
   });
 }

@@ -84,7 +84,7 @@ describe('Redis lease store when Redis fails', () => {
     await own.stop();
     const started = Date.now();
     const calls = [
-      store.create(makeLease()), store.get(makeLease().id), store.list({}, { limit: 5 }), store.ping(),
+      store.create(makeLease()), store.get(makeLease().id), store.list({}, { limit: 5 }), store.probe(),
       store.sweep(Date.now(), { limit: 10, pendingGraceMs: 0 }), store.revokeWhere({ subject: 's' }, revokeInput()),
       audit.write({ type: 'exchange.denied', time: Date.now() }), audit.list({ limit: 5 }),
     ];
@@ -95,7 +95,7 @@ describe('Redis lease store when Redis fails', () => {
     }
     expect(Date.now() - started).toBeLessThan(2_500);
     await own.start();
-    await waitFor(() => store.ping());
+    await waitFor(() => store.probe());
     await store.create(makeLease());
     client.disconnect();
     await own.destroy();
@@ -108,7 +108,7 @@ describe('Redis lease store when Redis fails', () => {
     const lease = makeLease({ task_id: 'task-7' });
     await store.create(lease);
     await own.restart();
-    await waitFor(() => store.ping());
+    await waitFor(() => store.probe());
     expect(await store.get(lease.id)).toEqual(lease);
     expect(await store.activeIdsOfTask('task-7')).toEqual([lease.id]);
     // Scripts are gone from the restarted server's cache: EVALSHA falls back to EVAL.

@@ -6,6 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
@@ -61,6 +62,28 @@ afterAll(async () => {
 });
 
 describe('Redis', () => {
+  it('up but unable to take a write (out of memory): PING answers, yet /readyz is 503 naming it, like /token', async () => {
+    const own = await startRedis();
+    const b = await startBroker({ policy: policyFor(), redisUrl: own.url, worker: false });
+    const admin = new Redis(own.url);
+    try {
+      await waitUntil('readyz once connected', async () => (await readyz(b)) === 200);
+      await admin.config('SET', 'maxmemory', '1');
+      expect(await admin.ping()).toBe('PONG');
+      const ready = await fetch(`${b.url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect((await ready.json()).checks.store).toMatch(/^cannot write a lease: .*OOM/);
+      const res = await exchangeProof(b.url, await main.mint(claims(main)));
+      expect([res.status, res.body.error]).toEqual([503, 'temporarily_unavailable']);
+      await admin.config('SET', 'maxmemory', '0');
+      await waitUntil('readyz once Redis takes writes', async () => (await readyz(b)) === 200);
+    } finally {
+      admin.disconnect();
+      await b.close();
+      await own.destroy();
+    }
+  });
+
   it('down at start: /readyz 503 and /token 503 temporarily_unavailable, fast; back up: issuing resumes', async () => {
     const own = await startRedis({ persist: true });
     await own.stop();
@@ -68,7 +91,7 @@ describe('Redis', () => {
     try {
       const [ready, readyMs] = await timed(() => fetch(`${b.url}/readyz`));
       expect(ready.status).toBe(503);
-      expect((await ready.json()).checks.store).toBe('unreachable');
+      expect((await ready.json()).checks.store).toMatch(/^cannot write a lease: /);
       expect(readyMs).toBeLessThan(5_000);
       const proof = await main.mint(claims(main));
       const [res, tokenMs] = await timed(() => exchangeProof(b.url, proof));
