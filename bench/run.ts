@@ -2,25 +2,12 @@
  * `npm run bench`: every figure of DESIGN.md "Quality bars", measured in this one run on this
  * machine, printed as markdown and written to bench/results/latest.json.
  *
- * Environment (all optional):
- *   BENCH_ONLY          comma list of sections: hono, oidc, baselines (= hono,oidc), exchange,
- *                       scaleout, certs, expiry, memory, bulk. Default: all.
- *   BENCH_PROFILE       1: always CPU-profile the exchange, and the certificate exchange; 0: never.
- *                       Default: the JWT exchange only (last round), when its req/s is below oidc-provider's median.
- *   BENCH_DURATION_S    measured window of each load run (10); BENCH_WARMUP_S (2); BENCH_CONCURRENCY (64)
- *   BENCH_ROUNDS        10 s runs of oidc-provider then the Leash exchange, alternated (1): the load-runs table.
- *   BENCH_PAIRS         pairs of short slices for the verdict against oidc-provider (30; 0 skips): both servers up
- *                       at once, the load alternating between them (interleaved.ts). BENCH_SLICE_S (3) per slice.
- *   BENCH_PROOFS        proofs minted per load run (default: enough for 6,000 req/s over warm-up + window)
- *   BENCH_LEASES        leases for the memory section (1,000,000); BENCH_MEMORY_BUDGET_S (120) caps its time
- *   BENCH_EXPIRY_LEASES (10,000); BENCH_BULK_LEASES (100,000)
- *   BENCH_QUIET_WAIT_S  before each timed part, wait up to this long for other processes to go quiet (10)
- *   BENCH_LOG_LEVEL     the broker's LEASH_LOG_LEVEL (info, as in production)
- *   BENCH_ES256         0: skip the exchange run with ES256 proofs (the main runs use RS256, as GitHub signs)
+ * Options and environment: `npm run bench -- --help` (USAGE in args.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { BenchUsageError, parseBenchArgs, USAGE } from './args.ts';
 import { benchHonoSign } from './baselines/hono-sign.ts';
 import { benchOidcProvider } from './baselines/oidc-provider.ts';
 import { benchBulkRevoke, type BulkRevokeResult } from './bulk-revoke.ts';
@@ -393,4 +380,17 @@ function render(r: Results): string {
   return out.join('\n');
 }
 
-await main();
+let args: ReturnType<typeof parseBenchArgs>;
+try {
+  args = parseBenchArgs(process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof BenchUsageError)) throw err;
+  process.stderr.write(`bench: ${err.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (args.help) {
+  process.stdout.write(USAGE);
+} else {
+  if (args.only !== undefined) process.env.BENCH_ONLY = args.only;
+  await main();
+}
