@@ -39,7 +39,9 @@ export function readPolicy(config: Config): Policy {
   try {
     text = readFileSync(config.policyPath, 'utf8');
   } catch (err) {
-    throw new Error(`LEASH_POLICY: cannot read ${config.policyPath} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    const hint = code === 'ENOENT' ? '; start one from the example: cp policy.example.yaml policy.yaml, then edit its issuers and rules' : '';
+    throw new Error(`LEASH_POLICY: cannot read ${config.policyPath} (${code})${hint}`);
   }
   return parsePolicy(text, config.policyPath, { leashIssuer: config.issuer });
 }

@@ -64,4 +64,11 @@ describe('configuration from the environment', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a missing policy file stops the start and says how to make one from the example', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, PORT: '0', LEASH_POLICY: 'no-such-policy.yaml' }, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('LEASH_POLICY: cannot read no-such-policy.yaml (ENOENT)');
+    expect(r.stderr).toContain('cp policy.example.yaml policy.yaml');
+  });
 });
