@@ -132,7 +132,7 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
   // The proof is claimed in the same atomic step as the lease: one round trip, and a refusal
   // (lease limit, store down) leaves it unclaimed so it can be tried again.
   if (proof.issuer.replay === 'single_use') {
-    opts.replay = { key: proof.replayKey, ttlSeconds: replayTtlSeconds(proof, deps.now(), deps.config.clockSkewSeconds) };
+    opts.replay = { key: proof.replayKey, ttlSeconds: replayTtlSeconds(proof, deps.now()) };
   }
   try {
     await deps.store.create(lease, opts);
