@@ -19,8 +19,8 @@ import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './reque
 
 /**
  * verify -> decide -> check CSR -> lease -> mint. The lease write also claims the proof, charges
- * the subject's budget and records the allow event, atomically; a credential is only handed out after it, and any refusal before it
- * leaves no lease and no replay record behind. A JWT is decided and built while the proof's
+ * the subject's budget and records the allow event, atomically; a credential is only handed out
+ * after it, and any refusal before it leaves no lease and no replay record behind. A JWT is decided and built while the proof's
  * signature is checked, and signed on the signature thread once that check holds; a JWT that could
  * not be signed is refused before anything is written.
  */
