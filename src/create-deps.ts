@@ -137,7 +137,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
       onAuditEvent: logAudit,
     });
-    rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp, config.rateLimitPerSubject);
+    rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });
     bull.on('error', (err) => log.warn({ err: err.message }, 'redis connection error (revocation queue)'));
     revocations = createBullmqRevocationQueue(bull, config.redisPrefix);
@@ -150,7 +150,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     log.warn('dev mode: leases live in process memory and vanish on restart; set REDIS_URL for real use');
     audit = withLogging(createMemoryAuditLog(), logAudit);
     store = createMemoryLeaseStore({ retentionSeconds: config.retentionSeconds, audit });
-    rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, config.rateLimitPerSubject, now);
+    rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, now);
     const q = createMemoryRevocationQueue({ store, metrics, log, now }, config.sweepIntervalMs);
     if (config.role !== 'api') q.start();
     revocations = q;

@@ -1,7 +1,8 @@
 import { LeashError } from '../errors.ts';
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
-import { LeaseLimitError, ProofReplayedError, type CreateOptions } from '../leases/store.ts';
+import { BudgetExceededError, LeaseLimitError, ProofReplayedError, type CreateOptions } from '../leases/store.ts';
+import { RATE_LIMIT_WINDOW_MS, rateLimited } from '../http/rate-limiter.ts';
 import { newLeaseId } from '../leases/redis-keys.ts';
 import { explain } from '../policy/decide.ts';
 import type { Allowed, Decision } from '../policy/types.ts';
@@ -17,9 +18,9 @@ import { revokeLeases } from '../revocation/revoke-leases.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
 /**
- * verify -> decide -> check CSR -> lease -> mint. The lease write also claims the proof and records
- * the allow event, atomically; a credential is only handed out after it, and any refusal before it
- * leaves no lease and no replay record behind. A JWT is decided and built while the proof's
+ * verify -> decide -> check CSR -> lease -> mint. The lease write also claims the proof, charges
+ * the subject's budget and records the allow event, atomically; a credential is only handed out
+ * after it, and any refusal before it leaves no lease and no replay record behind. A JWT is decided and built while the proof's
  * signature is checked, and signed on the signature thread once that check holds; a JWT that could
  * not be signed is refused before anything is written.
  */
@@ -29,7 +30,6 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
   try {
     const verified = await deps.proofs.verifyThenSign(req.subjectToken, (p) => plan(deps, req, ctx, p));
     proof = verified.proof;
-    await deps.rateLimiter.checkSubject(`${proof.issuer.name}:${proof.subject}`);
     decision = verified.value.decision;
     if (!decision.allowed) throw new LeashError(decision.code, decision.reason);
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
@@ -132,12 +132,17 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
   // The proof is claimed in the same atomic step as the lease: one round trip, and a refusal
   // (lease limit, store down) leaves it unclaimed so it can be tried again.
   if (proof.issuer.replay === 'single_use') {
-    opts.replay = { key: proof.replayKey, ttlSeconds: replayTtlSeconds(proof, deps.now(), deps.config.clockSkewSeconds) };
+    opts.replay = { key: proof.replayKey, ttlSeconds: replayTtlSeconds(proof, deps.now()) };
   }
+  // The subject's budget is charged in that step too, past the replay check: replays of a leaked,
+  // used proof cannot lock its subject out (they count against their address only).
+  const perSubject = deps.config.rateLimitPerSubject;
+  if (perSubject > 0) opts.budget = { key: `sub:${proof.issuer.name}:${proof.subject}`, limit: perSubject, windowMs: RATE_LIMIT_WINDOW_MS };
   try {
     await deps.store.create(lease, opts);
   } catch (err) {
     if (err instanceof ProofReplayedError) throw new LeashError('invalid_request', 'subject_token has already been exchanged (single use)');
+    if (err instanceof BudgetExceededError) throw rateLimited('subject', err.retryAfterMs);
     if (err instanceof LeaseLimitError) {
       throw new LeashError('invalid_request', `this subject already holds the maximum of ${err.limit} active leases under rule ${lease.rule}`);
     }

@@ -1,8 +1,9 @@
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
 import { createMemoryAuditLog } from '../audit/memory-audit-log.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
-import { LeaseLimitError, ProofReplayedError } from './store.ts';
+import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './store.ts';
 import { MemoryReplayGuard } from '../proofs/memory-replay-guard.ts';
+import { createFixedWindows } from '../util/fixed-windows.ts';
 import type { Lease } from './lease.ts';
 import { endingEvent } from './ending-event.ts';
 import { checkNewLease, issuedMsFor } from './lease-codec.ts';
@@ -41,6 +42,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
   if (!(retentionMs >= 0)) throw new TypeError('createMemoryLeaseStore: retentionSeconds must be >= 0');
   const audit = opts.audit ?? createMemoryAuditLog();
   const replay = new MemoryReplayGuard();
+  const budgets = createFixedWindows();
   const entries = new Map<string, Entry>();
   /** Listing members, ascending. */
   const order: string[] = [];
@@ -87,6 +89,15 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
       const claimed = createOpts.replay;
       if (claimed && !(await replay.claim(claimed.key, claimed.ttlSeconds))) throw new ProofReplayedError();
       const now = Date.now();
+      // Charged only past the replay check, as in the Redis script; a refusal leaves the proof unclaimed.
+      const budget = createOpts.budget;
+      if (budget && budget.limit > 0) {
+        const { count, ttlMs } = budgets.hit(budget.key, budget.windowMs);
+        if (count > budget.limit) {
+          if (claimed) await replay.release(claimed.key);
+          throw new BudgetExceededError(ttlMs);
+        }
+      }
       if (max !== undefined) {
         const held = activeOf((l) => l.rule === lease.rule && l.subject === lease.subject && l.expires_at * 1000 > now);
         if (held.length >= max) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { LUA_FIELDS } from './lease-codec.ts';
+import { LUA_BUDGET } from './redis-budget-lua.ts';
 import { LUA_INDEX } from './redis-index-lua.ts';
 import { LUA_KEYS } from './redis-keys.ts';
 import { corkUntilNextTurn } from './redis-write-batching.ts';
@@ -98,31 +99,43 @@ end
 /**
  * KEYS leases, due, all, act hash, tasks hash; ARGV base, id, json, expires ms, issued ms, now ms,
  * max active (-1: none), act name, task name ('' for none), audit event JSON ('' for none), audit
- * maxlen, replay ttl s; optional KEYS[6] the replay record (standalone Redis: any slot is fine).
- * Returns 0 (or the audit entry's stream id), -1 (limit), -2 (exists) or -3 (proof replayed). The
- * allow event goes in with the lease, so a lease never exists without the decision that made it.
+ * maxlen, replay ttl s (0: no replay record), budget limit (0: none), budget window ms. Then KEYS
+ * the replay record, when given, and the budget counter, when given (standalone Redis: any slot).
+ * Returns 0 (or the audit entry's stream id), -1 (limit), -2 (exists), -3 (proof replayed) or
+ * {-4, window ms left} (over budget). The allow event goes in with the lease, so a lease never
+ * exists without the decision that made it.
  */
-export const CREATE = script(`
+export const CREATE = script(`${LUA_BUDGET}
 local base, id, expMs = ARGV[1], ARGV[2], tonumber(ARGV[4])
 local max = tonumber(ARGV[7])
--- KEYS[6], when given, is the proof's replay record: a replay is the first refusal to report, and
--- the record stays written only once nothing else refuses, so no other refusal burns the proof.
--- Without a lease limit the claim is one SET NX; with one, the count decides before the claim.
+local replay = tonumber(ARGV[12]) > 0 and KEYS[6] or nil
+local budget = tonumber(ARGV[13])
+-- The replay record: a replay is the first refusal to report, and the record stays written only
+-- once nothing else refuses, so no other refusal burns the proof. Without a lease limit the claim
+-- is one SET NX; with one, the count decides before the claim.
 local claimed = false
-if KEYS[6] then
+if replay then
   if max < 0 then
-    if not redis.call('SET', KEYS[6], '1', 'EX', ARGV[12], 'NX') then return -3 end
+    if not redis.call('SET', replay, '1', 'EX', ARGV[12], 'NX') then return -3 end
     claimed = true
-  elseif redis.call('EXISTS', KEYS[6]) == 1 then
+  elseif redis.call('EXISTS', replay) == 1 then
     return -3
+  end
+end
+-- The budget is charged after the replay check: a refused replay never uses up its subject's.
+if budget > 0 then
+  local left = overBudget(KEYS[replay and 7 or 6], budget, ARGV[14])
+  if left then
+    if claimed then redis.call('DEL', replay) end
+    return { -4, left }
   end
 end
 if max >= 0 and ixLiveCount(base, 'act', ARGV[8], tonumber(ARGV[6])) >= max then return -1 end
 if redis.call('HSETNX', KEYS[1], id, ARGV[3]) == 0 then
-  if claimed then redis.call('DEL', KEYS[6]) end
+  if claimed then redis.call('DEL', replay) end
   return -2
 end
-if KEYS[6] and not claimed then redis.call('SET', KEYS[6], '1', 'EX', ARGV[12]) end
+if replay and not claimed then redis.call('SET', replay, '1', 'EX', ARGV[12]) end
 redis.call('ZADD', KEYS[2], expMs, id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
 ixAdd(base, 'act', ARGV[8], id, expMs)
@@ -131,6 +144,14 @@ if ARGV[10] ~= '' then
   return redis.call('XADD', auditKey(base), 'MAXLEN', '~', ARGV[11], '*', 'e', ARGV[10])
 end
 return 0
+`);
+
+/**
+ * KEYS the budget counter; ARGV limit, window ms. Charges it on its own, where the counter cannot
+ * share the lease's slot (Cluster). Returns -1 within the budget, else the window's ms left.
+ */
+export const CHARGE = script(`${LUA_BUDGET}
+return overBudget(KEYS[1], tonumber(ARGV[1]), ARGV[2]) or -1
 `);
 
 /**

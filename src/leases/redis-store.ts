@@ -2,15 +2,15 @@ import type { AuditEvent } from '../audit/events.ts';
 import { auditEventJson } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
-import { LeaseLimitError, ProofReplayedError } from './store.ts';
+import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
-import { SHARD_COUNT, actName, auditEventId, isLeaseId, redisKeys, replayKey, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
+import { SHARD_COUNT, actName, auditEventId, isLeaseId, rateLimitKey, redisKeys, replayKey, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
 import { Cluster } from 'ioredis';
 import { RedisReplayGuard } from '../proofs/redis-replay-guard.ts';
 import { probeShards } from './redis-probe.ts';
-import { CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
+import { CHARGE, CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
 /** Audit events kept per shard stream (16 streams); the JSON log is the long-term record. */
@@ -39,6 +39,7 @@ export interface RedisLeaseStoreOptions {
 }
 
 type Tuple = [id: string, json: string, eventJson: string, streamId: string];
+type Budget = NonNullable<CreateOptions['budget']>;
 
 /** The production lease store: one EVALSHA per write, each touching one hash slot. */
 export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore {
@@ -107,9 +108,14 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     return tuples.map((t) => toEnding(shard, nowMs, t));
   }
 
-  // In Cluster the replay record lives in another slot than the lease, so it is claimed on its own.
+  // In Cluster the replay record and the budget counter live in other slots than the lease, so
+  // each is claimed or charged on its own, in that order (a replay never reaches the budget).
   const separateReplay = redis instanceof Cluster ? new RedisReplayGuard({ redis, prefix: keys.prefix }) : null;
   const releaseSeparately = (key: string): Promise<void> => separateReplay!.release(key).catch(() => undefined);
+  const chargeSeparately = async (budget: Budget): Promise<void> => {
+    const left = await io('create', () => runScript(redis, CHARGE, [rateLimitKey(keys.prefix, budget.key)], [budget.limit, budget.windowMs]));
+    if (typeof left === 'number' && left >= 0) throw new BudgetExceededError(left);
+  };
 
   return {
     async create(lease: Lease, createOpts: CreateOptions = {}): Promise<void> {
@@ -120,29 +126,34 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const now = Date.now();
       const issuedMs = issuedMsFor(lease.issued_at, now);
       const expiresMs = lease.expires_at * 1000;
-      const replay = createOpts.replay;
-      const ttl = replay ? Math.max(1, Math.ceil(replay.ttlSeconds)) : 0;
-      const claimsSeparately = replay !== undefined && separateReplay !== null;
-      if (claimsSeparately && !(await separateReplay.claim(replay.key, ttl))) throw new ProofReplayedError();
+      const { replay, budget } = createOpts;
+      const separately = separateReplay !== null;
+      if (replay && separately && !(await separateReplay.claim(replay.key, replay.ttlSeconds))) throw new ProofReplayedError();
       const leaseKeys = [keys.leases(shard), keys.due(shard), keys.all(shard), keys.index(shard, 'act'), keys.index(shard, 'task')];
-      if (replay && !claimsSeparately) leaseKeys.push(replayKey(keys.prefix, replay.key));
+      const ttl = replay && !separately ? Math.max(1, Math.ceil(replay.ttlSeconds)) : 0;
+      if (ttl > 0) leaseKeys.push(replayKey(keys.prefix, replay!.key));
+      const inScriptBudget = budget && budget.limit > 0 && !separately ? budget : undefined;
+      if (inScriptBudget) leaseKeys.push(rateLimitKey(keys.prefix, inScriptBudget.key));
       let res: unknown;
       try {
+        if (budget && budget.limit > 0 && separately) await chargeSeparately(budget);
         res = await io('create', () =>
           runScript(redis, CREATE, leaseKeys, [
             keys.base(shard), lease.id, encodeLease(lease, issuedMs), expiresMs, issuedMs, now, max ?? -1,
             actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
             createOpts.audit ? auditEventJson(createOpts.audit) : '', maxlen, ttl,
+            inScriptBudget?.limit ?? 0, inScriptBudget?.windowMs ?? 0,
           ]),
         );
       } catch (err) {
-        if (claimsSeparately) await releaseSeparately(replay.key);
+        if (replay && separately) await releaseSeparately(replay.key);
         throw err;
       }
-      if (claimsSeparately && typeof res === 'number' && res < 0) await releaseSeparately(replay.key);
+      if (replay && separately && (typeof res === 'number' ? res < 0 : Array.isArray(res))) await releaseSeparately(replay.key);
       if (res === -1) throw new LeaseLimitError(max ?? 0);
       if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
       if (res === -3) throw new ProofReplayedError();
+      if (Array.isArray(res)) throw new BudgetExceededError(Number(res[1]));
       if (createOpts.audit && typeof res === 'string') opts.onAuditEvent?.(Object.assign({}, createOpts.audit, { id: auditEventId(res, shard) }));
     },
 

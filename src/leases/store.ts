@@ -44,7 +44,8 @@ export interface LeaseStore {
    * is written and LeaseLimitError is thrown. `audit` (the allow decision) is written in the same
    * step: one round trip, and never a lease without its decision or a decision without its lease.
    * `replay` claims a single-use proof in that step too (ProofReplayedError when already claimed);
-   * a refusal for any reason leaves the proof unclaimed.
+   * a refusal for any reason leaves the proof unclaimed. `budget` is charged only once the proof is
+   * known not to be a replay (BudgetExceededError over its limit, and nothing written).
    */
   create(lease: Lease, opts?: CreateOptions): Promise<void>;
   get(id: string): Promise<Lease | null>;
@@ -88,6 +89,11 @@ export interface CreateOptions {
   audit?: AuditEvent;
   /** The proof's replay key (see VerifiedProof.replayKey) and how long to remember it. */
   replay?: { key: string; ttlSeconds: number };
+  /**
+   * A fixed-window budget this create counts against (the proof subject's), charged in the same
+   * step after the replay check, so refused replays never use it up. `key` names the counter.
+   */
+  budget?: { key: string; limit: number; windowMs: number };
 }
 
 export class ProofReplayedError extends Error {
@@ -103,5 +109,13 @@ export class LeaseLimitError extends Error {
   constructor(readonly limit: number) {
     super(`active lease limit of ${limit} reached`);
     this.name = 'LeaseLimitError';
+  }
+}
+
+export class BudgetExceededError extends Error {
+  readonly code = 'ERR_BUDGET_EXCEEDED';
+  constructor(readonly retryAfterMs: number) {
+    super('budget exhausted for this window');
+    this.name = 'BudgetExceededError';
   }
 }

@@ -98,6 +98,16 @@ const numeric = (claims: Record<string, unknown>, name: 'exp' | 'iat' | 'nbf'): 
 };
 
 /**
+ * The first whole second (epoch) at which checkRegisteredClaims refuses these claims for expiry or
+ * age, whatever else they hold: it accepts while floor(now) < exp + skew and, with an iat,
+ * floor(now) <= iat + maxAge + skew. A replay record must outlive it.
+ */
+export function acceptedUntil(exp: number, iat: number | undefined, skewSeconds: number, maxAgeSeconds: number): number {
+  const byExp = Math.ceil(exp + skewSeconds);
+  return iat === undefined ? byExp : Math.min(byExp, Math.floor(iat + maxAgeSeconds + skewSeconds) + 1);
+}
+
+/**
  * The checks of jose's jwtVerify(issuer, audience, requiredClaims exp/iat/sub, clockTolerance,
  * maxTokenAge). For a SPIFFE trust domain, as the JWT-SVID spec (section 3) requires of a
  * validator: `iss` optional (the `sub` must be a SPIFFE ID of that trust domain) and `iat` optional.

@@ -3,7 +3,7 @@ import type { JWK } from 'jose';
 import type { TrustedIssuer } from '../policy/types.ts';
 import { fetchJson } from './http-json.ts';
 import { checkHeader } from './header-checks.ts';
-import { checkRegisteredClaims, publicKeyOf, signatureVerifies, signatureVerifiesThenSign } from './fast-verify.ts';
+import { acceptedUntil, checkRegisteredClaims, publicKeyOf, signatureVerifies, signatureVerifiesThenSign } from './fast-verify.ts';
 import type { SignJob, Signed } from '../crypto/signature-thread.ts';
 import { JwksCache } from './jwks-cache.ts';
 import { selectKeys } from './key-select.ts';
@@ -50,11 +50,11 @@ export interface VerifiedProof {
   /** The proof's `exp`, epoch seconds. */
   expiresAt: number;
   /**
-   * Epoch seconds after which this proof is refused anyway: min(exp, iat + max_proof_age). A
-   * replay guard only has to remember the proof until then (plus skew): far shorter than `exp`
-   * for long-lived tokens such as Kubernetes' one-year projected tokens.
+   * The first whole second (epoch) from which this proof is refused anyway, skew included: by
+   * min(exp, iat + max_proof_age). A replay guard only has to remember the proof until then (and a
+   * second more): far shorter than `exp` for long-lived tokens such as Kubernetes' one-year ones.
    */
-  replayUntil: number;
+  acceptedUntil: number;
 }
 
 /** What a caller of verifyThenSign works out from a proof: its result, and a signature to make if the proof holds. */
@@ -70,9 +70,12 @@ export interface PlannedProof<T> {
   signed: Signed | undefined;
 }
 
-/** Seconds a replay guard must remember a proof: until it could no longer be accepted anyway. */
-export function replayTtlSeconds(proof: Pick<VerifiedProof, 'replayUntil'>, nowMs: number, skewSeconds: number): number {
-  return Math.max(1, Math.ceil(proof.replayUntil - nowMs / 1000 + skewSeconds));
+/**
+ * Seconds a replay guard must remember a proof: until a second after it could no longer be accepted
+ * anyway (a margin for the guard's clock and whole-second expiry).
+ */
+export function replayTtlSeconds(proof: Pick<VerifiedProof, 'acceptedUntil'>, nowMs: number): number {
+  return Math.max(1, Math.ceil(proof.acceptedUntil + 1 - nowMs / 1000));
 }
 
 /**
@@ -130,7 +133,7 @@ export class ProofVerifier {
     let planned: Plan<T> | undefined;
     try {
       this.checkClaims(issuer, claims);
-      proof = toVerifiedProof(token, issuer, claims);
+      proof = toVerifiedProof(token, issuer, claims, this.skew);
       planned = plan(proof);
     } catch (error) {
       // Held back: a bad signature outranks whatever the unsigned claims got wrong.
@@ -243,7 +246,7 @@ function byAudience(matches: readonly TrustedIssuer[], claims: Record<string, un
   return matches.find((i) => i.audiences.some((a) => aud.includes(a))) ?? first;
 }
 
-function toVerifiedProof(token: string, issuer: TrustedIssuer, claims: Record<string, unknown>): VerifiedProof {
+function toVerifiedProof(token: string, issuer: TrustedIssuer, claims: Record<string, unknown>, skewSeconds: number): VerifiedProof {
   const { sub, jti, exp, iat } = claims;
   if (typeof sub !== 'string' || sub === '') throw new ProofError('malformed', 'subject_token sub claim is not a non-empty string');
   if (jti !== undefined && (typeof jti !== 'string' || jti === '')) {
@@ -265,6 +268,6 @@ function toVerifiedProof(token: string, issuer: TrustedIssuer, claims: Record<st
     jti: jti ?? null,
     replayKey,
     expiresAt,
-    replayUntil: iat === undefined ? expiresAt : Math.min(expiresAt, (iat as number) + issuer.max_proof_age),
+    acceptedUntil: acceptedUntil(expiresAt, iat as number | undefined, skewSeconds, issuer.max_proof_age),
   };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../src/audit/events.ts';
 import type { Lease } from '../../src/leases/lease.ts';
-import { LeaseLimitError, ProofReplayedError, type LeaseStore } from '../../src/leases/store.ts';
+import { BudgetExceededError, LeaseLimitError, ProofReplayedError, type LeaseStore } from '../../src/leases/store.ts';
 import { newLeaseId } from '../../src/leases/redis-keys.ts';
 import { endingsContract } from './lease-store-endings.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
@@ -61,6 +61,37 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       await expect(store.create(limited, { maxActive: 1, replay: replay('limited') })).rejects.toBeInstanceOf(LeaseLimitError);
       await store.create(makeLease(), { maxActive: 5, replay: replay('limited') });
       await expect(store.create(makeLease(), { maxActive: 5, replay: replay('limited') })).rejects.toBeInstanceOf(ProofReplayedError);
+    });
+
+    it('charges a budget only past the replay check; over it nothing is written and the proof stays unclaimed', async () => {
+      const { store } = await make();
+      const budget = { key: `sub:test:${Math.random()}`, limit: 2, windowMs: 60_000 };
+      const replay = (key: string) => ({ key: `test:jti:budget-${key}-${budget.key}`, ttlSeconds: 60 });
+      await store.create(makeLease(), { budget, replay: replay('used') });
+      // Replays, with and without a lease limit in the script's way: refused, and never charged.
+      for (let i = 0; i < 5; i++) {
+        await expect(store.create(makeLease(), { budget, replay: replay('used') })).rejects.toBeInstanceOf(ProofReplayedError);
+        await expect(store.create(makeLease(), { budget, maxActive: 50, replay: replay('used') })).rejects.toBeInstanceOf(ProofReplayedError);
+      }
+      await store.create(makeLease(), { budget, replay: replay('second') });
+      const over = makeLease();
+      const refused = await store.create(over, { budget, replay: replay('third') }).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'ERR_BUDGET_EXCEEDED' });
+      expect((refused as BudgetExceededError).retryAfterMs).toBeGreaterThan(0);
+      expect((refused as BudgetExceededError).retryAfterMs).toBeLessThanOrEqual(60_000);
+      expect(await store.get(over.id)).toBeNull();
+      // The refused proof was not used up: with room in another budget it goes through once.
+      const other = { ...budget, key: `${budget.key}:other` };
+      await store.create(makeLease(), { budget: other, maxActive: 50, replay: replay('third') });
+      await expect(store.create(makeLease(), { budget: other, replay: replay('third') })).rejects.toBeInstanceOf(ProofReplayedError);
+    });
+
+    it('never lets concurrent creates exceed a budget', async () => {
+      const { store } = await make();
+      const budget = { key: `sub:test:${Math.random()}`, limit: 4, windowMs: 60_000 };
+      const results = await Promise.allSettled(Array.from({ length: 12 }, () => store.create(makeLease(), { budget })));
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(4);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(BudgetExceededError);
     });
 
     it('never lets concurrent creates exceed max_active_leases', async () => {

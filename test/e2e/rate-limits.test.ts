@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startFakeIssuer, fixtureClaims, type FakeIssuer } from '../helpers/fake-issuer.ts';
 import { startBroker, exchangeProof, postToken, type TestBroker } from '../helpers/broker.ts';
@@ -54,4 +54,60 @@ it('per subject, counted in Redis: two API replicas share one budget; other subj
   expect(limited.body.error).toBe('rate_limited');
   const other = await exchangeProof(a.url, await proof('repo:octo-org/octo-repo:ref:refs/heads/main:other'));
   expect(other.status).toBe(200);
+});
+
+// A Kubernetes subject: its rule (k8s-payments) has no lease limit, so only budgets refuse.
+const k8sSub = 'system:serviceaccount:kube-system:coredns';
+const k8sProof = () =>
+  others[1]!.mint({ ...fixtureClaims('kubernetes-sa'), iss: others[1]!.url, aud: [AUD], jti: `rl-k8s-${++n}` });
+
+describe.each([
+  ['Redis', () => redis.url],
+  ['memory (dev mode)', () => undefined],
+])('subject budget, %s', (_name, redisUrl) => {
+  const broker = async (env: Record<string, string>) => {
+    const url = redisUrl();
+    const b = await startBroker({ ...(url ? { redisUrl: url } : {}), policy: policy(), env: { REDIS_PREFIX: `rlb${++n}:`, ...env } });
+    brokers.push(b);
+    return b;
+  };
+
+  it('replays of a leaked, used proof do not lock its subject out, and still use up their address budget', async () => {
+    const b = await broker({ LEASH_RATE_LIMIT_SUBJECT: '5', LEASH_RATE_LIMIT_IP: '8' });
+    const used = await k8sProof();
+    expect((await exchangeProof(b.url, used)).status).toBe(200);
+    for (let i = 0; i < 6; i++) {
+      const replay = await exchangeProof(b.url, used);
+      expect(replay.status).toBe(400);
+      expect(replay.body.error).toBe('invalid_request');
+    }
+    const fresh = await exchangeProof(b.url, await k8sProof());
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.access_token).toEqual(expect.any(String));
+    // 8 requests from this address so far, the 6 replays among them: the next is over its budget,
+    // whatever it holds (a malformed request never reaches the subject's budget).
+    const over = await postToken(b.url, { grant_type: 'nope' });
+    expect(over.status).toBe(429);
+    expect(over.body.error).toBe('rate_limited');
+  });
+
+  it('a concurrent burst of fresh valid proofs beyond the subject budget is refused with 429', async () => {
+    const b = await broker({ LEASH_RATE_LIMIT_SUBJECT: '5' });
+    const proofs = await Promise.all(Array.from({ length: 9 }, () => k8sProof()));
+    const results = await Promise.all(proofs.map((p) => exchangeProof(b.url, p)));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(5);
+    const limited = results.filter((r) => r.status !== 200);
+    expect(limited).toHaveLength(4);
+    for (const r of limited) {
+      expect(r.status).toBe(429);
+      expect(r.body.error).toBe('rate_limited');
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(Number(r.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    }
+    // A proof refused for the budget was not used up: it is refused again for the budget, not as a replay.
+    const again = await exchangeProof(b.url, proofs[results.findIndex((r) => r.status === 429)]!);
+    expect(again.status).toBe(429);
+    // Another subject has its own budget.
+    expect((await exchangeProof(b.url, await proof('repo:octo-org/octo-repo:ref:refs/heads/main:burst'))).status).toBe(200);
+  });
 });

@@ -56,9 +56,10 @@ describe('ProofVerifier accepts real-world workload proofs', () => {
     expect(proof.subject).toBe('system:serviceaccount:kube-system:coredns');
     expect((proof.claims['kubernetes.io'] as { namespace: string }).namespace).toBe('kube-system');
     expect(proof.expiresAt - (proof.claims.iat as number)).toBe(1798761600 - 1767225600);
-    expect(proof.replayUntil).toBe((proof.claims.iat as number) + 600);
-    expect(replayTtlSeconds(proof, Date.now(), 30)).toBeLessThanOrEqual(631);
-    expect(replayTtlSeconds(proof, Date.now(), 30)).toBeGreaterThan(600);
+    // Accepted while floor(now) <= iat + 600 + 30 (skew); remembered a second beyond that.
+    expect(proof.acceptedUntil).toBe((proof.claims.iat as number) + 600 + 30 + 1);
+    expect(replayTtlSeconds(proof, Date.now())).toBeLessThanOrEqual(632);
+    expect(replayTtlSeconds(proof, Date.now())).toBeGreaterThan(630);
   });
 });
 
@@ -125,7 +126,7 @@ describe('ProofVerifier across key types and issuer URLs', () => {
       // record lasts until exp.
       const minimal = await rs.mint({ ...b!.claims, aud: AUD }, { kid: null, header: { typ: 'JOSE' }, omit: ['iss', 'iat'], times: { exp: now + 300 } });
       const pb = await verifier.verify(minimal);
-      expect(pb).toMatchObject({ subject: 'spiffe://k8s-west.example.com/ns/staging/sa/default', jti: null, replayUntil: now + 300 });
+      expect(pb).toMatchObject({ subject: 'spiffe://k8s-west.example.com/ns/staging/sa/default', jti: null, acceptedUntil: now + 300 + 30 });
       expect(pb.issuer.name).toBe('west');
       // iss equal to the trust domain is accepted too
       expect((await verifier.verify(await es.mint({ ...a!.claims, aud: [AUD], iss: 'spiffe://staging.example.com' }))).issuer.name).toBe('staging');
