@@ -68,7 +68,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   app.route('/', wellKnownRoutes());
   app.route('/', crlRoutes());
   app.route('/', healthRoutes());
-  app.route('/', metricsRoutes());
+  app.route('/', metricsRoutes({ public: deps.config.metricsPublic }));
   app.route('/', openapiRoutes());
   app.route('/', docsRoutes());
   app.route('/', dashboardRoutes());
@@ -102,7 +102,7 @@ export function createOpsApp(deps: Deps): Hono {
     await next();
   });
   app.route('/', healthRoutes());
-  app.route('/', metricsRoutes());
+  app.route('/', metricsRoutes({ public: true }));
   app.notFound((c) => c.json({ error: 'not_found', message: 'this port serves /metrics, /healthz and /readyz only' }, 404));
   return app;
 }

@@ -12,6 +12,8 @@ const boolFlag = z
 const EnvSchema = z.object({
   PORT: port.default(8080),
   LEASH_METRICS_PORT: port.optional(),
+  LEASH_METRICS_HOST: z.string().min(1).optional(),
+  LEASH_METRICS_PUBLIC: boolFlag.optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_URL: z
     .string()
@@ -40,6 +42,10 @@ export interface Config {
   port: number;
   /** Optional listener for /metrics, /healthz, /readyz only: how a LEASH_ROLE=worker process is scraped. */
   metricsPort: number | undefined;
+  /** Where the LEASH_METRICS_PORT listener binds (default HOST): put it on an internal network. */
+  metricsHost: string;
+  /** /metrics on the API port is served without a token (else it needs leash:metrics or leash:admin). */
+  metricsPublic: boolean;
   host: string;
   redisUrl: string | undefined;
   redisPrefix: string;
@@ -109,6 +115,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: e.PORT,
     metricsPort: e.LEASH_METRICS_PORT,
+    metricsHost: e.LEASH_METRICS_HOST ?? e.HOST,
+    // Rule and issuer names with per-rule counts are reconnaissance: public only in dev mode.
+    metricsPublic: e.LEASH_METRICS_PUBLIC ?? dev,
     host: e.HOST,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,

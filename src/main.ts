@@ -17,18 +17,22 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function listen(app: Hono, port: number, config: Config): Promise<ServerType> {
+function listen(app: Hono, port: number, hostname: string, config: Config): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port, hostname: config.host, serverOptions: httpServerOptions(config) }, () => resolve(server));
+    const server = serve({ fetch: app.fetch, port, hostname, serverOptions: httpServerOptions(config) }, () => resolve(server));
     server.once('error', reject);
   });
 }
 
 const startHttp = (deps: Deps, config: Config, devIssuer: DevIssuer | undefined): Promise<ServerType> =>
-  listen(createApp(deps, devIssuer ? { devIssuer } : {}), config.port, config);
+  listen(createApp(deps, devIssuer ? { devIssuer } : {}), config.port, config.host, config);
 
-/** /metrics and health only: a worker serves no API, but its endings and lag must be scraped. */
-const startOpsHttp = (deps: Deps, config: Config): Promise<ServerType> => listen(createOpsApp(deps), config.metricsPort!, config);
+/**
+ * /metrics and health only, without a token: a worker serves no API, but its endings and lag must
+ * be scraped. Bound to LEASH_METRICS_HOST so the scrape path can stay on an internal network.
+ */
+const startOpsHttp = (deps: Deps, config: Config): Promise<ServerType> =>
+  listen(createOpsApp(deps), config.metricsPort!, config.metricsHost, config);
 
 async function main(): Promise<void> {
   let config: Config;
@@ -60,9 +64,9 @@ async function main(): Promise<void> {
     deps.log.info({ role: config.role }, 'revocation worker started');
   }
   if (config.metricsPort !== undefined) {
-    const server = await startOpsHttp(deps, config).catch((err: Error) => fail(`cannot listen on ${config.host}:${config.metricsPort}: ${err.message}`));
+    const server = await startOpsHttp(deps, config).catch((err: Error) => fail(`cannot listen on ${config.metricsHost}:${config.metricsPort}: ${err.message}`));
     closers.push(() => new Promise((r) => server.close(() => r(undefined))));
-    deps.log.info(`metrics and health on http://${config.host}:${config.metricsPort}`);
+    deps.log.info(`metrics and health on http://${config.metricsHost}:${config.metricsPort}`);
   }
   if (devIssuer && config.role !== 'worker') {
     const operatorToken = await mintDevOperatorToken(deps, devIssuer).catch((err: Error) => {

@@ -1,8 +1,17 @@
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
+import { requireScope } from './authenticate.ts';
 
-export function metricsRoutes(): Hono {
+export const METRICS_SCOPE = 'leash:metrics';
+
+/**
+ * Prometheus metrics. They name the policy's rules and issuers with per-rule counts, so on the API
+ * port they need leash:metrics (or leash:admin) unless `public` (LEASH_METRICS_PUBLIC); the
+ * LEASH_METRICS_PORT listener serves them openly, for a scraper on an internal network.
+ */
+export function metricsRoutes(opts: { public: boolean }): Hono {
   const app = new Hono();
-  app.get('/metrics', async (c) => {
+  const guard: MiddlewareHandler = opts.public ? (_c, next) => next() : requireScope(METRICS_SCOPE);
+  app.get('/metrics', guard, async (c) => {
     const deps = c.get('deps');
     // Gauges that live in Redis are read at scrape time, so every replica reports the same truth.
     await Promise.all([

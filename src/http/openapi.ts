@@ -12,6 +12,7 @@ export const OPERATOR_SCOPES = {
   'leash:leases:revoke': 'revoke leases, one or in bulk; complete any task',
   'leash:audit:read': 'read audit events (and the dashboard denials)',
   'leash:introspect': 'RFC 7662 introspection, for resource servers',
+  'leash:metrics': 'scrape /metrics on the API port (unless LEASH_METRICS_PUBLIC)',
   'leash:admin': 'every operator scope',
 } as const;
 
@@ -105,7 +106,7 @@ function describePaths(schemas: Record<string, Json>): Record<string, Record<str
     '/crl': { get: { tags: ['discovery'], operationId: 'getCrl', summary: 'DER CRL of revoked, unexpired certificates', security: [], responses: { '200': { description: 'the CRL', content: { 'application/pkix-crl': { schema: { type: 'string', contentMediaType: 'application/pkix-crl' } } } }, ...describeErrors('api', 404) } } },
     '/healthz': { get: { tags: ['operations'], operationId: 'getHealth', summary: 'Liveness', security: [], responses: { '200': ok('alive', 'Health') } } },
     '/readyz': { get: { tags: ['operations'], operationId: 'getReadiness', summary: 'Readiness: lease store reachable, keys loaded', security: [], responses: { '200': ok('ready', 'Readiness'), '503': ok('not ready', 'Readiness') } } },
-    '/metrics': { get: { tags: ['operations'], operationId: 'getMetrics', summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+    '/metrics': { get: { tags: ['operations'], operationId: 'getMetrics', summary: 'Prometheus metrics', description: 'Needs leash:metrics or leash:admin unless LEASH_METRICS_PUBLIC=true (the default in dev mode); the LEASH_METRICS_PORT listener serves it without a token.', security: operatorSecurity('leash:metrics'), responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, ...describeErrors('api', 401, 403) } } },
     '/openapi.json': { get: { tags: ['discovery'], operationId: 'getOpenApi', summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1', content: json({ type: 'object' }) } } } },
     '/docs': { get: { tags: ['discovery'], operationId: 'getDocs', summary: 'This document as an HTML page', security: [], responses: { '200': html('API reference') } } },
     '/dashboard': { get: { tags: ['dashboard'], operationId: 'getDashboard', summary: 'Operator dashboard (HTML); a sign-in form without a session', security: [{ dashboardSession: [] }, {}], responses: { '200': html('the dashboard, or the sign-in form') } } },

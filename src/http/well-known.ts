@@ -20,7 +20,7 @@ export function wellKnownRoutes(): Hono {
       token_endpoint_auth_methods_supported: ['none'],
       introspection_endpoint_auth_methods_supported: ['bearer'],
       revocation_endpoint_auth_methods_supported: ['none'],
-      scopes_supported: ['leash:introspect', 'leash:leases:read', 'leash:leases:revoke', 'leash:audit:read', 'leash:admin'],
+      scopes_supported: ['leash:introspect', 'leash:leases:read', 'leash:leases:revoke', 'leash:audit:read', 'leash:metrics', 'leash:admin'],
       subject_token_types_supported: SUBJECT_TOKEN_TYPES,
       requested_token_types_supported: REQUESTABLE_TOKEN_TYPES,
       token_endpoint_auth_signing_alg_values_supported: undefined,

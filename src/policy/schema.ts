@@ -166,6 +166,9 @@ const grant = z
     if (g.credentials.includes('x509') && g.x509.uri_sans.length + g.x509.dns_sans.length === 0) {
       flag('x509', 'a rule granting x509 needs at least one uri_sans or dns_sans entry');
     }
+    if (g.x509.uri_sans.length > 1 && g.x509.uri_sans.some((t) => /^spiffe:/i.test(t))) {
+      ctx.addIssue({ code: 'custom', path: ['x509', 'uri_sans'], message: 'a certificate with a SPIFFE ID is an X509-SVID, which carries exactly one URI SAN (use dns_sans for other names)' });
+    }
     return { ...g, ttl, max_ttl };
   });
 

@@ -1,6 +1,7 @@
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { LeashScopeError, LeashTokenExpiredError, LeashTokenInvalidError, LeashUnavailableError, LeashRevokedError, type LeashVerifyError } from './errors.ts';
 import { createIntrospectionCheck, type IntrospectionOptions } from './introspection.ts';
+import { createLeashJwks } from './jwks.ts';
 
 /** The claims of a Leash access token (RFC 9068 profile, see DESIGN.md "Token exchange"). */
 export interface LeashClaims extends JWTPayload {
@@ -46,13 +47,14 @@ const ALGORITHMS = ['ES256', 'EdDSA'];
 const MAX_TOKEN_CHARS = 8192;
 
 /**
- * Builds a verifier for Leash access tokens. The JWKS is fetched lazily and cached (jose refetches
- * on an unknown kid, so Leash's key rotation needs no restart). Bad options throw TypeError here.
+ * Builds a verifier for Leash access tokens. The JWKS is fetched lazily and cached no longer than
+ * the max-age Leash sends with it; an unknown kid refetches it, so Leash's key rotation needs no
+ * restart. Bad options throw TypeError here.
  */
 export function createLeashVerifier(options: LeashVerifierOptions): LeashVerifier {
   const { issuer, audience } = checkOptions(options);
   const base = issuer.replace(/\/+$/, '');
-  const jwks = createRemoteJWKSet(new URL(options.jwksUri ?? `${base}/.well-known/jwks.json`));
+  const jwks = createLeashJwks(new URL(options.jwksUri ?? `${base}/.well-known/jwks.json`));
   const isActive = options.introspection ? createIntrospectionCheck(`${base}/introspect`, options.introspection) : null;
   const clockTolerance = options.clockToleranceSeconds ?? 5;
 

@@ -71,13 +71,13 @@ describe('certificates from CSRs, judged by OpenSSL', () => {
     expect(new Date(cert.validTo).getTime() / 1000).toBe(lease!.expires_at);
   });
 
-  it('the certificate names its CRL distribution point, clientAuth, CA:FALSE critical', async () => {
+  it('the certificate names its CRL distribution point, serverAuth and clientAuth (an X509-SVID), CA:FALSE critical', async () => {
     const { csrPem } = await makeCsr({ keyType: 'ec-p256' });
     const res = await requestCert(csrPem, 'text');
     const text = openssl(['x509', '-noout', '-text'], res.body.access_token).stdout;
     expect(text).toContain(`URI:${broker.config.issuer}/crl`);
     expect(text).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
-    expect(text).toContain('TLS Web Client Authentication');
+    expect(text).toMatch(/Extended Key Usage: \s+TLS Web Server Authentication, TLS Web Client Authentication\n/);
     expect(text).toContain('X509v3 Subject Key Identifier');
     expect(text).toContain('X509v3 Authority Key Identifier');
   });

@@ -70,7 +70,7 @@ describe('GET /openapi.json', () => {
       expect(doc.components.schemas, name).toHaveProperty(name);
     }
     expect(doc.components.securitySchemes.leashBearer).toMatchObject({ type: 'http', scheme: 'bearer' });
-    expect(Object.keys(doc.components['x-leash-operator-scopes'])).toEqual(expect.arrayContaining(['leash:leases:read', 'leash:leases:revoke', 'leash:audit:read', 'leash:admin']));
+    expect(Object.keys(doc.components['x-leash-operator-scopes'])).toEqual(expect.arrayContaining(['leash:leases:read', 'leash:leases:revoke', 'leash:audit:read', 'leash:metrics', 'leash:admin']));
   });
 
   it.each(DESIGN_ENDPOINTS)('documents %s with its methods', (path, methods) => {
@@ -108,6 +108,7 @@ describe('GET /openapi.json', () => {
     expect(doc.paths['/v1/leases/revoke'].post.security).toEqual([{ leashBearer: ['leash:leases:revoke'] }, { leashBearer: ['leash:admin'] }]);
     expect(doc.paths['/v1/audit'].get.security).toEqual([{ leashBearer: ['leash:audit:read'] }, { leashBearer: ['leash:admin'] }]);
     expect(doc.paths['/introspect'].post.security).toEqual([{ leashBearer: ['leash:introspect'] }, { leashBearer: ['leash:admin'] }]);
+    expect(doc.paths['/metrics'].get.security).toEqual([{ leashBearer: ['leash:metrics'] }, { leashBearer: ['leash:admin'] }]);
     expect(doc.paths['/token'].post.security).toEqual([]);
     expect(doc.paths['/revoke'].post.security).toEqual([]);
   });

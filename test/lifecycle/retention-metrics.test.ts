@@ -81,7 +81,7 @@ describe('metrics', () => {
     // Scraped until the endings are counted and the queue has drained to 0 (the sweep's own
     // schedule is not backlog). Ended leases may be gone already: retention is 1 s here.
     const samples = await waitFor('the endings to be counted and the queue to drain', async () => {
-      const r = await fetch(`${broker.url}/metrics`);
+      const r = await fetch(`${broker.url}/metrics`, { headers: { authorization: `Bearer ${op.token}` } });
       expect(r.status).toBe(200);
       expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
       const s = parseMetrics(await r.text());

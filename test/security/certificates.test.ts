@@ -10,16 +10,30 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchangeProof, X509_TYPE } from '../helpers/broker.ts';
 import { makeCsr, mismatchedKeyCsr, openssl, pemToDer, tamperCsrSignature } from '../helpers/csr.ts';
 import { fixtureClaims } from '../helpers/fake-issuer.ts';
+import { e2ePolicy, type IssuerSet } from '../helpers/policies.ts';
 import { AUD, expectProofRefused, ghClaims, startSecurityEnv, uniq, type SecurityEnv } from './harness.ts';
+
+// e2ePolicy plus a rule whose certificates carry no SPIFFE ID and no server_auth: client-only.
+const policy = (i: IssuerSet): string => `${e2ePolicy(i)}
+  - name: gh-web-client
+    issuer: github
+    match: { repository: octo-org/web }
+    grant:
+      scopes: [web:read]
+      audiences: [https://web.acme.internal]
+      credentials: [jwt, x509]
+      x509: { dns_sans: [web.acme.internal] }
+`;
 
 let env: SecurityEnv;
 beforeAll(async () => {
-  env = await startSecurityEnv();
+  env = await startSecurityEnv({ policy });
 });
 afterAll(async () => env?.close());
 
 const GRANTED_URI = 'spiffe://acme.internal/gh/octo-org/octo-repo';
 const ghProof = (): Promise<string> => env.issuers.github.mint(ghClaims(env));
+const webProof = (): Promise<string> => env.issuers.github.mint(ghClaims(env, { repository: 'octo-org/web' }));
 
 /** A P-521 request: a curve Leash does not issue for. */
 async function p521Csr(): Promise<string> {
@@ -95,27 +109,38 @@ describe('what the CSR cannot choose', () => {
     const KU_CA = ext('2.5.29.15', '03020106'); // keyCertSign | cRLSign
     const cases: [typeof EKU_SERVER, RegExp][] = [
       [KU_CA, /keyCertSign or cRLSign/],
-      [EKU_SERVER, /extended key usage serverAuth, which the rule does not grant/],
       [EKU_CODE_SIGNING, /extended key usage 1\.3\.6\.1\.5\.5\.7\.3\.3, which Leash does not issue/],
     ];
     for (const [extension, description] of cases) {
       const { csrPem } = await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI], extraExtensions: [extension] });
       await refusedCsr(await ghProof(), csrPem, description);
     }
+    // serverAuth under a rule without server_auth whose certificates carry no SPIFFE ID.
+    const { csrPem } = await makeCsr({ keyType: 'ec-p256', dnsSans: ['web.acme.internal'], extraExtensions: [EKU_SERVER] });
+    await refusedCsr(await webProof(), csrPem, /extended key usage serverAuth, which the rule does not grant/);
   });
 
-  it('asking for what the certificate carries anyway (clientAuth, digitalSignature) is fine; the CA still decides', async () => {
-    const eku = Buffer.from('300a06082b06010505070302', 'hex'); // clientAuth
+  it('without a SPIFFE ID and without server_auth, the certificate is for clients only', async () => {
+    const { csrPem } = await makeCsr({ keyType: 'ec-p256', dnsSans: ['web.acme.internal'] });
+    const res = await exchangeProof(env.broker.url, await webProof(), { requested_token_type: X509_TYPE, csr: csrPem });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const cert = new X509Certificate(res.body.access_token);
+    expect(cert.subjectAltName).toBe('DNS:web.acme.internal');
+    expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']); // clientAuth only
+  });
+
+  it('asking for what an X509-SVID carries anyway (serverAuth and clientAuth, digitalSignature) is fine; the CA still decides', async () => {
+    const eku = Buffer.from('301406082b0601050507030106082b06010505070302', 'hex'); // serverAuth, clientAuth
     const keyUsage = Buffer.from('030205a0', 'hex'); // digitalSignature | keyEncipherment
     const { csrPem } = await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI], extraExtensions: [{ oid: '2.5.29.37', value: eku }, { oid: '2.5.29.15', value: keyUsage }] });
     const res = await exchangeProof(env.broker.url, await ghProof(), { requested_token_type: X509_TYPE, csr: csrPem });
     expect(res.status).toBe(200);
     const cert = new X509Certificate(res.body.access_token);
     expect(cert.ca).toBe(false);
-    expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']); // clientAuth only
+    expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']); // serverAuth, clientAuth (X509-SVID section 4.4)
     expect(cert.subjectAltName).toBe(`URI:${GRANTED_URI}`);
     const text = openssl(['x509', '-noout', '-text'], res.body.access_token).stdout;
     expect(text).toMatch(/Digital Signature/);
-    expect(text).not.toMatch(/Key Encipherment|Certificate Sign|CRL Sign|Server Authentication/);
+    expect(text).not.toMatch(/Key Encipherment|Certificate Sign|CRL Sign/);
   });
 });

@@ -10,12 +10,16 @@ import { e2ePolicy, type IssuerSet } from '../helpers/policies.ts';
 import { ghClaims, operatorToken, startSecurityEnv, uniq, workloadToken, type SecurityEnv } from './harness.ts';
 import { exchangeProof } from '../helpers/broker.ts';
 
-// e2ePolicy plus auditors: a Leash-audience token with leash:audit:read only.
+// e2ePolicy plus auditors (leash:audit:read only) and scrapers (leash:metrics only), both for Leash's audience.
 const policy = (i: IssuerSet): string => `${e2ePolicy(i)}
   - name: auditors
     issuer: github
     match: { repository: octo-org/auditors }
     grant: { scopes: [leash:audit:read], audiences: ["\${LEASH_ISSUER}"], ttl: 10m }
+  - name: scrapers
+    issuer: github
+    match: { repository: octo-org/scrapers }
+    grant: { scopes: [leash:metrics], audiences: ["\${LEASH_ISSUER}"], ttl: 10m }
 `;
 
 let env: SecurityEnv;
@@ -70,6 +74,7 @@ const ENDPOINTS: [string, Call][] = [
   ['POST /v1/leases/{id}/revoke', (a, v) => fetch(url(`/v1/leases/${v.leaseId}/revoke`), { method: 'POST', headers: withAuth(a, json), body: '{"reason":"attack"}' })],
   ['POST /v1/leases/revoke', (a, v) => fetch(url('/v1/leases/revoke'), { method: 'POST', headers: withAuth(a, json), body: JSON.stringify({ subject: v.subject }) })],
   ['GET /v1/audit', (a) => fetch(url('/v1/audit'), { headers: withAuth(a) })],
+  ['GET /metrics', (a) => fetch(url('/metrics'), { headers: withAuth(a) })],
   ['POST /introspect', (a, v) => fetch(url('/introspect'), { method: 'POST', headers: withAuth(a, { 'content-type': 'application/x-www-form-urlencoded' }), body: `token=${v.token}` })],
 ];
 
@@ -129,6 +134,31 @@ describe.each(ENDPOINTS)('%s', (_name, call) => {
     const { token } = await operatorToken(env);
     const res = await call(`Bearer ${token}`, await victim());
     expect(res.status, await res.text()).toBe(200);
+  });
+});
+
+describe('GET /metrics on the API port (not LEASH_METRICS_PUBLIC: a broker with Redis)', () => {
+  it('tells an anonymous caller nothing of the policy; a leash:metrics token reads the per-rule counts, and nothing else', async () => {
+    expect(env.broker.config.metricsPublic).toBe(false);
+    await workloadToken(env); // an exchange of rule gh-deploy (issuer github), so the metrics name them
+    const anonymous = await fetch(url('/metrics'));
+    const refusal = await anonymous.text();
+    expect(anonymous.status).toBe(401);
+    for (const name of ['gh-deploy', 'leash_exchanges_total']) expect(refusal).not.toContain(name);
+
+    const proof = await env.issuers.github.mint(ghClaims(env, { repository: 'octo-org/scrapers' }));
+    const scraper = await exchangeProof(env.broker.url, proof);
+    expect(scraper.status, JSON.stringify(scraper.body)).toBe(200);
+    expect(scraper.body.scope).toBe('leash:metrics');
+    const bearer = { authorization: `Bearer ${scraper.body.access_token}` };
+    const scraped = await fetch(url('/metrics'), { headers: bearer });
+    expect(scraped.status).toBe(200);
+    const text = await scraped.text();
+    expect(text).toContain('rule="gh-deploy"');
+    // The scope reads metrics only: the operator API stays shut to it.
+    const leases = await fetch(url('/v1/leases'), { headers: bearer });
+    expect(leases.status).toBe(403);
+    expect((await leases.json()).error).toBe('insufficient_scope');
   });
 });
 

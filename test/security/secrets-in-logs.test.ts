@@ -100,7 +100,9 @@ describe('secrets never reach the log, the audit trail or the metrics', () => {
     secrets.set('CA key', readFileSync(join(env.broker.keysDir, 'ca', 'ca.key.pem'), 'utf8'));
 
     const audit = JSON.stringify((await env.broker.deps.audit.list({ limit: 1000 })).events);
-    const metrics = await (await fetch(`${env.broker.url}/metrics`)).text();
+    const scrape = await fetch(`${env.broker.url}/metrics`, { headers: bearer });
+    expect(scrape.status).toBe(200);
+    const metrics = await scrape.text();
     expect(logLines.length).toBeGreaterThan(20);
     expect(logLines.some((l) => l.includes('exchange.denied'))).toBe(true);
     const leaks: string[] = [];

@@ -39,10 +39,22 @@ describe('configuration from the environment', () => {
     [{ HOST: '0.0.0.0', REDIS_URL: 'redis://r:6379', LEASH_DEV: '1' }, 'LEASH_DEV'],
     [{ LEASH_ROLE: 'worker' }, 'LEASH_ROLE'],
     [{ LEASH_SIGNATURE_THREAD: 'maybe' }, 'LEASH_SIGNATURE_THREAD'],
+    [{ LEASH_METRICS_PUBLIC: 'sometimes' }, 'LEASH_METRICS_PUBLIC'],
+    [{ LEASH_METRICS_PORT: 'nine' }, 'LEASH_METRICS_PORT'],
   ])('%o is refused naming %s', (env, variable) => {
     const e = refused(env as Record<string, string>);
     expect(e.variable).toBe(variable);
     expect(e.message.startsWith(`${variable}:`)).toBe(true);
+  });
+
+  it('/metrics on the API port is public only in dev mode unless LEASH_METRICS_PUBLIC says; the metrics port binds to HOST unless LEASH_METRICS_HOST says', () => {
+    const redis = { REDIS_URL: 'redis://127.0.0.1:6379' };
+    expect(loadConfig({})).toMatchObject({ metricsPublic: true, metricsPort: undefined, metricsHost: '127.0.0.1' });
+    expect(loadConfig(redis)).toMatchObject({ metricsPublic: false, metricsHost: '127.0.0.1' });
+    expect(loadConfig({ ...redis, LEASH_METRICS_PUBLIC: 'true' }).metricsPublic).toBe(true);
+    expect(loadConfig({ LEASH_METRICS_PUBLIC: 'false' }).metricsPublic).toBe(false);
+    expect(loadConfig({ ...redis, HOST: '10.0.0.5' }).metricsHost).toBe('10.0.0.5');
+    expect(loadConfig({ ...redis, HOST: '0.0.0.0', LEASH_METRICS_PORT: '9100', LEASH_METRICS_HOST: '10.1.2.3' })).toMatchObject({ host: '0.0.0.0', metricsPort: 9100, metricsHost: '10.1.2.3' });
   });
 
   it('a bad value stops the real process with a message naming the variable', () => {

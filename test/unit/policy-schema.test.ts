@@ -174,6 +174,7 @@ describe('schema errors name their path', () => {
     ['dns SAN uppercase', (d) => (d.rules[0]!.grant.x509 = { dns_sans: ['API.example.com'] }), 'rules[0].grant.x509.dns_sans[0]: not a valid lowercase DNS name (a wildcard only as a leading "*.")'],
     ['key type', (d) => (d.rules[0]!.grant.x509 = { uri_sans: ['spiffe://a/b'], key_types: ['rsa-1024'] }), 'rules[0].grant.x509.key_types[0]: must be one of ec-p256, ec-p384, ed25519, rsa-2048, rsa-3072, rsa-4096'],
     ['typo in x509', (d) => (d.rules[0]!.grant.x509 = { uri_san: ['spiffe://a/b'] }), 'rules[0].grant.x509.uri_san: unknown key'],
+    ['two URI SANs with a SPIFFE ID', (d) => (d.rules[0]!.grant.x509 = { uri_sans: ['spiffe://acme.internal/a', 'https://acme.example/a'] }), 'rules[0].grant.x509.uri_sans: a certificate with a SPIFFE ID is an X509-SVID, which carries exactly one URI SAN (use dns_sans for other names)'],
     ['server_auth', (d) => (d.rules[0]!.grant.x509 = { uri_sans: ['spiffe://a/b'], server_auth: 'yes' }), 'rules[0].grant.x509.server_auth: Invalid input: expected boolean, received string'],
     ['zero leases', (d) => (d.rules[0]!.limits = { max_active_leases: 0 }), 'rules[0].limits.max_active_leases: must be at least 1'],
     ['fractional leases', (d) => (d.rules[0]!.limits = { max_active_leases: 2.5 }), 'rules[0].limits.max_active_leases: must be a whole number'],

@@ -86,7 +86,8 @@ describe('certificate issuance', () => {
     expect(t).toMatch(/X509v3 Subject Alternative Name: critical\s+URI:spiffe:\/\/acme\.internal\/gh\/acme\/app, DNS:app\.acme\.internal/);
     expect(t).toMatch(/X509v3 Basic Constraints: critical\s+CA:FALSE/);
     expect(t).toMatch(/X509v3 Key Usage: critical\s+Digital Signature\n/);
-    expect(t).toMatch(/X509v3 Extended Key Usage: \s+TLS Web Client Authentication\n/);
+    // An X509-SVID: both purposes whatever the rule's server_auth (X509-SVID spec section 4.4).
+    expect(t).toMatch(/X509v3 Extended Key Usage: \s+TLS Web Server Authentication, TLS Web Client Authentication\n/);
     expect(t).toMatch(/X509v3 CRL Distribution Points: \s+Full Name:\s+URI:http:\/\/127\.0\.0\.1:8080\/crl/);
     expect(t).not.toContain('Negative');
 
@@ -101,7 +102,7 @@ describe('certificate issuance', () => {
     expect(aki.replace(/keyid:/, '').split('\n')[1]?.trim()).toBe(caSki.split('\n')[1]?.trim());
   });
 
-  it('adds keyEncipherment for RSA keys and serverAuth when asked', () => {
+  it('adds keyEncipherment for RSA keys; serverAuth when asked, or for an X509-SVID, and only then', () => {
     const { leafPath } = issueFor('ec-p256', 'rsa-2048', true);
     const t = text(leafPath);
     expect(t).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment/);
@@ -109,7 +110,16 @@ describe('certificate issuance', () => {
     const verify = (purpose: string): number =>
       openssl(['verify', '-purpose', purpose, '-CAfile', caFile('ec-p256', 'root.pem'), '-untrusted', caFile('ec-p256', 'ca.pem'), leafPath]).status;
     expect(verify('sslserver')).toBe(0);
-    const clientOnly = issueFor('ec-p256', 'ec-p256', false).leafPath;
+    expect(verify('sslclient')).toBe(0);
+    const svid = issueFor('ec-p256', 'ec-p256', false).leafPath;
+    expect(openssl(['verify', '-purpose', 'sslserver', '-CAfile', caFile('ec-p256', 'root.pem'), '-untrusted', caFile('ec-p256', 'ca.pem'), svid]).status).toBe(0);
+    // Without a SPIFFE ID the rule decides: no server_auth, no serverAuth.
+    const csr = parseCsr(csrs.get('ec-p256') as string);
+    const notBefore = now() - 60;
+    const plain = cas.get('ec-p256')!.issue({ spkiDer: csr.spkiDer, keyType: csr.keyType, uriSans: [], dnsSans: [DNS], notBefore, notAfter: notBefore + 900, serverAuth: false });
+    const clientOnly = join(dir, `leaf-${counter++}.pem`);
+    writeFileSync(clientOnly, plain.pem);
+    expect(text(clientOnly)).toMatch(/X509v3 Extended Key Usage: \s+TLS Web Client Authentication\n/);
     expect(openssl(['verify', '-purpose', 'sslserver', '-CAfile', caFile('ec-p256', 'root.pem'), '-untrusted', caFile('ec-p256', 'ca.pem'), clientOnly]).status).not.toBe(0);
   });
 
@@ -158,5 +168,24 @@ describe('certificate issuance', () => {
     expect(() => ca.issue({ ...base, uriSans: [], notBefore: now(), notAfter: now() + 60 })).toThrow(/no subject alternative/);
     expect(() => ca.issue({ ...base, uriSans: ['spiffe://x/é'], notBefore: now(), notAfter: now() + 60 })).toThrow(/not a valid URI/);
     expect(() => ca.issue({ ...base, serialHex: '00', notBefore: now(), notAfter: now() + 60 })).toThrow(/zero/);
+  });
+
+  it('never issues an X509-SVID with more than one URI SAN or a malformed SPIFFE ID (X509-SVID sections 2 and 3.1)', () => {
+    const ca = cas.get('ec-p256') as CertificateAuthority;
+    const csr = parseCsr(csrs.get('ec-p256') as string);
+    const base = { spkiDer: csr.spkiDer, keyType: csr.keyType, dnsSans: [DNS], serverAuth: false, notBefore: now(), notAfter: now() + 60 };
+    const refusal = (uriSans: string[]): unknown => {
+      try {
+        ca.issue({ ...base, uriSans });
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    };
+    for (const uriSans of [[SPIFFE, 'https://acme.internal/x'], [SPIFFE, 'spiffe://acme.internal/other'], ['spiffe://acme.internal'], ['spiffe://Acme.internal/x'], ['SPIFFE://acme.internal/x'], ['spiffe://acme.internal:443/x']]) {
+      expect(refusal(uriSans), uriSans.join(' ')).toMatchObject({ code: 'invalid_request' });
+    }
+    // Several URI SANs without a SPIFFE ID are no SVID: they stay allowed.
+    expect(refusal(['https://acme.internal/a', 'urn:acme:b'])).toBeUndefined();
   });
 });

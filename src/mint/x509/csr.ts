@@ -17,7 +17,7 @@ import { signatureScheme, UnsupportedAlgorithm, verifySignature } from './csr-si
 import { readCommonNames, readGeneralNames, UnsupportedName } from './names.ts';
 import type { RequestedSans } from './names.ts';
 import { HARMLESS_CSR_EXTENSIONS, OID } from './oids.ts';
-import { assertIssuableSans, sameDnsName } from './sans.ts';
+import { assertIssuableSans, isSvid, sameDnsName } from './sans.ts';
 import { importSpki, UnsupportedKey } from './spki.ts';
 import type { ImportedKey, SpkiKeyType } from './spki.ts';
 
@@ -45,7 +45,7 @@ export interface CsrGrant {
   uri_sans: string[];
   dns_sans: string[];
   key_types: KeyType[];
-  /** serverAuth is issued besides clientAuth. */
+  /** serverAuth is issued besides clientAuth (always, for an X509-SVID). */
   server_auth?: boolean;
 }
 
@@ -246,7 +246,7 @@ export function checkCsrAgainstGrant(csr: ParsedCsr, grant: CsrGrant): void {
   if (r.caKeyUsage) throw invalid('csr requests keyCertSign or cRLSign key usage, which only a CA certificate may carry');
   // A purpose the certificate would not carry is refused, not silently dropped: the requester
   // would only find out at its first TLS handshake.
-  const purposes: string[] = grant.server_auth ? [OID.clientAuth, OID.serverAuth] : [OID.clientAuth];
+  const purposes: string[] = grant.server_auth || isSvid(grant.uri_sans) ? [OID.clientAuth, OID.serverAuth] : [OID.clientAuth];
   for (const eku of r.extKeyUsages) {
     if (!purposes.includes(eku)) {
       const name = eku === OID.serverAuth ? 'serverAuth, which the rule does not grant' : `${eku}, which Leash does not issue`;

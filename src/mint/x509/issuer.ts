@@ -17,7 +17,7 @@ import {
 } from './der.ts';
 import { children, readOctetAlignedBitString, readRoot } from './der-reader.ts';
 import { OID } from './oids.ts';
-import { assertIssuableSans } from './sans.ts';
+import { assertIssuableSans, isSvid } from './sans.ts';
 
 export type CaKeyType = 'ec-p256' | 'ec-p384' | 'ed25519' | 'rsa';
 
@@ -33,6 +33,7 @@ export interface IssueInput {
   notAfter: number;
   /** Lets the caller record the serial with the lease before the certificate exists. */
   serialHex?: string;
+  /** serverAuth besides clientAuth; an X509-SVID (a SPIFFE ID in uriSans) carries both whatever this says. */
   serverAuth: boolean;
 }
 
@@ -171,7 +172,8 @@ export function createIssuer(ctx: SigningContext, crlUrl: string): (input: Issue
     const extensions = sequence(
       BASIC_CONSTRAINTS_LEAF,
       input.keyType === 'rsa' ? KEY_USAGE_SIGN_ENCIPHER : KEY_USAGE_SIGN,
-      input.serverAuth ? EKU_SERVER_CLIENT : EKU_CLIENT,
+      // X509-SVID spec section 4.4: when the EKU extension is present, both purposes MUST be set.
+      input.serverAuth || isSvid(input.uriSans) ? EKU_SERVER_CLIENT : EKU_CLIENT,
       ski,
       aki,
       san,
