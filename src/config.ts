@@ -9,6 +9,9 @@ const boolFlag = z
   .enum(['0', '1', 'true', 'false', 'yes', 'no', ''])
   .transform((v) => v === '1' || v === 'true' || v === 'yes');
 
+/** The largest LEASH_CLOCK_SKEW a broker accepts; the CLI allows for it where it cannot know the broker's. */
+export const MAX_CLOCK_SKEW_SECONDS = 300;
+
 const EnvSchema = z.object({
   PORT: port.default(8080),
   LEASH_METRICS_PORT: port.optional(),
@@ -26,7 +29,7 @@ const EnvSchema = z.object({
   LEASH_ROLE: z.enum(ROLES).default('all'),
   LEASH_DEV: boolFlag.default(false),
   LEASH_SIGNING_KID: z.string().min(1).optional(),
-  LEASH_CLOCK_SKEW: positiveInt.max(300).default(30),
+  LEASH_CLOCK_SKEW: positiveInt.max(MAX_CLOCK_SKEW_SECONDS).default(30),
   LEASH_MAX_BODY_BYTES: positiveInt.default(65_536),
   LEASH_REQUEST_TIMEOUT_MS: positiveInt.min(100).default(30_000),
   LEASH_RETENTION: positiveInt.default(7 * 24 * 3600),

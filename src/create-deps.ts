@@ -13,6 +13,10 @@ import { createMemoryLeaseStore } from './leases/memory-store.ts';
 import { createRedisLeaseStore } from './leases/redis-store.ts';
 import { SHARD_COUNT } from './leases/redis-keys.ts';
 import { createKeyStore } from './mint/jwt/keystore.ts';
+import { startSigningHeartbeat, type SigningHeartbeat } from './mint/jwt/signing-heartbeat.ts';
+import type { SigningRecord } from './mint/jwt/signing-record.ts';
+import { createFileSigningRecord } from './mint/jwt/signing-record-file.ts';
+import { createRedisSigningRecord } from './mint/jwt/signing-record-redis.ts';
 import { generateSigningKey } from './mint/jwt/generate-key.ts';
 import { loadCertificateAuthority, CA_FILES, type CertificateAuthority } from './mint/x509/ca-store.ts';
 import { generateDevCa } from './mint/x509/generate-ca.ts';
@@ -104,7 +108,9 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     log.warn({ policy: config.policyPath }, 'LEASH_POLICY is not set: serving the example policy; set LEASH_POLICY to your own policy file');
   }
   await ensureDevKeys(config, log);
-  const keys = createKeyStore(config.keysDir, config.signingKid ? { activeKid: config.signingKid } : {});
+  // Bound once the backends are up; a reload records the newly active key at once.
+  let heartbeat: SigningHeartbeat | undefined;
+  const keys = createKeyStore(config.keysDir, { ...(config.signingKid ? { activeKid: config.signingKid } : {}), onReload: () => void heartbeat?.beat() });
   const ca = await loadCa(config, policy, log);
   const proofs = new ProofVerifier({
     issuers: policy.issuers,
@@ -120,6 +126,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   let closeBackends: () => Promise<void>;
   let revocations: Deps['revocations'];
   let rateLimiter: Deps['rateLimiter'];
+  let signingRecord: SigningRecord;
   // Events a request produced are logged on its access-log line (LOGGED_WITH_REQUEST); the rest here.
   const logAudit = (e: AuditEvent): void => {
     if (!isLoggedWithRequest(e)) log.info({ audit: e }, 'audit');
@@ -128,6 +135,9 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   if (config.redisUrl) {
     const redis = connectRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+    // Commands fail fast until Redis is up: record the key in use on every (re)connection.
+    redis.on('ready', () => void heartbeat?.beat());
+    signingRecord = createRedisSigningRecord(redis, config.redisPrefix);
     audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxLenPerShard: auditMaxLenPerShard(config) }), logAudit);
     store = createRedisLeaseStore({
       redis,
@@ -151,6 +161,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     audit = withLogging(createMemoryAuditLog(), logAudit);
     store = createMemoryLeaseStore({ retentionSeconds: config.retentionSeconds, audit });
     rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, now);
+    signingRecord = createFileSigningRecord(config.keysDir);
     const q = createMemoryRevocationQueue({ store, metrics, log, now }, config.sweepIntervalMs);
     if (config.role !== 'api') q.start();
     revocations = q;
@@ -159,6 +170,23 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       await store.close();
     };
   }
+
+  if (config.role !== 'worker') {
+    heartbeat = startSigningHeartbeat({
+      keys,
+      record: signingRecord,
+      longestTokenSeconds: () => Math.max(0, ...policy.rules.map((r) => r.grant.max_ttl)),
+      clockSkewSeconds: config.clockSkewSeconds,
+      now,
+      log,
+    });
+    if (!config.redisUrl) void heartbeat.beat();
+  }
+  const closeAll = closeBackends;
+  closeBackends = async () => {
+    heartbeat?.stop();
+    await closeAll();
+  };
 
   const deps: Deps = {
     config,

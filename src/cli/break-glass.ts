@@ -7,15 +7,18 @@
 import { hostname, userInfo } from 'node:os';
 import { Option, type Command } from 'commander';
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
+import { MAX_CLOCK_SKEW_SECONDS } from '../config.ts';
 import type { Lease } from '../leases/lease.ts';
 import type { LeaseStore } from '../leases/store.ts';
 import { newLeaseId } from '../leases/lease-id.ts';
 import { signJwt } from '../mint/jwt/sign.ts';
+import type { SigningRecord } from '../mint/jwt/signing-record.ts';
 import { formatDuration } from '../util/duration.ts';
 import { CliError, DEFAULT_BROKER_URL, EXIT, usageError } from './client.ts';
 import { confirmOrRefuse, durationFlag, globalsOf } from './globals.ts';
 import { clean, printJson, printLine } from './output.ts';
 import { BREAK_GLASS_MAX_TTL, openKeys } from './keys.ts';
+import { closeCliRedis, connectCliRedis } from './redis-connection.ts';
 
 const NAME = 'break-glass';
 const ADMIN_SCOPE = 'leash:admin';
@@ -62,9 +65,10 @@ async function breakGlass(flags: BreakGlassFlags, cmd: Command): Promise<void> {
 
   await confirmOrRefuse(`Mint a ${formatDuration(ttl)} leash:admin token for ${operator}?`, flags.yes === true);
 
-  const { store, audit, close } = await openRedis(flags.redisUrl, flags.prefix);
+  const { store, audit, signing, close } = await openRedis(flags.redisUrl, flags.prefix);
   try {
     const lease = buildLease(`${NAME}:${operator}`, operator, issuer, ttl);
+    await recordKeyUse(signing, key.kid, lease);
     await recordLease(store, lease);
     await auditIssue(store, audit, lease, operator, reason, key.kid);
     const token = signJwt(key, {
@@ -86,34 +90,30 @@ async function breakGlass(flags: BreakGlassFlags, cmd: Command): Promise<void> {
   }
 }
 
-/** The broker's Redis lease store and audit log; loaded lazily so other commands need neither. */
-async function openRedis(url: string, prefix: string): Promise<{ store: LeaseStore; audit: AuditLog; close(): Promise<void> }> {
-  const { Redis } = await import('ioredis');
-  // Fail fast, like the broker: a break-glass that hangs on a dead Redis helps nobody.
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    connectTimeout: 3_000,
-    commandTimeout: 3_000,
-    retryStrategy: () => null,
-  });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-  } catch (err) {
-    redis.disconnect();
-    throw new CliError(`cannot reach Redis (${(err as Error).message}); no token was minted`, EXIT.UNAVAILABLE);
-  }
+/** The broker's Redis lease store, audit log and signing record; loaded lazily so other commands need none. */
+async function openRedis(url: string, prefix: string): Promise<{ store: LeaseStore; audit: AuditLog; signing: SigningRecord; close(): Promise<void> }> {
+  const redis = await connectCliRedis(url, 'no token was minted');
   const { createRedisLeaseStore } = await import('../leases/redis-store.ts');
   const { createRedisAuditLog } = await import('../audit/redis-audit-log.ts');
+  const { createRedisSigningRecord } = await import('../mint/jwt/signing-record-redis.ts');
   return {
     store: createRedisLeaseStore({ redis, prefix }),
     audit: createRedisAuditLog({ redis, prefix }),
-    close: async () => {
-      await redis.quit().catch(() => redis.disconnect());
-    },
+    signing: createRedisSigningRecord(redis, prefix),
+    close: () => closeCliRedis(redis),
   };
+}
+
+/**
+ * The key's use is recorded before the token exists, so `leash keys prune` keeps the key while the
+ * token may live (its clock and the brokers' may differ by up to the largest LEASH_CLOCK_SKEW).
+ */
+async function recordKeyUse(signing: SigningRecord, kid: string, lease: Lease): Promise<void> {
+  try {
+    await signing.note(kid, { signedUntilMs: Date.now(), liveUntilMs: (lease.expires_at + MAX_CLOCK_SKEW_SECONDS) * 1000 });
+  } catch (err) {
+    throw new CliError(`cannot record the signing key's use (${(err as Error).message}); no token was minted`, EXIT.UNAVAILABLE);
+  }
 }
 
 function buildLease(subject: string, operator: string, issuer: string, ttl: number): Lease {

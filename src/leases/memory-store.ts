@@ -185,8 +185,8 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
       return record(done);
     },
 
-    async crlEntries(nowSeconds: number): Promise<CrlEntry[]> {
-      for (const [serial, c] of crl) if (c.expires_at <= nowSeconds) crl.delete(serial);
+    async crlEntries(sinceSeconds: number): Promise<CrlEntry[]> {
+      for (const [serial, c] of crl) if (c.expires_at < sinceSeconds) crl.delete(serial);
       return [...crl.values()].map((c) => ({ ...c })).sort((a, b) => a.revoked_at - b.revoked_at || (a.serial < b.serial ? -1 : 1));
     },
 

@@ -123,3 +123,5 @@ export function parseAuditEventId(id: string): { ms: number; seq: number; shard:
  */
 export const replayKey = (prefix: string, proofKey: string): string => `${prefix}replay:${proofKey}`;
 export const rateLimitKey = (prefix: string, counter: string): string => `${prefix}rl:{${counter}}`;
+/** HASH `<kid>:signed` / `<kid>:live` -> ms: when each signing key last signed (signing-record-redis.ts). */
+export const signingRecordKey = (prefix: string): string => `${prefix}signing-keys`;

@@ -241,13 +241,13 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       return out;
     },
 
-    async crlEntries(nowSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]> {
-      const nowMs = nowSeconds * 1000;
+    async crlEntries(sinceSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]> {
+      const sinceMs = sinceSeconds * 1000;
       const per = await Promise.all(
         shards.map((s) =>
           io('crlEntries', async () => {
-            await redis.zremrangebyscore(keys.crl(s), '-inf', nowMs);
-            return redis.zrange(keys.crl(s), `(${nowMs}`, '+inf', 'BYSCORE', 'WITHSCORES');
+            await redis.zremrangebyscore(keys.crl(s), '-inf', `(${sinceMs}`);
+            return redis.zrange(keys.crl(s), sinceMs, '+inf', 'BYSCORE', 'WITHSCORES');
           }),
         ),
       );

@@ -75,8 +75,12 @@ export interface LeaseStore {
    * `pendingGraceMs` (their job went missing). Returns the endings it carried out.
    */
   sweep(nowMs: number, opts: { limit: number; pendingGraceMs: number }): Promise<Ending[]>;
-  /** Revoked certificates that have not expired yet, for the CRL. */
-  crlEntries(nowSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]>;
+  /**
+   * Revoked certificates whose notAfter (expires_at) is at or after `sinceSeconds`, for the CRL;
+   * entries that expired before it may be dropped. The caller picks the cut: RFC 5280 3.3 keeps
+   * an entry on CRLs issued after the certificate expired.
+   */
+  crlEntries(sinceSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]>;
   /** Drops terminal leases whose retention has passed; returns how many. */
   pruneRetained(nowMs: number): Promise<number>;
   /** Proves a lease could be written now (readiness): a scripted write and read on each shard's keys. */

@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
+import { createRedisSigningRecord } from '../../src/mint/jwt/signing-record-redis.ts';
 import { startE2E, type E2E } from '../helpers/e2e-env.ts';
 import type { TestBroker } from '../helpers/broker.ts';
 import { freePort, type TestRedis } from '../helpers/redis-server.ts';
@@ -45,6 +51,29 @@ describe('leash break-glass', { timeout: 120_000 }, () => {
     expect(revoke.code, revoke.stderr).toBe(0);
     const after = await runCli(['leases', 'ls'], { env: { LEASH_URL: broker.url, LEASH_TOKEN: token } });
     expect(after.code).toBe(1);
+  });
+
+  it('records its key\'s use first, so keys prune keeps a key it signed with while the token may live', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leash-bg-keys-'));
+    try {
+      const old = await generateSigningKey(dir);
+      const current = await generateSigningKey(dir);
+      const ago = (s: number): Date => new Date(Date.now() - s * 1000);
+      utimesSync(join(dir, 'jwt', `${old}.pem`), ago(3 * 86400), ago(3 * 86400));
+      utimesSync(join(dir, 'jwt', `${current}.pem`), ago(2 * 86400), ago(2 * 86400));
+      // The brokers stopped signing with `old` two days ago.
+      const client = new Redis(redis.url);
+      await createRedisSigningRecord(client, broker.config.redisPrefix).note(old, { signedUntilMs: Date.now() - 2 * 86400_000, liveUntilMs: Date.now() - 86400_000 });
+      client.disconnect();
+      const keysEnv = { ...env, LEASH_KEYS_DIR: dir };
+      const r = await runCli(['break-glass', '--subject', 'bob', '--reason', 'old pin', '--ttl', '10m', '--yes', '--signing-kid', old], { env: keysEnv });
+      expect(r.code, r.stderr).toBe(0);
+      const prune = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '1h', '--json'], { env: keysEnv });
+      expect(prune.code, prune.stderr).toBe(0);
+      expect(JSON.parse(prune.stdout).kept).toContainEqual(expect.objectContaining({ kid: old, reason: 'tokens_live' }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses without --reason, without --yes (no terminal), or with a ttl over 1h: exit 2, nothing recorded', async () => {

@@ -2,7 +2,11 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { createKeyStore } from '../../src/mint/jwt/keystore.ts';
+import { createFileSigningRecord } from '../../src/mint/jwt/signing-record-file.ts';
+import { createRedisSigningRecord } from '../../src/mint/jwt/signing-record-redis.ts';
+import { startRedis } from '../helpers/redis-server.ts';
 import { runCli } from './run-cli.ts';
 
 let dir: string;
@@ -60,13 +64,22 @@ describe('leash keys', { timeout: 120_000 }, () => {
     expect(store.jwks().keys.map((k) => k.kid).sort()).toEqual([kid, old].sort());
   });
 
-  it('prune removes keys retired longer ago than --older-than, never the active one', async () => {
+  it('prune removes keys last signed longer ago than --older-than, never the active one', async () => {
     const kids: string[] = [];
     for (let i = 0; i < 3; i++) kids.push((await runCli(['keys', 'generate', '--dir', dir])).stdout.trim());
     // a created 3d ago, replaced by b 2d ago; b replaced by c (active) 1d ago.
     backdate(kids[0]!, 3 * 86400);
     backdate(kids[1]!, 2 * 86400);
     backdate(kids[2]!, 86400);
+    // Without the brokers' record of signatures, prune refuses rather than guess from file times.
+    const blind = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '1s']);
+    expect(blind.code).toBe(2);
+    expect(readdirSync(join(dir, 'jwt'))).toHaveLength(3);
+
+    // What dev brokers record: a signed until 2d ago, b until 1d ago, each with tokens of up to 1h.
+    const record = createFileSigningRecord(dir);
+    await record.note(kids[0]!, { signedUntilMs: Date.now() - 2 * 86400_000, liveUntilMs: Date.now() - 2 * 86400_000 + 3600_000 });
+    await record.note(kids[1]!, { signedUntilMs: Date.now() - 86400_000, liveUntilMs: Date.now() - 86400_000 + 3600_000 });
     const dry = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '36h', '--dry-run']);
     expect(dry.code).toBe(0);
     expect(readdirSync(join(dir, 'jwt'))).toHaveLength(3);
@@ -74,11 +87,59 @@ describe('leash keys', { timeout: 120_000 }, () => {
     expect(tooShort.code).toBe(2);
     const r = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '36h', '--json']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout).removed.map((x: { kid: string }) => x.kid)).toEqual([kids[0]]);
+    const out = JSON.parse(r.stdout);
+    expect(out.removed.map((x: { kid: string }) => x.kid)).toEqual([kids[0]]);
+    expect(out.kept).toEqual([
+      expect.objectContaining({ kid: kids[1], reason: 'signed_recently' }),
+      expect.objectContaining({ kid: kids[2], reason: 'active' }),
+    ]);
     expect(existsSync(keyFile(kids[0]!))).toBe(false);
     expect(existsSync(keyFile(kids[1]!))).toBe(true);
     const all = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '1s']);
     expect(all.code).toBe(0);
     expect(readdirSync(join(dir, 'jwt'))).toEqual([`${kids[2]}.pem`]);
+  });
+
+  it('prune keeps a key whose tokens may be live, and one no broker recorded, however old their files', async () => {
+    const kids: string[] = [];
+    for (let i = 0; i < 3; i++) kids.push((await runCli(['keys', 'generate', '--dir', dir])).stdout.trim());
+    backdate(kids[0]!, 3 * 86400);
+    backdate(kids[1]!, 2 * 86400);
+    backdate(kids[2]!, 86400);
+    // a last signed 2h ago, but with a token lifetime (say a break-glass token's) that runs an hour more.
+    await createFileSigningRecord(dir).note(kids[0]!, { signedUntilMs: Date.now() - 7200_000, liveUntilMs: Date.now() + 3600_000 });
+    const r = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '1h', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.removed).toEqual([]);
+    expect(out.kept).toEqual([
+      expect.objectContaining({ kid: kids[0], reason: 'tokens_live' }),
+      expect.objectContaining({ kid: kids[1], reason: 'no_record' }),
+      expect.objectContaining({ kid: kids[2], reason: 'active' }),
+    ]);
+    expect(readdirSync(join(dir, 'jwt'))).toHaveLength(3);
+  });
+
+  it('prune reads the brokers\' record from Redis; an unreachable Redis removes nothing', async () => {
+    const old = (await runCli(['keys', 'generate', '--dir', dir])).stdout.trim();
+    const current = (await runCli(['keys', 'generate', '--dir', dir])).stdout.trim();
+    backdate(old, 2 * 86400);
+    backdate(current, 86400);
+    const redis = await startRedis();
+    try {
+      const client = new Redis(redis.url);
+      await createRedisSigningRecord(client, 'kp:').note(old, { signedUntilMs: Date.now() - 3 * 3600_000, liveUntilMs: Date.now() - 2 * 3600_000 });
+      client.disconnect();
+      const down = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '1h', '--redis-url', 'redis://127.0.0.1:1']);
+      expect(down.code).toBe(3);
+      const otherPrefix = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '1h', '--json'], { env: { REDIS_URL: redis.url } });
+      expect(JSON.parse(otherPrefix.stdout).kept).toContainEqual(expect.objectContaining({ kid: old, reason: 'no_record' }));
+      const r = await runCli(['keys', 'prune', '--dir', dir, '--older-than', '1h', '--json'], { env: { REDIS_URL: redis.url, REDIS_PREFIX: 'kp:' } });
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout).removed.map((x: { kid: string }) => x.kid)).toEqual([old]);
+      expect(readdirSync(join(dir, 'jwt'))).toEqual([`${current}.pem`]);
+    } finally {
+      await redis.destroy();
+    }
   });
 });

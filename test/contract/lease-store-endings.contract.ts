@@ -106,7 +106,7 @@ export function endingsContract(make: MakeStore): void {
       expect(await endingEvents(audit, lease.id)).toHaveLength(1);
     });
 
-    it('lists revoked certificates until they expire', async () => {
+    it('lists revoked certificates whose notAfter is at or after the cut it is given', async () => {
       const { store } = await make();
       const now = nowSeconds();
       const long = makeLease({ kind: 'x509', serial: '0badc0de', expires_at: now + 3600 });
@@ -122,8 +122,12 @@ export function endingsContract(make: MakeStore): void {
         { serial: '0badc0de', revoked_at: now, expires_at: now + 3600 },
         { serial: '0ddba11', revoked_at: now, expires_at: now + 60 },
       ].sort((a, b) => (a.serial < b.serial ? -1 : 1)));
-      expect(await store.crlEntries(now + 60)).toEqual([{ serial: '0badc0de', revoked_at: now, expires_at: now + 3600 }]);
-      expect(await store.crlEntries(now + 3600)).toEqual([]);
+      // The cut is inclusive: a certificate whose notAfter is the cut is still listed.
+      expect((await store.crlEntries(now + 60)).map((e) => e.serial).sort()).toEqual(['0badc0de', '0ddba11']);
+      expect(await store.crlEntries(now + 61)).toEqual([{ serial: '0badc0de', revoked_at: now, expires_at: now + 3600 }]);
+      // Dropped below the cut: an older cut does not bring it back.
+      expect((await store.crlEntries(now)).map((e) => e.serial)).toEqual(['0badc0de']);
+      expect(await store.crlEntries(now + 3601)).toEqual([]);
     });
 
     it('keeps ended leases for the retention period, then drops them', async () => {

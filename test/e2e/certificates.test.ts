@@ -1,5 +1,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ROOT_CRL_FILE } from '../../src/mint/x509/generate-ca.ts';
+import { CRL_VALIDITY_SECONDS } from '../../src/http/crl.ts';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +19,11 @@ let broker: TestBroker;
 const dir = mkdtempSync(join(tmpdir(), 'leash-certs-'));
 let jti = 0;
 
+/** Moves the broker's clock (deps.now) forward; only the last test of the file uses it. */
+let offsetMs = 0;
+
 beforeAll(async () => {
-  env = await startE2E();
+  env = await startE2E({ now: () => Date.now() + offsetMs });
   ({ issuers, broker } = env);
 });
 afterAll(async () => {
@@ -221,15 +225,52 @@ describe('revocation reaches the CRL and real TLS', () => {
     expect(await mtls(client, after.pem)).toBe(false);
   });
 
-  it('an expired certificate drops off the CRL', async () => {
+  it('a revoked certificate stays on CRLs fetched after it expires: a relying party whose clock lags still rejects it', async () => {
     const { csrPem } = await makeCsr({ keyType: 'ec-p256' });
     const res = await requestCert(csrPem, 'short', { ttl: '2' });
+    expect(res.status).toBe(200);
     const lease = (await broker.deps.store.get(res.body.lease_id))!;
     await broker.deps.store.revoke(lease.id, { reason: 'test', by: 'test', at: Math.floor(Date.now() / 1000) });
     await broker.deps.revocations.enqueue([lease.id]);
     await waitFor(async () => (await fetchCrlPem()).text.toUpperCase().includes(lease.serial!.toUpperCase()));
-    await new Promise((r) => setTimeout(r, 2600));
-    const text = (await fetchCrlPem()).text.toUpperCase();
-    expect(text).not.toContain(lease.serial!.toUpperCase());
+
+    // The certificate has expired by the broker's clock when the CRL is fetched.
+    const notAfter = lease.expires_at;
+    await waitFor(async () => Date.now() >= (notAfter + 1) * 1000, 10_000);
+    const crl = await fetchCrlPem();
+    const crlFile = join(dir, `crl-${Math.random()}.pem`);
+    writeFileSync(crlFile, crl.pem);
+    const leaf = join(dir, `leaf-${Math.random()}.pem`);
+    writeFileSync(leaf, res.body.access_token);
+    const untrusted = join(dir, `chain-${Math.random()}.pem`);
+    writeFileSync(untrusted, res.body.certificate_chain.join(''));
+    // A relying party whose clock lags 2 s (within the skew Leash tolerates) sees the certificate valid...
+    const attime = String(notAfter - 2);
+    const plain = openssl(['verify', '-attime', attime, '-CAfile', rootPath(), '-untrusted', untrusted, leaf]);
+    expect(plain.status, plain.stdout + plain.stderr).toBe(0);
+    // ...and the fresh CRL (its thisUpdate is before then) tells it the certificate is revoked.
+    const checked = openssl(['verify', '-crl_check', '-CRLfile', crlFile, '-attime', attime, '-CAfile', rootPath(), '-untrusted', untrusted, leaf]);
+    expect(checked.status).not.toBe(0);
+    expect(checked.stdout + checked.stderr).toMatch(/certificate revoked/);
+  });
+
+  it('an expired revoked certificate leaves the CRL one CRL lifetime after its notAfter passed thisUpdate', async () => {
+    const { csrPem } = await makeCsr({ keyType: 'ec-p256' });
+    const res = await requestCert(csrPem, 'short-2', { ttl: '2' });
+    const lease = (await broker.deps.store.get(res.body.lease_id))!;
+    await broker.deps.store.revoke(lease.id, { reason: 'test', by: 'test', at: Math.floor(Date.now() / 1000) });
+    await broker.deps.revocations.enqueue([lease.id]);
+    const listed = async (): Promise<boolean> => (await fetchCrlPem()).text.toUpperCase().includes(lease.serial!.toUpperCase());
+    await waitFor(listed);
+    // Listed while now - skew - CRL lifetime <= notAfter (crlKeepsSince), dropped after.
+    const lastListedAt = lease.expires_at + broker.config.clockSkewSeconds + CRL_VALIDITY_SECONDS;
+    try {
+      offsetMs = (lastListedAt - 2) * 1000 - Date.now();
+      expect(await listed()).toBe(true);
+      offsetMs = (lastListedAt + 2) * 1000 - Date.now();
+      expect(await listed()).toBe(false);
+    } finally {
+      offsetMs = 0;
+    }
   });
 });

@@ -72,7 +72,13 @@ function readSigningKey(file: string, kid: string): SigningKey {
   return { kid, alg, privateKey, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, createdMs };
 }
 
-export function createKeyStore(keysDir: string, opts: { activeKid?: string } = {}): KeyStore {
+export interface KeyStoreOptions {
+  activeKid?: string;
+  /** Called after a reload succeeds: the signing record must learn of a newly active key at once. */
+  onReload?: (active: SigningKey) => void;
+}
+
+export function createKeyStore(keysDir: string, opts: KeyStoreOptions = {}): KeyStore {
   let keys = new Map<string, SigningKey>();
   let current: SigningKey;
   let jwksDoc: { keys: JWK[] };
@@ -98,7 +104,10 @@ export function createKeyStore(keysDir: string, opts: { activeKid?: string } = {
     byKid: (kid) => keys.get(kid),
     all: () => [...keys.values()],
     jwks: () => jwksDoc,
-    reload: load,
+    reload() {
+      load();
+      opts.onReload?.(current);
+    },
   };
 }
 
