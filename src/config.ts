@@ -33,6 +33,7 @@ const EnvSchema = z.object({
   LEASH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LEASH_RATE_LIMIT_IP: z.coerce.number().int().min(0).default(0),
   LEASH_RATE_LIMIT_SUBJECT: z.coerce.number().int().min(0).default(0),
+  LEASH_TRUST_REQUEST_ID: boolFlag.default(false),
   LEASH_SIGNATURE_THREAD: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
 });
 
@@ -67,6 +68,8 @@ export interface Config {
   /** Requests per minute; 0 turns the limit off. */
   rateLimitPerIp: number;
   rateLimitPerSubject: number;
+  /** A valid client X-Request-Id becomes the request's id (behind a proxy that sets it). */
+  trustRequestId: boolean;
   /** Proof signatures checked on a worker thread (on), or on the event loop (off). */
   signatureThread: boolean;
 }
@@ -130,5 +133,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerIp: e.LEASH_RATE_LIMIT_IP,
     rateLimitPerSubject: e.LEASH_RATE_LIMIT_SUBJECT,
     signatureThread: e.LEASH_SIGNATURE_THREAD === 'on',
+    trustRequestId: e.LEASH_TRUST_REQUEST_ID,
   };
 }

@@ -17,7 +17,9 @@ export interface AuditEvent {
   time: number;
   /** Who caused it: the operator's `sub`, `holder:<sub>`, `task:<sub>`, `worker`, or the proof's subject. */
   actor?: string;
+  /** Leash's id of the request; a client's own X-Request-Id is only ever client_request_id. */
   request_id?: string;
+  client_request_id?: string | undefined;
   lease_id?: string;
   rule?: string;
   issuer?: string;

@@ -25,6 +25,9 @@ describe('configuration from the environment', () => {
     const c = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', LEASH_ISSUER: 'https://leash.example.com/' });
     expect(c).toMatchObject({ dev: false, devIssuer: false, keysDir: 'keys', issuer: 'https://leash.example.com', signatureThread: true });
     expect(loadConfig({ LEASH_SIGNATURE_THREAD: 'off' }).signatureThread).toBe(false);
+    // A client's X-Request-Id is not the request's id unless a proxy in front is trusted to set it.
+    expect(loadConfig({}).trustRequestId).toBe(false);
+    expect(loadConfig({ LEASH_TRUST_REQUEST_ID: 'true' }).trustRequestId).toBe(true);
   });
 
   it.each([
@@ -39,6 +42,7 @@ describe('configuration from the environment', () => {
     [{ HOST: '0.0.0.0', REDIS_URL: 'redis://r:6379', LEASH_DEV: '1' }, 'LEASH_DEV'],
     [{ LEASH_ROLE: 'worker' }, 'LEASH_ROLE'],
     [{ LEASH_SIGNATURE_THREAD: 'maybe' }, 'LEASH_SIGNATURE_THREAD'],
+    [{ LEASH_TRUST_REQUEST_ID: 'perhaps' }, 'LEASH_TRUST_REQUEST_ID'],
   ])('%o is refused naming %s', (env, variable) => {
     const e = refused(env as Record<string, string>);
     expect(e.variable).toBe(variable);
