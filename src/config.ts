@@ -29,6 +29,7 @@ const EnvSchema = z.object({
   LEASH_REQUEST_TIMEOUT_MS: positiveInt.min(100).default(30_000),
   LEASH_RETENTION: positiveInt.default(7 * 24 * 3600),
   LEASH_AUDIT_MAX_EVENTS: positiveInt.min(16).default(400_000),
+  LEASH_AUDIT_MAX_DENIALS: positiveInt.min(16).default(400_000),
   LEASH_SWEEP_INTERVAL_MS: positiveInt.default(250),
   LEASH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LEASH_RATE_LIMIT_IP: z.coerce.number().int().min(0).default(0),
@@ -61,8 +62,13 @@ export interface Config {
   /** A request (headers and body) must arrive within this; slow-body clients are cut off. */
   requestTimeoutMs: number;
   retentionSeconds: number;
-  /** Audit events kept in Redis (approximately; the JSON log is the long-term record). */
+  /**
+   * Events that issued or ended credentials kept in the audit log, all streams together
+   * (approximately; the JSON log is the long-term record). Refusals never count against it.
+   */
   auditMaxEvents: number;
+  /** Refusals (`exchange.denied`) kept, in streams of their own: a flood evicts only older refusals. */
+  auditMaxDenials: number;
   sweepIntervalMs: number;
   logLevel: string;
   /** Requests per minute; 0 turns the limit off. */
@@ -128,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: e.LEASH_REQUEST_TIMEOUT_MS,
     retentionSeconds: e.LEASH_RETENTION,
     auditMaxEvents: e.LEASH_AUDIT_MAX_EVENTS,
+    auditMaxDenials: e.LEASH_AUDIT_MAX_DENIALS,
     sweepIntervalMs: e.LEASH_SWEEP_INTERVAL_MS,
     logLevel: e.LEASH_LOG_LEVEL,
     rateLimitPerIp: e.LEASH_RATE_LIMIT_IP,

@@ -10,7 +10,6 @@ import { withLogging } from './audit/log-sink.ts';
 import type { LeaseStore } from './leases/store.ts';
 import { createMemoryLeaseStore } from './leases/memory-store.ts';
 import { createRedisLeaseStore } from './leases/redis-store.ts';
-import { SHARD_COUNT } from './leases/redis-keys.ts';
 import { createKeyStore } from './mint/jwt/keystore.ts';
 import { generateSigningKey } from './mint/jwt/generate-key.ts';
 import { loadCertificateAuthority, CA_FILES, type CertificateAuthority } from './mint/x509/ca-store.ts';
@@ -86,9 +85,6 @@ export function connectRedis(url: string, opts: { forBullmq?: boolean } = {}): R
   });
 }
 
-/** The audit cap is given for the whole log; Redis keeps one stream per lease shard. */
-const auditMaxLenPerShard = (config: Config): number => Math.ceil(config.auditMaxEvents / SHARD_COUNT);
-
 /** The one place that picks Redis or memory. */
 export async function createDeps(config: Config, opts: CreateDepsOptions = {}): Promise<Deps> {
   const log = opts.log ?? createLogger({ level: config.logLevel, pretty: config.dev });
@@ -125,12 +121,13 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   if (config.redisUrl) {
     const redis = connectRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
-    audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxLenPerShard: auditMaxLenPerShard(config) }), logAudit);
+    audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
     store = createRedisLeaseStore({
       redis,
       prefix: config.redisPrefix,
       retentionSeconds: config.retentionSeconds,
-      auditMaxLenPerShard: auditMaxLenPerShard(config),
+      // Each shard stream may hold the whole cap; the worker's audit trim keeps the total to it.
+      auditMaxLenPerShard: config.auditMaxEvents,
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
       onAuditEvent: logAudit,
     });
@@ -145,7 +142,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     };
   } else {
     log.warn('dev mode: leases live in process memory and vanish on restart; set REDIS_URL for real use');
-    audit = withLogging(createMemoryAuditLog(), logAudit);
+    audit = withLogging(createMemoryAuditLog({ maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
     store = createMemoryLeaseStore({ retentionSeconds: config.retentionSeconds, audit });
     rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, config.rateLimitPerSubject, now);
     const q = createMemoryRevocationQueue({ store, metrics, log, now }, config.sweepIntervalMs);

@@ -66,4 +66,9 @@ export interface AuditLog {
   write(event: AuditEvent): Promise<void>;
   /** Newest first. */
   list(filter: AuditFilter): Promise<AuditPage>;
+  /**
+   * A retention pass where the caps are kept across several stores (Redis streams): the worker's
+   * sweep runs it. Returns how many events it dropped.
+   */
+  trim?(): Promise<number>;
 }

@@ -28,6 +28,9 @@ describe('configuration from the environment', () => {
     // A client's X-Request-Id is not the request's id unless a proxy in front is trusted to set it.
     expect(loadConfig({}).trustRequestId).toBe(false);
     expect(loadConfig({ LEASH_TRUST_REQUEST_ID: 'true' }).trustRequestId).toBe(true);
+    // Refusals are capped apart from the events that issued or ended credentials.
+    expect(loadConfig({})).toMatchObject({ auditMaxEvents: 400_000, auditMaxDenials: 400_000 });
+    expect(loadConfig({ LEASH_AUDIT_MAX_DENIALS: '5000' }).auditMaxDenials).toBe(5000);
   });
 
   it.each([
@@ -43,6 +46,8 @@ describe('configuration from the environment', () => {
     [{ LEASH_ROLE: 'worker' }, 'LEASH_ROLE'],
     [{ LEASH_SIGNATURE_THREAD: 'maybe' }, 'LEASH_SIGNATURE_THREAD'],
     [{ LEASH_TRUST_REQUEST_ID: 'perhaps' }, 'LEASH_TRUST_REQUEST_ID'],
+    [{ LEASH_AUDIT_MAX_DENIALS: '8' }, 'LEASH_AUDIT_MAX_DENIALS'],
+    [{ LEASH_AUDIT_MAX_DENIALS: 'lots' }, 'LEASH_AUDIT_MAX_DENIALS'],
   ])('%o is refused naming %s', (env, variable) => {
     const e = refused(env as Record<string, string>);
     expect(e.variable).toBe(variable);
