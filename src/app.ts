@@ -1,9 +1,9 @@
 import { Hono } from 'hono';
-import { requestId } from 'hono/request-id';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Deps } from './deps.ts';
 import { LeashError } from './errors.ts';
 import { logRequest, type RequestLogFields } from './observability/request-log.ts';
+import { requestIds } from './http/request-id.ts';
 import './http/context.ts';
 import { errorStyleFor, renderError, toLeashError } from './http/error-response.ts';
 import { bodyTooLarge } from './http/read-body.ts';
@@ -33,7 +33,7 @@ export interface AppOptions {
 export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   const app = new Hono();
 
-  app.use(requestId({ headerName: 'X-Request-Id', limitLength: 64 }));
+  app.use(requestIds({ trustClient: deps.config.trustRequestId }));
   app.use(async function attachDeps(c, next) {
     c.set('deps', deps);
     c.set('clientAddr', clientAddressOf(c));
@@ -45,6 +45,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
     const route = c.req.routePath ?? c.req.path;
     deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
     const fields: RequestLogFields = { request_id: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.get('clientAddr') };
+    const clientRequestId = c.get('clientRequestId');
+    if (clientRequestId !== undefined) fields.client_request_id = clientRequestId;
     const refusal = c.get('refusal');
     if (refusal) fields.error = refusal;
     logRequest(deps.log, fields, c.get('audit'));

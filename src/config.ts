@@ -34,10 +34,12 @@ const EnvSchema = z.object({
   LEASH_REQUEST_TIMEOUT_MS: positiveInt.min(100).default(30_000),
   LEASH_RETENTION: positiveInt.default(7 * 24 * 3600),
   LEASH_AUDIT_MAX_EVENTS: positiveInt.min(16).default(400_000),
+  LEASH_AUDIT_MAX_DENIALS: positiveInt.min(16).default(400_000),
   LEASH_SWEEP_INTERVAL_MS: positiveInt.default(250),
   LEASH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LEASH_RATE_LIMIT_IP: z.coerce.number().int().min(0).default(0),
   LEASH_RATE_LIMIT_SUBJECT: z.coerce.number().int().min(0).default(0),
+  LEASH_TRUST_REQUEST_ID: boolFlag.default(false),
   LEASH_SIGNATURE_THREAD: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
 });
 
@@ -69,13 +71,20 @@ export interface Config {
   /** A request (headers and body) must arrive within this; slow-body clients are cut off. */
   requestTimeoutMs: number;
   retentionSeconds: number;
-  /** Audit events kept in Redis (approximately; the JSON log is the long-term record). */
+  /**
+   * Events that issued or ended credentials kept in the audit log, all streams together
+   * (approximately; the JSON log is the long-term record). Refusals never count against it.
+   */
   auditMaxEvents: number;
+  /** Refusals (`exchange.denied`) kept, in streams of their own: a flood evicts only older refusals. */
+  auditMaxDenials: number;
   sweepIntervalMs: number;
   logLevel: string;
   /** Requests per minute; 0 turns the limit off. */
   rateLimitPerIp: number;
   rateLimitPerSubject: number;
+  /** A valid client X-Request-Id becomes the request's id (behind a proxy that sets it). */
+  trustRequestId: boolean;
   /** Proof signatures checked on a worker thread (on), or on the event loop (off). */
   signatureThread: boolean;
 }
@@ -137,10 +146,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: e.LEASH_REQUEST_TIMEOUT_MS,
     retentionSeconds: e.LEASH_RETENTION,
     auditMaxEvents: e.LEASH_AUDIT_MAX_EVENTS,
+    auditMaxDenials: e.LEASH_AUDIT_MAX_DENIALS,
     sweepIntervalMs: e.LEASH_SWEEP_INTERVAL_MS,
     logLevel: e.LEASH_LOG_LEVEL,
     rateLimitPerIp: e.LEASH_RATE_LIMIT_IP,
     rateLimitPerSubject: e.LEASH_RATE_LIMIT_SUBJECT,
     signatureThread: e.LEASH_SIGNATURE_THREAD === 'on',
+    trustRequestId: e.LEASH_TRUST_REQUEST_ID,
   };
 }

@@ -11,7 +11,6 @@ import { withLogging } from './audit/log-sink.ts';
 import type { LeaseStore } from './leases/store.ts';
 import { createMemoryLeaseStore } from './leases/memory-store.ts';
 import { createRedisLeaseStore } from './leases/redis-store.ts';
-import { SHARD_COUNT } from './leases/redis-keys.ts';
 import { createKeyStore } from './mint/jwt/keystore.ts';
 import { startSigningHeartbeat, type SigningHeartbeat } from './mint/jwt/signing-heartbeat.ts';
 import type { SigningRecord } from './mint/jwt/signing-record.ts';
@@ -93,9 +92,6 @@ export function connectRedis(url: string, opts: { forBullmq?: boolean } = {}): R
   });
 }
 
-/** The audit cap is given for the whole log; Redis keeps one stream per lease shard. */
-const auditMaxLenPerShard = (config: Config): number => Math.ceil(config.auditMaxEvents / SHARD_COUNT);
-
 /** The one place that picks Redis or memory. */
 export async function createDeps(config: Config, opts: CreateDepsOptions = {}): Promise<Deps> {
   const log = opts.log ?? createLogger({ level: config.logLevel, pretty: config.dev });
@@ -138,12 +134,13 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
     redis.on('ready', () => void heartbeat?.beat());
     signingRecord = createRedisSigningRecord(redis, config.redisPrefix);
-    audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxLenPerShard: auditMaxLenPerShard(config) }), logAudit);
+    audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
     store = createRedisLeaseStore({
       redis,
       prefix: config.redisPrefix,
       retentionSeconds: config.retentionSeconds,
-      auditMaxLenPerShard: auditMaxLenPerShard(config),
+      // Each shard stream may hold the whole cap; the worker's audit trim keeps the total to it.
+      auditMaxLenPerShard: config.auditMaxEvents,
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
       onAuditEvent: logAudit,
     });
@@ -158,7 +155,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     };
   } else {
     log.warn('dev mode: leases live in process memory and vanish on restart; set REDIS_URL for real use');
-    audit = withLogging(createMemoryAuditLog(), logAudit);
+    audit = withLogging(createMemoryAuditLog({ maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
     store = createMemoryLeaseStore({ retentionSeconds: config.retentionSeconds, audit });
     rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, now);
     signingRecord = createFileSigningRecord(config.keysDir);

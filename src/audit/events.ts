@@ -17,7 +17,9 @@ export interface AuditEvent {
   time: number;
   /** Who caused it: the operator's `sub`, `holder:<sub>`, `task:<sub>`, `worker`, or the proof's subject. */
   actor?: string;
+  /** Leash's id of the request; a client's own X-Request-Id is only ever client_request_id. */
   request_id?: string;
+  client_request_id?: string | undefined;
   lease_id?: string;
   rule?: string;
   issuer?: string;
@@ -64,4 +66,9 @@ export interface AuditLog {
   write(event: AuditEvent): Promise<void>;
   /** Newest first. */
   list(filter: AuditFilter): Promise<AuditPage>;
+  /**
+   * A retention pass where the caps are kept across several stores (Redis streams): the worker's
+   * sweep runs it. Returns how many events it dropped.
+   */
+  trim?(): Promise<number>;
 }

@@ -6,7 +6,7 @@ import type { AuditEvent, AuditLog } from './events.ts';
  * fails the write.
  */
 export function withLogging(audit: AuditLog, log: (event: AuditEvent) => void): AuditLog {
-  return {
+  const logged: AuditLog = {
     async write(event: AuditEvent): Promise<void> {
       try {
         log(event);
@@ -17,4 +17,6 @@ export function withLogging(audit: AuditLog, log: (event: AuditEvent) => void): 
     },
     list: (filter) => audit.list(filter),
   };
+  if (audit.trim) logged.trim = () => audit.trim!();
+  return logged;
 }

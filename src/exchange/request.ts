@@ -30,6 +30,8 @@ export interface ExchangeRequest {
 export interface ExchangeContext {
   clientAddr: string | null;
   requestId: string;
+  /** The caller's own X-Request-Id, recorded beside (never as) request_id. */
+  clientRequestId?: string | undefined;
   /** Given by the HTTP route: the decision's audit event then rides on the request's log line. */
   onAudit?: (event: AuditEvent) => void;
 }

@@ -14,6 +14,8 @@ declare module 'hono' {
   interface ContextVariableMap {
     deps: Deps;
     requestId: string;
+    /** The caller's own X-Request-Id, when valid and not trusted as the request's id. */
+    clientRequestId: string;
     clientAddr: string | null;
     caller: Caller;
     /** The audit event a request produced, logged on its access-log line. */

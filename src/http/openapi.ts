@@ -28,7 +28,13 @@ const Lease = z.object({
   reason: text.nullable(), revoked_by: text.nullable(), proof_iss: text, proof_sub: text, proof_jti: text.nullable(), client_addr: text.nullable(),
 });
 const LeasePage = z.object({ leases: z.array(Lease), next_cursor: text.nullable() });
-const AuditEvent = z.looseObject({ id: text, type: text, time: z.number().describe('epoch milliseconds'), actor: text.optional(), lease_id: text.optional(), subject: text.optional(), rule: text.optional(), reason: text.optional() });
+const AuditEvent = z.looseObject({
+  id: text.describe('<ms>-<seq>-<stream>: streams 0-15 hold events that issued or ended credentials, 16-31 refusals'),
+  type: text, time: z.number().describe('epoch milliseconds'), actor: text.optional(),
+  request_id: text.optional().describe("Leash's id of the request (X-Request-Id on its answer)"),
+  client_request_id: text.optional().describe("the caller's own X-Request-Id, when it sent one of 1-128 visible ASCII characters"),
+  lease_id: text.optional(), subject: text.optional(), rule: text.optional(), reason: text.optional(),
+});
 const AuditPage = z.object({ events: z.array(AuditEvent), next_cursor: text.nullable() });
 const Introspection = z.looseObject({ active: z.boolean(), scope: text.optional(), client_id: text.optional(), sub: text.optional(), aud: z.union([text, z.array(text)]).optional(), exp: epoch.optional(), iat: epoch.optional(), jti: text.optional(), token_type: text.optional(), lease_id: text.optional(), task_id: text.optional() });
 const TokenForm = z.object({ token: text.min(1), token_type_hint: text.optional().describe('accepted and ignored') });

@@ -15,7 +15,7 @@ export function tokenRoutes(): Hono {
     const started = performance.now();
     const clientAddr = c.get('clientAddr');
     // The decision's audit event rides on this request's access-log line (one line per request).
-    const ctx = { clientAddr, requestId: c.get('requestId'), onAudit: (e: AuditEvent) => c.set('audit', e) };
+    const ctx = { clientAddr, requestId: c.get('requestId'), clientRequestId: c.get('clientRequestId'), onAudit: (e: AuditEvent) => c.set('audit', e) };
     let outcome = 'denied';
     try {
       await deps.rateLimiter.checkClient(clientAddr ?? 'unknown');

@@ -14,7 +14,9 @@
  *   {sN}:pending       ZSET id -> revoked ms: revoked, effects not run yet
  *   {sN}:crl           ZSET `<serial>:<revoked_at>` -> expires_at ms
  *   {sN}:gone          ZSET id -> drop-after ms: ended leases kept for the retention period
- *   {sN}:audit         STREAM of audit events, field `e` = JSON
+ *   {sN}:audit         STREAM of the audit events that issued or ended credentials, field `e` = JSON
+ * and, per refusal stream N in 0..15, under a hash tag of its own (never a lease shard's slot):
+ *   {dN}:denials       STREAM of refusals (`exchange.denied`), capped apart so they never evict the above
  * Bodies and small indexes are hash fields, not keys of their own: a top-level key costs about
  * 50 bytes more, and the budget is 1 KB per active lease (see test/unit/leases-redis-memory).
  */
@@ -24,6 +26,14 @@ import { SHARD_COUNT } from './lease-id.ts';
 export { SHARD_COUNT, newLeaseId, shardOfLeaseId, shardOf, isLeaseId } from './lease-id.ts';
 
 export const DEFAULT_PREFIX = 'leash:';
+
+/** Refusals are spread over this many streams, so a flood of them has no single hot key. */
+export const DENIAL_STREAM_COUNT = 16;
+/**
+ * Audit streams in API order: 0..15 the lease shards' streams, 16..31 the refusal streams. An
+ * event's id names its stream by this index.
+ */
+export const AUDIT_STREAM_COUNT = SHARD_COUNT + DENIAL_STREAM_COUNT;
 
 export type IndexKind = 'act' | 'task';
 
@@ -42,6 +52,8 @@ export interface RedisKeys {
   crl(shard: number): string;
   gone(shard: number): string;
   audit(shard: number): string;
+  /** Refusal stream N (0..DENIAL_STREAM_COUNT-1). */
+  denials(n: number): string;
 }
 
 export function redisKeys(prefix: string = DEFAULT_PREFIX): RedisKeys {
@@ -49,6 +61,7 @@ export function redisKeys(prefix: string = DEFAULT_PREFIX): RedisKeys {
     throw new TypeError('the Redis key prefix must be a string without { or } (they would break the shard hash tags)');
   }
   const bases = Array.from({ length: SHARD_COUNT }, (_, n) => `${prefix}{s${n}}:`);
+  const denials = Array.from({ length: DENIAL_STREAM_COUNT }, (_, n) => `${prefix}{d${n}}:denials`);
   const base = (shard: number): string => {
     const b = bases[shard];
     if (b === undefined) throw new TypeError(`no shard ${shard}`);
@@ -66,6 +79,11 @@ export function redisKeys(prefix: string = DEFAULT_PREFIX): RedisKeys {
     crl: (s) => `${base(s)}crl`,
     gone: (s) => `${base(s)}gone`,
     audit: (s) => `${base(s)}audit`,
+    denials: (n) => {
+      const key = denials[n];
+      if (key === undefined) throw new TypeError(`no refusal stream ${n}`);
+      return key;
+    },
   };
 }
 
@@ -107,14 +125,14 @@ export const msOfListMember = (member: string): number => parseInt(member.slice(
 
 export const isListMember = (member: string): boolean => /^[0-9a-z]{9}:[A-Za-z0-9_-]{22}$/.test(member);
 
-/** An audit event's id: its stream entry id and shard (`<ms>-<seq>-<shard>`), unique across shards. */
+/** An audit event's id: its stream entry id and stream index (`<ms>-<seq>-<stream>`), unique across streams. */
 export const auditEventId = (streamId: string, shard: number): string => `${streamId}-${shard}`;
 
 export function parseAuditEventId(id: string): { ms: number; seq: number; shard: number } | null {
   const m = /^(\d{1,16})-(\d{1,16})-(\d{1,2})$/.exec(id);
   if (!m) return null;
   const shard = Number(m[3]);
-  return shard < SHARD_COUNT ? { ms: Number(m[1]), seq: Number(m[2]), shard } : null;
+  return shard < AUDIT_STREAM_COUNT ? { ms: Number(m[1]), seq: Number(m[2]), shard } : null;
 }
 
 /**

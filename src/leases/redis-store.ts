@@ -13,8 +13,8 @@ import { probeShards } from './redis-probe.ts';
 import { CHARGE, CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
-/** Audit events kept per shard stream (16 streams); the JSON log is the long-term record. */
-export const DEFAULT_AUDIT_MAXLEN = 100_000;
+/** Each shard's audit stream is bounded by the whole cap; the audit log's trim() keeps the total. */
+export const DEFAULT_AUDIT_MAXLEN = 400_000;
 const SCAN_COUNT = 1_000;
 const PRUNE_CHUNK = 1_000;
 

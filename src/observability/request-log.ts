@@ -9,6 +9,8 @@ export interface RequestLogFields {
   status: number;
   ms: number;
   client: string | null | undefined;
+  /** The caller's own X-Request-Id (request-id.ts), when it sent a valid one. */
+  client_request_id?: string;
   /** The refusal, when the request was refused. */
   error?: unknown;
 }

@@ -1,3 +1,4 @@
+import type { AuditLog } from '../audit/events.ts';
 import type { LeaseStore, Ending } from '../leases/store.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -7,6 +8,8 @@ export interface EndingDeps {
   metrics: Metrics;
   log: Logger;
   now(): number;
+  /** Its trim() keeps the audit caps over all streams together (Redis). */
+  audit?: Pick<AuditLog, 'trim'>;
 }
 
 export const SWEEP_BATCH = 2_000;
@@ -40,7 +43,7 @@ export async function finalizeRevoked(deps: EndingDeps, ids: string[]): Promise<
   return endings;
 }
 
-/** The `sweep` job: expire what is due, finish revocations whose job went missing, prune retention. */
+/** The `sweep` job: expire what is due, finish revocations whose job went missing, prune retention, trim audit. */
 export async function sweepOnce(deps: EndingDeps): Promise<number> {
   let total = 0;
   for (;;) {
@@ -50,5 +53,7 @@ export async function sweepOnce(deps: EndingDeps): Promise<number> {
     if (endings.length < SWEEP_BATCH) break;
   }
   await deps.store.pruneRetained(deps.now());
+  // The audit trim only drops old records: a failure is logged, and the next sweep tries again.
+  await deps.audit?.trim?.().catch((err: unknown) => deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'audit trim failed'));
   return total;
 }

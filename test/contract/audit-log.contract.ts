@@ -16,7 +16,9 @@ async function writeSample(audit: AuditLog): Promise<AuditEvent[]> {
       time: Date.now(),
       actor: i % 4 === 2 ? 'operator:alice' : 'repo:a',
       subject: i % 3 === 0 ? 'repo:b' : 'repo:a',
-      ...(i % 4 === 2 ? {} : { lease_id: leases[i % 3]!, rule: i % 3 === 2 ? 'read' : 'deploy' }),
+      // Operator actions and refusals have no lease (a refusal made none).
+      ...(i % 4 >= 2 ? {} : { lease_id: leases[i % 3]! }),
+      ...(i % 4 === 2 ? {} : { rule: i % 3 === 2 ? 'read' : 'deploy' }),
       granted: { scopes: ['deploy:write'] },
     };
     await audit.write(e);
@@ -40,8 +42,13 @@ async function listAll(audit: AuditLog, filter: Omit<AuditFilter, 'limit' | 'cur
   throw new Error('listing did not end');
 }
 
+export interface AuditCaps {
+  maxEvents?: number;
+  maxDenials?: number;
+}
+
 /** The behaviour every AuditLog adapter must have. */
-export function auditLogContract(name: string, make: () => Promise<AuditLog>): void {
+export function auditLogContract(name: string, make: (caps?: AuditCaps) => Promise<AuditLog>): void {
   describe(`AuditLog contract: ${name}`, () => {
     it('lists events newest first with ids, and filters them', async () => {
       const audit = await make();
@@ -69,6 +76,30 @@ export function auditLogContract(name: string, make: () => Promise<AuditLog>): v
       const written = await writeSample(audit);
       expect(strip(await listAll(audit, {}, 7))).toEqual(written);
       expect(strip(await listAll(audit, { subject: 'repo:b' }, 4))).toEqual(written.filter((e) => e.subject === 'repo:b'));
+    });
+
+    it('a flood of refusals evicts only older refusals, never an event that issued or ended a credential', async () => {
+      const audit = await make({ maxEvents: 1000, maxDenials: 160 });
+      const credentials: AuditEvent[] = [];
+      for (let i = 0; i < 20; i++) {
+        const lease_id = newLeaseId('deploy', `repo:${i}`);
+        const e: AuditEvent = { type: i % 2 ? 'lease.revoked' : 'exchange.allowed', time: Date.now(), lease_id, rule: 'deploy', subject: `repo:${i}` };
+        await audit.write(e);
+        credentials.push(e);
+        await sleep(2);
+      }
+      const flood = 2500;
+      for (let i = 0; i < flood; i++) {
+        await audit.write({ type: 'exchange.denied', time: Date.now(), actor: 'unverified', proof_jti: null, reason: 'invalid_request', n: i });
+      }
+      const kept = await listAll(audit, {}, 1000);
+      expect(strip(kept.filter((e) => e.type !== 'exchange.denied'))).toEqual(credentials.reverse());
+      const refusals = kept.filter((e) => e.type === 'exchange.denied');
+      expect(refusals.length).toBeLessThan(flood);
+      // What is gone is older: the newest 160 (the cap) are all kept.
+      const n = new Set(refusals.map((e) => e.n as number));
+      for (let i = flood - 160; i < flood; i++) expect(n.has(i), `refusal ${i}`).toBe(true);
+      expect(strip(await listAll(audit, { type: 'exchange.allowed' }, 3))).toEqual(credentials.filter((e) => e.type === 'exchange.allowed'));
     });
 
     it('rejects a cursor it did not issue', async () => {

@@ -1,4 +1,4 @@
 import { createMemoryAuditLog } from '../../src/audit/memory-audit-log.ts';
 import { auditLogContract } from './audit-log.contract.ts';
 
-auditLogContract('memory', async () => createMemoryAuditLog());
+auditLogContract('memory', async (caps = {}) => createMemoryAuditLog(caps));

@@ -25,6 +25,12 @@ describe('configuration from the environment', () => {
     const c = loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', LEASH_ISSUER: 'https://leash.example.com/' });
     expect(c).toMatchObject({ dev: false, devIssuer: false, keysDir: 'keys', issuer: 'https://leash.example.com', signatureThread: true });
     expect(loadConfig({ LEASH_SIGNATURE_THREAD: 'off' }).signatureThread).toBe(false);
+    // A client's X-Request-Id is not the request's id unless a proxy in front is trusted to set it.
+    expect(loadConfig({}).trustRequestId).toBe(false);
+    expect(loadConfig({ LEASH_TRUST_REQUEST_ID: 'true' }).trustRequestId).toBe(true);
+    // Refusals are capped apart from the events that issued or ended credentials.
+    expect(loadConfig({})).toMatchObject({ auditMaxEvents: 400_000, auditMaxDenials: 400_000 });
+    expect(loadConfig({ LEASH_AUDIT_MAX_DENIALS: '5000' }).auditMaxDenials).toBe(5000);
   });
 
   it.each([
@@ -41,6 +47,9 @@ describe('configuration from the environment', () => {
     [{ LEASH_SIGNATURE_THREAD: 'maybe' }, 'LEASH_SIGNATURE_THREAD'],
     [{ LEASH_METRICS_PUBLIC: 'sometimes' }, 'LEASH_METRICS_PUBLIC'],
     [{ LEASH_METRICS_PORT: 'nine' }, 'LEASH_METRICS_PORT'],
+    [{ LEASH_TRUST_REQUEST_ID: 'perhaps' }, 'LEASH_TRUST_REQUEST_ID'],
+    [{ LEASH_AUDIT_MAX_DENIALS: '8' }, 'LEASH_AUDIT_MAX_DENIALS'],
+    [{ LEASH_AUDIT_MAX_DENIALS: 'lots' }, 'LEASH_AUDIT_MAX_DENIALS'],
   ])('%o is refused naming %s', (env, variable) => {
     const e = refused(env as Record<string, string>);
     expect(e.variable).toBe(variable);
