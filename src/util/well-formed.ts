@@ -27,7 +27,11 @@ export function isWellFormedDeep(value: unknown): boolean {
 // character itself, so an escape preceded by an even run of backslashes is always a lone one.
 const LONE_ESCAPE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g;
 
-/** JSON.stringify's text with each lone surrogate replaced by U+FFFD, as Node's UTF-8 encoder does. */
+/**
+ * JSON.stringify's text with each lone surrogate replaced by U+FFFD, as Node's UTF-8 encoder does.
+ * The character itself, not an escape: the stored text then matches JSON.stringify of the same
+ * value made well-formed (the bulk revoke's substring test relies on that).
+ */
 export function wellFormedJson(json: string): string {
-  return json.includes('\\ud') ? json.replace(LONE_ESCAPE, '$1\\ufffd') : json;
+  return json.includes('\\ud') ? json.replace(LONE_ESCAPE, '$1\ufffd') : json;
 }
