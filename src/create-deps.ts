@@ -143,6 +143,11 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       auditMaxLenPerShard: config.auditMaxEvents,
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
       onAuditEvent: logAudit,
+      // Such a record stops no other ending; it is reported here, once, for an operator to look at.
+      onUnreadable: (id) => {
+        log.error({ lease_id: id }, 'unreadable lease');
+        metrics.unreadableRecords.inc();
+      },
     });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });

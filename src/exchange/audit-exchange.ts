@@ -5,7 +5,12 @@ import type { Lease } from '../leases/lease.ts';
 import { readClaim } from '../policy/match.ts';
 import type { Allowed, Decision } from '../policy/types.ts';
 import type { VerifiedProof } from '../proofs/proof-verifier.ts';
+import { isProofError } from '../proofs/proof-error.ts';
 import type { ExchangeContext, ExchangeRequest } from './request.ts';
+
+/** `<code>: <description>`; a refused proof also names its fixed reason (`invalid_request: malformed_claims: ...`). */
+const deniedReason = (error: LeashError): string =>
+  isProofError(error) ? `${error.code}: ${error.reason}: ${error.description}` : `${error.code}: ${error.description}`;
 
 function asked(req: ExchangeRequest): Record<string, unknown> {
   return { kind: req.kind, scopes: req.scopes ?? null, audiences: req.audiences ?? null, ttl: req.ttl ?? null, task_id: req.taskId ?? null };
@@ -66,7 +71,7 @@ export async function auditDenied(
     subject: proof?.subject,
     proof_jti: proof?.jti ?? null,
     asked: asked(req),
-    reason: `${error.code}: ${error.description}`,
+    reason: deniedReason(error),
     trace: decision?.trace,
     client_addr: ctx.clientAddr,
   }));
@@ -84,7 +89,7 @@ export async function auditUnparsed(deps: Deps, ctx: ExchangeContext, error: Lea
     request_id: ctx.requestId,
     client_request_id: ctx.clientRequestId,
     proof_jti: null,
-    reason: `${error.code}: ${error.description}`,
+    reason: deniedReason(error),
     client_addr: ctx.clientAddr,
   }));
 }

@@ -1,5 +1,6 @@
 import type { Lease, LeaseKind, LeaseStatus } from './lease.ts';
 import { isLeaseId, shardOf, shardOfLeaseId } from './lease-id.ts';
+import { wellFormedJson } from '../util/well-formed.ts';
 
 /**
  * The stored form of a lease is a JSON array in this field order, not an object: field names would
@@ -29,7 +30,8 @@ export function encodeLease(l: Lease, issuedMs: number): string {
   ];
   let n = a.length;
   while (n > 0 && a[n - 1] === null) n--;
-  return JSON.stringify(n === a.length ? a : a.slice(0, n));
+  // Lua's cjson must be able to read every record (a lone surrogate would stall its shard).
+  return wellFormedJson(JSON.stringify(n === a.length ? a : a.slice(0, n)));
 }
 
 export interface StoredLease {
@@ -37,11 +39,39 @@ export interface StoredLease {
   issuedMs: number;
 }
 
-export function decodeLease(id: string, json: string): StoredLease {
-  const a = JSON.parse(json) as unknown[];
+const STATUSES: ReadonlySet<unknown> = new Set(['active', 'revoked', 'expired']);
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const optStr = (v: unknown): boolean => v == null || typeof v === 'string';
+const optNum = (v: unknown): boolean => v == null || isNum(v);
+// Lua's cjson writes an empty array as {}: that reads as empty too.
+const isList = (v: unknown): boolean =>
+  Array.isArray(v) ? v.every(isStr) : typeof v === 'object' && v !== null && Object.keys(v).length === 0;
+
+/**
+ * Whether a parsed record has the shape of a lease. At least as strict as the Lua scripts'
+ * wellShaped (redis-scripts.ts): a record the scripts cannot end must never read as active here.
+ */
+function wellShaped(a: unknown): a is unknown[] {
+  return (
+    Array.isArray(a) && (a[0] === 'jwt' || a[0] === 'x509') && STATUSES.has(a[1]) && isStr(a[2]) && isStr(a[3]) &&
+    isStr(a[4]) && isList(a[5]) && isList(a[6]) && optStr(a[7]) && optStr(a[8]) && isNum(a[9]) && isNum(a[10]) &&
+    isStr(a[11]) && optStr(a[12]) && optStr(a[13]) && optStr(a[14]) && optNum(a[15]) && optNum(a[16]) &&
+    optStr(a[17]) && optStr(a[18])
+  );
+}
+
+/** The lease a stored record holds, or null when the record is unreadable (not JSON, or not a lease). */
+export function decodeLease(id: string, json: string): StoredLease | null {
+  let a: unknown;
+  try {
+    a = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (!wellShaped(a)) return null;
   const str = (i: number): string => a[i] as string;
   const opt = <T>(i: number): T | null => (a[i] ?? null) as T | null;
-  // Lua's cjson writes an empty array as {}: read anything that is not an array as empty.
   const list = (i: number): string[] => (Array.isArray(a[i]) ? (a[i] as string[]) : []);
   const issuedMs = a[9] as number;
   const subject = str(4);

@@ -75,8 +75,9 @@ export async function listLeases(
       last = listMember(entry.ms, entry.id);
       if (raw == null) stale.push(entry);
       else {
-        const { lease } = decodeLease(entry.id, raw);
-        if (matchesFilter(lease, filter)) leases.push(lease);
+        // An unreadable record is left out (the scripts report it when they meet it).
+        const lease = decodeLease(entry.id, raw)?.lease;
+        if (lease && matchesFilter(lease, filter)) leases.push(lease);
       }
     }
     unexamined = i < chunk.length;

@@ -37,10 +37,52 @@ export async function runScript(redis: RedisClient, s: LuaScript, keys: string[]
 // schedule and index removal, retention, CRL entry and the audit event, in one atomic step.
 const PRELUDE = `${LUA_FIELDS}${LUA_KEYS}${LUA_INDEX}
 local NULL = cjson.null
-local function decodeLease(raw)
-  local t = cjson.decode(raw)
+local BS = string.char(92)
+-- Node's JSON.stringify writes a lone UTF-16 surrogate as a \\udxxx escape, which cjson refuses;
+-- read it as U+FFFD, as Node's UTF-8 encoder (and so every index digest) does. An even run of
+-- backslashes before the u is escaped backslashes, not an escape.
+local LONE = '(' .. BS .. '+)u[dD][89a-fA-F]%x%x'
+local function repairSurrogates(raw)
+  return (string.gsub(raw, LONE, function(bs)
+    if #bs % 2 == 0 then return nil end
+    return string.sub(bs, 2) .. BS .. 'ufffd'
+  end))
+end
+local function isStr(v) return type(v) == 'string' end
+local function isNum(v) return type(v) == 'number' and v == v and v > -math.huge and v < math.huge end
+local function isList(v)
+  if type(v) ~= 'table' then return false end
+  for _, x in pairs(v) do if type(x) ~= 'string' then return false end end
+  return true
+end
+local STATUSES = { active = true, revoked = true, expired = true }
+-- The shape every script relies on (and cjson.encode can write back). As strict as Node's
+-- decodeLease or looser, never stricter: Lua must read what Node may call active.
+local function wellShaped(t)
+  if type(t) ~= 'table' then return false end
   for i = 1, NFIELDS do if t[i] == nil then t[i] = NULL end end
-  return t
+  if not (STATUSES[t[F_STATUS]] and (t[F_KIND] == 'jwt' or t[F_KIND] == 'x509')) then return false end
+  for _, f in ipairs({ F_RULE, F_ISSUER, F_SUBJECT, F_PROOF_ISS }) do if not isStr(t[f]) then return false end end
+  for _, f in ipairs({ F_ISSUED_MS, F_EXPIRES_AT }) do if not isNum(t[f]) then return false end end
+  for _, f in ipairs({ F_TASK_ID, F_SERIAL, F_PROOF_SUB, F_PROOF_JTI, F_CLIENT_ADDR, F_REASON, F_REVOKED_BY }) do
+    if t[f] ~= NULL and not isStr(t[f]) then return false end
+  end
+  for _, f in ipairs({ F_REVOKED_AT, F_ENDED_AT }) do if t[f] ~= NULL and not isNum(t[f]) then return false end end
+  return isList(t[F_SCOPES]) and isList(t[F_AUDIENCES])
+end
+-- The lease as a table, or nil when the record cannot be read (see quarantine).
+local function decodeLease(raw)
+  local ok, t = pcall(cjson.decode, raw)
+  if not ok then ok, t = pcall(cjson.decode, repairSurrogates(raw)) end
+  if ok and wellShaped(t) then return t end
+  return nil
+end
+-- An unreadable record can never end normally: it leaves the schedules (so it can never stall its
+-- shard) and is kept for retention like an ended lease. True the first time, so Node reports it once.
+local function quarantine(base, id, now, retentionMs)
+  redis.call('ZREM', dueKey(base), id)
+  redis.call('ZREM', pendingKey(base), id)
+  return redis.call('ZADD', goneKey(base), 'NX', now + retentionMs, id) == 1
 end
 local function unlinkActive(base, id, t)
   ixRem(base, 'act', actName(t[F_RULE], t[F_SUBJECT]), id)
@@ -155,23 +197,29 @@ return overBudget(KEYS[1], tonumber(ARGV[1]), ARGV[2]) or -1
 `);
 
 /**
- * KEYS leases, pending; ARGV base, id, at s, reason, by, revoked ms. Returns the new JSON, or nil
- * when the lease is not active or its expires_at is not after `at` (the sweep ends it as expired).
+ * KEYS leases, pending; ARGV base, id, at s, reason, by, revoked ms, retention ms. Returns the new
+ * JSON, or nil when the lease is not active or its expires_at is not after `at` (the sweep ends it
+ * as expired), or 1 (0 when seen before) for an unreadable record, quarantined.
  */
 export const REVOKE = script(`
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
 local t = decodeLease(raw)
+if not t then return quarantine(ARGV[1], ARGV[2], tonumber(ARGV[6]), tonumber(ARGV[7])) and 1 or 0 end
 -- Past expires_at the lease is already dead (introspection says so): it ends as expired, not revoked.
 if t[F_STATUS] ~= 'active' or t[F_EXPIRES_AT] <= tonumber(ARGV[3]) then return false end
 return revokeLease(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6])
 `);
 
-/** KEYS leases; ARGV base, id, now ms, retention ms, audit maxlen. Returns an ending tuple or nil. */
+/**
+ * KEYS leases; ARGV base, id, now ms, retention ms, audit maxlen. Returns an ending tuple, nil, or
+ * 1 (0 when seen before) for an unreadable record, quarantined.
+ */
 export const FINALIZE = script(`
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 if not raw then return false end
 local t = decodeLease(raw)
+if not t then return quarantine(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])) and 1 or 0 end
 if t[F_STATUS] ~= 'revoked' or t[F_ENDED_AT] ~= NULL then return false end
 return finish(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
 `);
@@ -179,17 +227,20 @@ return finish(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 /**
  * KEYS due, pending, leases; ARGV base, now ms, limit, pending-before ms, retention ms, audit
  * maxlen. Ends due leases (expired, or revoked with effects pending), then revoked leases whose
- * effects job has been missing since before pending-before. Returns ending tuples.
+ * effects job has been missing since before pending-before. Returns { ending tuples, ids of
+ * unreadable records quarantined now }; both count against the limit.
  */
 export const SWEEP = script(`
 local base, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local retention, maxlen = tonumber(ARGV[5]), ARGV[6]
-local out = {}
+local out, bad = {}, {}
 local function endAll(ids, onlyRevoked)
   for _, id in ipairs(ids) do
     local raw = redis.call('HGET', KEYS[3], id)
     local t = raw and decodeLease(raw)
-    if not t or t[F_ENDED_AT] ~= NULL then
+    if raw and not t then
+      if quarantine(base, id, now, retention) then bad[#bad + 1] = id end
+    elseif not t or t[F_ENDED_AT] ~= NULL then
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', KEYS[2], id)
     elseif t[F_STATUS] == 'revoked' or not onlyRevoked then
@@ -200,21 +251,23 @@ local function endAll(ids, onlyRevoked)
   end
 end
 endAll(redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit), false)
-if #out < limit then
-  endAll(redis.call('ZRANGE', KEYS[2], '-inf', ARGV[4], 'BYSCORE', 'LIMIT', 0, limit - #out), true)
+if #out + #bad < limit then
+  endAll(redis.call('ZRANGE', KEYS[2], '-inf', ARGV[4], 'BYSCORE', 'LIMIT', 0, limit - #out - #bad), true)
 end
-return out
+return { out, bad }
 `);
 
 /**
  * KEYS the set to scan (due, or the act or tasks hash), pending, leases; ARGV base, cursor, count,
- * at s, reason, by, revoked ms, selector JSON, source ('due', 'act' or 'task'), index name, then
- * the JSON-encoded selector values: a plain substring test on the stored JSON skips decoding
- * leases that cannot match. Returns { next cursor, revoked ids... }.
+ * at s, reason, by, revoked ms, selector JSON, source ('due', 'act' or 'task'), index name,
+ * retention ms, then the JSON-encoded selector values: in a scan of `due`, a plain substring test
+ * on the stored JSON skips decoding leases that cannot match. Returns { next cursor, revoked ids, ids of unreadable
+ * records quarantined now }.
  */
 export const REVOKE_SCAN = script(`
 local base, source = ARGV[1], ARGV[9]
 local sel = cjson.decode(ARGV[8])
+local at, revokedMs, retention = tonumber(ARGV[4]), tonumber(ARGV[7]), tonumber(ARGV[11])
 local ids, nextCursor = {}, '0'
 if source == 'due' then
   local res = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
@@ -223,21 +276,29 @@ if source == 'due' then
 else
   ids, nextCursor = ixIds(base, source, ARGV[10], ARGV[2], ARGV[3])
 end
-local out, pending = { nextCursor }, {}
+local revoked, bad, pending = {}, {}, {}
 for _, id in ipairs(ids) do
   local raw = redis.call('HGET', KEYS[3], id)
   if raw then
+    -- The substring test only thins out a scan of every lease ('due'): an index's own leases are
+    -- few and all decoded, so an unreadable one there is found and dropped. A record holding a
+    -- lone surrogate escape reads with U+FFFD in its place, not in its raw text: decoded too.
     local hit = true
-    for j = 11, #ARGV do
-      if not string.find(raw, ARGV[j], 1, true) then hit = false break end
+    if source == 'due' and not string.find(raw, LONE) then
+      for j = 12, #ARGV do
+        if not string.find(raw, ARGV[j], 1, true) then hit = false break end
+      end
     end
     if hit then
       local t = decodeLease(raw)
-      if t[F_STATUS] == 'active' and t[F_EXPIRES_AT] > tonumber(ARGV[4]) and (sel.subject == nil or sel.subject == t[F_SUBJECT])
+      if not t then
+        if quarantine(base, id, revokedMs, retention) then bad[#bad + 1] = id end
+        if source ~= 'due' then ixRem(base, source, ARGV[10], id) end
+      elseif t[F_STATUS] == 'active' and t[F_EXPIRES_AT] > at and (sel.subject == nil or sel.subject == t[F_SUBJECT])
         and (sel.rule == nil or sel.rule == t[F_RULE]) and (sel.issuer == nil or sel.issuer == t[F_ISSUER] or sel.issuer == t[F_PROOF_ISS])
         and (sel.task_id == nil or sel.task_id == t[F_TASK_ID]) then
-        revokeLease(base, id, t, tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7], pending)
-        out[#out + 1] = id
+        revokeLease(base, id, t, at, ARGV[5], ARGV[6], revokedMs, pending)
+        revoked[#revoked + 1] = id
       end
     end
   elseif source ~= 'due' then
@@ -247,7 +308,7 @@ end
 for i = 1, #pending, 1000 do -- unpack stays well under Lua's C stack limit
   redis.call('ZADD', KEYS[2], unpack(pending, i, math.min(i + 999, #pending)))
 end
-return out
+return { nextCursor, revoked, bad }
 `);
 
 /** KEYS index hash; ARGV base, kind, name. The ids in an act or task set (read only). */

@@ -36,10 +36,18 @@ export interface RedisLeaseStoreOptions {
    * stream, so the process that ran the ending can also log it (once). Must not throw.
    */
   onAuditEvent?: (event: AuditEvent) => void;
+  /**
+   * Called once with the id of each record a script could not read (not JSON, or not a lease), as
+   * it takes the record out of the schedules so it stops no other ending. Must not throw.
+   */
+  onUnreadable?: (id: string) => void;
 }
 
 type Tuple = [id: string, json: string, eventJson: string, streamId: string];
 type Budget = NonNullable<CreateOptions['budget']>;
+
+/** Selector values, reasons and actors reach Lua well-formed (a lone surrogate reads as U+FFFD there). */
+const wf = (s: string): string => s.toWellFormed();
 
 /** The production lease store: one EVALSHA per write, each touching one hash slot. */
 export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore {
@@ -62,7 +70,17 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     }
   };
 
-  const toEnding = (shard: number, nowMs: number, [id, json, eventJson, streamId]: Tuple): Ending => {
+  const unreadable = (ids: string[]): void => {
+    for (const id of ids) {
+      try {
+        opts.onUnreadable?.(id);
+      } catch {
+        // Reporting must never fail the endings of the others.
+      }
+    }
+  };
+
+  const toEnding = (shard: number, nowMs: number, [id, json, eventJson, streamId]: Tuple): Ending | null => {
     if (opts.onAuditEvent) {
       try {
         opts.onAuditEvent(Object.assign(JSON.parse(eventJson) as AuditEvent, { id: auditEventId(streamId, shard) }));
@@ -70,7 +88,9 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         // Logging must never undo or fail an ending that already happened.
       }
     }
-    return { lease: decodeLease(id, json).lease, ended_at_ms: nowMs };
+    // Lua wrote this JSON from a lease it had read, so it reads back.
+    const stored = decodeLease(id, json);
+    return stored && { lease: stored.lease, ended_at_ms: nowMs };
   };
 
   /** Revokes the matching active leases found in one set: a shard's `due`, or an act or task set. */
@@ -82,30 +102,34 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   ): Promise<string[]> {
     const scanKey = source.kind === 'due' ? keys.due(shard) : keys.index(shard, source.kind);
     const name = source.kind === 'due' ? '' : source.name;
-    const sel = Object.fromEntries(Object.entries(selector).filter(([, v]) => v !== undefined));
+    const sel = Object.fromEntries(Object.entries(selector).flatMap(([k, v]) => (v === undefined ? [] : [[k, wf(v)]])));
     const needles = Object.values(sel).map((v) => JSON.stringify(v));
     const ids: string[] = [];
     let cursor = '0';
     do {
       const res = (await io('revokeWhere', () =>
         runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
-          keys.base(shard), cursor, SCAN_COUNT, input.at, input.reason, input.by, Math.round(input.at * 1000),
-          JSON.stringify(sel), source.kind, name, ...needles,
+          keys.base(shard), cursor, SCAN_COUNT, input.at, wf(input.reason), wf(input.by), Math.round(input.at * 1000),
+          JSON.stringify(sel), source.kind, name, retentionMs, ...needles,
         ]),
-      )) as string[];
-      cursor = res[0] ?? '0';
-      ids.push(...res.slice(1));
+      )) as [string, string[], string[]];
+      cursor = res[0];
+      ids.push(...res[1]);
+      unreadable(res[2]);
     } while (cursor !== '0');
     return ids;
   }
 
-  async function sweepShard(shard: number, nowMs: number, limit: number, pendingGraceMs: number): Promise<Ending[]> {
-    const tuples = (await io('sweep', () =>
+  /** The shard's endings, and how many entries the call used up (endings and unreadable records). */
+  async function sweepShard(shard: number, nowMs: number, limit: number, pendingGraceMs: number): Promise<{ endings: Ending[]; used: number }> {
+    const [tuples, bad] = (await io('sweep', () =>
       runScript(redis, SWEEP, [keys.due(shard), keys.pending(shard), keys.leases(shard)], [
         keys.base(shard), nowMs, limit, nowMs - pendingGraceMs, retentionMs, maxlen,
       ]),
-    )) as Tuple[];
-    return tuples.map((t) => toEnding(shard, nowMs, t));
+    )) as [Tuple[], string[]];
+    unreadable(bad);
+    const endings = tuples.map((t) => toEnding(shard, nowMs, t)).filter((e): e is Ending => e !== null);
+    return { endings, used: tuples.length + bad.length };
   }
 
   // In Cluster the replay record and the budget counter live in other slots than the lease, so
@@ -160,18 +184,20 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     async get(id: string): Promise<Lease | null> {
       if (!isLeaseId(id)) return null;
       const raw = await io('get', () => redis.hget(keys.leases(shardOfLeaseId(id)), id));
-      return raw === null ? null : decodeLease(id, raw).lease;
+      // An unreadable record is no lease: unknown to readers, inactive to introspection.
+      return raw === null ? null : (decodeLease(id, raw)?.lease ?? null);
     },
 
     async revoke(id: string, input: RevokeInput): Promise<Lease | null> {
       if (!isLeaseId(id)) return null;
       const shard = shardOfLeaseId(id);
-      const json = await io('revoke', () =>
+      const res = await io('revoke', () =>
         runScript(redis, REVOKE, [keys.leases(shard), keys.pending(shard)], [
-          keys.base(shard), id, input.at, input.reason, input.by, Math.round(input.at * 1000),
+          keys.base(shard), id, input.at, wf(input.reason), wf(input.by), Math.round(input.at * 1000), retentionMs,
         ]),
       );
-      return typeof json === 'string' ? decodeLease(id, json).lease : null;
+      if (res === 1) unreadable([id]);
+      return typeof res === 'string' ? (decodeLease(id, res)?.lease ?? null) : null;
     },
 
     async revokeWhere(selector: LeaseSelector, input: RevokeInput): Promise<string[]> {
@@ -218,6 +244,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const tuple = await io('finalize', () =>
         runScript(redis, FINALIZE, [keys.leases(shard)], [keys.base(shard), id, nowMs, retentionMs, maxlen]),
       );
+      if (tuple === 1) unreadable([id]);
       return Array.isArray(tuple) ? toEnding(shard, nowMs, tuple as Tuple) : null;
     },
 
@@ -232,10 +259,10 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         const shares = open.map((s, i) => [s, each + (i < extra ? 1 : 0)] as const);
         const tried = shares.filter(([, n]) => n > 0);
         const results = await Promise.all(tried.map(([s, n]) => sweepShard(s, nowMs, n, sweepOpts.pendingGraceMs)));
-        results.forEach((r) => out.push(...r));
-        budget -= results.reduce((n, r) => n + r.length, 0);
+        results.forEach((r) => out.push(...r.endings));
+        budget -= results.reduce((n, r) => n + r.used, 0);
         // Still open: shards not tried this round, and those that used their whole share.
-        const full = new Set(tried.filter(([, n], i) => results[i]!.length >= n).map(([s]) => s));
+        const full = new Set(tried.filter(([, n], i) => results[i]!.used >= n).map(([s]) => s));
         open = shares.filter(([s, n]) => n === 0 || full.has(s)).map(([s]) => s);
       }
       return out;

@@ -38,6 +38,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers: [registry],
     }),
+    unreadableRecords: new Counter({
+      name: 'leash_unreadable_records_total',
+      help: 'Lease records a Redis script could not read (not JSON, or not a lease), taken out of the schedules',
+      registers: [registry],
+    }),
     queueDepth: new Gauge({ name: 'leash_queue_depth', help: 'Jobs waiting in the revocation queue', registers: [registry] }),
     jwksFetches: new Counter({
       name: 'leash_jwks_fetches_total',

@@ -3,6 +3,8 @@ import { LeashError } from '../errors.ts';
 /** Fixed reason codes for refused proofs: stable for tests, metrics and audit, never shown as prose. */
 export type ProofFailure =
   | 'malformed'
+  /** A string (value or key) in the header or claims is not well-formed Unicode (a lone surrogate). */
+  | 'malformed_claims'
   | 'too_large'
   | 'untrusted_issuer'
   | 'alg_not_allowed'

@@ -54,12 +54,33 @@ describe('lease codec', () => {
     const json = encodeLease(lease, lease.issued_at * 1000);
     expect(json.endsWith('"203.0.113.7"]')).toBe(true);
     expect(json.split(lease.subject)).toHaveLength(2);
-    expect(decodeLease(lease.id, json).lease).toEqual(lease);
+    expect(decodeLease(lease.id, json)?.lease).toEqual(lease);
   });
 
   it("reads Lua's {} for an empty array", () => {
     const lease = makeLease({ scopes: [] });
     const json = encodeLease(lease, lease.issued_at * 1000).replace('[]', '{}');
-    expect(decodeLease(lease.id, json).lease.scopes).toEqual([]);
+    expect(decodeLease(lease.id, json)?.lease.scopes).toEqual([]);
+  });
+
+  it('writes a lone surrogate as U+FFFD, the character Lua and the index digests read there', () => {
+    const lease = makeLease({ subject: 'poison:x\ud800', proof_jti: 'a\\ud800\udfff', reason: 'pair \ud83d\ude00 ok' });
+    const json = encodeLease(lease, lease.issued_at * 1000);
+    for (const v of JSON.parse(json) as unknown[]) if (typeof v === 'string') expect(v.isWellFormed()).toBe(true);
+    expect(decodeLease(lease.id, json)?.lease).toEqual({
+      ...lease, subject: 'poison:x\ufffd', proof_sub: 'poison:x\ufffd', proof_jti: 'a\\ud800\ufffd',
+    });
+  });
+
+  it('reads a record that is not JSON, or not a lease, as unreadable (null)', () => {
+    const good = JSON.parse(encodeLease(makeLease(), 1_700_000_000_000)) as unknown[];
+    const variants: unknown[][] = [
+      [], ['jwt'], good.map((v, i) => (i === 1 ? 'paused' : v)), good.map((v, i) => (i === 4 ? 7 : v)),
+      good.map((v, i) => (i === 5 ? [1] : v)), good.map((v, i) => (i === 5 ? { a: 'b' } : v)), good.map((v, i) => (i === 10 ? '9' : v)),
+    ];
+    for (const text of ['', 'not json {', '"x"', '{}', 'null', '[1e999]', ...variants.map((v) => JSON.stringify(v))]) {
+      expect(decodeLease(makeLease().id, text)).toBeNull();
+    }
+    expect(decodeLease(makeLease().id, JSON.stringify(good))).not.toBeNull();
   });
 });

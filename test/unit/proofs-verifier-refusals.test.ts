@@ -121,6 +121,14 @@ describe('ProofVerifier refuses', () => {
     await refused(verifier.verify(await fi.mint(base, { times: { exp: '2099' as unknown as number } })), 'malformed');
   });
 
+  it('a string that is not well-formed Unicode, at any depth, as a value or a key, in claims or header', async () => {
+    await refused(verifier.verify(await fi.mint({ ...base, sub: 'poison:x\ud800' })), 'malformed_claims');
+    await refused(verifier.verify(await fi.mint({ ...base, a: [{ b: { c: ['\udfff'] } }] })), 'malformed_claims');
+    await refused(verifier.verify(await fi.mint({ ...base, ['\udbff']: 1 })), 'malformed_claims');
+    await refused(verifier.verify(await fi.mint(base, { header: { x: '\ud83d' } })), 'malformed_claims');
+    await verifier.verify(await fi.mint({ ...base, jti: `pair-${now()}`, name: '\ud83d\ude00 \\ud800' }));
+  });
+
   it('a crit header', async () => {
     const token = await fi.mint(base, { header: { crit: ['exp'], exp: 1 } });
     await refused(verifier.verify(token), 'crit');
