@@ -26,6 +26,7 @@ interface RevokeFlags {
   rule?: string;
   issuer?: string;
   reason?: string;
+  includeSelf?: boolean;
   yes?: boolean;
 }
 
@@ -64,6 +65,7 @@ export function registerLeases(program: Command): void {
     .option('--rule <name>', 'every active lease granted by this rule')
     .option('--issuer <name>', 'every active lease of this policy issuer')
     .option('--reason <text>', 'why (recorded on the lease and in the audit log)')
+    .option('--include-self', 'also revoke the lease of the token making the call (kept by default)')
     .option('-y, --yes', 'do not ask for confirmation (needed without a terminal)')
     .addHelpText('after', '\nSelectors combine (all must hold). Example: leash leases revoke --subject repo:acme/app:ref:refs/heads/main --reason "leaked" --yes')
     .action(async (id: string | undefined, flags: RevokeFlags, cmd: Command) => revoke(id, flags, cmd));
@@ -150,9 +152,13 @@ async function revoke(id: string | undefined, flags: RevokeFlags, cmd: Command):
     const count = isInteractive() ? await countActive(client, selector) : undefined;
     await confirmOrRefuse(`Revoke ${count ?? 'every'} active lease${count === undefined || count === '1' ? '' : 's'} with ${clean(what)}?`, false);
   }
-  const res = await client.request<{ revoked: number }>('POST', '/v1/leases/revoke', { json: { ...selector, ...reason } });
+  const includeSelf = flags.includeSelf ? { include_self: true } : {};
+  const res = await client.request<{ revoked: number; kept_self?: true }>('POST', '/v1/leases/revoke', { json: { ...selector, ...reason, ...includeSelf } });
   if (json) printJson(res);
-  else printLine(`revoked ${res.revoked} lease${res.revoked === 1 ? '' : 's'} with ${clean(what)}`);
+  else {
+    printLine(`revoked ${res.revoked} lease${res.revoked === 1 ? '' : 's'} with ${clean(what)}`);
+    if (res.kept_self) printLine('kept the lease of the token making this call (it matched); add --include-self to revoke it too');
+  }
 }
 
 /** The lease, or undefined when this token may revoke but not read (the revoke call still decides). */

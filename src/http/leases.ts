@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { auditRequest } from './audit-request.ts';
 import { z } from 'zod';
 import { LeashError } from '../errors.ts';
+import { matchesFilter } from '../leases/list-cursor.ts';
 import type { LeaseSelector } from '../leases/store.ts';
 import { revokeBySelector, revokeLeases } from '../revocation/revoke-leases.ts';
 import { requireScope } from './authenticate.ts';
@@ -25,6 +26,8 @@ export const BulkRevokeBody = z
     rule: text.optional(),
     issuer: text.optional(),
     reason: z.string().min(1).max(512).optional(),
+    /** The caller's own lease is kept unless this is true: a kill switch never locks its operator out. */
+    include_self: z.boolean().optional(),
   })
   .refine((b) => b.subject || b.task_id || b.rule || b.issuer, { message: 'name at least one of subject, task_id, rule, issuer' });
 
@@ -48,12 +51,16 @@ export function leaseRoutes(): Hono {
   app.post('/v1/leases/revoke', requireScope('leash:leases:revoke'), async (c) => {
     const deps = c.get('deps');
     const body = validate(BulkRevokeBody, await readJson(c), 'body');
-    const { reason, ...selector } = body;
-    const actor = c.get('caller').claims.sub;
+    const { reason, include_self: includeSelf, ...selector } = body;
+    const caller = c.get('caller');
+    const actor = caller.claims.sub;
     const why = reason ?? 'bulk revocation by operator';
-    const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: why, by: actor, path: 'bulk', requestId: c.get('requestId') });
-    await auditRequest(c, { type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: why, count: ids.length });
-    return c.json({ revoked: ids.length });
+    const keep = includeSelf ? undefined : caller.lease.id;
+    const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: why, by: actor, path: 'bulk', requestId: c.get('requestId') }, keep ? { keep } : {});
+    // The caller's lease is live (it authenticated this call), so it was kept exactly when it matched.
+    const keptSelf = keep !== undefined && matchesFilter(caller.lease, selector);
+    await auditRequest(c, { type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: why, count: ids.length, ...(keptSelf ? { kept_self: true } : {}) });
+    return c.json(keptSelf ? { revoked: ids.length, kept_self: true } : { revoked: ids.length });
   });
 
   app.post('/v1/leases/:id/revoke', requireScope('leash:leases:revoke'), async (c) => {

@@ -39,7 +39,11 @@ const AuditPage = z.object({ events: z.array(AuditEvent), next_cursor: text.null
 const Introspection = z.looseObject({ active: z.boolean(), scope: text.optional(), client_id: text.optional(), sub: text.optional(), aud: z.union([text, z.array(text)]).optional(), exp: epoch.optional(), iat: epoch.optional(), jti: text.optional(), token_type: text.optional(), lease_id: text.optional(), task_id: text.optional() });
 const TokenForm = z.object({ token: text.min(1), token_type_hint: text.optional().describe('accepted and ignored') });
 const TaskCompletion = z.object({ task_id: text, revoked: z.number().int(), lease_ids: z.array(text) });
-const BulkRevokeResult = z.object({ revoked: z.number().int() });
+const BulkRevokeResult = z.object({
+  revoked: z.number().int(),
+  /** Present (true) when the caller's own lease matched and was kept (no include_self). */
+  kept_self: z.literal(true).optional(),
+});
 const Jwks = z.object({ keys: z.array(z.looseObject({ kty: text, kid: text, alg: text.optional(), use: text.optional() })) });
 const ServerMetadata = z.looseObject({ issuer: text, token_endpoint: text, introspection_endpoint: text, revocation_endpoint: text, jwks_uri: text, grant_types_supported: z.array(text) });
 const Health = z.object({ status: text });
@@ -105,7 +109,7 @@ function describePaths(schemas: Record<string, Json>): Record<string, Record<str
     '/v1/leases': { get: { tags: ['operator'], operationId: 'listLeases', summary: 'List leases, newest first, with filters and cursor pagination', security: operatorSecurity('leash:leases:read'), parameters: toQueryParameters(schemas, 'LeaseListQuery', { issuer: 'policy issuer name', cursor: 'next_cursor of the previous page' }), responses: { '200': ok('a page of leases', 'LeasePage'), ...describeErrors('api', 400, 401, 403) } } },
     '/v1/leases/{id}': { get: { tags: ['operator'], operationId: 'getLease', summary: 'Read one lease', security: operatorSecurity('leash:leases:read'), parameters: [leaseId], responses: { '200': ok('the lease', 'Lease'), ...describeErrors('api', 401, 403, 404) } } },
     '/v1/leases/{id}/revoke': { post: { tags: ['operator'], operationId: 'revokeLease', summary: 'Revoke one lease, with a reason', security: operatorSecurity('leash:leases:revoke'), parameters: [leaseId], requestBody: jsonBody('RevokeOneBody', false), responses: { '200': ok('the lease after revocation', 'Lease'), ...describeErrors('api', 400, 401, 403, 404, 415) } } },
-    '/v1/leases/revoke': { post: { tags: ['operator'], operationId: 'bulkRevokeLeases', summary: 'Bulk revoke by selector (subject, task_id, rule, issuer: at least one)', security: operatorSecurity('leash:leases:revoke'), requestBody: jsonBody('BulkRevokeBody', true), responses: { '200': ok('how many were revoked', 'BulkRevokeResult'), ...describeErrors('api', 400, 401, 403, 415) } } },
+    '/v1/leases/revoke': { post: { tags: ['operator'], operationId: 'bulkRevokeLeases', summary: 'Bulk revoke by selector (subject, task_id, rule, issuer: at least one); the caller\'s own lease is kept unless include_self is true', security: operatorSecurity('leash:leases:revoke'), requestBody: jsonBody('BulkRevokeBody', true), responses: { '200': ok('how many were revoked', 'BulkRevokeResult'), ...describeErrors('api', 400, 401, 403, 415) } } },
     '/v1/audit': { get: { tags: ['operator'], operationId: 'listAudit', summary: 'Audit events, newest first', security: operatorSecurity('leash:audit:read'), parameters: toQueryParameters(schemas, 'AuditQuery', { since: 'epoch seconds, epoch milliseconds (from 1e11 on) or an ISO 8601 time', type: 'e.g. exchange.denied, lease.revoked' }), responses: { '200': ok('a page of events', 'AuditPage'), ...describeErrors('api', 400, 401, 403) } } },
     '/.well-known/jwks.json': { get: { tags: ['discovery'], operationId: 'getJwks', summary: 'Public keys of every signing key in keys/jwt/ (leash keys prune removes retired ones)', security: [], responses: { '200': ok('JWK Set', 'Jwks') } } },
     '/.well-known/oauth-authorization-server': { get: { tags: ['discovery'], operationId: 'getServerMetadata', summary: 'RFC 8414 authorization server metadata', security: [], responses: { '200': ok('metadata', 'ServerMetadata') } } },

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
 import { createMemoryAuditLog } from '../audit/memory-audit-log.ts';
-import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
 import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './store.ts';
 import { MemoryReplayGuard } from '../proofs/memory-replay-guard.ts';
 import { createFixedWindows } from '../util/fixed-windows.ts';
@@ -126,12 +126,12 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
       return copy(e.lease);
     },
 
-    async revokeWhere(selector: LeaseSelector, input: RevokeInput): Promise<string[]> {
+    async revokeWhere(selector: LeaseSelector, input: RevokeInput, opts: RevokeWhereOptions = {}): Promise<string[]> {
       const { subject, rule, issuer, task_id } = selector;
       if (subject === undefined && rule === undefined && issuer === undefined && task_id === undefined) {
         throw new TypeError('revokeWhere(): the selector needs at least one of subject, rule, issuer, task_id');
       }
-      const hits = activeOf((l) => l.expires_at > input.at && matchesFilter(l, { subject, rule, issuer, task_id }));
+      const hits = activeOf((l) => l.id !== opts.keep && l.expires_at > input.at && matchesFilter(l, { subject, rule, issuer, task_id }));
       for (const l of hits) flip(l, input);
       return hits.map((l) => l.id);
     },

@@ -296,7 +296,7 @@ for _, id in ipairs(ids) do
         if source ~= 'due' then ixRem(base, source, ARGV[10], id) end
       elseif t[F_STATUS] == 'active' and t[F_EXPIRES_AT] > at and (sel.subject == nil or sel.subject == t[F_SUBJECT])
         and (sel.rule == nil or sel.rule == t[F_RULE]) and (sel.issuer == nil or sel.issuer == t[F_ISSUER] or sel.issuer == t[F_PROOF_ISS])
-        and (sel.task_id == nil or sel.task_id == t[F_TASK_ID]) then
+        and (sel.task_id == nil or sel.task_id == t[F_TASK_ID]) and id ~= sel.keep then
         revokeLease(base, id, t, at, ARGV[5], ARGV[6], revokedMs, pending)
         revoked[#revoked + 1] = id
       end

@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../audit/events.ts';
 import { auditEventJson } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
-import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
 import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
@@ -99,6 +99,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     source: { kind: 'due' } | { kind: 'act' | 'task'; name: string },
     selector: LeaseSelector,
     input: RevokeInput,
+    keep: string | undefined,
   ): Promise<string[]> {
     const scanKey = source.kind === 'due' ? keys.due(shard) : keys.index(shard, source.kind);
     const name = source.kind === 'due' ? '' : source.name;
@@ -110,7 +111,8 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const res = (await io('revokeWhere', () =>
         runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
           keys.base(shard), cursor, SCAN_COUNT, input.at, wf(input.reason), wf(input.by), Math.round(input.at * 1000),
-          JSON.stringify(sel), source.kind, name, retentionMs, ...needles,
+          // `keep` is a lease id, the record's key and not in its JSON: never a needle.
+          JSON.stringify(keep === undefined ? sel : { ...sel, keep }), source.kind, name, retentionMs, ...needles,
         ]),
       )) as [string, string[], string[]];
       cursor = res[0];
@@ -200,7 +202,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       return typeof res === 'string' ? (decodeLease(id, res)?.lease ?? null) : null;
     },
 
-    async revokeWhere(selector: LeaseSelector, input: RevokeInput): Promise<string[]> {
+    async revokeWhere(selector: LeaseSelector, input: RevokeInput, opts: RevokeWhereOptions = {}): Promise<string[]> {
       const { subject, rule, issuer, task_id } = selector;
       if (subject === undefined && rule === undefined && issuer === undefined && task_id === undefined) {
         throw new TypeError('revokeWhere(): the selector needs at least one of subject, rule, issuer, task_id');
@@ -209,11 +211,11 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       let found: string[][];
       if (task_id !== undefined) {
         const name = taskName(task_id);
-        found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'task', name }, sel, input)));
+        found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'task', name }, sel, input, opts.keep)));
       } else if (rule !== undefined && subject !== undefined) {
-        found = [await revokeScan(shardOf(rule, subject), { kind: 'act', name: actName(rule, subject) }, sel, input)];
+        found = [await revokeScan(shardOf(rule, subject), { kind: 'act', name: actName(rule, subject) }, sel, input, opts.keep)];
       } else {
-        found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'due' }, sel, input)));
+        found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'due' }, sel, input, opts.keep)));
       }
       return [...new Set(found.flat())];
     },

@@ -11,6 +11,11 @@ export interface LeaseFilter {
 
 export type LeaseSelector = Omit<LeaseFilter, 'status'>;
 
+export interface RevokeWhereOptions {
+  /** A lease the selection leaves alone even when it matches (the operator's own, by default). */
+  keep?: string;
+}
+
 export interface LeasePage {
   leases: Lease[];
   next_cursor: string | null;
@@ -56,7 +61,7 @@ export interface LeaseStore {
    */
   revoke(id: string, input: RevokeInput): Promise<Lease | null>;
   /** Flips every live lease (as in revoke()) matching the selector (at least one key) to revoked; returns their ids. */
-  revokeWhere(selector: LeaseSelector, input: RevokeInput): Promise<string[]>;
+  revokeWhere(selector: LeaseSelector, input: RevokeInput, opts?: RevokeWhereOptions): Promise<string[]>;
   /** Ids of the active leases of a task (for task completion). */
   activeIdsOfTask(taskId: string): Promise<string[]>;
   /** Newest first; the cursor is stable under concurrent inserts and deletes. */

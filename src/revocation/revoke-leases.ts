@@ -1,6 +1,6 @@
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
-import type { LeaseSelector, RevokeInput } from '../leases/store.ts';
+import type { LeaseSelector, RevokeInput, RevokeWhereOptions } from '../leases/store.ts';
 
 /** `internal`: Leash ended a lease itself (e.g. its credential could not be minted). */
 export type RevocationPath = 'holder' | 'task' | 'operator' | 'bulk' | 'internal';
@@ -25,8 +25,8 @@ export async function revokeLeases(deps: Deps, ids: string[], by: RevokeBy): Pro
   return revoked;
 }
 
-export async function revokeBySelector(deps: Deps, selector: LeaseSelector, by: RevokeBy): Promise<string[]> {
-  const ids = await deps.store.revokeWhere(selector, revokeInput(deps, by));
+export async function revokeBySelector(deps: Deps, selector: LeaseSelector, by: RevokeBy, opts: RevokeWhereOptions = {}): Promise<string[]> {
+  const ids = await deps.store.revokeWhere(selector, revokeInput(deps, by), opts);
   await queueEffects(deps, ids, by.path);
   return ids;
 }

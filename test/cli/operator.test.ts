@@ -148,3 +148,26 @@ describe('leash audit tail', { timeout: 120_000 }, () => {
     }
   });
 });
+
+// Last in this file: it revokes every lease of the GitHub issuer, the shared operator's included.
+describe('leash leases revoke --issuer (the kill switch)', { timeout: 120_000 }, () => {
+  it("keeps the calling operator's own lease, says so, and --include-self revokes it too", async () => {
+    const proof = await issuers.github.mint({ ...fixtureClaims('github-actions', 'push-main'), iss: issuers.github.url, aud: AUD, sub: OPERATOR, jti: 'operator-kill-switch' });
+    const res = await exchangeProof(broker.url, proof, { audience: broker.config.issuer });
+    expect(res.status).toBe(200);
+    const mine = { LEASH_URL: broker.url, LEASH_TOKEN: res.body.access_token };
+    const victim = await workloadLease();
+
+    const r = await runCli(['leases', 'revoke', '--issuer', 'github', '--reason', 'incident 9', '--yes'], { env: mine });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('kept the lease of the token making this call');
+    expect(await broker.deps.store.get(victim.id)).toMatchObject({ status: 'revoked' });
+    expect(await broker.deps.store.get(res.body.lease_id)).toMatchObject({ status: 'active' });
+    // The operator is not locked out: the next call works.
+    expect((await runCli(['leases', 'ls', '--limit', '1'], { env: mine })).code).toBe(0);
+
+    const all = await runCli(['leases', 'revoke', '--issuer', 'github', '--include-self', '--yes', '--json'], { env: mine });
+    expect(JSON.parse(all.stdout)).toEqual({ revoked: 1 });
+    expect(await broker.deps.store.get(res.body.lease_id)).toMatchObject({ status: 'revoked' });
+  });
+});

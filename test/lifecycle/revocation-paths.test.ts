@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { TestBroker } from '../helpers/broker.ts';
 import {
-  api, auditOf, endingEvents, holderRevoke, introspect, issue, sleep, waitEnded, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
+  api, auditOf, endingEvents, holderRevoke, introspect, issue, operatorToken, sleep, waitEnded, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /**
@@ -154,3 +154,33 @@ describe('bulk revocation (POST /v1/leases/revoke)', () => {
     expect((await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { subject: 'nobody' })).body).toEqual({ revoked: 0 });
   });
 });
+
+describe('the kill switch never locks its operator out', () => {
+  it("keeps the caller's own lease unless include_self, and says so in the answer and the audit event", async () => {
+    const who = 'bob';
+    const sub = `repo:octo-org/ops:${who}`;
+    const mine = await operatorToken(broker.url, issuers, broker.config.issuer, { who });
+    const twin = await operatorToken(broker.url, issuers, broker.config.issuer, { who });
+    const res = await api(broker.url, 'POST', '/v1/leases/revoke', mine.token, { subject: sub, reason: 'rotate ops' });
+    expect(res.body).toEqual({ revoked: 1, kept_self: true });
+    expect(await isActive(twin)).toBe(false);
+    expect(await isActive(mine)).toBe(true);
+    expect((await api(broker.url, 'GET', '/v1/leases?limit=1', mine.token)).status).toBe(200);
+    const events = (await api(broker.url, 'GET', '/v1/audit?type=operator.bulk_revoke&limit=50', op.token)).body.events;
+    expect(events.find((e: { reason: string }) => e.reason === 'rotate ops')).toMatchObject({ actor: sub, count: 1, kept_self: true });
+
+    // A selection that does not hold the caller's lease says nothing about it.
+    expect((await api(broker.url, 'POST', '/v1/leases/revoke', mine.token, { subject: 'nobody' })).body).toEqual({ revoked: 0 });
+
+    const all = await api(broker.url, 'POST', '/v1/leases/revoke', mine.token, { subject: sub, include_self: true });
+    expect(all.body).toEqual({ revoked: 1 });
+    expect(await isActive(mine)).toBe(false);
+    expect((await api(broker.url, 'GET', '/v1/leases?limit=1', mine.token)).status).toBe(401);
+  });
+
+  it('include_self must be a boolean', async () => {
+    const res = await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { subject: 'nobody', include_self: 'yes' });
+    expect([res.status, res.body.error]).toEqual([400, 'bad_request']);
+  });
+});
+
