@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Examples import the package's own `leash/verify`: tests run them against the source, not dist/.
+  resolve: { alias: { 'leash/verify': new URL('./src/verify/index.ts', import.meta.url).pathname } },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
