@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import type { Deps } from './deps.ts';
 import { isLoggedWithRequest, type AuditEvent, type AuditLog } from './audit/events.ts';
@@ -22,6 +21,7 @@ import type { Policy } from './policy/types.ts';
 import { ProofVerifier } from './proofs/proof-verifier.ts';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './http/rate-limiter.ts';
 import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
+import { connectRedis, describeRedis } from './redis/connect.ts';
 import { createMemoryRevocationQueue } from './revocation/memory-queue.ts';
 
 export interface CreateDepsOptions {
@@ -69,23 +69,6 @@ async function loadCa(config: Config, policy: Policy, log: Logger): Promise<Cert
   return loadCertificateAuthority(config.keysDir, { crlUrl: `${config.issuer}/crl` });
 }
 
-/** ioredis tuned to fail fast when Redis is away, so requests answer 503 instead of hanging. */
-export function connectRedis(url: string, opts: { forBullmq?: boolean } = {}): Redis {
-  return new Redis(url, {
-    maxRetriesPerRequest: opts.forBullmq ? null : 1,
-    enableOfflineQueue: opts.forBullmq ? true : false,
-    connectTimeout: 2_000,
-    commandTimeout: opts.forBullmq ? undefined : 2_000,
-    retryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
-    lazyConnect: false,
-    // No auto-pipelining: ioredis keeps one auto-pipeline in flight per connection, so under load
-    // every exchange's write waited for the previous batch's whole round trip (a probe of the
-    // idle event loop found 35 of 64 requests queued so). Plain commands are written at once and
-    // are in flight together; it costs a socket write each. Measured in alternating bench runs.
-    enableAutoPipelining: false,
-  });
-}
-
 /** The audit cap is given for the whole log; Redis keeps one stream per lease shard. */
 const auditMaxLenPerShard = (config: Config): number => Math.ceil(config.auditMaxEvents / SHARD_COUNT);
 
@@ -124,7 +107,8 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
 
   if (config.redisUrl) {
     const redis = connectRedis(config.redisUrl);
-    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+    const where = describeRedis(config.redisUrl);
+    redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
     audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxLenPerShard: auditMaxLenPerShard(config) }), logAudit);
     store = createRedisLeaseStore({
       redis,
@@ -136,7 +120,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp, config.rateLimitPerSubject);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });
-    bull.on('error', (err) => log.warn({ err: err.message }, 'redis connection error (revocation queue)'));
+    bull.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error (revocation queue)'));
     revocations = createBullmqRevocationQueue(bull, config.redisPrefix);
     closeBackends = async () => {
       await revocations.close();

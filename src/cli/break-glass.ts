@@ -88,16 +88,16 @@ async function breakGlass(flags: BreakGlassFlags, cmd: Command): Promise<void> {
 
 /** The broker's Redis lease store and audit log; loaded lazily so other commands need neither. */
 async function openRedis(url: string, prefix: string): Promise<{ store: LeaseStore; audit: AuditLog; close(): Promise<void> }> {
-  const { Redis } = await import('ioredis');
-  // Fail fast, like the broker: a break-glass that hangs on a dead Redis helps nobody.
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    connectTimeout: 3_000,
-    commandTimeout: 3_000,
-    retryStrategy: () => null,
-  });
+  const { connectRedis } = await import('../redis/connect.ts');
+  const { RedisUrlError } = await import('../redis/redis-url.ts');
+  let redis: Awaited<ReturnType<typeof connectRedis>>;
+  try {
+    // Fail fast, like the broker: a break-glass that hangs on a dead Redis helps nobody.
+    redis = connectRedis(url, { once: { timeoutMs: 3_000 } });
+  } catch (err) {
+    if (err instanceof RedisUrlError) throw usageError(`--redis-url (or REDIS_URL): ${err.message}`);
+    throw err;
+  }
   redis.on('error', () => undefined);
   try {
     await redis.connect();
