@@ -22,6 +22,7 @@ import { ProofVerifier } from './proofs/proof-verifier.ts';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './http/rate-limiter.ts';
 import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
 import { connectRedis, describeRedis } from './redis/connect.ts';
+import { checkEvictionAtStart, deploymentReadiness } from './redis/deployment-checks.ts';
 import { createMemoryRevocationQueue } from './revocation/memory-queue.ts';
 
 export interface CreateDepsOptions {
@@ -100,15 +101,23 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   let closeBackends: () => Promise<void>;
   let revocations: Deps['revocations'];
   let rateLimiter: Deps['rateLimiter'];
+  let checkDeployment: (() => Promise<{ ok: boolean; checks: Record<string, string> }>) | undefined;
   // Events a request produced are logged on its access-log line (LOGGED_WITH_REQUEST); the rest here.
   const logAudit = (e: AuditEvent): void => {
     if (!isLoggedWithRequest(e)) log.info({ audit: e }, 'audit');
   };
 
   if (config.redisUrl) {
-    const redis = connectRedis(config.redisUrl);
+    // A WAIT is a command too: the command timeout leaves it its whole LEASH_REDIS_WAIT_MS.
+    const redis = connectRedis(config.redisUrl, config.redisMinReplicas > 0 ? { commandTimeoutMs: 2_000 + config.redisWaitMs } : {});
     const where = describeRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
+    const deployment = { minReplicas: config.redisMinReplicas, allowEviction: config.allowEviction };
+    await checkEvictionAtStart(redis, deployment, log).catch((err: unknown) => {
+      redis.disconnect();
+      throw err;
+    });
+    checkDeployment = () => deploymentReadiness(redis, deployment);
     audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxLenPerShard: auditMaxLenPerShard(config) }), logAudit);
     store = createRedisLeaseStore({
       redis,
@@ -117,6 +126,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       auditMaxLenPerShard: auditMaxLenPerShard(config),
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
       onAuditEvent: logAudit,
+      durability: { replicas: config.redisMinReplicas, waitMs: config.redisWaitMs },
     });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp, config.rateLimitPerSubject);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });
@@ -176,7 +186,9 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       }
       checks.keys = keys.all().length > 0 ? `${keys.all().length} signing key(s), active ${keys.active().kid}` : 'none';
       checks.ca = ca ? 'loaded' : 'not configured';
-      return { ok: checks.store !== 'unreachable' && keys.all().length > 0, checks };
+      const deployment = checks.store === 'unreachable' || !checkDeployment ? { ok: true, checks: {} } : await checkDeployment();
+      Object.assign(checks, deployment.checks);
+      return { ok: checks.store !== 'unreachable' && keys.all().length > 0 && deployment.ok, checks };
     },
     close: () => closeBackends(),
   };

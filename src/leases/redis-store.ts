@@ -10,6 +10,7 @@ import { SHARD_COUNT, actName, auditEventId, isLeaseId, redisKeys, replayKey, sh
 import { Cluster } from 'ioredis';
 import { RedisReplayGuard } from '../proofs/redis-replay-guard.ts';
 import { CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
+import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
 /** Audit events kept per shard stream (16 streams); the JSON log is the long-term record. */
@@ -35,6 +36,12 @@ export interface RedisLeaseStoreOptions {
    * stream, so the process that ran the ending can also log it (once). Must not throw.
    */
   onAuditEvent?: (event: AuditEvent) => void;
+  /**
+   * LEASH_REDIS_MIN_REPLICAS / LEASH_REDIS_WAIT_MS: creations (with their replay record),
+   * revocations and endings count as done only once WAIT confirms them on this many replicas;
+   * otherwise they fail with NotReplicatedError (503). Default: no WAIT.
+   */
+  durability?: Durability;
 }
 
 type Tuple = [id: string, json: string, eventJson: string, streamId: string];
@@ -50,6 +57,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const retentionMs = Math.round(retentionSeconds * 1000);
   const maxlen = opts.auditMaxLenPerShard ?? DEFAULT_AUDIT_MAXLEN;
   const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s);
+  const durability = opts.durability ?? NO_WAIT;
 
   const io = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
@@ -92,6 +100,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         ]),
       )) as string[];
       cursor = res[0] ?? '0';
+      if (res.length > 1) await io('revokeWhere', () => waitForReplicas(redis, durability, keys.leases(shard)));
       ids.push(...res.slice(1));
     } while (cursor !== '0');
     return ids;
@@ -103,11 +112,14 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         keys.base(shard), nowMs, limit, nowMs - pendingGraceMs, retentionMs, maxlen,
       ]),
     )) as Tuple[];
-    return tuples.map((t) => toEnding(shard, nowMs, t));
+    const endings = tuples.map((t) => toEnding(shard, nowMs, t));
+    // Endings already happened (and are logged); unconfirmed, the sweep fails and runs again.
+    if (endings.length > 0) await io('sweep', () => waitForReplicas(redis, durability, keys.leases(shard)));
+    return endings;
   }
 
   // In Cluster the replay record lives in another slot than the lease, so it is claimed on its own.
-  const separateReplay = redis instanceof Cluster ? new RedisReplayGuard({ redis, prefix: keys.prefix }) : null;
+  const separateReplay = redis instanceof Cluster ? new RedisReplayGuard({ redis, prefix: keys.prefix, durability }) : null;
   const releaseSeparately = (key: string): Promise<void> => separateReplay!.release(key).catch(() => undefined);
 
   return {
@@ -132,11 +144,17 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
             keys.base(shard), lease.id, encodeLease(lease, issuedMs), expiresMs, issuedMs, now, max ?? -1,
             actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
             createOpts.audit ? auditEventJson(createOpts.audit) : '', maxlen, ttl,
-          ]),
+          ], durability),
         );
       } catch (err) {
-        if (claimsSeparately) await releaseSeparately(replay.key);
-        throw err;
+        // A refusal (a negative code) wrote nothing, so it needs no replica to confirm it.
+        if (err instanceof NotReplicatedError && typeof err.result === 'number' && err.result < 0) res = err.result;
+        else {
+          if (claimsSeparately) await releaseSeparately(replay.key);
+          // Written but unconfirmed: the caller hands out nothing, so the proof may be tried again.
+          else if (replay && err instanceof NotReplicatedError) await redis.del(replayKey(keys.prefix, replay.key)).catch(() => undefined);
+          throw err;
+        }
       }
       if (claimsSeparately && typeof res === 'number' && res < 0) await releaseSeparately(replay.key);
       if (res === -1) throw new LeaseLimitError(max ?? 0);
@@ -157,7 +175,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const json = await io('revoke', () =>
         runScript(redis, REVOKE, [keys.leases(shard), keys.pending(shard)], [
           keys.base(shard), id, input.at, input.reason, input.by, Math.round(input.at * 1000),
-        ]),
+        ], durability),
       );
       return typeof json === 'string' ? decodeLease(id, json).lease : null;
     },
@@ -206,7 +224,10 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const tuple = await io('finalize', () =>
         runScript(redis, FINALIZE, [keys.leases(shard)], [keys.base(shard), id, nowMs, retentionMs, maxlen]),
       );
-      return Array.isArray(tuple) ? toEnding(shard, nowMs, tuple as Tuple) : null;
+      if (!Array.isArray(tuple)) return null;
+      const ending = toEnding(shard, nowMs, tuple as Tuple);
+      await io('finalize', () => waitForReplicas(redis, durability, keys.leases(shard)));
+      return ending;
     },
 
     async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {

@@ -12,6 +12,8 @@ export interface ConnectOptions {
    * and time commands out after this many ms.
    */
   once?: { timeoutMs: number };
+  /** Per-command timeout (default 2000 ms); longer when a WAIT must fit in it. */
+  commandTimeoutMs?: number;
 }
 
 /**
@@ -58,13 +60,14 @@ export function connectRedis(url: string | RedisTarget, opts: ConnectOptions = {
 /** What every node connection shares: credentials, TLS, timeouts. */
 function nodeOptions(target: RedisTarget, opts: ConnectOptions): RedisOptions {
   const timeoutMs = opts.once?.timeoutMs ?? 2_000;
+  const commandTimeout = opts.commandTimeoutMs ?? timeoutMs;
   return {
     ...(target.username ? { username: target.username } : {}),
     ...(target.password ? { password: target.password } : {}),
     ...(target.tls ? { tls: {} } : {}),
     maxRetriesPerRequest: opts.forBullmq ? null : 1,
     connectTimeout: timeoutMs,
-    ...(opts.forBullmq ? {} : { commandTimeout: timeoutMs }),
+    ...(opts.forBullmq ? {} : { commandTimeout }),
     // No auto-pipelining: ioredis keeps one auto-pipeline in flight per connection, so under load
     // every exchange's write waited for the previous batch's whole round trip (a probe of the
     // idle event loop found 35 of 64 requests queued so). Plain commands are written at once and
