@@ -51,8 +51,8 @@ export function connectRedis(url: string | RedisTarget, opts: ConnectOptions = {
     name: target.name,
     ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
     ...(target.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
-    // Sentinel's +switch-master makes ioredis reconnect to the new primary at once, not on its next retry.
-    failoverDetector: true,
+    // Not failoverDetector: its disconnect, landing while a reconnect is asking the sentinels,
+    // ends the client for good (ioredis 6 sets status "end" when a connect attempt rejects).
     sentinelRetryStrategy: opts.once ? () => null : (attempt) => Math.min(100 * attempt, 2_000),
   });
 }

@@ -58,6 +58,7 @@ export async function startRedisSentinel(opts: { replicas?: number; downAfterMs?
     }
     await until('replicas in sync and sentinels that know them and each other', async () => {
       if (Number((await info(primaryPort, 'replication')).connected_slaves) < data.length - 1) return false;
+      for (const r of data.slice(1)) if ((await info(r.port, 'replication')).master_link_status !== 'up') return false;
       for (const s of sentinels) {
         const m = pairs((await command(s.port, 'SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[]);
         if (m['num-other-sentinels'] !== '2' || m['num-slaves'] !== String(data.length - 1)) return false;
