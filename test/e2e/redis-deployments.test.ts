@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { connectRedis, whenReady, type RedisConnection } from '../../src/redis/connect.ts';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';
+import { runCli } from '../cli/run-cli.ts';
 import { startRedisCluster } from '../helpers/redis-cluster.ts';
 import { startRedisSentinel } from '../helpers/redis-sentinel.ts';
 import {
@@ -78,6 +79,14 @@ describe.each(deployments)('on %s', (_, start) => {
     for (const l of leases) expect((await waitEnded(broker.url, op.token, l.lease_id, 10_000)).status).toBe('expired');
     for (const l of leases) expect((await introspect(broker.url, op.token, l.token)).body).toEqual({ active: false });
   });
+
+  it('leash break-glass records its lease on the deployment, and the broker takes the token', async () => {
+    const env = { LEASH_KEYS_DIR: broker.keysDir, REDIS_URL: deployment.url, REDIS_PREFIX: broker.config.redisPrefix, LEASH_ISSUER: broker.config.issuer };
+    const r = await runCli(['break-glass', '--subject', 'alice', '--reason', 'drill', '--ttl', '5m', '--yes'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const token = r.stdout.trim();
+    expect((await introspect(broker.url, op.token, token)).body).toMatchObject({ active: true, client_id: 'break-glass' });
+  }, 120_000);
 
   it('refuses a replayed proof across the deployment', async () => {
     const proof = await issuers.github.mint({ iss: issuers.github.url, aud: AUD, sub: 'repo:octo-org/app:replay', jti: `replay-${Date.now()}` });
