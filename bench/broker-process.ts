@@ -7,7 +7,8 @@
 import 'reflect-metadata';
 import { serve, type ServerType } from '@hono/node-server';
 import { loadConfig } from '../src/config.ts';
-import { connectRedis, createDeps } from '../src/create-deps.ts';
+import { createDeps } from '../src/create-deps.ts';
+import { connectRedis } from '../src/redis/connect.ts';
 import { createApp } from '../src/app.ts';
 import { startRevocationWorker } from '../src/revocation/bullmq-queue.ts';
 import { serveChild } from './child.ts';

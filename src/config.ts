@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RedisUrlError, parseRedisUrl } from './redis/redis-url.ts';
 
 const ROLES = ['all', 'api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
@@ -18,10 +19,7 @@ const EnvSchema = z.object({
   LEASH_METRICS_HOST: z.string().min(1).optional(),
   LEASH_METRICS_PUBLIC: boolFlag.optional(),
   HOST: z.string().min(1).default('127.0.0.1'),
-  REDIS_URL: z
-    .string()
-    .regex(/^(rediss?|redis\+sentinel):\/\//, 'must be a redis://, rediss:// or redis+sentinel:// URL')
-    .optional(),
+  REDIS_URL: z.string().optional(),
   REDIS_PREFIX: z.string().min(1).default('leash:'),
   LEASH_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
   LEASH_POLICY: z.string().min(1).optional(),
@@ -41,6 +39,9 @@ const EnvSchema = z.object({
   LEASH_RATE_LIMIT_SUBJECT: z.coerce.number().int().min(0).default(0),
   LEASH_TRUST_REQUEST_ID: boolFlag.default(false),
   LEASH_SIGNATURE_THREAD: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
+  LEASH_REDIS_MIN_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
+  LEASH_REDIS_WAIT_MS: positiveInt.max(60_000).default(1000),
+  LEASH_ALLOW_EVICTION: boolFlag.default(false),
 });
 
 export interface Config {
@@ -87,6 +88,12 @@ export interface Config {
   trustRequestId: boolean;
   /** Proof signatures checked on a worker thread (on), or on the event loop (off). */
   signatureThread: boolean;
+  /** Replicas that must hold a lease write (WAIT) before it counts as done; 0 = no WAIT. */
+  redisMinReplicas: number;
+  /** How long WAIT waits for those replicas. */
+  redisWaitMs: number;
+  /** Start (with a warning) although Redis may evict keys (maxmemory-policy other than noeviction). */
+  allowEviction: boolean;
 }
 
 export class ConfigError extends Error {
@@ -111,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message);
   }
   const e = parsed.data;
+  if (e.REDIS_URL !== undefined) checkRedisUrl(e.REDIS_URL);
   const dev = e.REDIS_URL === undefined || e.LEASH_DEV;
   const devIssuer = dev && isLoopback(e.HOST);
   if (e.LEASH_DEV && !isLoopback(e.HOST)) {
@@ -153,5 +161,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerSubject: e.LEASH_RATE_LIMIT_SUBJECT,
     signatureThread: e.LEASH_SIGNATURE_THREAD === 'on',
     trustRequestId: e.LEASH_TRUST_REQUEST_ID,
+    redisMinReplicas: e.LEASH_REDIS_MIN_REPLICAS,
+    redisWaitMs: e.LEASH_REDIS_WAIT_MS,
+    allowEviction: e.LEASH_ALLOW_EVICTION,
   };
+}
+
+function checkRedisUrl(url: string): void {
+  try {
+    parseRedisUrl(url);
+  } catch (err) {
+    if (err instanceof RedisUrlError) throw new ConfigError('REDIS_URL', err.message);
+    throw err;
+  }
 }

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import type { Deps } from './deps.ts';
 import { LeashError } from './errors.ts';
@@ -26,6 +25,8 @@ import type { Policy } from './policy/types.ts';
 import { ProofVerifier } from './proofs/proof-verifier.ts';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './http/rate-limiter.ts';
 import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
+import { connectRedis, describeRedis } from './redis/connect.ts';
+import { checkEvictionAtStart, deploymentReadiness } from './redis/deployment-checks.ts';
 import { createMemoryRevocationQueue } from './revocation/memory-queue.ts';
 
 export interface CreateDepsOptions {
@@ -75,22 +76,6 @@ async function loadCa(config: Config, policy: Policy, log: Logger): Promise<Cert
   return loadCertificateAuthority(config.keysDir, { crlUrl: `${config.issuer}/crl` });
 }
 
-/** ioredis tuned to fail fast when Redis is away, so requests answer 503 instead of hanging. */
-export function connectRedis(url: string, opts: { forBullmq?: boolean } = {}): Redis {
-  return new Redis(url, {
-    maxRetriesPerRequest: opts.forBullmq ? null : 1,
-    enableOfflineQueue: opts.forBullmq ? true : false,
-    connectTimeout: 2_000,
-    commandTimeout: opts.forBullmq ? undefined : 2_000,
-    retryStrategy: (attempt) => Math.min(100 * attempt, 2_000),
-    lazyConnect: false,
-    // No auto-pipelining: ioredis keeps one auto-pipeline in flight per connection, so under load
-    // every exchange's write waited for the previous batch's whole round trip (a probe of the
-    // idle event loop found 35 of 64 requests queued so). Plain commands are written at once and
-    // are in flight together; it costs a socket write each. Measured in alternating bench runs.
-    enableAutoPipelining: false,
-  });
-}
 
 /** The one place that picks Redis or memory. */
 export async function createDeps(config: Config, opts: CreateDepsOptions = {}): Promise<Deps> {
@@ -123,16 +108,25 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   let revocations: Deps['revocations'];
   let rateLimiter: Deps['rateLimiter'];
   let signingRecord: SigningRecord;
+  let checkDeployment: (() => Promise<{ ok: boolean; checks: Record<string, string> }>) | undefined;
   // Events a request produced are logged on its access-log line (LOGGED_WITH_REQUEST); the rest here.
   const logAudit = (e: AuditEvent): void => {
     if (!isLoggedWithRequest(e)) log.info({ audit: e }, 'audit');
   };
 
   if (config.redisUrl) {
-    const redis = connectRedis(config.redisUrl);
-    redis.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+    // A WAIT is a command too: the command timeout leaves it its whole LEASH_REDIS_WAIT_MS.
+    const redis = connectRedis(config.redisUrl, config.redisMinReplicas > 0 ? { commandTimeoutMs: 2_000 + config.redisWaitMs } : {});
+    const where = describeRedis(config.redisUrl);
+    redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
     redis.on('ready', () => void heartbeat?.beat());
+    const deployment = { minReplicas: config.redisMinReplicas, allowEviction: config.allowEviction };
+    await checkEvictionAtStart(redis, deployment, log).catch((err: unknown) => {
+      redis.disconnect();
+      throw err;
+    });
+    checkDeployment = () => deploymentReadiness(redis, deployment);
     signingRecord = createRedisSigningRecord(redis, config.redisPrefix);
     audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
     store = createRedisLeaseStore({
@@ -148,10 +142,11 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
         log.error({ lease_id: id }, 'unreadable lease');
         metrics.unreadableRecords.inc();
       },
+      durability: { replicas: config.redisMinReplicas, waitMs: config.redisWaitMs },
     });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });
-    bull.on('error', (err) => log.warn({ err: err.message }, 'redis connection error (revocation queue)'));
+    bull.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error (revocation queue)'));
     revocations = createBullmqRevocationQueue(bull, config.redisPrefix);
     closeBackends = async () => {
       await revocations.close();
@@ -228,7 +223,9 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       }
       checks.keys = keys.all().length > 0 ? `${keys.all().length} signing key(s), active ${keys.active().kid}` : 'none';
       checks.ca = ca ? 'loaded' : 'not configured';
-      return { ok: storeOk && keys.all().length > 0, checks };
+      const deployment = !storeOk || !checkDeployment ? { ok: true, checks: {} } : await checkDeployment();
+      Object.assign(checks, deployment.checks);
+      return { ok: storeOk && keys.all().length > 0 && deployment.ok, checks };
     },
     close: () => closeBackends(),
   };

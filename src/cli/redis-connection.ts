@@ -1,20 +1,20 @@
-import type { Redis } from 'ioredis';
-import { CliError, EXIT } from './client.ts';
+import type { RedisConnection } from '../redis/connect.ts';
+import { CliError, EXIT, usageError } from './client.ts';
 
 /**
- * A connection to the broker's Redis that fails fast, like the broker: a command that hangs on a
- * dead Redis helps nobody. `what` says what did not happen, for the error.
+ * A connection to the broker's Redis (any REDIS_URL form the broker takes) that fails fast, like
+ * the broker: a command that hangs on a dead Redis helps nobody. `what` says what did not happen.
  */
-export async function connectCliRedis(url: string, what: string): Promise<Redis> {
-  const { Redis } = await import('ioredis');
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: false,
-    connectTimeout: 3_000,
-    commandTimeout: 3_000,
-    retryStrategy: () => null,
-  });
+export async function connectCliRedis(url: string, what: string): Promise<RedisConnection> {
+  const { connectRedis } = await import('../redis/connect.ts');
+  const { RedisUrlError } = await import('../redis/redis-url.ts');
+  let redis: RedisConnection;
+  try {
+    redis = connectRedis(url, { once: { timeoutMs: 3_000 } });
+  } catch (err) {
+    if (err instanceof RedisUrlError) throw usageError(`--redis-url (or REDIS_URL): ${err.message}`);
+    throw err;
+  }
   redis.on('error', () => undefined);
   try {
     await redis.connect();
@@ -25,6 +25,6 @@ export async function connectCliRedis(url: string, what: string): Promise<Redis>
   return redis;
 }
 
-export async function closeCliRedis(redis: Redis): Promise<void> {
+export async function closeCliRedis(redis: RedisConnection): Promise<void> {
   await redis.quit().catch(() => redis.disconnect());
 }

@@ -15,6 +15,7 @@ import { mintCertificate } from './mint-certificate.ts';
 import { allowedEvent, auditDenied } from './audit-exchange.ts';
 import type { AuditEvent } from '../audit/events.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
+import { NotReplicatedError } from '../redis/replicated-write.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
 /**
@@ -145,6 +146,13 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
     if (err instanceof BudgetExceededError) throw rateLimited('subject', err.retryAfterMs);
     if (err instanceof LeaseLimitError) {
       throw new LeashError('invalid_request', `this subject already holds the maximum of ${err.limit} active leases under rule ${lease.rule}`);
+    }
+    // Written on the primary but not confirmed by enough replicas: no credential is handed out (503),
+    // so the lease is ended rather than left active with nothing behind it.
+    if (err instanceof NotReplicatedError) {
+      void revokeLeases(deps, [lease.id], { reason: 'not replicated', by: 'leash', path: 'internal' }).catch((revokeErr) =>
+        deps.log.warn({ err: revokeErr, lease_id: lease.id }, 'could not revoke an unreplicated lease; it expires with no credential behind it'),
+      );
     }
     throw err;
   }

@@ -11,6 +11,7 @@ import { Cluster } from 'ioredis';
 import { RedisReplayGuard } from '../proofs/redis-replay-guard.ts';
 import { probeShards } from './redis-probe.ts';
 import { CHARGE, CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
+import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
 /** Each shard's audit stream is bounded by the whole cap; the audit log's trim() keeps the total. */
@@ -41,6 +42,12 @@ export interface RedisLeaseStoreOptions {
    * it takes the record out of the schedules so it stops no other ending. Must not throw.
    */
   onUnreadable?: (id: string) => void;
+  /**
+   * LEASH_REDIS_MIN_REPLICAS / LEASH_REDIS_WAIT_MS: creations (with their replay record),
+   * revocations and endings count as done only once WAIT confirms them on this many replicas;
+   * otherwise they fail with NotReplicatedError (503). Default: no WAIT.
+   */
+  durability?: Durability;
 }
 
 type Tuple = [id: string, json: string, eventJson: string, streamId: string];
@@ -60,6 +67,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const retentionMs = Math.round(retentionSeconds * 1000);
   const maxlen = opts.auditMaxLenPerShard ?? DEFAULT_AUDIT_MAXLEN;
   const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s);
+  const durability = opts.durability ?? NO_WAIT;
 
   const io = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
@@ -116,6 +124,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         ]),
       )) as [string, string[], string[]];
       cursor = res[0];
+      if (res[1].length > 0) await io('revokeWhere', () => waitForReplicas(redis, durability, keys.leases(shard)));
       ids.push(...res[1]);
       unreadable(res[2]);
     } while (cursor !== '0');
@@ -131,12 +140,14 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     )) as [Tuple[], string[]];
     unreadable(bad);
     const endings = tuples.map((t) => toEnding(shard, nowMs, t)).filter((e): e is Ending => e !== null);
+    // Endings already happened (and are logged); unconfirmed, the sweep fails and runs again.
+    if (endings.length > 0) await io('sweep', () => waitForReplicas(redis, durability, keys.leases(shard)));
     return { endings, used: tuples.length + bad.length };
   }
 
   // In Cluster the replay record and the budget counter live in other slots than the lease, so
   // each is claimed or charged on its own, in that order (a replay never reaches the budget).
-  const separateReplay = redis instanceof Cluster ? new RedisReplayGuard({ redis, prefix: keys.prefix }) : null;
+  const separateReplay = redis instanceof Cluster ? new RedisReplayGuard({ redis, prefix: keys.prefix, durability }) : null;
   const releaseSeparately = (key: string): Promise<void> => separateReplay!.release(key).catch(() => undefined);
   const chargeSeparately = async (budget: Budget): Promise<void> => {
     const left = await io('create', () => runScript(redis, CHARGE, [rateLimitKey(keys.prefix, budget.key)], [budget.limit, budget.windowMs]));
@@ -169,11 +180,17 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
             actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
             createOpts.audit ? auditEventJson(createOpts.audit) : '', maxlen, ttl,
             inScriptBudget?.limit ?? 0, inScriptBudget?.windowMs ?? 0,
-          ]),
+          ], durability),
         );
       } catch (err) {
-        if (replay && separately) await releaseSeparately(replay.key);
-        throw err;
+        // A refusal (a negative code, or the budget's) wrote no lease, so it needs no replica to confirm it.
+        if (err instanceof NotReplicatedError && (typeof err.result === 'number' ? err.result < 0 : Array.isArray(err.result))) res = err.result;
+        else {
+          if (replay && separately) await releaseSeparately(replay.key);
+          // Written but unconfirmed: the caller hands out nothing, so the proof may be tried again.
+          else if (replay && err instanceof NotReplicatedError) await redis.del(replayKey(keys.prefix, replay.key)).catch(() => undefined);
+          throw err;
+        }
       }
       if (replay && separately && (typeof res === 'number' ? res < 0 : Array.isArray(res))) await releaseSeparately(replay.key);
       if (res === -1) throw new LeaseLimitError(max ?? 0);
@@ -196,7 +213,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const res = await io('revoke', () =>
         runScript(redis, REVOKE, [keys.leases(shard), keys.pending(shard)], [
           keys.base(shard), id, input.at, wf(input.reason), wf(input.by), Math.round(input.at * 1000), retentionMs,
-        ]),
+        ], durability),
       );
       if (res === 1) unreadable([id]);
       return typeof res === 'string' ? (decodeLease(id, res)?.lease ?? null) : null;
@@ -247,7 +264,10 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         runScript(redis, FINALIZE, [keys.leases(shard)], [keys.base(shard), id, nowMs, retentionMs, maxlen]),
       );
       if (tuple === 1) unreadable([id]);
-      return Array.isArray(tuple) ? toEnding(shard, nowMs, tuple as Tuple) : null;
+      if (!Array.isArray(tuple)) return null;
+      const ending = toEnding(shard, nowMs, tuple as Tuple);
+      await io('finalize', () => waitForReplicas(redis, durability, keys.leases(shard)));
+      return ending;
     },
 
     async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {

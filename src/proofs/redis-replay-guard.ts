@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { StoreUnavailableError } from '../errors.ts';
 import type { ReplayGuard } from './replay-guard.ts';
 import { replayKey } from '../leases/redis-keys.ts';
+import { NO_WAIT, NotReplicatedError, writeThenWait, type Durability } from '../redis/replicated-write.ts';
 
 /**
  * Replay guard shared by every API replica: one `SET key 1 NX EX ttl` per exchange, atomic in
@@ -11,17 +12,27 @@ import { replayKey } from '../leases/redis-keys.ts';
 export class RedisReplayGuard implements ReplayGuard {
   private readonly redis: Redis | Cluster;
   private readonly prefix: string;
+  private readonly durability: Durability;
 
-  constructor(opts: { redis: Redis | Cluster; prefix: string }) {
+  /** With `durability`, a claim counts only once WAIT confirms it on that many replicas. */
+  constructor(opts: { redis: Redis | Cluster; prefix: string; durability?: Durability }) {
     this.redis = opts.redis;
     this.prefix = opts.prefix;
+    this.durability = opts.durability ?? NO_WAIT;
   }
 
   async claim(key: string, ttlSeconds: number): Promise<boolean> {
     const ttl = Math.max(1, Math.ceil(ttlSeconds));
     try {
-      return (await this.redis.set(this.key(key), '1', 'EX', ttl, 'NX')) === 'OK';
+      if (this.durability.replicas === 0) return (await this.redis.set(this.key(key), '1', 'EX', ttl, 'NX')) === 'OK';
+      return (await writeThenWait(this.redis, this.durability, (p) => p.set(this.key(key), '1', 'EX', ttl, 'NX'))) === 'OK';
     } catch (err) {
+      if (err instanceof NotReplicatedError) {
+        if (err.result !== 'OK') return false; // claimed before: a replay, whatever the replicas say
+        // Ours but unconfirmed: the proof may be tried again rather than burnt (nothing was issued).
+        await this.release(key).catch(() => undefined);
+        throw err;
+      }
       throw new StoreUnavailableError('replay guard: SET NX failed', err);
     }
   }

@@ -87,6 +87,15 @@ describe('leash break-glass', { timeout: 120_000 }, () => {
     expect((await broker.deps.store.list({ rule: 'break-glass' }, { limit: 100 })).leases).toHaveLength(before);
   });
 
+  it('exit 2 naming REDIS_URL and its forms for a REDIS_URL of none of them, without echoing its password', async () => {
+    const r = await runCli(['break-glass', '--reason', 'x', '--yes'], { env: { ...env, REDIS_URL: 'redis+sentinal://:hunter2@s1:26379/m' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('REDIS_URL');
+    expect(r.stderr).toContain('redis+sentinel://');
+    expect(r.stderr).not.toContain('hunter2');
+    expect(r.stdout).toBe('');
+  });
+
   it('exit 3 and no token when Redis is unreachable', async () => {
     const r = await runCli(['break-glass', '--reason', 'x', '--yes', '--redis-url', `redis://127.0.0.1:${await freePort()}`], { env });
     expect(r.code).toBe(3);

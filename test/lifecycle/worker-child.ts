@@ -6,7 +6,7 @@
  * Prints `ready` once the worker runs, then `ended <n>` after each chunk it carried out.
  */
 import { pino } from 'pino';
-import { connectRedis } from '../../src/create-deps.ts';
+import { connectRedis } from '../../src/redis/connect.ts';
 import type { LeaseStore } from '../../src/leases/store.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { describeRedis } from '../../src/redis/connect.ts';
+import { RedisUrlError, parseRedisUrl } from '../../src/redis/redis-url.ts';
 
 const refused = (env: Record<string, string>): ConfigError => {
   try {
@@ -91,5 +93,62 @@ describe('configuration from the environment', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('LEASH_POLICY: cannot read no-such-policy.yaml (ENOENT)');
     expect(r.stderr).toContain('cp policy.example.yaml policy.yaml');
+  });
+});
+
+describe('REDIS_URL', () => {
+  it.each([
+    ['redis://127.0.0.1:6379', { kind: 'standalone', tls: false, node: { host: '127.0.0.1', port: 6379 }, db: 0 }],
+    ['rediss://:s3cret@redis.internal:6380/2', { kind: 'standalone', tls: true, password: 's3cret', db: 2 }],
+    ['redis://leash:p%40ss@[::1]:6379', { kind: 'standalone', username: 'leash', password: 'p@ss', node: { host: '::1', port: 6379 } }],
+    ['redis+sentinel://:pw@s1:26379,s2:26380,s3/leash-primary?sentinel_password=sp', {
+      kind: 'sentinel', tls: false, name: 'leash-primary', password: 'pw', sentinelPassword: 'sp',
+      sentinels: [{ host: 's1', port: 26379 }, { host: 's2', port: 26380 }, { host: 's3', port: 26379 }],
+    }],
+    ['rediss+sentinel://s1:26379/m', { kind: 'sentinel', tls: true, name: 'm' }],
+    ['redis+cluster://u:pw@n1:7000,n2:7001', { kind: 'cluster', tls: false, username: 'u', password: 'pw', nodes: [{ host: 'n1', port: 7000 }, { host: 'n2', port: 7001 }] }],
+    ['rediss+cluster://n1:7000', { kind: 'cluster', tls: true }],
+  ])('%s is accepted', (url, shape) => {
+    expect(loadConfig({ REDIS_URL: url }).redisUrl).toBe(url);
+    expect(parseRedisUrl(url)).toMatchObject(shape);
+  });
+
+  it.each([
+    ['a Unix socket path', '/var/run/redis.sock'],
+    ['another scheme', 'http://localhost:6379'],
+    ['a typo in the scheme', 'redis+sentinal://s1:26379/m'],
+    ['Sentinel without a master name', 'redis+sentinel://s1:26379,s2:26379'],
+    ['several hosts on redis://', 'redis://a:6379,b:6379'],
+    ['a database on a Cluster', 'redis+cluster://n1:7000/1'],
+    ['a database that is not a number', 'redis://h:6379/zero'],
+    ['an unknown query parameter', 'redis://:pw@h:6379?password=leaked'],
+    ['sentinel_password on redis://', 'redis://h:6379?sentinel_password=x'],
+    ['a port out of range', 'redis://h:70000'],
+    ['an empty host', 'redis+cluster://n1:7000,'],
+  ])('%s is refused naming REDIS_URL and the accepted forms, without the password', (_, url) => {
+    const e = refused({ REDIS_URL: url });
+    expect(e.variable).toBe('REDIS_URL');
+    expect(e.message.startsWith('REDIS_URL: ')).toBe(true);
+    for (const form of ['redis://', 'rediss://', 'redis+sentinel://', 'rediss+sentinel://', 'redis+cluster://', 'rediss+cluster://']) {
+      expect(e.message).toContain(form);
+    }
+    expect(e.message).not.toContain('leaked');
+    expect(() => parseRedisUrl(url)).toThrow(RedisUrlError);
+  });
+
+  it('describes a deployment for logs without its credentials', () => {
+    expect(describeRedis('redis+sentinel://u:secret@s1:26379,s2:26379/m?sentinel_password=other')).toBe('redis+sentinel://s1:26379,s2:26379/m');
+    expect(describeRedis('rediss+cluster://:secret@n1:7000')).toBe('rediss+cluster://n1:7000');
+    expect(describeRedis('redis://:secret@h:6379/3')).toBe('redis://h:6379/3');
+  });
+
+  it('takes LEASH_REDIS_MIN_REPLICAS, LEASH_REDIS_WAIT_MS and LEASH_ALLOW_EVICTION', () => {
+    expect(loadConfig({})).toMatchObject({ redisMinReplicas: 0, redisWaitMs: 1000, allowEviction: false });
+    expect(loadConfig({ LEASH_REDIS_MIN_REPLICAS: '2', LEASH_REDIS_WAIT_MS: '250', LEASH_ALLOW_EVICTION: '1' }))
+      .toMatchObject({ redisMinReplicas: 2, redisWaitMs: 250, allowEviction: true });
+    expect(refused({ LEASH_REDIS_MIN_REPLICAS: '-1' }).variable).toBe('LEASH_REDIS_MIN_REPLICAS');
+    expect(refused({ LEASH_REDIS_MIN_REPLICAS: 'one' }).variable).toBe('LEASH_REDIS_MIN_REPLICAS');
+    expect(refused({ LEASH_REDIS_WAIT_MS: '0' }).variable).toBe('LEASH_REDIS_WAIT_MS');
+    expect(refused({ LEASH_ALLOW_EVICTION: 'maybe' }).variable).toBe('LEASH_ALLOW_EVICTION');
   });
 });
