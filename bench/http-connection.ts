@@ -1,11 +1,13 @@
 /**
  * One keep-alive HTTP/1.1 connection that sends a request and reads its answer, with no more work
- * than that: the request goes out in one write, the answer is read by Content-Length (or chunked
- * framing). node:http's client costs the load generator several times the CPU per request, and on
- * a two-core machine that CPU is taken from the server being measured. wrk and autocannon keep
+ * than that: the request goes out in one write, the answer is read by Content-Length or chunked
+ * framing (http-answer.ts: interim 1xx answers skipped, malformed framing an error, never a wait).
+ * node:http's client costs the load generator several times the CPU per request, and on a
+ * two-core machine that CPU is taken from the server being measured. wrk and autocannon keep
  * their clients this lean for the same reason.
  */
 import { connect, type Socket } from 'node:net';
+import { EMPTY, parseAnswer, type Answer } from './http-answer.ts';
 
 export interface Reply {
   status: number;
@@ -19,12 +21,12 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-const HEADER_END = Buffer.from('\r\n\r\n');
-
 export class HttpConnection {
   private socket: Socket | null = null;
   private buf: Buffer = Buffer.alloc(0);
   private pending: Pending | null = null;
+  /** Filled in by parseAnswer for each answer: no result object per request. */
+  private readonly answer: Answer = { status: 0, body: EMPTY, used: 0, close: false };
 
   constructor(
     private readonly host: string,
@@ -72,29 +74,15 @@ export class HttpConnection {
   private parse(): void {
     const p = this.pending;
     if (!p) return;
-    const end = this.buf.indexOf(HEADER_END);
-    if (end === -1) return;
-    const head = this.buf.toString('latin1', 0, end);
-    const status = Number(head.slice(9, 12));
-    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-    const start = end + 4;
-    let body: Buffer;
-    let used: number;
-    if (length) {
-      used = start + Number(length[1]);
-      if (this.buf.length < used) return;
-      body = this.buf.subarray(start, used);
-    } else if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
-      const chunked = readChunked(this.buf, start);
-      if (!chunked) return;
-      ({ body, used } = chunked);
-    } else {
-      return this.fail(`answer with neither Content-Length nor chunked framing (status ${status})`);
-    }
-    const text = p.wantBody || status !== 200 ? body.toString('utf8') : '';
-    this.buf = this.buf.subarray(used);
-    if (/\r\nconnection:\s*close/i.test(head)) this.close();
-    this.settle({ status, body: text });
+    const a = parseAnswer(this.buf, this.answer);
+    if (a === null) return;
+    // A broken answer fails this request and its connection; the next request opens a new one.
+    if (typeof a === 'string') return this.fail(a);
+    const text = p.wantBody || a.status !== 200 ? a.body.toString('utf8') : '';
+    a.body = EMPTY;
+    this.buf = this.buf.subarray(a.used);
+    if (a.close) this.close();
+    this.settle({ status: a.status, body: text });
   }
 
   private fail(error: string): void {
@@ -108,24 +96,5 @@ export class HttpConnection {
     this.pending = null;
     clearTimeout(p.timer);
     p.resolve(reply);
-  }
-}
-
-/** A complete chunked body starting at `from`, or null while more bytes are needed. */
-function readChunked(buf: Buffer, from: number): { body: Buffer; used: number } | null {
-  const parts: Buffer[] = [];
-  let at = from;
-  for (;;) {
-    const lineEnd = buf.indexOf('\r\n', at);
-    if (lineEnd === -1) return null;
-    const size = parseInt(buf.toString('latin1', at, lineEnd), 16);
-    const dataStart = lineEnd + 2;
-    if (size === 0) {
-      const trailerEnd = buf.indexOf('\r\n', dataStart);
-      return trailerEnd === -1 ? null : { body: Buffer.concat(parts), used: trailerEnd + 2 };
-    }
-    if (buf.length < dataStart + size + 2) return null;
-    parts.push(buf.subarray(dataStart, dataStart + size));
-    at = dataStart + size + 2;
   }
 }

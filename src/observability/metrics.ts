@@ -38,6 +38,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers: [registry],
     }),
+    sweeps: new Counter({
+      name: 'leash_sweeps_total',
+      help: 'Expiry sweeps this process completed (a stalled count means expiries are not being ended)',
+      registers: [registry],
+    }),
     unreadableRecords: new Counter({
       name: 'leash_unreadable_records_total',
       help: 'Lease records a Redis script could not read (not JSON, or not a lease), taken out of the schedules',

@@ -55,5 +55,6 @@ export async function sweepOnce(deps: EndingDeps): Promise<number> {
   await deps.store.pruneRetained(deps.now());
   // The audit trim only drops old records: a failure is logged, and the next sweep tries again.
   await deps.audit?.trim?.().catch((err: unknown) => deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'audit trim failed'));
+  deps.metrics.sweeps.inc();
   return total;
 }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startE2E, type E2E } from '../helpers/e2e-env.ts';
 import { exchangeProof } from '../helpers/broker.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let env: E2E;
 const lines: string[] = [];
@@ -20,7 +21,7 @@ it('one JSON line per request, carrying the request id and the decision audit ev
   expect(denied.status).toBe(400);
   const deniedId = denied.headers.get('x-request-id')!;
   expect(denied.body.request_id).toBe(deniedId);
-  await new Promise((r) => setTimeout(r, 200)); // asynchronous log writes
+  await waitFor('both request log lines (written asynchronously)', async () => linesOf(okId).length > 0 && linesOf(deniedId).length > 0);
 
   const [okLine, ...okRest] = linesOf(okId);
   expect(okRest).toEqual([]);

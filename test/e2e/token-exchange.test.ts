@@ -5,6 +5,7 @@ import { startFakeIssuer, fixtureClaims } from '../helpers/fake-issuer.ts';
 import { startBroker, exchangeProof, postToken, GRANT, ID_TOKEN, type TestBroker } from '../helpers/broker.ts';
 import { e2ePolicy, AUD, type IssuerSet } from '../helpers/policies.ts';
 import { startE2E, type E2E } from '../helpers/e2e-env.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let env: E2E;
 let redis: TestRedis;
@@ -293,7 +294,7 @@ describe('fail closed', () => {
       const ready = await fetch(`${b.url}/readyz`);
       expect(ready.status).toBe(503);
       await own.start();
-      await new Promise((r) => setTimeout(r, 1500));
+      await waitFor('readyz once Redis is back', async () => (await fetch(`${b.url}/readyz`)).status === 200, 15_000, 100);
       const after = await exchangeProof(b.url, await issuers.github.mint(ghClaims({ jti: 'down-1' })));
       expect(after.status).toBe(200);
     } finally {

@@ -26,6 +26,7 @@ it('a LEASH_ROLE=worker process serves /metrics and health on LEASH_METRICS_PORT
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('leash_lease_endings_total');
     expect(metrics).toContain('leash_expiry_lag_seconds');
+    expect(metrics).toMatch(/^leash_sweeps_total \d+/m);
     expect(metrics).toContain('process_cpu_seconds_total');
     expect((await fetch(`${base}/token`, { method: 'POST' })).status).toBe(404);
   } finally {

@@ -92,12 +92,12 @@ describe('Redis', () => {
       const [ready, readyMs] = await timed(() => fetch(`${b.url}/readyz`));
       expect(ready.status).toBe(503);
       expect((await ready.json()).checks.store).toMatch(/^cannot write a lease: /);
-      expect(readyMs).toBeLessThan(5_000);
+      expect(readyMs).toBeLessThan(10_000); // fails fast, not after Redis reconnects: a hang bound, not a performance claim
       const proof = await main.mint(claims(main));
       const [res, tokenMs] = await timed(() => exchangeProof(b.url, proof));
       expect([res.status, res.body.error]).toEqual([503, 'temporarily_unavailable']);
       expect(res.body.access_token).toBeUndefined();
-      expect(tokenMs).toBeLessThan(5_000);
+      expect(tokenMs).toBeLessThan(10_000); // likewise
 
       await own.start();
       await waitUntil('readyz after Redis came up', async () => (await readyz(b)) === 200);
@@ -127,8 +127,10 @@ describe('Redis', () => {
       // The cold issuer's JWKS answers slowly: Redis goes away while the request waits on it.
       cold.setDelayMs(1_500);
       const proof = await cold.mint(claims(cold));
+      const asked = cold.requestCount();
       const inFlight = exchangeProof(b.url, proof);
-      await sleep(300);
+      // Stopped once the request is certainly in flight: its JWKS fetch has reached the issuer.
+      await waitUntil('the exchange to fetch the cold JWKS', async () => cold.requestCount() > asked);
       await own.stop();
       const res = await inFlight;
       cold.setDelayMs(0);

@@ -115,6 +115,20 @@ import { waitFor } from '../helpers/wait.ts';
 
 export { waitFor };
 
+/** Sweeps completed on this broker's metrics: its worker's, and direct sweepOnce calls with its deps. */
+export async function sweepsDone(broker: TestBroker): Promise<number> {
+  return (await broker.deps.metrics.sweeps.get()).values[0]?.value ?? 0;
+}
+
+/**
+ * Waits until `n` more sweeps have completed (at least n - 1 ran start to end after this call):
+ * the worker has had its chance to end something twice, so "nothing more happened" means something.
+ */
+export async function afterSweeps(broker: TestBroker, n = 2, timeoutMs = 15_000): Promise<void> {
+  const from = await sweepsDone(broker);
+  await waitFor(`${n} more sweeps`, async () => (await sweepsDone(broker)) >= from + n, timeoutMs);
+}
+
 /** Runs fn over items with at most `concurrency` in flight; results in input order. */
 export async function pool<T, R>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);

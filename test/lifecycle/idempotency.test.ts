@@ -8,7 +8,7 @@ import { revokeLeases } from '../../src/revocation/revoke-leases.ts';
 import { startBroker, type TestBroker } from '../helpers/broker.ts';
 import type { TestRedis } from '../helpers/redis-server.ts';
 import {
-  api, endingEvents, issue, leaseFor, lifecyclePolicy, operatorToken, pool, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
+  afterSweeps, api, endingEvents, issue, leaseFor, lifecyclePolicy, operatorToken, pool, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /** Endings are idempotent: duplicate jobs, direct double calls, and revoke racing the expiry sweep. */
@@ -64,7 +64,7 @@ it('the same revoke job processed twice (two jobs, a duplicate job id, two direc
     await producer.close();
     bull.disconnect();
   }
-  await sleep(300);
+  await afterSweeps(broker); // the sweep, too, has had its chance to finalize them again
   const events = await endingEvents(client, broker.config.redisPrefix);
   for (const id of ids) expect(events.get(id)?.map((e) => [e.type, e.actor])).toEqual([['lease.revoked', 'operator:dup']]);
   expect((await endingsCounted('revoked', 'operator')) - before).toBe(ids.length);
@@ -107,8 +107,9 @@ it('revokes racing the expiry moment, and the sweep racing their effects jobs, e
   await waitFor('every raced lease to end', async () => {
     const got = await pool(leases, 16, (l) => broker.deps.store.get(l.id));
     return got.every((l) => l?.ended_at != null);
-  }, 10_000, 50);
-  await sleep(300);
+  }, 15_000, 50);
+  await afterSweeps(broker); // more sweeps, and the revoke jobs drained: nothing may end twice
+  await waitFor('the revoke jobs to drain', async () => (await broker.deps.revocations.depth()) === 0, 10_000);
   const events = await endingEvents(client, broker.config.redisPrefix);
   const outcome = { revoked: 0, expired: 0 };
   for (const l of leases) {

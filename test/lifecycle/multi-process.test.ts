@@ -10,7 +10,7 @@ import { testKeysDir } from '../helpers/broker.ts';
 import { freePort, startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { MAIN, startChild, type Child } from './children.ts';
 import {
-  api, closeIssuers, endingEvents, holderRevoke, introspect, issue, lifecyclePolicy, operatorToken, pool, sleep,
+  api, closeIssuers, endingEvents, holderRevoke, introspect, issue, lifecyclePolicy, operatorToken, pool,
   startIssuers, waitFor, type Issuers,
 } from './harness.ts';
 
@@ -29,6 +29,8 @@ let issuers: Issuers;
 let dir: string;
 const children: Child[] = [];
 const apis: string[] = [];
+/** The workers' LEASH_METRICS_PORT listeners, where their sweeps are counted. */
+const workerMetrics: string[] = [];
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -45,19 +47,21 @@ beforeAll(async () => {
     const port = await freePort();
     children.push(startChild(MAIN, { ...base, PORT: String(port), LEASH_ROLE: 'api' }, `api ${n}`));
     apis.push(`http://127.0.0.1:${port}`);
-    children.push(startChild(MAIN, { ...base, PORT: String(await freePort()), LEASH_ROLE: 'worker' }, `worker ${n}`));
+    const metricsPort = await freePort();
+    children.push(startChild(MAIN, { ...base, PORT: String(await freePort()), LEASH_METRICS_PORT: String(metricsPort), LEASH_ROLE: 'worker' }, `worker ${n}`));
+    workerMetrics.push(`http://127.0.0.1:${metricsPort}`);
   }
   for (const url of apis) {
-    await waitFor(`${url} to be ready`, async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200, 30_000, 100)
+    await waitFor(`${url} to be ready`, async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200, 60_000, 100)
       .catch((err: Error) => { throw new Error(`${err.message}; ${children.map((c) => c.stderr()).join(' | ')}`); });
   }
   const q = new Queue(QUEUE_NAME, { connection: { url: redis.url }, prefix: `{${PREFIX}bull}` });
   try {
-    await waitFor('both worker processes to connect', async () => (await q.getWorkersCount()) >= 2, 30_000, 100);
+    await waitFor('both worker processes to connect', async () => (await q.getWorkersCount()) >= 2, 60_000, 100);
   } finally {
     await q.close();
   }
-}, 60_000);
+}, 150_000);
 
 afterAll(async () => {
   for (const c of children) await c.kill('SIGTERM');
@@ -66,6 +70,14 @@ afterAll(async () => {
   await redis?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+/** leash_sweeps_total of one worker process, scraped from its metrics listener. */
+async function sweepsOf(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = /^leash_sweeps_total (\S+)$/m.exec(text);
+  if (!m) throw new Error(`no leash_sweeps_total at ${base}`);
+  return Number(m[1]);
+}
 
 it('1,000 leases over two API and two worker processes, ~30% revoked: each ends exactly once', async () => {
   const op = await operatorToken(apis[0]!, issuers, ISSUER);
@@ -97,8 +109,19 @@ it('1,000 leases over two API and two worker processes, ~30% revoked: each ends 
   const done = await waitFor('every lease to end', async () => {
     const events = await endingEvents(client, PREFIX);
     return ids.every((id) => events.has(id)) ? events : null;
-  }, 30_000, 250);
-  await sleep(500); // more sweeps and jobs: nothing may end twice
+  }, 60_000, 250);
+  // Two more sweeps in each worker and the revoke jobs drained: nothing may end twice.
+  const from = await Promise.all(workerMetrics.map(sweepsOf));
+  await waitFor('two more sweeps in each worker', async () => (await Promise.all(workerMetrics.map(sweepsOf))).every((n, w) => n >= from[w]! + 2), 20_000, 100);
+  const q = new Queue(QUEUE_NAME, { connection: { url: redis.url }, prefix: `{${PREFIX}bull}` });
+  try {
+    await waitFor('the revoke jobs to drain', async () => {
+      const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      return Object.values(c).every((n) => n === 0);
+    }, 20_000, 100);
+  } finally {
+    await q.close();
+  }
   const events = await endingEvents(client, PREFIX);
   expect(events.size).toBe(done.size);
 
@@ -117,4 +140,4 @@ it('1,000 leases over two API and two worker processes, ~30% revoked: each ends 
   expect(tally).toEqual({ revoked: 300, expired: 700 });
   expect(await store.countActive()).toBe(1); // the operator's own lease
   for (const c of children) expect(c.proc.exitCode).toBeNull();
-}, 90_000);
+}, 150_000);

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { TestBroker } from '../helpers/broker.ts';
 import type { TestRedis } from '../helpers/redis-server.ts';
 import {
-  api, endingEvents, holderRevoke, introspect, issue, pool, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
+  afterSweeps, api, endingEvents, holderRevoke, introspect, issue, pool, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /**
@@ -43,7 +43,7 @@ it('after a Redis restart the worker resumes and ends the leases that came due m
 
   const client = new Redis(redis.url);
   try {
-    await waitFor('the broker to reach Redis again', async () => (await api(broker.url, 'GET', '/readyz')).status === 200, 10_000, 100);
+    await waitFor('the broker to reach Redis again', async () => (await api(broker.url, 'GET', '/readyz')).status === 200, 20_000, 100);
     // A revocation right after the restart: visible at once, effects run by the reconnected worker.
     expect((await holderRevoke(broker.url, longLived.token)).status).toBe(200);
     expect((await introspect(broker.url, op.token, longLived.token)).body).toEqual({ active: false });
@@ -52,8 +52,10 @@ it('after a Redis restart the worker resumes and ends the leases that came due m
     await waitFor('the worker to end every pending lease', async () => {
       const got = await pool(ids, 8, (id) => broker.deps.store.get(id));
       return got.every((l) => l?.ended_at != null);
-    }, 15_000, 100);
-    await sleep(300);
+    }, 20_000, 100);
+    // Two more sweeps and the revoke jobs drained: had anything been left to end twice, it would have been.
+    await afterSweeps(broker);
+    await waitFor('the revoke jobs to drain', async () => (await broker.deps.revocations.depth()) === 0, 10_000);
     const events = await endingEvents(client, broker.config.redisPrefix);
     for (const l of leases) {
       expect(events.get(l.lease_id)?.map((e) => e.type)).toEqual([l === revokedBefore ? 'lease.revoked' : 'lease.expired']);
@@ -64,4 +66,4 @@ it('after a Redis restart the worker resumes and ends the leases that came due m
   } finally {
     client.disconnect();
   }
-}, 40_000);
+}, 60_000);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { TestBroker } from '../helpers/broker.ts';
 import {
-  api, auditOf, endingEvents, holderRevoke, introspect, issue, operatorToken, sleep, waitEnded, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
+  afterSweeps, api, auditOf, endingEvents, holderRevoke, introspect, issue, operatorToken, sleep, waitEnded, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
 
 /**
@@ -31,7 +31,8 @@ async function expectRevokedOnce(ids: string[], actor: string, reason: string): 
   for (const id of ids) {
     expect(await waitEnded(broker.url, op.token, id)).toMatchObject({ status: 'revoked', revoked_by: actor, reason });
   }
-  await sleep(300);
+  await afterSweeps(broker);
+  await waitFor('the revoke jobs to drain', async () => (await broker.deps.revocations.depth()) === 0, 10_000);
   const events = await endingEvents(client, broker.config.redisPrefix);
   for (const id of ids) {
     expect(events.get(id)?.map((e) => [e.type, e.actor, e.reason])).toEqual([['lease.revoked', actor, reason]]);
@@ -48,7 +49,8 @@ describe('holder revocation (POST /revoke)', () => {
     expect((await holderRevoke(broker.url, t.token)).status).toBe(200);
     await expectRevokedOnce([t.lease_id], 'holder:repo:octo-org/app:holder', 'revoked by holder');
     const lease = await broker.deps.store.get(t.lease_id);
-    await sleep(Math.max(0, lease!.expires_at * 1000 - Date.now()) + 300); // past expiry, a few sweeps
+    await sleep(Math.max(0, lease!.expires_at * 1000 - Date.now())); // past expiry...
+    await afterSweeps(broker); // ...and swept since: it did not end again
     const events = await endingEvents(client, broker.config.redisPrefix);
     expect(events.get(t.lease_id)).toHaveLength(1);
     expect((await broker.deps.store.get(t.lease_id))!.status).toBe('revoked');

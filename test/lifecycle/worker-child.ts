@@ -3,7 +3,8 @@
  * the Redis lease store. Env: REDIS_URL, REDIS_PREFIX, LEASH_SWEEP_INTERVAL_MS (default 100), and
  * optionally SWEEP_CHUNK / SWEEP_PAUSE_MS, which make each sweep end its leases in small chunks
  * with a pause between them, so a parent can SIGKILL the process in the middle of a batch.
- * Prints `ready` once the worker runs, then `ended <n>` after each chunk it carried out.
+ * Prints `ready` once the worker runs, `ended <n>` after each chunk it carried out, and `swept`
+ * after each completed sweep (so a parent can wait for sweeps instead of sleeping).
  */
 import { pino } from 'pino';
 import { connectRedis } from '../../src/redis/connect.ts';
@@ -42,7 +43,13 @@ const store: LeaseStore =
 const log = pino({ level: 'warn' });
 const bull = connectRedis(url, { forBullmq: true });
 bull.on('error', () => undefined);
-await startRevocationWorker(bull, prefix, { store, metrics: createMetrics(), log, now: Date.now }, {
+const metrics = createMetrics();
+const countSweep = metrics.sweeps.inc.bind(metrics.sweeps) as (value?: number) => void;
+metrics.sweeps.inc = ((value?: number) => {
+  countSweep(value);
+  process.stdout.write('swept\n');
+}) as typeof metrics.sweeps.inc;
+await startRevocationWorker(bull, prefix, { store, metrics, log, now: Date.now }, {
   sweepIntervalMs: Number(process.env.LEASH_SWEEP_INTERVAL_MS ?? 100),
 });
 process.stdout.write('ready\n');

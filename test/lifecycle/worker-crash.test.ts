@@ -4,7 +4,7 @@ import { SHARD_COUNT, redisKeys } from '../../src/leases/redis-keys.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { WORKER_CHILD, startChild, type Child } from './children.ts';
-import { endingEvents, leaseFor, pool, sleep, waitFor } from './harness.ts';
+import { endingEvents, leaseFor, pool, waitFor } from './harness.ts';
 
 /**
  * A worker process dies (SIGKILL) in the middle of ending a burst of 2,000 leases that expire
@@ -39,15 +39,15 @@ const endedSoFar = (c: Child): number =>
 it('a worker SIGKILLed mid-sweep loses nothing and a second worker ends the rest, each lease exactly once', async () => {
   const store = createRedisLeaseStore({ redis: client, prefix: PREFIX });
   const env = { REDIS_URL: redis.url, REDIS_PREFIX: PREFIX, LEASH_SWEEP_INTERVAL_MS: '100' };
-  // Worker A ends leases 50 at a time with a pause in between: a batch takes long enough to be cut.
-  const a = startChild(WORKER_CHILD, { ...env, SWEEP_CHUNK: '50', SWEEP_PAUSE_MS: '50' }, 'worker A');
-  children.push(a);
-
   const expiresAt = Math.floor(Date.now() / 1000) + 2;
   const leases = Array.from({ length: N }, () => leaseFor({ expires_at: expiresAt }));
   await pool(leases, 32, (l) => store.create(l));
+  // No worker runs yet, so however slowly the burst was written, none of it can have ended.
   expect(await stillDue()).toBe(N);
-  await a.waitLine((l) => l === 'ready');
+  // Worker A ends leases 50 at a time with a pause in between: a batch takes long enough to be cut.
+  const a = startChild(WORKER_CHILD, { ...env, SWEEP_CHUNK: '50', SWEEP_PAUSE_MS: '50' }, 'worker A');
+  children.push(a);
+  await a.waitLine((l) => l === 'ready', 30_000);
 
   await waitFor('worker A to be in the middle of the burst', async () => endedSoFar(a) >= 150, 15_000, 5);
   await a.kill('SIGKILL');
@@ -59,7 +59,9 @@ it('a worker SIGKILLed mid-sweep loses nothing and a second worker ends the rest
   const b = startChild(WORKER_CHILD, env, 'worker B');
   children.push(b);
   await waitFor('worker B to end every remaining lease', async () => (await stillDue()) === 0, 30_000, 100);
-  await sleep(400); // a few more sweeps: nothing may end twice
+  // Two more complete sweeps of worker B: had anything been left to end twice, it would have been.
+  const sweptSoFar = b.lines.filter((l) => l === 'swept').length;
+  await b.waitLine(() => b.lines.filter((l) => l === 'swept').length >= sweptSoFar + 2, 15_000);
 
   const events = await endingEvents(client, PREFIX);
   expect(events.size).toBe(N);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exchangeProof, X509_TYPE } from '../helpers/broker.ts';
 import { makeCsr } from '../helpers/csr.ts';
-import { ghClaims, operatorToken, rawPost, sleep, startSecurityEnv, uniq, type SecurityEnv } from './harness.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { ghClaims, operatorToken, rawPost, startSecurityEnv, uniq, type SecurityEnv } from './harness.ts';
 
 const logLines: string[] = [];
 let env: SecurityEnv;
@@ -92,7 +93,11 @@ describe('secrets never reach the log, the audit trail or the metrics', () => {
     secrets.set('garbage revocation', 'not-a-token-but-secret-looking-0123456789');
     const done = await fetch(`${env.broker.url}/v1/tasks/${task}/complete`, { method: 'POST', headers: { authorization: `Bearer ${jwt.body.access_token}` } });
     expect(done.status).toBe(200);
-    await sleep(500); // the worker's ending effects log too
+    // The worker's ending effects log too: wait until they ran.
+    await waitFor('the revocations to be carried out', async () => {
+      const ended = await Promise.all([other, third].map(async (t) => (await env.broker.deps.store.get(t.body.lease_id))?.ended_at != null));
+      return ended.every(Boolean) && (await env.broker.deps.revocations.depth()) === 0;
+    }, 15_000);
 
     // Leash's own private keys, as stored on disk.
     const jwtDir = join(env.broker.keysDir, 'jwt');

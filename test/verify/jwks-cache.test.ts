@@ -141,7 +141,8 @@ describe('createLeashVerifier after an emergency key removal', () => {
       expect(error).toBeInstanceOf(LeashVerifyError);
       expect((error as LeashVerifyError).code).toBe('ERR_LEASH_TOKEN_INVALID');
       expect(refusedAt! - fetchedAt).toBeGreaterThanOrEqual(3_000 - 50);
-      expect(refusedAt! - fetchedAt).toBeLessThan(3_000 + 1_500);
+      // Refused once the max-age runs out, not at some later default refresh; slack for a loaded machine.
+      expect(refusedAt! - fetchedAt).toBeLessThan(3_000 + 5_000);
       // One fetch when the freshness ran out; the kid then missing is not fetched again (cooldown).
       expect(proxy.fetches).toHaveLength(2);
 
