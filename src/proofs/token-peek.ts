@@ -32,7 +32,9 @@ export function peekToken(token: string): PeekedToken {
     throw new ProofError('malformed', 'subject_token is not a signed JWT (expected three dot-separated parts)');
   }
   const [h, p, s] = parts as [string, string, string];
-  if (!B64URL.test(h) || !B64URL.test(p) || (s !== '' && !B64URL.test(s))) {
+  // A length of 4n + 1 is not base64url (its last character holds no whole byte); Buffer would
+  // drop that character, so one signature or segment would have several accepted spellings.
+  if (!B64URL.test(h) || !B64URL.test(p) || (s !== '' && !B64URL.test(s)) || h.length % 4 === 1 || p.length % 4 === 1 || s.length % 4 === 1) {
     throw new ProofError('malformed', 'subject_token is not base64url encoded');
   }
   const header = decodeJsonObject(h, 'header');

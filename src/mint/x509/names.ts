@@ -61,6 +61,8 @@ export function readCommonNames(buf: Buffer, name: Tlv): string[] {
   for (const rdn of children(buf, name)) {
     if (rdn.tag !== 0x31) throw new DerError('expected a RelativeDistinguishedName');
     for (const atv of children(buf, rdn)) {
+      // Checked, not assumed: children() takes any constructed tag, and a SET here is not a Name.
+      if (atv.tag !== 0x30) throw new DerError('expected an AttributeTypeAndValue');
       const [type, val, extra] = children(buf, atv);
       if (!type || !val || extra) throw new DerError('bad AttributeTypeAndValue');
       if (readOid(buf, type) === OID.commonName) out.push(directoryString(buf, val));
