@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
 import type { Deps } from './deps.ts';
 import { LeashError } from './errors.ts';
 import { isLoggedWithRequest, type AuditEvent, type AuditLog } from './audit/events.ts';
@@ -45,7 +45,7 @@ export function readPolicy(config: Config): Policy {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     const hint = code === 'ENOENT' ? '; start one from the example: cp policy.example.yaml policy.yaml, then edit its issuers and rules' : '';
-    throw new Error(`LEASH_POLICY: cannot read ${config.policyPath} (${code})${hint}`);
+    throw new ConfigError('LEASH_POLICY', `cannot read ${config.policyPath} (${code})${hint}`);
   }
   return parsePolicy(text, config.policyPath, { leashIssuer: config.issuer });
 }

@@ -1,7 +1,9 @@
 /**
  * One error type for every refusal Leash makes. `code` is the fixed RFC 6749 / RFC 6750 / Leash
  * string that callers and tests switch on; `description` is safe to send; `detail` is for the log
- * only (it may name internal state, never a token or key).
+ * only (it may name internal state, never a token or key). `reason`, when set, is a finer stable
+ * reason under the same wire `code` (ProofError, CsrError): audited and logged, never sent.
+ * The codes are listed in docs/errors.md.
  */
 export type ErrorCode =
   // RFC 6749 section 5.2 and RFC 8693 section 2.2.2
@@ -31,11 +33,12 @@ export class LeashError extends Error {
   readonly description: string;
   readonly detail: string | undefined;
   readonly headers: Record<string, string> | undefined;
+  readonly reason: string | undefined;
 
   constructor(
     code: ErrorCode,
     description: string,
-    opts: { status?: number; detail?: string; cause?: unknown; headers?: Record<string, string> } = {},
+    opts: { status?: number; detail?: string; cause?: unknown; headers?: Record<string, string>; reason?: string } = {},
   ) {
     super(description, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'LeashError';
@@ -44,6 +47,7 @@ export class LeashError extends Error {
     this.description = description;
     this.detail = opts.detail;
     this.headers = opts.headers;
+    this.reason = opts.reason;
   }
 }
 

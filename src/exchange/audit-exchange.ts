@@ -5,12 +5,11 @@ import type { Lease } from '../leases/lease.ts';
 import { readClaim } from '../policy/match.ts';
 import type { Allowed, Decision } from '../policy/types.ts';
 import type { VerifiedProof } from '../proofs/proof-verifier.ts';
-import { isProofError } from '../proofs/proof-error.ts';
 import type { ExchangeContext, ExchangeRequest } from './request.ts';
 
-/** `<code>: <description>`; a refused proof also names its fixed reason (`invalid_request: malformed_claims: ...`). */
+/** `<code>: <description>`; a refusal with a finer reason names it (`invalid_request: malformed_claims: ...`). */
 const deniedReason = (error: LeashError): string =>
-  isProofError(error) ? `${error.code}: ${error.reason}: ${error.description}` : `${error.code}: ${error.description}`;
+  error.reason === undefined ? `${error.code}: ${error.description}` : `${error.code}: ${error.reason}: ${error.description}`;
 
 function asked(req: ExchangeRequest): Record<string, unknown> {
   return { kind: req.kind, scopes: req.scopes ?? null, audiences: req.audiences ?? null, ttl: req.ttl ?? null, task_id: req.taskId ?? null };

@@ -13,7 +13,10 @@ export interface Template {
 export type TemplateTarget = 'claim' | 'uri_san' | 'dns_san';
 export type Rendered = { ok: true; value: string } | { ok: false; reason: string };
 
-export class TemplateSyntaxError extends Error {}
+export class TemplateSyntaxError extends Error {
+  override readonly name = 'TemplateSyntaxError';
+  readonly code = 'ERR_TEMPLATE_SYNTAX';
+}
 
 /** Parses a template; throws TemplateSyntaxError on anything but literal text and claim references. */
 export function compileTemplate(source: string): Template {

@@ -11,9 +11,29 @@ export interface HttpJsonOptions {
   maxBytes?: number;
 }
 
+export type HttpJsonCode =
+  | 'ERR_HTTP_JSON_UNREACHABLE'
+  | 'ERR_HTTP_JSON_TIMEOUT'
+  | 'ERR_HTTP_JSON_STATUS'
+  | 'ERR_HTTP_JSON_TOO_LARGE'
+  | 'ERR_HTTP_JSON_NOT_JSON';
+
 export class HttpJsonError extends Error {
   override readonly name = 'HttpJsonError';
+  constructor(
+    readonly code: HttpJsonCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
+
+/** A failed request or read: timed out (the issuer hangs) or unreachable (refused, reset, DNS). */
+const transportFailure = (message: string, err: unknown): HttpJsonError =>
+  new HttpJsonError(isTimeout(err) ? 'ERR_HTTP_JSON_TIMEOUT' : 'ERR_HTTP_JSON_UNREACHABLE', `${message}: ${describe(err)}`, { cause: err });
+
+const isTimeout = (err: unknown): boolean => err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
 
 export async function fetchJson(url: string, opts: HttpJsonOptions): Promise<unknown> {
   const maxBytes = opts.maxBytes ?? 1024 * 1024;
@@ -23,17 +43,17 @@ export async function fetchJson(url: string, opts: HttpJsonOptions): Promise<unk
     // Key material comes only from the configured URL: a redirect could downgrade https or point elsewhere.
     res = await opts.fetch(url, { method: 'GET', headers: { accept: 'application/json' }, signal, redirect: 'error' });
   } catch (err) {
-    throw new HttpJsonError(`GET ${url} failed: ${describe(err)}`, { cause: err });
+    throw transportFailure(`GET ${url} failed`, err);
   }
   if (res.status !== 200) {
     await res.body?.cancel().catch(() => undefined);
-    throw new HttpJsonError(`GET ${url} answered ${res.status}`);
+    throw new HttpJsonError('ERR_HTTP_JSON_STATUS', `GET ${url} answered ${res.status}`);
   }
   const text = await readCapped(res, maxBytes, url);
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw new HttpJsonError(`GET ${url} did not answer JSON`);
+    throw new HttpJsonError('ERR_HTTP_JSON_NOT_JSON', `GET ${url} did not answer JSON`);
   }
 }
 
@@ -41,7 +61,7 @@ async function readCapped(res: Response, maxBytes: number, url: string): Promise
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body?.cancel().catch(() => undefined);
-    throw new HttpJsonError(`GET ${url} answered more than ${maxBytes} bytes`);
+    throw new HttpJsonError('ERR_HTTP_JSON_TOO_LARGE', `GET ${url} answered more than ${maxBytes} bytes`);
   }
   if (!res.body) return '';
   const reader = res.body.getReader();
@@ -54,20 +74,20 @@ async function readCapped(res: Response, maxBytes: number, url: string): Promise
       total += value.byteLength;
       if (total > maxBytes) {
         await reader.cancel().catch(() => undefined);
-        throw new HttpJsonError(`GET ${url} answered more than ${maxBytes} bytes`);
+        throw new HttpJsonError('ERR_HTTP_JSON_TOO_LARGE', `GET ${url} answered more than ${maxBytes} bytes`);
       }
       chunks.push(value);
     }
   } catch (err) {
     if (err instanceof HttpJsonError) throw err;
-    throw new HttpJsonError(`GET ${url} failed while reading: ${describe(err)}`, { cause: err });
+    throw transportFailure(`GET ${url} failed while reading`, err);
   }
   return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 function describe(err: unknown): string {
   if (err instanceof Error) {
-    if (err.name === 'TimeoutError' || err.name === 'AbortError') return 'timed out';
+    if (isTimeout(err)) return 'timed out';
     const cause = (err as { cause?: unknown }).cause;
     return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
   }

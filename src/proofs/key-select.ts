@@ -9,6 +9,12 @@ const FIT: Record<string, { kty: string; crv?: string }> = {
   EdDSA: { kty: 'OKP', crv: 'Ed25519' },
 };
 
+/** The issuer's JWKS document is not a JWK Set (`{"keys": [...]}`). */
+export class JwksDocumentError extends Error {
+  override readonly name = 'JwksDocumentError';
+  readonly code = 'ERR_JWKS_INVALID';
+}
+
 /**
  * Without a kid every fitting key is tried; bound that so a kid-less token cannot make us run
  * many signature checks against an issuer that publishes a long JWKS.
@@ -23,7 +29,7 @@ const MAX_KIDLESS_CANDIDATES = 8;
  */
 export function usableSigningKeys(doc: unknown): JWK[] {
   if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { keys?: unknown }).keys)) {
-    throw new Error('the JWKS document is not a JWK Set');
+    throw new JwksDocumentError('the JWKS document is not a JWK Set');
   }
   return ((doc as { keys: unknown[] }).keys).filter((k): k is JWK => {
     if (typeof k !== 'object' || k === null || Array.isArray(k)) return false;

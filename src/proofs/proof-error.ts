@@ -24,12 +24,11 @@ export type ProofFailure =
  * names what is wrong but never echoes the token or claim values; `detail` is for the log only.
  */
 export class ProofError extends LeashError {
-  readonly reason: ProofFailure;
+  declare readonly reason: ProofFailure;
 
   constructor(reason: ProofFailure, description: string, detail?: string, cause?: unknown) {
-    super('invalid_request', description, { detail: detail ?? reason, cause });
+    super('invalid_request', description, { detail: detail ?? reason, cause, reason });
     this.name = 'ProofError';
-    this.reason = reason;
   }
 }
 

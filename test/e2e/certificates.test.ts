@@ -12,6 +12,7 @@ import { fixtureClaims } from '../helpers/fake-issuer.ts';
 import { exchangeProof, postToken, X509_TYPE, type TestBroker } from '../helpers/broker.ts';
 import { AUD, type IssuerSet } from '../helpers/policies.ts';
 import { makeCsr, mismatchedKeyCsr, openssl, pemToDer, type TestCsrKeyType } from '../helpers/csr.ts';
+import type { CsrRefusal } from '../../src/mint/x509/csr-error.ts';
 
 let env: E2E;
 let issuers: IssuerSet;
@@ -104,21 +105,23 @@ describe('certificates from CSRs, judged by OpenSSL', () => {
 });
 
 describe('CSR refusals: invalid_request and nothing leased', () => {
-  const cases: [string, () => Promise<string>][] = [
-    ['an extra SAN', async () => (await makeCsr({ keyType: 'ec-p256', uriSans: ['spiffe://acme.internal/admin'] })).csrPem],
-    ['a CA:true basic constraint', async () => (await makeCsr({ keyType: 'ec-p256', ca: true })).csrPem],
-    ['name constraints', async () => (await makeCsr({ keyType: 'ec-p256', nameConstraints: true })).csrPem],
-    ['an RSA-1024 key', async () => (await makeCsr({ keyType: 'rsa-1024' })).csrPem],
-    ['a signature that does not match its key', () => mismatchedKeyCsr()],
-    ['garbage', async () => 'not a csr at all'],
-    ['truncated DER', async () => pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem).subarray(0, 40).toString('base64url')],
+  const cases: [string, () => Promise<string>, CsrRefusal][] = [
+    ['an extra SAN', async () => (await makeCsr({ keyType: 'ec-p256', uriSans: ['spiffe://acme.internal/admin'] })).csrPem, 'csr_san_not_granted'],
+    ['a CA:true basic constraint', async () => (await makeCsr({ keyType: 'ec-p256', ca: true })).csrPem, 'csr_ca_requested'],
+    ['name constraints', async () => (await makeCsr({ keyType: 'ec-p256', nameConstraints: true })).csrPem, 'csr_ca_requested'],
+    ['an RSA-1024 key', async () => (await makeCsr({ keyType: 'rsa-1024' })).csrPem, 'csr_unsupported_key'],
+    ['a signature that does not match its key', () => mismatchedKeyCsr(), 'csr_bad_signature'],
+    ['garbage', async () => 'not a csr at all', 'csr_malformed'],
+    ['truncated DER', async () => pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem).subarray(0, 40).toString('base64url'), 'csr_malformed'],
   ];
-  it.each(cases)('%s', async (_name, make) => {
+  it.each(cases)('%s', async (_name, make, reason) => {
     const before = await broker.deps.store.countActive();
     const res = await requestCert(await make(), 'refused');
     expect(res.status).toBe(400);
     expect(res.body.error).toBe('invalid_request');
-    expect(res.body.error_description).toMatch(/csr/i);
+    // The fixed reason is never sent; the exchange.denied event records it.
+    const { events } = await broker.deps.audit.list({ type: 'exchange.denied', limit: 200 });
+    expect(events.find((e) => e.request_id === res.body.request_id)?.reason).toMatch(new RegExp(`^invalid_request: ${reason}: `));
     expect(await broker.deps.store.countActive()).toBe(before);
   });
 

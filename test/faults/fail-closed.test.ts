@@ -15,6 +15,7 @@ import { exchangeProof, startBroker, testKeysDir, type TestBroker } from '../hel
 import { startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { AUD } from '../helpers/policies.ts';
+import type { ProofFailure } from '../../src/proofs/proof-error.ts';
 
 let main: FakeIssuer;
 let cold: FakeIssuer;
@@ -222,29 +223,29 @@ describe('keys at start', () => {
 
   it('a missing keys directory stops the start, naming the directory', async () => {
     const missing = join(tmp, 'no-such-keys');
-    await expect(start(missing)).rejects.toThrow(new RegExp(`${join(missing, 'jwt')}.*ENOENT`));
+    await expect(start(missing)).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringMatching(new RegExp(`${join(missing, 'jwt')}.*ENOENT`)) });
   });
 
   it('an unreadable key file stops the start, naming the file', async () => {
     const dir = await keysCopy('unreadable', true);
     mkdirSync(join(dir, 'jwt', 'broken.pem')); // a directory where a key should be: EISDIR even for root
-    await expect(start(dir)).rejects.toThrow(new RegExp(`${join(dir, 'jwt', 'broken.pem')}.*EISDIR`));
+    await expect(start(dir)).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringMatching(new RegExp(`${join(dir, 'jwt', 'broken.pem')}.*EISDIR`)) });
   });
 
   it('a key file that is not a private key stops the start, naming the file', async () => {
     const dir = await keysCopy('garbage', true);
     writeFileSync(join(dir, 'jwt', 'garbage.pem'), 'not a key');
-    await expect(start(dir)).rejects.toThrow(new RegExp(`${join(dir, 'jwt', 'garbage.pem')}: not a PKCS#8`));
+    await expect(start(dir)).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringContaining(join(dir, 'jwt', 'garbage.pem')) });
   });
 
   it('LEASH_SIGNING_KID naming a missing key stops the start, naming the file', async () => {
     const dir = await keysCopy('kid', true);
-    await expect(start(dir, { LEASH_SIGNING_KID: 'nope' })).rejects.toThrow(/jwt\/nope\.pem/);
+    await expect(start(dir, { LEASH_SIGNING_KID: 'nope' })).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringContaining(join(dir, 'jwt', 'nope.pem')) });
   });
 
   it('a missing CA, when a rule issues certificates, stops the start, naming the file', async () => {
     const dir = await keysCopy('no-ca', false);
-    await expect(start(dir)).rejects.toThrow(/ca\/ca\.(key\.)?pem/);
+    await expect(start(dir)).rejects.toMatchObject({ code: 'ERR_CA', message: expect.stringMatching(/ca\/ca\.(key\.)?pem/) });
   });
 });
 
@@ -310,20 +311,24 @@ describe('clock skew at the edges (LEASH_CLOCK_SKEW=5, max_proof_age 10m, frozen
   });
   afterAll(async () => b?.close());
 
-  it.each<[string, { iat?: number; nbf?: number; exp?: number }, number, RegExp | null]>([
-    ['exp = now - skew: expired', { iat: T - 60, exp: T - 5 }, 400, /expired/],
+  it.each<[string, { iat?: number; nbf?: number; exp?: number }, number, ProofFailure | null]>([
+    ['exp = now - skew: expired', { iat: T - 60, exp: T - 5 }, 400, 'expired'],
     ['exp = now - skew + 1: accepted', { iat: T - 60, exp: T - 4 }, 200, null],
     ['nbf = now + skew: accepted', { iat: T, nbf: T + 5, exp: T + 300 }, 200, null],
-    ['nbf = now + skew + 1: not yet valid', { iat: T, nbf: T + 6, exp: T + 300 }, 400, /not yet valid/],
+    ['nbf = now + skew + 1: not yet valid', { iat: T, nbf: T + 6, exp: T + 300 }, 400, 'not_yet_valid'],
     ['iat = now + skew: accepted', { iat: T + 5, exp: T + 300 }, 200, null],
-    ['iat = now + skew + 1: issued in the future', { iat: T + 6, exp: T + 300 }, 400, /issued in the future/],
+    ['iat = now + skew + 1: issued in the future', { iat: T + 6, exp: T + 300 }, 400, 'iat_in_future'],
     ['iat = now - max_proof_age - skew: accepted', { iat: T - 605, exp: T + 300 }, 200, null],
-    ['iat = now - max_proof_age - skew - 1: too old', { iat: T - 606, exp: T + 300 }, 400, /too old/],
+    ['iat = now - max_proof_age - skew - 1: too old', { iat: T - 606, exp: T + 300 }, 400, 'too_old'],
   ])('%s', async (_name, times, status, why) => {
     const before = await b.deps.store.countActive();
     const res = await exchangeProof(b.url, await main.mint(claims(main), { times }));
     expect(res.status, JSON.stringify(res.body)).toBe(status);
-    if (why) expect(res.body.error_description).toMatch(why);
+    if (why) {
+      // The fixed reason is never sent; its exchange.denied event records it.
+      const { events } = await b.deps.audit.list({ type: 'exchange.denied', limit: 200 });
+      expect(events.find((e) => e.request_id === res.body.request_id)?.reason).toMatch(new RegExp(`^invalid_request: ${why}: `));
+    }
     expect(await b.deps.store.countActive()).toBe(before + (status === 200 ? 1 : 0));
   });
 });

@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CsrRefusal } from '../../src/mint/x509/csr-error.ts';
 import { exchangeProof, X509_TYPE } from '../helpers/broker.ts';
 import { makeCsr, mismatchedKeyCsr, openssl, pemToDer, tamperCsrSignature } from '../helpers/csr.ts';
 import { fixtureClaims } from '../helpers/fake-issuer.ts';
@@ -46,48 +47,48 @@ async function p521Csr(): Promise<string> {
 const b64url = (der: Buffer): string => der.toString('base64url');
 const pem = (der: Buffer, label: string): string => `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END ${label}-----\n`;
 
-async function refusedCsr(proof: string, csr: string, description: RegExp): Promise<void> {
-  await expectProofRefused(env, proof, { code: 'invalid_request', description }, { requested_token_type: X509_TYPE, csr });
+async function refusedCsr(proof: string, csr: string, reason: CsrRefusal): Promise<void> {
+  await expectProofRefused(env, proof, { code: 'invalid_request', reason }, { requested_token_type: X509_TYPE, csr });
   const jwt = await exchangeProof(env.broker.url, proof);
   expect(jwt.status, 'the proof was not burnt by the refused certificate request').toBe(200);
 }
 
 describe('CSR contents beyond the grant are refused', () => {
-  it.each<[string, () => Promise<string>, RegExp]>([
-    ['a signature by another key than the one it names', () => mismatchedKeyCsr(), /signature does not verify/],
-    ['a tampered signature', async () => tamperCsrSignature((await makeCsr({ keyType: 'ec-p256' })).csrPem), /signature does not verify/],
-    ['basicConstraints CA:TRUE', async () => (await makeCsr({ keyType: 'ec-p256', ca: true })).csrPem, /CA certificate/],
-    ['name constraints', async () => (await makeCsr({ keyType: 'ec-p256', nameConstraints: true })).csrPem, /name constraints/],
-    ['an extra URI SAN', async () => (await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI, 'spiffe://acme.internal/admin'] })).csrPem, /URI SAN/],
-    ['a DNS SAN', async () => (await makeCsr({ keyType: 'ec-p256', dnsSans: ['admin.acme.internal'] })).csrPem, /DNS SAN/],
-    ['an IP SAN', async () => (await makeCsr({ keyType: 'ec-p256', ipSans: ['10.0.0.1'] })).csrPem, /IP SAN/],
-    ['an email SAN', async () => (await makeCsr({ keyType: 'ec-p256', emailSans: ['root@acme.internal'] })).csrPem, /email SAN/],
-    ['a subject CN that is not a granted name', async () => (await makeCsr({ keyType: 'ec-p256', cn: 'admin.acme.internal' })).csrPem, /CN/],
-    ['an unknown extension', async () => (await makeCsr({ keyType: 'ec-p256', extraExtensions: [{ oid: '1.2.3.4', value: Buffer.from('0500', 'hex') }] })).csrPem, /extensions Leash does not issue/],
-    ['a P-521 key', () => p521Csr(), /curve|not supported|not allowed/],
-    ['an RSA-1024 key', async () => (await makeCsr({ keyType: 'rsa-1024' })).csrPem, /rsa-1024 is not allowed/],
-  ])('%s', async (_name, make, description) => {
-    await refusedCsr(await ghProof(), await make(), description);
+  it.each<[string, () => Promise<string>, CsrRefusal]>([
+    ['a signature by another key than the one it names', () => mismatchedKeyCsr(), 'csr_bad_signature'],
+    ['a tampered signature', async () => tamperCsrSignature((await makeCsr({ keyType: 'ec-p256' })).csrPem), 'csr_bad_signature'],
+    ['basicConstraints CA:TRUE', async () => (await makeCsr({ keyType: 'ec-p256', ca: true })).csrPem, 'csr_ca_requested'],
+    ['name constraints', async () => (await makeCsr({ keyType: 'ec-p256', nameConstraints: true })).csrPem, 'csr_ca_requested'],
+    ['an extra URI SAN', async () => (await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI, 'spiffe://acme.internal/admin'] })).csrPem, 'csr_san_not_granted'],
+    ['a DNS SAN', async () => (await makeCsr({ keyType: 'ec-p256', dnsSans: ['admin.acme.internal'] })).csrPem, 'csr_san_not_granted'],
+    ['an IP SAN', async () => (await makeCsr({ keyType: 'ec-p256', ipSans: ['10.0.0.1'] })).csrPem, 'csr_san_not_granted'],
+    ['an email SAN', async () => (await makeCsr({ keyType: 'ec-p256', emailSans: ['root@acme.internal'] })).csrPem, 'csr_san_not_granted'],
+    ['a subject CN that is not a granted name', async () => (await makeCsr({ keyType: 'ec-p256', cn: 'admin.acme.internal' })).csrPem, 'csr_cn_not_granted'],
+    ['an unknown extension', async () => (await makeCsr({ keyType: 'ec-p256', extraExtensions: [{ oid: '1.2.3.4', value: Buffer.from('0500', 'hex') }] })).csrPem, 'csr_extension_not_issued'],
+    ['a P-521 key', () => p521Csr(), 'csr_unsupported_key'],
+    ['an RSA-1024 key', async () => (await makeCsr({ keyType: 'rsa-1024' })).csrPem, 'csr_unsupported_key'],
+  ])('%s', async (_name, make, reason) => {
+    await refusedCsr(await ghProof(), await make(), reason);
   });
 
   it('a key type allowed elsewhere but not by this rule (RSA under the k8s rule)', async () => {
     const proof = await env.issuers.k8s.mint({ ...fixtureClaims('kubernetes-sa'), iss: env.issuers.k8s.url, aud: [AUD], jti: uniq('k8s') });
-    await refusedCsr(proof, (await makeCsr({ keyType: 'rsa-2048' })).csrPem, /not allowed by the rule/);
+    await refusedCsr(proof, (await makeCsr({ keyType: 'rsa-2048' })).csrPem, 'csr_key_type_not_allowed');
   });
 });
 
 describe('malformed CSRs', () => {
-  it.each<[string, () => Promise<string>]>([
-    ['garbage text', async () => 'not a csr at all'],
-    ['truncated DER', async () => b64url(pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem).subarray(0, 60))],
-    ['DER with trailing bytes', async () => b64url(Buffer.concat([pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem), Buffer.from([0x00, 0x00])]))],
-    ['a PEM labelled CERTIFICATE', async () => pem(pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem), 'CERTIFICATE')],
-    ['a certificate instead of a request', async () => env.broker.deps.ca!.chainPem[0]!.replaceAll('CERTIFICATE', 'CERTIFICATE REQUEST')],
-    ['a PEM whose header and footer differ', async () => (await makeCsr({ keyType: 'ec-p256' })).csrPem.replace('-----END CERTIFICATE REQUEST', '-----END NEW CERTIFICATE REQUEST')],
-    ['a length that claims more bytes than there are', async () => b64url(Buffer.from('3084ffffffff3000', 'hex'))],
-    ['over 16 KiB', async () => b64url(Buffer.alloc(17 * 1024, 0x30))],
-  ])('%s is refused', async (_name, make) => {
-    await refusedCsr(await ghProof(), await make(), /csr/);
+  it.each<[string, () => Promise<string>, CsrRefusal]>([
+    ['garbage text', async () => 'not a csr at all', 'csr_malformed'],
+    ['truncated DER', async () => b64url(pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem).subarray(0, 60)), 'csr_malformed'],
+    ['DER with trailing bytes', async () => b64url(Buffer.concat([pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem), Buffer.from([0x00, 0x00])])), 'csr_malformed'],
+    ['a PEM labelled CERTIFICATE', async () => pem(pemToDer((await makeCsr({ keyType: 'ec-p256' })).csrPem), 'CERTIFICATE'), 'csr_malformed'],
+    ['a certificate instead of a request', async () => env.broker.deps.ca!.chainPem[0]!.replaceAll('CERTIFICATE', 'CERTIFICATE REQUEST'), 'csr_malformed'],
+    ['a PEM whose header and footer differ', async () => (await makeCsr({ keyType: 'ec-p256' })).csrPem.replace('-----END CERTIFICATE REQUEST', '-----END NEW CERTIFICATE REQUEST'), 'csr_malformed'],
+    ['a length that claims more bytes than there are', async () => b64url(Buffer.from('3084ffffffff3000', 'hex')), 'csr_malformed'],
+    ['over 16 KiB', async () => b64url(Buffer.alloc(17 * 1024, 0x30)), 'csr_too_large'],
+  ])('%s is refused', async (_name, make, reason) => {
+    await refusedCsr(await ghProof(), await make(), reason);
   });
 });
 
@@ -107,17 +108,17 @@ describe('what the CSR cannot choose', () => {
     const EKU_SERVER = ext('2.5.29.37', '300a06082b06010505070301');
     const EKU_CODE_SIGNING = ext('2.5.29.37', '300a06082b06010505070303');
     const KU_CA = ext('2.5.29.15', '03020106'); // keyCertSign | cRLSign
-    const cases: [typeof EKU_SERVER, RegExp][] = [
-      [KU_CA, /keyCertSign or cRLSign/],
-      [EKU_CODE_SIGNING, /extended key usage 1\.3\.6\.1\.5\.5\.7\.3\.3, which Leash does not issue/],
+    const cases: [typeof EKU_SERVER, CsrRefusal][] = [
+      [KU_CA, 'csr_ca_requested'],
+      [EKU_CODE_SIGNING, 'csr_eku_not_granted'],
     ];
-    for (const [extension, description] of cases) {
+    for (const [extension, reason] of cases) {
       const { csrPem } = await makeCsr({ keyType: 'ec-p256', uriSans: [GRANTED_URI], extraExtensions: [extension] });
-      await refusedCsr(await ghProof(), csrPem, description);
+      await refusedCsr(await ghProof(), csrPem, reason);
     }
     // serverAuth under a rule without server_auth whose certificates carry no SPIFFE ID.
     const { csrPem } = await makeCsr({ keyType: 'ec-p256', dnsSans: ['web.acme.internal'], extraExtensions: [EKU_SERVER] });
-    await refusedCsr(await webProof(), csrPem, /extended key usage serverAuth, which the rule does not grant/);
+    await refusedCsr(await webProof(), csrPem, 'csr_eku_not_granted');
   });
 
   it('without a SPIFFE ID and without server_auth, the certificate is for clients only', async () => {

@@ -93,8 +93,10 @@ export async function deniedEvent(env: SecurityEnv, requestId: string): Promise<
 export interface Refusal {
   status?: number;
   code: string;
-  /** The error_description must match this. */
+  /** The error_description must match this: only where the wording itself is the contract. */
   description?: RegExp;
+  /** The refusal's fixed reason (ProofError, CsrError): never sent, so read from its exchange.denied event. */
+  reason?: string;
   /** Refusals outside /token (no exchange happened) have no exchange.denied event. */
   audited?: boolean;
 }
@@ -117,6 +119,7 @@ export async function expectRefused(env: SecurityEnv, send: () => Promise<HttpRe
     const event = await deniedEvent(env, res.body.request_id);
     expect(event, `exchange.denied audit event for request ${res.body.request_id}`).toBeDefined();
     expect(event!.reason).toContain(want.code);
+    if (want.reason) expect(event!.reason ?? '', 'exchange.denied reason').toMatch(new RegExp(`^${want.code}: ${want.reason}: `));
     if (secret) expect(JSON.stringify(event)).not.toContain(secret);
   }
   return res;

@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(async () => env?.close());
 
 const now = (): number => Math.floor(Date.now() / 1000);
-const MALFORMED = { code: 'invalid_request', description: /well-formed Unicode/ };
+const MALFORMED = { code: 'invalid_request', reason: 'malformed_claims' };
 
 async function expectMalformedClaims(proof: string): Promise<void> {
   const res = await expectProofRefused(env, proof, MALFORMED);

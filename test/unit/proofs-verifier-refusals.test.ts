@@ -27,23 +27,20 @@ describe('ProofVerifier refuses', () => {
 
   it('alg none', async () => {
     const token = fi.mintUnsigned(base);
-    const e = await refused(verifier.verify(token), 'alg_not_allowed', token);
-    expect(e.description).toBe('subject_token algorithm none is not allowed');
+    await refused(verifier.verify(token), 'alg_not_allowed', token);
   });
 
   it('HS256 keyed with the public key (PEM and JWK bytes)', async () => {
     for (const form of ['pem', 'jwk'] as const) {
       const token = fi.mintHs256WithPublicKey(base, form);
-      const e = await refused(verifier.verify(token), 'alg_not_allowed', token);
-      expect(e.description).toMatch(/HS256.*symmetric/);
+      await refused(verifier.verify(token), 'alg_not_allowed', token);
     }
   });
 
   it('HS256 even when the policy lists it, and an alg the issuer entry does not list', async () => {
     const v = new ProofVerifier({ issuers: [trusted(fi, { algorithms: ['HS256', 'RS256'] })] });
     await refused(v.verify(fi.mintHs256WithPublicKey(base)), 'alg_not_allowed');
-    const e = await refused(v.verify(await fi.mint(base)), 'alg_not_allowed');
-    expect(e.description).toBe('subject_token algorithm ES256 is not allowed for issuer fake');
+    await refused(v.verify(await fi.mint(base)), 'alg_not_allowed');
   });
 
   it('an unknown kid', async () => {
@@ -52,8 +49,7 @@ describe('ProofVerifier refuses', () => {
 
   it('a signature by another key under a published kid', async () => {
     const token = await fi.mint(base, { key: 'other' });
-    const e = await refused(verifier.verify(token), 'bad_signature', token);
-    expect(e.description).toBe('subject_token signature is invalid');
+    await refused(verifier.verify(token), 'bad_signature', token);
   });
 
   it('a tampered payload', async () => {
@@ -71,8 +67,7 @@ describe('ProofVerifier refuses', () => {
   it('an untrusted issuer, without ever fetching its keys', async () => {
     const stranger = await startFakeIssuer();
     try {
-      const e = await refused(verifier.verify(await stranger.mint({ ...base, iss: stranger.url })), 'untrusted_issuer');
-      expect(e.description).toBe('subject_token issuer is not trusted');
+      await refused(verifier.verify(await stranger.mint({ ...base, iss: stranger.url })), 'untrusted_issuer');
       // Another issuer's token claiming our trusted iss: its kid is not in the trusted JWKS.
       await refused(verifier.verify(await stranger.mint({ ...base, iss: fi.url })), 'unknown_kid');
       expect(stranger.requestCount() + stranger.discoveryCount()).toBe(0);
@@ -82,15 +77,13 @@ describe('ProofVerifier refuses', () => {
   });
 
   it('a wrong aud (string, list, absent)', async () => {
-    const e = await refused(verifier.verify(await fi.mint({ ...base, aud: 'https://other.example' })), 'audience');
-    expect(e.description).toBe('subject_token audience is not accepted');
+    await refused(verifier.verify(await fi.mint({ ...base, aud: 'https://other.example' })), 'audience');
     await refused(verifier.verify(await fi.mint({ ...base, aud: ['https://a.example', 'https://b.example'] })), 'audience');
     await refused(verifier.verify(await fi.mint(base, { omit: ['aud'] })), 'missing_claim');
   });
 
   it('an expired proof, beyond the clock skew only', async () => {
-    const e = await refused(verifier.verify(await fi.mint(base, { times: { iat: now() - 300, exp: now() - 31 } })), 'expired');
-    expect(e.description).toBe('subject_token is expired');
+    await refused(verifier.verify(await fi.mint(base, { times: { iat: now() - 300, exp: now() - 31 } })), 'expired');
     await expect(verifier.verify(await fi.mint(base, { times: { iat: now() - 300, exp: now() - 20 } }))).resolves.toBeTruthy();
   });
 
@@ -110,6 +103,7 @@ describe('ProofVerifier refuses', () => {
   it('exp, iat or sub absent', async () => {
     for (const claim of ['exp', 'iat', 'sub']) {
       const e = await refused(verifier.verify(await fi.mint(base, { omit: [claim] })), 'missing_claim');
+      // The description names the missing claim: that is the user's only hint which one to add.
       expect(e.description).toBe(`subject_token has no ${claim} claim`);
     }
   });
@@ -148,16 +142,14 @@ describe('ProofVerifier refuses', () => {
   it('a huge token, before fetching or parsing anything', async () => {
     const before = fi.requestCount();
     const token = await fi.mint({ ...base, padding: 'x'.repeat(20_000) });
-    const e = await refused(verifier.verify(token), 'too_large');
-    expect(e.description).toBe('subject_token is larger than 16384 bytes');
+    await refused(verifier.verify(token), 'too_large');
     expect(fi.requestCount()).toBe(before);
     const small = new ProofVerifier({ issuers: [trusted(fi)], maxTokenBytes: 100 });
     await refused(small.verify(await fi.mint(base)), 'too_large');
   });
 
   it('a header alg that does not fit the key its kid names', async () => {
-    const e = await refused(verifier.verify(await fi.mint(base, { header: { alg: 'ES384' } })), 'key_mismatch');
-    expect(e.description).toBe('subject_token algorithm does not fit the issuer key named by its kid');
+    await refused(verifier.verify(await fi.mint(base, { header: { alg: 'ES384' } })), 'key_mismatch');
     await refused(verifier.verify(await fi.mint(base, { header: { alg: 'RS256' } })), 'key_mismatch');
     await refused(verifier.verify(await fi.mint(base, { header: { alg: 'EdDSA' } })), 'key_mismatch');
   });

@@ -9,6 +9,7 @@ import { checkCsrAgainstGrant, parseCsr } from '../../src/mint/x509/csr.ts';
 import { generateDevCa } from '../../src/mint/x509/generate-ca.ts';
 import type { CaGenerationKeyType } from '../../src/mint/x509/generate-ca.ts';
 import { makeCsr, openssl, pemToDer } from '../helpers/csr.ts';
+import { thrown } from '../helpers/thrown.ts';
 import type { TestCsrKeyType } from '../helpers/csr.ts';
 
 const SPIFFE = 'spiffe://acme.internal/gh/acme/app';
@@ -163,11 +164,11 @@ describe('certificate issuance', () => {
     const ca = cas.get('ec-p256') as CertificateAuthority;
     const csr = parseCsr(csrs.get('ec-p256') as string);
     const base = { spkiDer: csr.spkiDer, keyType: csr.keyType, uriSans: [SPIFFE], dnsSans: [], serverAuth: false };
-    expect(() => ca.issue({ ...base, notBefore: now(), notAfter: now() + 20 * 365 * 86400 })).toThrow(/CA expires/);
-    expect(() => ca.issue({ ...base, notBefore: now(), notAfter: now() - 1 })).toThrow(/notAfter after notBefore/);
-    expect(() => ca.issue({ ...base, uriSans: [], notBefore: now(), notAfter: now() + 60 })).toThrow(/no subject alternative/);
-    expect(() => ca.issue({ ...base, uriSans: ['spiffe://x/é'], notBefore: now(), notAfter: now() + 60 })).toThrow(/not a valid URI/);
-    expect(() => ca.issue({ ...base, serialHex: '00', notBefore: now(), notAfter: now() + 60 })).toThrow(/zero/);
+    expect(thrown(() => ca.issue({ ...base, notBefore: now(), notAfter: now() + 20 * 365 * 86400 }))).toMatchObject({ code: 'server_error' });
+    expect(() => ca.issue({ ...base, notBefore: now(), notAfter: now() - 1 })).toThrow(RangeError);
+    expect(thrown(() => ca.issue({ ...base, uriSans: [], notBefore: now(), notAfter: now() + 60 }))).toMatchObject({ code: 'invalid_request', reason: 'grant_no_sans' });
+    expect(thrown(() => ca.issue({ ...base, uriSans: ['spiffe://x/é'], notBefore: now(), notAfter: now() + 60 }))).toMatchObject({ code: 'invalid_request', reason: 'grant_san_invalid' });
+    expect(() => ca.issue({ ...base, serialHex: '00', notBefore: now(), notAfter: now() + 60 })).toThrow(RangeError);
   });
 
   it('never issues an X509-SVID with more than one URI SAN or a malformed SPIFFE ID (X509-SVID sections 2 and 3.1)', () => {
@@ -183,7 +184,7 @@ describe('certificate issuance', () => {
       return undefined;
     };
     for (const uriSans of [[SPIFFE, 'https://acme.internal/x'], [SPIFFE, 'spiffe://acme.internal/other'], ['spiffe://acme.internal'], ['spiffe://Acme.internal/x'], ['SPIFFE://acme.internal/x'], ['spiffe://acme.internal:443/x']]) {
-      expect(refusal(uriSans), uriSans.join(' ')).toMatchObject({ code: 'invalid_request' });
+      expect(refusal(uriSans), uriSans.join(' ')).toMatchObject({ code: 'invalid_request', reason: 'grant_svid_invalid' });
     }
     // Several URI SANs without a SPIFFE ID are no SVID: they stay allowed.
     expect(refusal(['https://acme.internal/a', 'urn:acme:b'])).toBeUndefined();

@@ -2,7 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { children, readOid, readRoot, value, whole } from './der-reader.ts';
+import { children, DerError, readOid, readRoot, value, whole } from './der-reader.ts';
 import type { Tlv } from './der-reader.ts';
 import { createCrlBuilder } from './crl.ts';
 import type { CrlInput } from './crl.ts';
@@ -28,6 +28,19 @@ export const CA_FILES = {
   root: join('ca', 'root.pem'),
 } as const;
 
+/** The CA files under `<keysDir>/ca/` cannot be used; the message names the file to look at. */
+export class CaLoadError extends Error {
+  override readonly name = 'CaLoadError';
+  readonly code = 'ERR_CA';
+  constructor(
+    readonly file: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 const CERT_PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 /**
@@ -44,27 +57,27 @@ export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: 
   const key = importPrivateKey(keyPem, keyPath);
   const roots = parseCertificates(rootText, rootPath);
   const root = roots[0] as X509Certificate;
-  if (roots.length !== 1) throw new Error(`${rootPath} must hold exactly one certificate, the root`);
-  if (!root.verify(root.publicKey)) throw new Error(`${rootPath} is not a self-signed root certificate`);
+  if (roots.length !== 1) throw new CaLoadError(rootPath, `${rootPath} must hold exactly one certificate, the root`);
+  if (!root.verify(root.publicKey)) throw new CaLoadError(rootPath, `${rootPath} is not a self-signed root certificate`);
   // A bundle that repeats the root is common; the chain handed out must not include it.
   const chain = parseCertificates(certText, certPath).filter((c) => !c.raw.equals(root.raw));
-  if (chain.length === 0) throw new Error(`${certPath} holds no intermediate certificate`);
+  if (chain.length === 0) throw new CaLoadError(certPath, `${certPath} holds no intermediate certificate`);
   const issuing = chain[0] as X509Certificate;
 
-  if (!issuing.ca) throw new Error(`${certPath}: the first certificate is not a CA certificate`);
-  if (!issuing.checkPrivateKey(key)) throw new Error(`${keyPath} does not match the certificate in ${certPath}`);
+  if (!issuing.ca) throw new CaLoadError(certPath, `${certPath}: the first certificate is not a CA certificate`);
+  if (!issuing.checkPrivateKey(key)) throw new CaLoadError(keyPath, `${keyPath} does not match the certificate in ${certPath}`);
   for (let i = 0; i < chain.length; i++) {
     const cert = chain[i] as X509Certificate;
     const parent = chain[i + 1] ?? root;
     if (!cert.checkIssued(parent) || !cert.verify(parent.publicKey)) {
-      throw new Error(`${certPath}: certificate ${i + 1} is not issued by ${i + 1 < chain.length ? 'the next one' : rootPath}`);
+      throw new CaLoadError(certPath, `${certPath}: certificate ${i + 1} is not issued by ${i + 1 < chain.length ? 'the next one' : rootPath}`);
     }
   }
   const now = Date.now();
   for (const [cert, path] of [...chain.map((c) => [c, certPath] as const), [root, rootPath] as const]) {
-    if (Date.parse(cert.validTo) < now) throw new Error(`${path}: certificate ${cert.subject} expired at ${cert.validTo}`);
+    if (Date.parse(cert.validTo) < now) throw new CaLoadError(path, `${path}: certificate ${cert.subject} expired at ${cert.validTo}`);
     if (Date.parse(cert.validFrom) > now + 5 * 60_000) {
-      throw new Error(`${path}: certificate ${cert.subject} is not valid before ${cert.validFrom}`);
+      throw new CaLoadError(path, `${path}: certificate ${cert.subject} is not valid before ${cert.validFrom}`);
     }
   }
 
@@ -84,27 +97,27 @@ async function readText(path: string): Promise<string> {
     return await readFile(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new Error(`cannot read CA file ${path} (${code})`, { cause: e });
+    throw new CaLoadError(path, `cannot read CA file ${path} (${code})`, { cause: e });
   }
 }
 
 function importPrivateKey(pem: string, path: string): KeyObject {
-  if (!pem.includes('-----BEGIN PRIVATE KEY-----')) throw new Error(`${path} must be a PKCS#8 PEM private key`);
+  if (!pem.includes('-----BEGIN PRIVATE KEY-----')) throw new CaLoadError(path, `${path} must be a PKCS#8 PEM private key`);
   try {
     return createPrivateKey({ key: pem, format: 'pem' });
   } catch (e) {
-    throw new Error(`${path} is not a valid private key`, { cause: e });
+    throw new CaLoadError(path, `${path} is not a valid private key`, { cause: e });
   }
 }
 
 function parseCertificates(text: string, path: string): X509Certificate[] {
   const blocks = text.match(CERT_PEM_RE) ?? [];
-  if (blocks.length === 0) throw new Error(`${path} holds no PEM certificate`);
+  if (blocks.length === 0) throw new CaLoadError(path, `${path} holds no PEM certificate`);
   return blocks.map((pem, i) => {
     try {
       return new X509Certificate(pem);
     } catch (e) {
-      throw new Error(`${path}: certificate ${i + 1} is not valid`, { cause: e });
+      throw new CaLoadError(path, `${path}: certificate ${i + 1} is not valid`, { cause: e });
     }
   });
 }
@@ -115,7 +128,7 @@ function caKeyType(key: KeyObject, path: string): CaKeyType {
   if (key.asymmetricKeyType === 'ec' && curve === 'secp384r1') return 'ec-p384';
   if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
   if (key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048) return 'rsa';
-  throw new Error(`${path}: CA key type ${key.asymmetricKeyType ?? '?'} ${curve ?? ''} is not supported`.trim());
+  throw new CaLoadError(path, `${path}: CA key type ${key.asymmetricKeyType ?? '?'} ${curve ?? ''} is not supported`.trim());
 }
 
 /** The subject Name bytes and key identifier of the issuing CA certificate. */
@@ -127,7 +140,7 @@ function issuerFields(certDer: Buffer): { issuerName: Buffer; keyId: Buffer } {
   const f = fields[0]?.tag === 0xa0 ? fields.slice(1) : fields;
   const subject = f[4];
   const spki = f[5];
-  if (!subject || !spki) throw new Error('malformed CA certificate');
+  if (!subject || !spki) throw new DerError('malformed CA certificate');
   const extensions = f.find((t) => t.tag === 0xa3);
   return {
     issuerName: Buffer.from(whole(certDer, subject)),

@@ -26,8 +26,8 @@ export function createCrlBuilder(ctx: SigningContext): (input: CrlInput) => Buff
 
   return function buildCrl(input: CrlInput): Buffer {
     const { thisUpdate, nextUpdate, crlNumber } = input;
-    if (nextUpdate <= thisUpdate) throw new Error('CRL nextUpdate must be after thisUpdate');
-    if (crlNumber < 0n || crlNumber > MAX_CRL_NUMBER) throw new Error('CRL number must be 0 .. 2^159-1');
+    if (nextUpdate <= thisUpdate) throw new RangeError('CRL nextUpdate must be after thisUpdate');
+    if (crlNumber < 0n || crlNumber > MAX_CRL_NUMBER) throw new RangeError('CRL number must be 0 .. 2^159-1');
 
     // A serial listed twice would be ambiguous about when it was revoked; keep the earliest.
     const bySerial = new Map<string, number>();

@@ -30,8 +30,10 @@ const SIMPLE_SCHEMES: Record<string, SignatureScheme> = {
   [OID.ed25519]: { family: 'ed25519', hash: null },
 };
 
+/** A well-formed signature or digest algorithm Leash does not accept (SHA-1, MD5, exotic PSS). */
 export class UnsupportedAlgorithm extends Error {
   override readonly name = 'UnsupportedAlgorithm';
+  readonly code = 'ERR_UNSUPPORTED_ALGORITHM';
 }
 
 /**

@@ -1,4 +1,5 @@
 import { LeashError } from '../../errors.ts';
+import { CsrError, type CsrRefusal } from './csr-error.ts';
 import type { KeyType } from '../../policy/types.ts';
 import {
   children,
@@ -64,8 +65,7 @@ const B64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
 const quote = (s: string): string => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}...` : s);
 
-const invalid = (description: string, detail?: string): LeashError =>
-  new LeashError('invalid_request', description, detail === undefined ? {} : { detail });
+const invalid = (reason: CsrRefusal, description: string): CsrError => new CsrError(reason, description);
 
 /** Parses a PKCS#10 request (PEM, or base64/base64url DER) and checks its self-signature. */
 export function parseCsr(input: string): ParsedCsr {
@@ -74,8 +74,9 @@ export function parseCsr(input: string): ParsedCsr {
     return parseCsrDer(der);
   } catch (e) {
     if (e instanceof LeashError) throw e;
-    if (e instanceof UnsupportedAlgorithm || e instanceof UnsupportedName) throw invalid(`csr ${stripCsr(e.message)}`);
-    if (e instanceof DerError) throw invalid(`csr is not a valid PKCS#10 request (${e.message})`);
+    if (e instanceof UnsupportedAlgorithm) throw invalid('csr_unsupported_algorithm', `csr ${stripCsr(e.message)}`);
+    if (e instanceof UnsupportedName) throw invalid('csr_unsupported_name', `csr ${stripCsr(e.message)}`);
+    if (e instanceof DerError) throw invalid('csr_malformed', `csr is not a valid PKCS#10 request (${e.message})`);
     throw e;
   }
 }
@@ -83,22 +84,22 @@ export function parseCsr(input: string): ParsedCsr {
 const stripCsr = (message: string): string => message.replace(/^csr /, '');
 
 function decodeCsrText(input: string): Buffer {
-  if (typeof input !== 'string' || input.length === 0) throw invalid('csr is missing');
-  if (input.length > MAX_TEXT_CHARS) throw invalid('csr is larger than 16 KiB');
+  if (typeof input !== 'string' || input.length === 0) throw invalid('csr_missing', 'csr is missing');
+  if (input.length > MAX_TEXT_CHARS) throw invalid('csr_too_large', 'csr is larger than 16 KiB');
   const text = input.trim();
   let b64: string;
   const pem = PEM_RE.exec(text);
   if (pem) {
-    if ((pem[1] ?? '') !== (pem[3] ?? '')) throw invalid('csr PEM header and footer do not match');
+    if ((pem[1] ?? '') !== (pem[3] ?? '')) throw invalid('csr_malformed', 'csr PEM header and footer do not match');
     b64 = (pem[2] ?? '').replace(/\s+/g, '');
   } else if (text.startsWith('-----')) {
-    throw invalid('csr PEM must be a CERTIFICATE REQUEST');
+    throw invalid('csr_malformed', 'csr PEM must be a CERTIFICATE REQUEST');
   } else {
     b64 = text.replace(/\s+/g, '');
   }
-  if (!B64_RE.test(b64)) throw invalid('csr is not a valid PKCS#10 request (not PEM, base64 or base64url)');
+  if (!B64_RE.test(b64)) throw invalid('csr_malformed', 'csr is not a valid PKCS#10 request (not PEM, base64 or base64url)');
   const der = Buffer.from(b64, 'base64');
-  if (der.length > MAX_DER_BYTES) throw invalid('csr is larger than 16 KiB');
+  if (der.length > MAX_DER_BYTES) throw invalid('csr_too_large', 'csr is larger than 16 KiB');
   return der;
 }
 
@@ -120,13 +121,13 @@ function parseCsrDer(der: Buffer): ParsedCsr {
   const { key, keyType, family, rsaBits } = importKey(spkiDer);
 
   const scheme = signatureScheme(der, sigAlg);
-  if (scheme.family !== family) throw invalid('csr signature algorithm does not match its key type');
+  if (scheme.family !== family) throw invalid('csr_algorithm_mismatch', 'csr signature algorithm does not match its key type');
   const signature = readOctetAlignedBitString(der, sig);
-  if (!verifySignature(scheme, key, whole(der, cri), signature)) throw invalid('csr signature does not verify');
+  if (!verifySignature(scheme, key, whole(der, cri), signature)) throw invalid('csr_bad_signature', 'csr signature does not verify');
 
   const requested = readRequestedExtensions(der, attributes);
   const cns = readCommonNames(der, subject);
-  if (cns.length > 1) throw invalid('csr subject has more than one common name');
+  if (cns.length > 1) throw invalid('csr_multiple_cns', 'csr subject has more than one common name');
 
   const parsed: ParsedCsr = { spkiDer, keyType, requested };
   if (rsaBits !== undefined) parsed.rsaBits = rsaBits;
@@ -139,14 +140,14 @@ function importKey(spkiDer: Buffer): ImportedKey {
   try {
     imported = importSpki(spkiDer);
   } catch (e) {
-    if (e instanceof UnsupportedKey) throw invalid(`csr ${e.message}`);
-    throw invalid('csr public key is not valid');
+    if (e instanceof UnsupportedKey) throw invalid('csr_unsupported_key', `csr ${e.message}`);
+    throw invalid('csr_invalid_key', 'csr public key is not valid');
   }
   const bits = imported.rsaBits;
   if (bits !== undefined && bits < MIN_RSA_BITS) {
-    throw invalid(`csr key type rsa-${bits} is not allowed (RSA keys need at least ${MIN_RSA_BITS} bits)`);
+    throw invalid('csr_unsupported_key', `csr key type rsa-${bits} is not allowed (RSA keys need at least ${MIN_RSA_BITS} bits)`);
   }
-  if (bits !== undefined && bits > MAX_RSA_BITS) throw invalid(`csr key type rsa-${bits} is not allowed (at most ${MAX_RSA_BITS} bits)`);
+  if (bits !== undefined && bits > MAX_RSA_BITS) throw invalid('csr_unsupported_key', `csr key type rsa-${bits} is not allowed (at most ${MAX_RSA_BITS} bits)`);
   return imported;
 }
 
@@ -237,38 +238,39 @@ export function checkCsrAgainstGrant(csr: ParsedCsr, grant: CsrGrant): void {
   assertIssuableSans(grant.uri_sans, grant.dns_sans);
   if (!keyTypeAllowed(csr, grant.key_types)) {
     throw invalid(
+      'csr_key_type_not_allowed',
       `csr key type ${describeKeyType(csr)} is not allowed by the rule (allowed: ${grant.key_types.join(', ') || 'none'})`,
     );
   }
   const r = csr.requested;
-  if (r.basicConstraintsCa === true) throw invalid('csr requests a CA certificate (basicConstraints CA:TRUE)');
-  if (r.nameConstraints) throw invalid('csr requests name constraints, which only a CA certificate may carry');
-  if (r.caKeyUsage) throw invalid('csr requests keyCertSign or cRLSign key usage, which only a CA certificate may carry');
+  if (r.basicConstraintsCa === true) throw invalid('csr_ca_requested', 'csr requests a CA certificate (basicConstraints CA:TRUE)');
+  if (r.nameConstraints) throw invalid('csr_ca_requested', 'csr requests name constraints, which only a CA certificate may carry');
+  if (r.caKeyUsage) throw invalid('csr_ca_requested', 'csr requests keyCertSign or cRLSign key usage, which only a CA certificate may carry');
   // A purpose the certificate would not carry is refused, not silently dropped: the requester
   // would only find out at its first TLS handshake.
   const purposes: string[] = grant.server_auth || isSvid(grant.uri_sans) ? [OID.clientAuth, OID.serverAuth] : [OID.clientAuth];
   for (const eku of r.extKeyUsages) {
     if (!purposes.includes(eku)) {
       const name = eku === OID.serverAuth ? 'serverAuth, which the rule does not grant' : `${eku}, which Leash does not issue`;
-      throw invalid(`csr requests extended key usage ${name}`);
+      throw invalid('csr_eku_not_granted', `csr requests extended key usage ${name}`);
     }
   }
   const other = r.otherExtensions.filter((oid) => !HARMLESS_CSR_EXTENSIONS.has(oid));
-  if (other.length > 0) throw invalid(`csr requests extensions Leash does not issue: ${other.join(', ')}`);
+  if (other.length > 0) throw invalid('csr_extension_not_issued', `csr requests extensions Leash does not issue: ${other.join(', ')}`);
   for (const uri of r.uriSans) {
-    if (!grant.uri_sans.includes(uri)) throw invalid(`csr requests URI SAN ${quote(uri)}, which the rule does not grant`);
+    if (!grant.uri_sans.includes(uri)) throw invalid('csr_san_not_granted', `csr requests URI SAN ${quote(uri)}, which the rule does not grant`);
   }
   for (const dns of r.dnsSans) {
     if (!grant.dns_sans.some((g) => sameDnsName(g, dns))) {
-      throw invalid(`csr requests DNS SAN ${quote(dns)}, which the rule does not grant`);
+      throw invalid('csr_san_not_granted', `csr requests DNS SAN ${quote(dns)}, which the rule does not grant`);
     }
   }
-  if (r.ipSans.length > 0) throw invalid(`csr requests IP SAN ${r.ipSans[0]}, which Leash does not grant`);
-  if (r.emailSans.length > 0) throw invalid(`csr requests email SAN ${quote(r.emailSans[0] ?? '')}, which Leash does not grant`);
+  if (r.ipSans.length > 0) throw invalid('csr_san_not_granted', `csr requests IP SAN ${r.ipSans[0]}, which Leash does not grant`);
+  if (r.emailSans.length > 0) throw invalid('csr_san_not_granted', `csr requests email SAN ${quote(r.emailSans[0] ?? '')}, which Leash does not grant`);
   if (csr.subjectCn !== undefined) {
     const cn = csr.subjectCn;
     if (!grant.uri_sans.includes(cn) && !grant.dns_sans.some((g) => sameDnsName(g, cn))) {
-      throw invalid(`csr subject CN ${quote(cn)} is not one of the granted names`);
+      throw invalid('csr_cn_not_granted', `csr subject CN ${quote(cn)} is not one of the granted names`);
     }
   }
 }

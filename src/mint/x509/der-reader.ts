@@ -4,8 +4,10 @@
  * is read are the same bytes.
  */
 
+/** The bytes are not the strict DER this reader accepts; the message names what is wrong. */
 export class DerError extends Error {
   override readonly name = 'DerError';
+  readonly code = 'ERR_DER_INVALID';
 }
 
 export interface Tlv {

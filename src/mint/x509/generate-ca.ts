@@ -3,7 +3,7 @@ import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { chmod, mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CA_FILES } from './ca-store.ts';
+import { CA_FILES, CaLoadError } from './ca-store.ts';
 
 export type CaGenerationKeyType = 'ec-p256' | 'ec-p384' | 'ed25519';
 
@@ -36,9 +36,9 @@ export const ROOT_CRL_FILE = join('ca', 'root.crl.pem');
 export async function generateDevCa(keysDir: string, opts: GenerateDevCaOptions = {}): Promise<void> {
   const keyType = opts.keyType ?? 'ec-p256';
   const alg = ALGORITHMS[keyType];
-  if (!alg) throw new Error(`unsupported CA key type ${String(keyType)}`);
+  if (!alg) throw new TypeError(`unsupported CA key type ${String(keyType)}`);
   const trustDomain = opts.trustDomain ?? 'leash.dev';
-  if (!/^[A-Za-z0-9.-]{1,64}$/.test(trustDomain)) throw new Error(`trust domain ${trustDomain} is not a host name`);
+  if (!/^[A-Za-z0-9.-]{1,64}$/.test(trustDomain)) throw new TypeError(`trust domain ${trustDomain} is not a host name`);
 
   const paths = [CA_FILES.root, CA_FILES.cert, CA_FILES.key].map((f) => join(keysDir, f));
   const present = await Promise.all(paths.map(exists));
@@ -46,7 +46,7 @@ export async function generateDevCa(keysDir: string, opts: GenerateDevCaOptions 
     if (present.every(Boolean)) return;
     // Half a CA on disk usually means a failed copy; replacing it silently could strand live certificates.
     if (present.some(Boolean)) {
-      throw new Error(`${join(keysDir, 'ca')} holds only part of a CA; pass force to replace it`);
+      throw new CaLoadError(join(keysDir, 'ca'), `${join(keysDir, 'ca')} holds only part of a CA; pass force to replace it`);
     }
   }
 

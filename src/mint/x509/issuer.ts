@@ -15,7 +15,7 @@ import {
   toPem,
   unsignedInteger,
 } from './der.ts';
-import { children, readOctetAlignedBitString, readRoot } from './der-reader.ts';
+import { children, DerError, readOctetAlignedBitString, readRoot } from './der-reader.ts';
 import { OID } from './oids.ts';
 import { assertIssuableSans, isSvid } from './sans.ts';
 
@@ -87,7 +87,7 @@ export function authorityKeyIdentifierExtension(keyId: Buffer): Buffer {
 export function keyIdentifierOf(spkiDer: Buffer): Buffer {
   const spki = readRoot(spkiDer, 0x30, 'SubjectPublicKeyInfo');
   const [alg, key, extra] = children(spkiDer, spki);
-  if (!alg || !key || extra || alg.tag !== 0x30) throw new Error('malformed SubjectPublicKeyInfo');
+  if (!alg || !key || extra || alg.tag !== 0x30) throw new DerError('malformed SubjectPublicKeyInfo');
   return createHash('sha1').update(readOctetAlignedBitString(spkiDer, key)).digest();
 }
 
@@ -109,11 +109,11 @@ let poolOffset = serialPool.length;
 
 /** Accepts a positive serial of at most 20 octets once DER-encoded (RFC 5280 4.1.2.2). */
 export function serialBytes(serialHex: string): Buffer {
-  if (!/^[0-9a-fA-F]{1,40}$/.test(serialHex)) throw new Error(`serial must be 1-40 hex digits: ${serialHex}`);
+  if (!/^[0-9a-fA-F]{1,40}$/.test(serialHex)) throw new RangeError(`serial must be 1-40 hex digits: ${serialHex}`);
   const magnitude = Buffer.from(serialHex.length % 2 ? `0${serialHex}` : serialHex, 'hex');
-  if (magnitude.every((b) => b === 0)) throw new Error('serial must not be zero');
+  if (magnitude.every((b) => b === 0)) throw new RangeError('serial must not be zero');
   const encoded = unsignedInteger(magnitude);
-  if (encoded.length - 2 > 20) throw new Error('serial is longer than 20 octets');
+  if (encoded.length - 2 > 20) throw new RangeError('serial is longer than 20 octets');
   return encoded;
 }
 
@@ -141,7 +141,7 @@ const SKI_OID = oid(OID.subjectKeyIdentifier);
  * encoded here once, so a request costs one small DER assembly, one SHA-1 and one signature.
  */
 export function createIssuer(ctx: SigningContext, crlUrl: string): (input: IssueInput) => IssuedCertificate {
-  if (!/^https?:\/\/[\x21-\x7e]+$/.test(crlUrl)) throw new Error(`CRL URL must be an http(s) URL: ${crlUrl}`);
+  if (!/^https?:\/\/[\x21-\x7e]+$/.test(crlUrl)) throw new TypeError(`CRL URL must be an http(s) URL: ${crlUrl}`);
   const alg = signatureAlgorithmFor(ctx.keyType);
   const aki = authorityKeyIdentifierExtension(ctx.keyId);
   // DistributionPoint { distributionPoint [0] { fullName [0] { URI [6] } } }
@@ -154,7 +154,7 @@ export function createIssuer(ctx: SigningContext, crlUrl: string): (input: Issue
   return function issue(input: IssueInput): IssuedCertificate {
     const { notBefore, notAfter } = input;
     if (!Number.isSafeInteger(notBefore) || !Number.isSafeInteger(notAfter) || notAfter <= notBefore) {
-      throw new Error('certificate validity must be whole epoch seconds with notAfter after notBefore');
+      throw new RangeError('certificate validity must be whole epoch seconds with notAfter after notBefore');
     }
     if (notAfter > ctx.caNotAfter) {
       throw new LeashError('server_error', 'the issuing CA expires before the requested certificate would', {

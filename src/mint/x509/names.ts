@@ -21,8 +21,10 @@ const GENERAL_NAME_TYPES: Record<number, string> = {
   0x88: 'registeredID',
 };
 
+/** A well-formed GeneralName of a type Leash never issues (otherName, x400Address, ...). */
 export class UnsupportedName extends Error {
   override readonly name = 'UnsupportedName';
+  readonly code = 'ERR_UNSUPPORTED_NAME';
 }
 
 /**

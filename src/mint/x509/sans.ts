@@ -1,4 +1,4 @@
-import { LeashError } from '../../errors.ts';
+import { CsrError } from './csr-error.ts';
 import { isValidSpiffeId } from '../../policy/template.ts';
 
 const URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/;
@@ -20,19 +20,19 @@ export const isSvid = (uriSans: readonly string[]): boolean => uriSans.some((uri
  */
 export function assertIssuableSans(uriSans: readonly string[], dnsSans: readonly string[]): void {
   if (uriSans.length === 0 && dnsSans.length === 0) {
-    throw new LeashError('invalid_request', 'the rule grants no subject alternative names, so no certificate can be issued');
+    throw new CsrError('grant_no_sans', 'the rule grants no subject alternative names, so no certificate can be issued');
   }
   if (uriSans.length + dnsSans.length > MAX_SANS) {
-    throw new LeashError('invalid_request', `a certificate carries at most ${MAX_SANS} subject alternative names`);
+    throw new CsrError('grant_too_many_sans', `a certificate carries at most ${MAX_SANS} subject alternative names`);
   }
   for (const uri of uriSans) {
     if (uri.length > 2048 || !URI_RE.test(uri)) {
-      throw new LeashError('invalid_request', `granted URI SAN ${JSON.stringify(uri.slice(0, 200))} is not a valid URI`);
+      throw new CsrError('grant_san_invalid', `granted URI SAN ${JSON.stringify(uri.slice(0, 200))} is not a valid URI`);
     }
   }
   for (const dns of dnsSans) {
     if (dns.length > 253 || !DNS_RE.test(dns)) {
-      throw new LeashError('invalid_request', `granted DNS SAN ${JSON.stringify(dns.slice(0, 200))} is not a valid host name`);
+      throw new CsrError('grant_san_invalid', `granted DNS SAN ${JSON.stringify(dns.slice(0, 200))} is not a valid host name`);
     }
   }
   if (isSvid(uriSans)) assertSvidSans(uriSans);
@@ -41,10 +41,10 @@ export function assertIssuableSans(uriSans: readonly string[], dnsSans: readonly
 /** X509-SVID spec sections 2 and 3.1: exactly one URI SAN, a SPIFFE ID of a workload (non-root path). */
 function assertSvidSans(uriSans: readonly string[]): void {
   if (uriSans.length !== 1) {
-    throw new LeashError('invalid_request', `an X509-SVID carries exactly one URI SAN, its SPIFFE ID; the rule grants ${uriSans.length}`);
+    throw new CsrError('grant_svid_invalid', `an X509-SVID carries exactly one URI SAN, its SPIFFE ID; the rule grants ${uriSans.length}`);
   }
   if (!isValidSpiffeId(uriSans[0]!)) {
-    throw new LeashError('invalid_request', `granted URI SAN ${JSON.stringify(uriSans[0]!.slice(0, 200))} is not a valid SPIFFE ID of a workload`);
+    throw new CsrError('grant_svid_invalid', `granted URI SAN ${JSON.stringify(uriSans[0]!.slice(0, 200))} is not a valid SPIFFE ID of a workload`);
   }
 }
 

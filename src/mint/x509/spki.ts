@@ -12,8 +12,10 @@ export interface ImportedKey {
   rsaBits?: number;
 }
 
+/** A well-formed public key of a type, curve or shape Leash does not certify. */
 export class UnsupportedKey extends Error {
   override readonly name = 'UnsupportedKey';
+  readonly code = 'ERR_UNSUPPORTED_KEY';
 }
 
 // Canonical DER prefixes: AlgorithmIdentifier plus the BIT STRING header and, for EC, the
