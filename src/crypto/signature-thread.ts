@@ -1,5 +1,12 @@
-import { constants, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import type { KeyObject } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
+import { checkThenSignOnLoop, signedOnLoop } from './on-loop.ts';
+import type { Check, CheckAnswer, CheckedThenSigned, PendingCheck, SignJob, Signed, Signer } from './signer.ts';
+import { startSignatureWorker, wireJob, type WireAnswer, type WireBatch, type WireJob } from './worker-source.ts';
+
+export type { Check, CheckAnswer, CheckedThenSigned, SignJob, Signed, SignatureMode } from './signer.ts';
+// Where mint/jwt/sign.ts and older callers find them.
+export { signOnLoop, verifyOnLoop } from './on-loop.ts';
 
 /**
  * Signatures are checked and made on one worker thread, in batches: every job queued during one
@@ -11,125 +18,53 @@ import { Worker } from 'node:worker_threads';
  * If the worker cannot be had (or dies), jobs run on the event loop instead: slower, never wrong.
  */
 
-/** How the signature bytes are read: DER/PKCS#1 v1.5, raw ECDSA (r || s), or RSA-PSS. */
-export type SignatureMode = 'plain' | 'p1363' | 'pss';
+const NOT_VERIFIED: CheckAnswer = Object.freeze({ verified: false });
 
-export interface Check {
-  hash: string | null;
-  signingInput: string;
-  signature: string;
-  mode: SignatureMode;
-  key: KeyObject;
-}
+/** A check waiting for its batch: a sign job may still join it until the batch leaves. */
+class QueuedCheck implements PendingCheck {
+  sent = false;
+  resolve!: (answer: CheckAnswer) => void;
+  private readonly answered: Promise<CheckAnswer>;
 
-/** A signature to make: ECDSA keys give raw r || s (JWS), Ed25519 takes `hash: null`. */
-export interface SignJob {
-  hash: string | null;
-  signingInput: string;
-  key: KeyObject;
-}
-
-/** A signature made, or why it could not be. */
-export type Signed = { ok: true; signature: string } | { ok: false; error: Error };
-
-/** A check, and the signature made once it holds. */
-export type CheckedThenSigned = { verified: false } | { verified: true; signed: Signed };
-
-type Queued =
-  | { kind: 'verify'; job: Check; resolve: (ok: boolean) => void }
-  | { kind: 'verifyThenSign'; job: Check; then: SignJob; resolve: (result: CheckedThenSigned) => void };
-
-/** The verify options of each mode besides the key: plain data, so they cross to the worker as they are. */
-const MODE_OPTIONS: Record<SignatureMode, { dsaEncoding?: 'ieee-p1363'; padding?: number; saltLength?: number }> = {
-  plain: {},
-  p1363: { dsaEncoding: 'ieee-p1363' },
-  pss: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
-};
-
-// Plain CommonJS run with `eval`, so the worker needs no TypeScript loader (tsx, vitest). A job is
-// a tuple, [hash, input, options, keyId, signature] for a check, plus a sign job's [hash, input,
-// options, keyId] for a check-then-sign: tuples cross to the worker several times cheaper than
-// objects. A check that throws (a malformed signature, a key of the wrong type) is a signature
-// that does not verify; a sign that throws after a check that held answers true.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { sign, verify } = require('node:crypto');
-const keys = new Map();
-const signed = (hash, input, options, keyId) => {
-  try {
-    return sign(hash, Buffer.from(input), Object.assign({ key: keys.get(keyId) }, options)).toString('base64url');
-  } catch {
-    return null;
+  constructor(
+    readonly job: Check,
+    public then: SignJob | undefined,
+  ) {
+    this.answered = new Promise((resolve) => (this.resolve = resolve));
   }
-};
-const verified = (hash, input, options, keyId, signature) => {
-  try {
-    return verify(hash, Buffer.from(input, 'latin1'), Object.assign({ key: keys.get(keyId) }, options), Buffer.from(signature, 'base64url'));
-  } catch {
-    return false;
+
+  thenSign(job: SignJob): boolean {
+    if (this.sent) return false;
+    this.then = job;
+    return true;
   }
-};
-parentPort.on('message', (m) => {
-  if (m.reset) keys.clear();
-  for (const [id, key] of m.keys) keys.set(id, key);
-  const out = new Array(m.jobs.length);
-  for (let i = 0; i < m.jobs.length; i++) {
-    const j = m.jobs[i];
-    if (!verified(j[0], j[1], j[2], j[3], j[4])) out[i] = false;
-    else out[i] = j.length === 5 ? true : (signed(j[5], j[6], j[7], j[8]) ?? true);
+
+  answer(): Promise<CheckAnswer> {
+    return this.answered;
   }
-  parentPort.postMessage({ batch: m.batch, out });
-});
-`;
 
-/** The same check on the event loop (no worker, a lost one, or the thread turned off). */
-export function verifyOnLoop(c: Check): boolean {
-  try {
-    return cryptoVerify(c.hash, Buffer.from(c.signingInput, 'latin1'), Object.assign({ key: c.key }, MODE_OPTIONS[c.mode]), Buffer.from(c.signature, 'base64url'));
-  } catch {
-    return false;
+  runOnLoop(): void {
+    this.resolve(checkThenSignOnLoop(this.job, this.then));
   }
-}
 
-const signOptions = (key: KeyObject): { dsaEncoding?: 'ieee-p1363' } => (key.asymmetricKeyType === 'ec' ? { dsaEncoding: 'ieee-p1363' } : {});
-
-/** The signature (base64url) made on the event loop; throws what node:crypto throws. */
-export function signOnLoop(j: SignJob): string {
-  return cryptoSign(j.hash, Buffer.from(j.signingInput), Object.assign({ key: j.key }, signOptions(j.key))).toString('base64url');
-}
-
-const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
-
-function signedOnLoop(j: SignJob): Signed {
-  try {
-    return { ok: true, signature: signOnLoop(j) };
-  } catch (err) {
-    return { ok: false, error: asError(err) };
+  /** The worker's answer: see WireAnswer. */
+  settle(out: boolean | string | undefined): void {
+    if (out !== true && typeof out !== 'string') return this.resolve(NOT_VERIFIED);
+    const then = this.then;
+    if (!then) return this.resolve({ verified: true, signed: undefined });
+    // The worker's sign failed: the same sign here says why (or, if it works here, gives the signature).
+    this.resolve({ verified: true, signed: typeof out === 'string' ? { ok: true, signature: out } : signedOnLoop(then) });
   }
-}
-
-function runOnLoop(q: Queued): void {
-  if (q.kind === 'verify') q.resolve(verifyOnLoop(q.job));
-  else q.resolve(verifyThenSignOnLoop(q.job, q.then));
-}
-
-function answer(q: Queued, out: boolean | string | undefined): void {
-  if (q.kind === 'verify') return q.resolve(out === true);
-  if (out === false || out === undefined) return q.resolve({ verified: false });
-  // The worker's sign failed: the same sign here says why (or, if it works here, gives the signature).
-  q.resolve({ verified: true, signed: typeof out === 'string' ? { ok: true, signature: out } : signedOnLoop(q.then) });
 }
 
 const MAX_KEYS_HELD = 256;
 const RESTART_BACKOFF_MS = 1_000;
 
-const startWorker = (): Worker => new Worker(WORKER_SOURCE, { eval: true, name: 'leash-signature-checks' });
-
-export class SignatureThread {
+export class SignatureThread implements Signer {
   private worker: Worker | null = null;
-  private queued: Queued[] = [];
+  private queued: QueuedCheck[] = [];
   private flushScheduled = false;
-  private readonly sent = new Map<number, Queued[]>();
+  private readonly sent = new Map<number, QueuedCheck[]>();
   private nextBatch = 1;
   private keyIds = new WeakMap<KeyObject, number>();
   private nextKeyId = 1;
@@ -138,10 +73,25 @@ export class SignatureThread {
   private restartAfter = 0;
 
   /** `start` makes the worker; tests give one that fails to show checks still get answered. */
-  constructor(private readonly start: () => Worker = startWorker) {}
+  constructor(private readonly start: () => Worker = startSignatureWorker) {}
+
+  /** Queues the check (and `then`, signed only if it holds) for the next batch. */
+  check(check: Check, then?: SignJob): PendingCheck {
+    const q = new QueuedCheck(check, then);
+    this.queued.push(q);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return q;
+  }
+
+  sign(job: SignJob): Signed {
+    return signedOnLoop(job);
+  }
 
   verify(check: Check): Promise<boolean> {
-    return new Promise((resolve) => this.enqueue({ kind: 'verify', job: check, resolve }));
+    return this.check(check).answer().then((a) => a.verified);
   }
 
   /**
@@ -149,15 +99,8 @@ export class SignatureThread {
    * a signature whose content was worked out while the check was pending.
    */
   verifyThenSign(check: Check, then: SignJob): Promise<CheckedThenSigned> {
-    return new Promise((resolve) => this.enqueue({ kind: 'verifyThenSign', job: check, then, resolve }));
-  }
-
-  private enqueue(q: Queued): void {
-    this.queued.push(q);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    // With a sign job, a check that holds always carries its signature (or why it failed).
+    return this.check(check, then).answer() as Promise<CheckedThenSigned>;
   }
 
   private flush(): void {
@@ -166,7 +109,10 @@ export class SignatureThread {
     this.queued = [];
     const worker = this.ensureWorker();
     if (!worker) {
-      for (const q of jobs) runOnLoop(q);
+      for (const q of jobs) {
+        q.sent = true;
+        q.runOnLoop();
+      }
       return;
     }
     const batch = this.nextBatch++;
@@ -188,16 +134,15 @@ export class SignatureThread {
       }
       return id;
     };
-    const wire = jobs.map((q): unknown[] => {
-      const c = q.job;
-      if (q.kind === 'verify') return [c.hash, c.signingInput, MODE_OPTIONS[c.mode], keyIdOf(c.key), c.signature];
-      const t = q.then;
-      return [c.hash, c.signingInput, MODE_OPTIONS[c.mode], keyIdOf(c.key), c.signature, t.hash, t.signingInput, signOptions(t.key), keyIdOf(t.key)];
+    const wire = jobs.map((q): WireJob => {
+      q.sent = true;
+      return wireJob(q.job, q.then, keyIdOf);
     });
     this.sent.set(batch, jobs);
     // Held while jobs are out, so a short-lived process waits for its answers.
     worker.ref();
-    worker.postMessage({ batch, reset, keys, jobs: wire });
+    const message: WireBatch = { batch, reset, keys, jobs: wire };
+    worker.postMessage(message);
   }
 
   private ensureWorker(): Worker | null {
@@ -207,12 +152,12 @@ export class SignatureThread {
       const worker = this.start();
       // An idle worker is never the reason a process stays up (tests, shutdown).
       worker.unref();
-      worker.on('message', (m: { batch: number; out: (boolean | string)[] }) => {
+      worker.on('message', (m: WireAnswer) => {
         const jobs = this.sent.get(m.batch);
         if (!jobs) return;
         this.sent.delete(m.batch);
         if (this.sent.size === 0) worker.unref();
-        jobs.forEach((q, i) => answer(q, m.out[i]));
+        jobs.forEach((q, i) => q.settle(m.out[i]));
       });
       worker.on('error', () => this.lost(worker));
       worker.on('exit', () => this.lost(worker));
@@ -233,19 +178,14 @@ export class SignatureThread {
     this.keysSent = 0;
     const pending = [...this.sent.values()].flat();
     this.sent.clear();
-    for (const q of pending) runOnLoop(q);
+    for (const q of pending) q.runOnLoop();
   }
 }
 
 let shared: SignatureThread | null = null;
-const thread = (): SignatureThread => (shared ??= new SignatureThread());
+
+/** The process's one signature thread, started with its first batch. */
+export const sharedSignatureThread = (): SignatureThread => (shared ??= new SignatureThread());
 
 /** True when `signature` over `signingInput` verifies under `key` (checked off the event loop). */
-export const verifyOffLoop = (check: Check): Promise<boolean> => thread().verify(check);
-
-/** verifyOffLoop, then (only if the check holds) the signature of `then`, in one trip to the thread. */
-export const verifyThenSignOffLoop = (check: Check, then: SignJob): Promise<CheckedThenSigned> => thread().verifyThenSign(check, then);
-
-/** Both on the event loop: what verifyThenSignOffLoop answers, without the thread. */
-export const verifyThenSignOnLoop = (check: Check, then: SignJob): CheckedThenSigned =>
-  verifyOnLoop(check) ? { verified: true, signed: signedOnLoop(then) } : { verified: false };
+export const verifyOffLoop = (check: Check): Promise<boolean> => sharedSignatureThread().verify(check);

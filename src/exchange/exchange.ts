@@ -6,8 +6,8 @@ import { RATE_LIMIT_WINDOW_MS, rateLimited } from '../http/rate-limiter.ts';
 import { newLeaseId } from '../leases/redis-keys.ts';
 import { explain } from '../policy/decide.ts';
 import type { Allowed, Decision } from '../policy/types.ts';
-import { replayTtlSeconds, type Plan, type VerifiedProof } from '../proofs/proof-verifier.ts';
-import type { Signed } from '../crypto/signature-thread.ts';
+import { replayTtlSeconds, type PendingProof, type VerifiedProof } from '../proofs/proof-verifier.ts';
+import type { Signed } from '../crypto/signer.ts';
 import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr.ts';
 import { generateSerialHex } from '../mint/x509/issuer.ts';
 import { accessTokenResponse, accessTokenSignJob } from './mint-access-token.ts';
@@ -19,52 +19,65 @@ import { NotReplicatedError } from '../redis/replicated-write.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
 /**
- * verify -> decide -> check CSR -> lease -> mint. The lease write also claims the proof, charges
- * the subject's budget and records the allow event, atomically; a credential is only handed out
- * after it, and any refusal before it leaves no lease and no replay record behind. A JWT is decided and built while the proof's
- * signature is checked, and signed on the signature thread once that check holds; a JWT that could
- * not be signed is refused before anything is written.
+ * verify -> decide -> lease -> (signature holds) -> check CSR -> record -> mint. The proof's
+ * signature is checked on the signature thread while the exchange decides and builds the lease and
+ * its access token from the claims; the token is signed in that same trip, only if the check holds.
+ * Nothing is acted on before it holds, and any refusal made meanwhile waits for it (refused()).
+ * The lease write also claims the proof, charges the subject's budget and records the allow event,
+ * atomically; a credential is only handed out after it, and any refusal before it leaves no lease
+ * and no replay record behind. A JWT that could not be signed is refused before anything is written.
  */
 export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext): Promise<ExchangeResponse> {
+  let pending: PendingProof | undefined;
   let proof: VerifiedProof | undefined;
   let decision: Decision | undefined;
   try {
-    const verified = await deps.proofs.verifyThenSign(req.subjectToken, (p) => plan(deps, req, ctx, p));
-    proof = verified.proof;
-    decision = verified.value.decision;
+    pending = await deps.proofs.start(req.subjectToken);
+    decision = decide(deps, pending.unchecked, req);
     if (!decision.allowed) throw new LeashError(decision.code, decision.reason);
+    const lease = buildLease(deps, req, ctx, pending.unchecked, decision);
+    const accessToken = req.kind === 'jwt' ? accessTokenSignJob(deps, lease, decision) : undefined;
+    proof = await pending.verified(accessToken);
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
-    const jwt = verified.value.jwt;
-    const lease = jwt?.lease ?? buildLease(deps, req, ctx, proof, decision, csr);
-    const token = jwt ? signedToken(jwt.signingInput, verified.signed!) : undefined;
+    const token = accessToken ? signedToken(accessToken.signingInput, pending.signed) : undefined;
     await recordLease(deps, proof, lease, decision, allowedEvent(deps, ctx, req, proof, decision, lease));
     const response = token !== undefined ? accessTokenResponse(req, lease, token) : await mintCertificateOrRevoke(deps, lease, decision, csr!);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
     return response;
   } catch (err) {
-    const e = err instanceof LeashError ? err : new LeashError('server_error', 'the exchange failed', { cause: err, detail: String(err) });
-    await auditDenied(deps, ctx, req, proof, decision, e).catch((auditErr) =>
-      deps.log.error({ err: auditErr, request_id: ctx.requestId }, 'audit write failed for a refused exchange'),
-    );
-    const rule = decision?.allowed ? decision.rule.name : '';
-    deps.metrics.exchanges.inc({ outcome: e.code === 'temporarily_unavailable' || e.status >= 500 ? 'error' : 'denied', code: e.code, rule, kind: req.kind });
-    throw e;
+    throw await refused(deps, ctx, req, pending, proof, decision, err);
   }
 }
 
-interface Planned {
-  decision: Decision;
-  /** For an allowed JWT: its lease, and the signing input of its access token. */
-  jwt?: { lease: Lease; signingInput: string };
-}
-
-/** What the exchange works out from the proof's claims while their signature is being checked. */
-function plan(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proof: VerifiedProof): Plan<Planned> {
-  const decision = decide(deps, proof, req);
-  if (!decision.allowed || req.kind !== 'jwt') return { value: { decision } };
-  const lease = buildLease(deps, req, ctx, proof, decision, undefined);
-  const sign = accessTokenSignJob(deps, lease, decision);
-  return { value: { decision, jwt: { lease, signingInput: sign.signingInput } }, sign };
+/**
+ * Audits and counts a refusal. One made while the proof's signature was still being checked waits
+ * for that check: a bad signature outranks it, and a proof that holds is named in the audit.
+ */
+async function refused(
+  deps: Deps,
+  ctx: ExchangeContext,
+  req: ExchangeRequest,
+  pending: PendingProof | undefined,
+  proof: VerifiedProof | undefined,
+  decision: Decision | undefined,
+  err: unknown,
+): Promise<LeashError> {
+  if (pending && !proof) {
+    try {
+      proof = await pending.verified();
+    } catch (signatureErr) {
+      err = signatureErr;
+    }
+  }
+  // Worked out from claims whose signature did not hold: nothing to audit.
+  if (!proof) decision = undefined;
+  const e = err instanceof LeashError ? err : new LeashError('server_error', 'the exchange failed', { cause: err, detail: String(err) });
+  await auditDenied(deps, ctx, req, proof, decision, e).catch((auditErr) =>
+    deps.log.error({ err: auditErr, request_id: ctx.requestId }, 'audit write failed for a refused exchange'),
+  );
+  const rule = decision?.allowed ? decision.rule.name : '';
+  deps.metrics.exchanges.inc({ outcome: e.code === 'temporarily_unavailable' || e.status >= 500 ? 'error' : 'denied', code: e.code, rule, kind: req.kind });
+  return e;
 }
 
 function decide(deps: Deps, proof: VerifiedProof, req: ExchangeRequest): Decision {
@@ -76,8 +89,11 @@ function decide(deps: Deps, proof: VerifiedProof, req: ExchangeRequest): Decisio
   });
 }
 
-function signedToken(signingInput: string, signed: Signed): string {
-  if (!signed.ok) throw new LeashError('server_error', 'the credential could not be minted', { status: 500, cause: signed.error, detail: String(signed.error) });
+function signedToken(signingInput: string, signed: Signed | undefined): string {
+  if (!signed?.ok) {
+    const cause = signed?.error ?? new Error('no signature was made');
+    throw new LeashError('server_error', 'the credential could not be minted', { status: 500, cause, detail: String(cause) });
+  }
   return `${signingInput}.${signed.signature}`;
 }
 
@@ -88,7 +104,8 @@ function checkCsr(deps: Deps, req: ExchangeRequest, decision: Allowed): ParsedCs
   return csr;
 }
 
-function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proof: VerifiedProof, decision: Allowed, csr: ParsedCsr | undefined): Lease {
+/** The one place a lease is made; an x509 lease has its certificate's serial from the start. */
+function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proof: VerifiedProof, decision: Allowed): Lease {
   const issuedAt = Math.floor(deps.now() / 1000);
   return {
     id: newLeaseId(decision.rule.name, proof.subject),
@@ -100,7 +117,7 @@ function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proo
     scopes: decision.scopes,
     audiences: decision.audiences,
     task_id: req.taskId ?? null,
-    serial: csr ? generateSerialHex() : null,
+    serial: req.kind === 'x509' ? generateSerialHex() : null,
     issued_at: issuedAt,
     expires_at: issuedAt + decision.ttl,
     revoked_at: null,

@@ -1,15 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
 import { ProofError } from './proof-error.ts';
-import {
-  verifyOffLoop,
-  verifyOnLoop,
-  verifyThenSignOffLoop,
-  verifyThenSignOnLoop,
-  type Check,
-  type CheckedThenSigned,
-  type SignJob,
-} from '../crypto/signature-thread.ts';
+import { verifyOffLoop, verifyOnLoop, type Check } from '../crypto/signature-thread.ts';
 import { isTrustDomain, trustDomainOf } from '../policy/trust-domain.ts';
 
 /**
@@ -51,7 +43,7 @@ export function publicKeyOf(jwk: JWK, alg: string): KeyObject {
 }
 
 /** The signature check of a compact JWS, or null for one that cannot verify under `alg` (alg already allowed). */
-function checkOf(token: string, alg: string, key: KeyObject): Check | null {
+export function checkOf(token: string, alg: string, key: KeyObject): Check | null {
   const hash = HASH[alg];
   if (hash === undefined) return null;
   const dot = token.lastIndexOf('.');
@@ -69,13 +61,6 @@ export function signatureVerifies(token: string, alg: string, key: KeyObject, of
   const check = checkOf(token, alg, key);
   if (!check) return Promise.resolve(false);
   return offLoop ? verifyOffLoop(check) : Promise.resolve(verifyOnLoop(check));
-}
-
-/** signatureVerifies, and `then` signed only if it does, in the same trip to the signature thread. */
-export function signatureVerifiesThenSign(token: string, alg: string, key: KeyObject, then: SignJob, offLoop = true): Promise<CheckedThenSigned> {
-  const check = checkOf(token, alg, key);
-  if (!check) return Promise.resolve({ verified: false });
-  return offLoop ? verifyThenSignOffLoop(check, then) : Promise.resolve(verifyThenSignOnLoop(check, then));
 }
 
 /** Decoded length of unpadded base64url text (what Buffer.from(s, 'base64url') would give). */

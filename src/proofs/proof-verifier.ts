@@ -3,11 +3,14 @@ import type { JWK } from 'jose';
 import type { TrustedIssuer } from '../policy/types.ts';
 import { fetchJson } from './http-json.ts';
 import { checkHeader } from './header-checks.ts';
-import { acceptedUntil, checkRegisteredClaims, publicKeyOf, signatureVerifies, signatureVerifiesThenSign } from './fast-verify.ts';
-import type { SignJob, Signed } from '../crypto/signature-thread.ts';
+import { acceptedUntil, checkRegisteredClaims } from './fast-verify.ts';
+import type { SignJob, Signed, Signer } from '../crypto/signer.ts';
+import { loopSigner } from '../crypto/on-loop.ts';
+import { sharedSignatureThread } from '../crypto/signature-thread.ts';
 import { JwksCache } from './jwks-cache.ts';
 import { selectKeys } from './key-select.ts';
 import { ProofError, isProofError } from './proof-error.ts';
+import { ProofUnderCheck, checkSignature } from './signature-check.ts';
 import { checkSize, peekToken } from './token-peek.ts';
 import { trustDomainOf } from '../policy/trust-domain.ts';
 
@@ -20,6 +23,8 @@ export interface ProofVerifierOptions {
    * already runs an API process: the thread's hand-offs then only add waiting.
    */
   signatureThread?: boolean;
+  /** Where signatures are checked (and access tokens signed); overrides signatureThread (tests). */
+  signer?: Signer;
   fetch?: typeof fetch;
   /** Clock in epoch milliseconds (tests move it). */
   now?: () => number;
@@ -57,17 +62,23 @@ export interface VerifiedProof {
   acceptedUntil: number;
 }
 
-/** What a caller of verifyThenSign works out from a proof: its result, and a signature to make if the proof holds. */
-export interface Plan<T> {
-  value: T;
-  sign?: SignJob;
-}
-
-export interface PlannedProof<T> {
-  proof: VerifiedProof;
-  value: T;
-  /** The plan's signature, or why it could not be made; absent when the plan asked for none. */
-  signed: Signed | undefined;
+/**
+ * A proof whose claims are checked and whose signature is being checked (on the signature thread,
+ * unless that is turned off). The caller may decide and build from `unchecked` meanwhile, never
+ * act on it: only what verified() resolves to is a proof.
+ */
+export interface PendingProof {
+  /** Every check passed but the signature's. */
+  readonly unchecked: VerifiedProof;
+  /**
+   * The proof once its signature holds; rejects with the refusal (bad_signature, key_mismatch)
+   * otherwise. Must be awaited once start() has handed it out, even on the way to a refusal.
+   * `then` is signed only if the signature holds, in the same trip to the signature thread as its
+   * check when it comes before that trip leaves (the caller has not awaited anything since start()).
+   */
+  verified(then?: SignJob): Promise<VerifiedProof>;
+  /** After verified() resolved: the signature of its `then`, or why it could not be made. */
+  readonly signed: Signed | undefined;
 }
 
 /**
@@ -89,12 +100,12 @@ export class ProofVerifier {
   private readonly now: () => number;
   private readonly maxTokenBytes: number;
   private readonly jwks: JwksCache;
-  private readonly offLoop: boolean;
+  private readonly signer: Signer;
 
   constructor(opts: ProofVerifierOptions) {
     this.issuers = checkIssuerConfig(opts.issuers);
     this.skew = opts.clockSkewSeconds ?? 30;
-    this.offLoop = opts.signatureThread ?? true;
+    this.signer = opts.signer ?? ((opts.signatureThread ?? true) ? sharedSignatureThread() : loopSigner);
     if (!Number.isFinite(this.skew) || this.skew < 0) throw new TypeError('clockSkewSeconds must be >= 0');
     this.now = opts.now ?? Date.now;
     this.maxTokenBytes = opts.maxTokenBytes ?? 16_384;
@@ -117,33 +128,27 @@ export class ProofVerifier {
   }
 
   async verify(token: string): Promise<VerifiedProof> {
-    return (await this.verifyThenSign(token, () => ({ value: undefined }))).proof;
+    return (await this.start(token)).verified();
   }
 
   /**
-   * verify(), and a signature its caller will need once the proof holds, made in the same trip to
-   * the signature thread: one hand-off instead of two. `plan` sees the proof before its signature
-   * is checked, so it may only compute (decide, build what to sign), never act. Its result and the
-   * signature are returned only for a proof that verifies, and a refusal is the one verify() gives.
+   * verify() up to the signature, whose check is then under way: the caller works out what it
+   * needs from the claims meanwhile and may have a signature of its own made in the same trip
+   * (PendingProof.verified). A proof whose claims are refused waits for its signature here: a bad
+   * signature outranks whatever unsigned claims got wrong.
    */
-  async verifyThenSign<T>(token: string, plan: (proof: VerifiedProof) => Plan<T>): Promise<PlannedProof<T>> {
+  async start(token: string): Promise<PendingProof> {
     const { issuer, alg, claims, candidates } = await this.prepare(token);
-    let proof: VerifiedProof | undefined;
-    let refusal: { error: unknown } | undefined;
-    let planned: Plan<T> | undefined;
+    let proof: VerifiedProof;
     try {
       this.checkClaims(issuer, claims);
       proof = toVerifiedProof(token, issuer, claims, this.skew);
-      planned = plan(proof);
     } catch (error) {
       // Held back: a bad signature outranks whatever the unsigned claims got wrong.
-      refusal = { error };
+      await checkSignature(this.signer, token, alg, candidates, undefined, undefined);
+      throw error;
     }
-    // Signature first: nothing in an unsigned payload is worth an opinion. The claims were decoded
-    // from exactly the bytes the signature covers.
-    const signed = await this.checkSignature(token, alg, candidates, planned?.sign);
-    if (refusal) throw refusal.error;
-    return { proof: proof!, value: planned!.value, signed };
+    return new ProofUnderCheck(proof, this.signer, token, alg, candidates);
   }
 
   /** The steps before the signature: size, decoding, issuer, header, and the keys to try. */
@@ -154,20 +159,6 @@ export class ProofVerifier {
     const alg = checkHeader(peeked.header, issuer);
     const candidates = await this.candidateKeys(issuer, alg, peeked.header.kid as string | undefined);
     return { issuer, alg, claims: peeked.claims, candidates };
-  }
-
-  /** Tries each candidate key; `then` is signed with the check that holds (none if none does). */
-  private async checkSignature(token: string, alg: string, candidates: readonly JWK[], then: SignJob | undefined): Promise<Signed | undefined> {
-    for (const jwk of candidates) {
-      const key = publicKeyOf(jwk, alg);
-      if (!then) {
-        if (await signatureVerifies(token, alg, key, this.offLoop)) return undefined;
-        continue;
-      }
-      const checked = await signatureVerifiesThenSign(token, alg, key, then, this.offLoop);
-      if (checked.verified) return checked.signed;
-    }
-    throw new ProofError('bad_signature', 'subject_token signature is invalid');
   }
 
   private checkClaims(issuer: TrustedIssuer, claims: Record<string, unknown>): void {

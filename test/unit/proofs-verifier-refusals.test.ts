@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync, verify } from 'node:crypto';
+import type { Worker } from 'node:worker_threads';
 import { ProofVerifier, type VerifiedProof } from '../../src/proofs/proof-verifier.ts';
+import type { Signed } from '../../src/crypto/signer.ts';
+import { SignatureThread } from '../../src/crypto/signature-thread.ts';
+import { startSignatureWorker, type WireBatch } from '../../src/crypto/worker-source.ts';
 import {
   TEST_AUDIENCE as AUD,
   expectProofRefusal as refused,
@@ -179,13 +183,20 @@ describe('ProofVerifier key selection', () => {
 
 // The exchange decides and builds its access token from the claims while their signature is being
 // checked, and has the token signed in the same trip: nothing of that may outlive a refusal.
-describe('ProofVerifier.verifyThenSign: a plan made from unchecked claims', () => {
+describe('ProofVerifier.start: a signature made in the same trip as the proof check', () => {
   let fi: FakeIssuer;
   let verifier: ProofVerifier;
   let base: Record<string, unknown>;
   const minter = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const job = { hash: 'sha256', signingInput: 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0', key: minter.privateKey };
-  const plan = (proof: VerifiedProof) => ({ value: proof.subject, sign: job });
+  const signedBy = (signature: string): boolean =>
+    verify('sha256', Buffer.from(job.signingInput), { key: minter.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'));
+  /** What the exchange does: start, work out the job from the unchecked claims, have it signed with the check. */
+  const startThenSign = async (v: ProofVerifier, token: string): Promise<{ proof: VerifiedProof; signed: Signed | undefined }> => {
+    const pending = await v.start(token);
+    const proof = await pending.verified(job);
+    return { proof, signed: pending.signed };
+  };
 
   beforeAll(async () => {
     fi = await startFakeIssuer({ alg: 'ES256' });
@@ -194,31 +205,42 @@ describe('ProofVerifier.verifyThenSign: a plan made from unchecked claims', () =
   });
   afterAll(() => fi.close());
 
-  it('a good proof: the plan and its signature come back', async () => {
-    const r = await verifier.verifyThenSign(await fi.mint(base), plan);
-    expect(r.value).toBe(base.sub);
+  it('a good proof: the proof and its signature come back', async () => {
+    const r = await startThenSign(verifier, await fi.mint(base));
+    expect(r.proof.subject).toBe(base.sub);
     expect(r.signed?.ok).toBe(true);
     const signature = r.signed?.ok ? r.signed.signature : '';
-    expect(verify('sha256', Buffer.from(job.signingInput), { key: minter.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'))).toBe(true);
+    expect(signedBy(signature)).toBe(true);
   });
 
   it('a forged proof is bad_signature, whatever its claims also got wrong, and nothing is signed', async () => {
     for (const times of [undefined, { iat: now() - 300, exp: now() - 120 }]) {
       const token = await fi.mint(base, { key: 'other', ...(times ? { times } : {}) });
-      await refused(verifier.verifyThenSign(token, plan), 'bad_signature', token);
+      await refused(startThenSign(verifier, token), 'bad_signature', token);
     }
     const [h, , s] = (await fi.mint(base)).split('.');
     const forged = Buffer.from(JSON.stringify({ ...base, sub: 'repo:evil/evil:ref:refs/heads/main', iat: now(), exp: now() + 60 })).toString('base64url');
-    await refused(verifier.verifyThenSign(`${h}.${forged}.${s}`, plan), 'bad_signature');
+    await refused(startThenSign(verifier, `${h}.${forged}.${s}`), 'bad_signature');
+    const pending = await verifier.start(`${h}.${forged}.${s}`);
+    await expect(pending.verified(job)).rejects.toThrow();
+    expect(pending.signed).toBeUndefined();
   });
 
-  it("a genuine proof with a bad claim gets that claim's refusal; a plan that throws fails only a proof that verifies", async () => {
-    await refused(verifier.verifyThenSign(await fi.mint(base, { times: { iat: now() - 300, exp: now() - 120 } }), plan), 'expired');
-    const throwing = (): never => {
-      throw new Error('plan failed');
+  it("a genuine proof with a bad claim gets that claim's refusal; an error met meanwhile fails only a proof that verifies", async () => {
+    await refused(startThenSign(verifier, await fi.mint(base, { times: { iat: now() - 300, exp: now() - 120 } })), 'expired');
+    // The exchange's contract (refused() in exchange.ts): a refusal made while the check is under
+    // way waits for it, and a bad signature outranks it.
+    const throwing = async (token: string): Promise<never> => {
+      const pending = await verifier.start(token);
+      try {
+        throw new Error('plan failed');
+      } catch (err) {
+        await pending.verified();
+        throw err;
+      }
     };
-    await expect(verifier.verifyThenSign(await fi.mint(base), throwing)).rejects.toThrow('plan failed');
-    await refused(verifier.verifyThenSign(await fi.mint(base, { key: 'other' }), throwing), 'bad_signature');
+    await expect(throwing(await fi.mint(base))).rejects.toThrow('plan failed');
+    await refused(throwing(await fi.mint(base, { key: 'other' })), 'bad_signature');
   });
 
   it('with several candidate keys (no kid), the signature is made after the right key is found', async () => {
@@ -227,11 +249,52 @@ describe('ProofVerifier.verifyThenSign: a plan made from unchecked claims', () =
       rotating.rotate(); // two keys published: a proof without kid is tried against both
       const v = new ProofVerifier({ issuers: [trusted(rotating)] });
       const claims = { ...base, iss: rotating.url };
-      const r = await v.verifyThenSign(await rotating.mint(claims, { kid: null }), plan);
+      const r = await startThenSign(v, await rotating.mint(claims, { kid: null }));
       expect(r.signed?.ok).toBe(true);
-      await refused(v.verifyThenSign(await rotating.mint(claims, { kid: null, key: 'other' }), plan), 'bad_signature');
+      await refused(startThenSign(v, await rotating.mint(claims, { kid: null, key: 'other' })), 'bad_signature');
     } finally {
       await rotating.close();
     }
+  });
+
+  it('the check and the signature go to the thread as one job of one batch', async () => {
+    const batches: WireBatch[] = [];
+    const recording = (): Worker => {
+      const worker = startSignatureWorker();
+      const post = worker.postMessage.bind(worker);
+      worker.postMessage = (m: WireBatch) => {
+        batches.push(m);
+        post(m);
+      };
+      return worker;
+    };
+    const v = new ProofVerifier({ issuers: [trusted(fi)], signer: new SignatureThread(recording) });
+    const r = await startThenSign(v, await fi.mint(base));
+    expect(r.signed?.ok && signedBy(r.signed.signature)).toBe(true);
+    expect(batches).toHaveLength(1);
+    expect(batches[0]!.jobs).toHaveLength(1);
+    // [check: hash, input, options, keyId, signature] + [sign: hash, input, options, keyId]
+    expect(batches[0]!.jobs[0]).toHaveLength(9);
+    expect(batches[0]!.jobs[0]![6]).toBe(job.signingInput);
+  });
+
+  it('a job given after the check has left is still signed, only once the check holds', async () => {
+    const late = async (token: string): Promise<Signed | undefined> => {
+      const pending = await verifier.start(token);
+      await new Promise((resolve) => setImmediate(resolve)); // the batch leaves without the job
+      await pending.verified(job);
+      return pending.signed;
+    };
+    const signed = await late(await fi.mint(base));
+    expect(signed?.ok && signedBy(signed.signature)).toBe(true);
+    await refused(late(await fi.mint(base, { key: 'other' })), 'bad_signature');
+  });
+
+  it('LEASH_SIGNATURE_THREAD=off: the same answers, checked and signed on the event loop', async () => {
+    const v = new ProofVerifier({ issuers: [trusted(fi)], signatureThread: false });
+    const r = await startThenSign(v, await fi.mint(base));
+    expect(r.signed?.ok && signedBy(r.signed.signature)).toBe(true);
+    await refused(startThenSign(v, await fi.mint(base, { key: 'other' })), 'bad_signature');
+    await refused(startThenSign(v, await fi.mint(base, { times: { iat: now() - 300, exp: now() - 120 } })), 'expired');
   });
 });
