@@ -91,6 +91,8 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   await ensureDevKeys(config, log);
   // Bound once the backends are up; a reload records the newly active key at once.
   let heartbeat: SigningHeartbeat | undefined;
+  // The first beat goes out once Redis is ready; it may have become ready before the heartbeat started.
+  let redisReady = (): boolean => true;
   const keys = createKeyStore(config.keysDir, { ...(config.signingKid ? { activeKid: config.signingKid } : {}), onReload: () => void heartbeat?.beat() });
   const ca = await loadCa(config, policy, log);
   const proofs = new ProofVerifier({
@@ -121,6 +123,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
     redis.on('ready', () => void heartbeat?.beat());
+    redisReady = () => redis.status === 'ready';
     const deployment = { minReplicas: config.redisMinReplicas, allowEviction: config.allowEviction };
     await checkEvictionAtStart(redis, deployment, log).catch((err: unknown) => {
       redis.disconnect();
@@ -177,7 +180,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       now,
       log,
     });
-    if (!config.redisUrl) void heartbeat.beat();
+    if (redisReady()) void heartbeat.beat();
   }
   const closeAll = closeBackends;
   closeBackends = async () => {

@@ -27,4 +27,4 @@ leaseStoreContract('redis cluster', async (opts = {}) => {
   return { store: createRedisLeaseStore({ redis, prefix, ...opts }), audit: createRedisAuditLog({ redis, prefix }) };
 });
 
-auditLogContract('redis cluster', async () => createRedisAuditLog({ redis, prefix: uniquePrefix() }));
+auditLogContract('redis cluster', async (caps = {}) => createRedisAuditLog({ redis, prefix: uniquePrefix(), ...caps }));

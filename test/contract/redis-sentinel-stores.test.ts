@@ -27,4 +27,4 @@ leaseStoreContract('redis sentinel', async (opts = {}) => {
   return { store: createRedisLeaseStore({ redis, prefix, ...opts }), audit: createRedisAuditLog({ redis, prefix }) };
 });
 
-auditLogContract('redis sentinel', async () => createRedisAuditLog({ redis, prefix: uniquePrefix() }));
+auditLogContract('redis sentinel', async (caps = {}) => createRedisAuditLog({ redis, prefix: uniquePrefix(), ...caps }));

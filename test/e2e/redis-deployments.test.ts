@@ -43,7 +43,7 @@ describe.each(deployments)('on %s', (_, start) => {
   it('is ready, with every primary replicated and evicting nothing', async () => {
     const r = await api(broker.url, 'GET', '/readyz');
     expect(r.status).toBe(200);
-    expect(r.body.checks).toMatchObject({ store: 'redis ok', replicas: expect.stringMatching(/^ok/), maxmemory_policy: 'noeviction' });
+    expect(r.body.checks).toMatchObject({ store: expect.stringMatching(/^redis ok/), replicas: expect.stringMatching(/^ok/), maxmemory_policy: 'noeviction' });
   });
 
   it('exchanges and introspects across every shard, and a holder revocation ends its lease once', async () => {
