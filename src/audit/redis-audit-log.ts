@@ -1,9 +1,8 @@
 import { StoreUnavailableError } from '../errors.ts';
-import { shardOfString } from '../leases/lease-id.ts';
+import { shardOfString } from '../redis/keys.ts';
 import { DescMerge } from '../leases/merge-desc.ts';
-import {
-  DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, isLeaseId, parseAuditEventId, redisKeys, shardOf, shardOfLeaseId,
-} from '../leases/redis-keys.ts';
+import { DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, parseAuditEventId, redisKeys, shardOf } from '../redis/keys.ts';
+import { isLeaseId, shardOfLeaseId } from '../leases/lease-id.ts';
 import type { RedisClient } from '../leases/redis-scripts.ts';
 import { trimToTotal } from './redis-audit-trim.ts';
 import { decodeAuditCursor, matchesAudit } from './audit-filter.ts';

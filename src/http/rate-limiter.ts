@@ -1,6 +1,6 @@
 import type { RedisConnection } from '../redis/connect.ts';
 import { LeashError, StoreUnavailableError } from '../errors.ts';
-import { rateLimitKey } from '../leases/redis-keys.ts';
+import { rateLimitKey } from '../redis/keys.ts';
 import { createFixedWindows } from '../util/fixed-windows.ts';
 
 /**

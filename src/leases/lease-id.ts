@@ -1,24 +1,8 @@
 import { randomFillSync } from 'node:crypto';
-
-/** Leases are spread over this many Redis Cluster hash slots (shard tags `{s0}`..`{s15}`). */
-export const SHARD_COUNT = 16;
+import { shardOf } from '../redis/keys.ts';
 
 // 16 bytes in base64url: 21 full characters and a last one that carries 2 bits (A, Q, g or w).
 const LEASE_ID = /^[A-Za-z0-9_-]{21}[AQgw]$/;
-
-/**
- * The shard of a (rule, subject) pair: FNV-1a over the UTF-8 bytes of `rule \0 subject`. Every
- * lease of that pair lives in this shard, so the per-subject active index counted for
- * `max_active_leases` shares one hash slot with the leases it counts.
- */
-export function shardOf(rule: string, subject: string): number {
-  return fnv1a(`${rule}\0${subject}`) % SHARD_COUNT;
-}
-
-/** A shard for records keyed by one string (audit events without a lease). */
-export function shardOfString(value: string): number {
-  return fnv1a(value) % SHARD_COUNT;
-}
 
 // One call into the CSPRNG per 256 ids instead of one per id (as node:crypto's randomUUID does).
 const ID_POOL = Buffer.alloc(16 * 256);
@@ -51,13 +35,3 @@ export function shardOfLeaseId(id: string): number {
 }
 
 const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (const b of Buffer.from(s, 'utf8')) {
-    h ^= b;
-    h = Math.imul(h, 0x01000193);
-  }
-  // Fold the high bits in: FNV's lowest bits alone mix poorly for short inputs.
-  return ((h ^ (h >>> 16)) >>> 0);
-}

@@ -1,7 +1,7 @@
 import { LeashError } from '../errors.ts';
 import type { Lease } from './lease.ts';
 import type { LeaseFilter } from './store.ts';
-import { isListMember } from './redis-keys.ts';
+import { isListMember } from './list-member.ts';
 
 /** Upper bound of one page, whatever the caller asks for. */
 export const MAX_PAGE = 1000;

@@ -8,7 +8,7 @@ import type { Lease } from './lease.ts';
 import { endingEvent } from './ending-event.ts';
 import { checkNewLease, issuedMsFor } from './lease-codec.ts';
 import { decodeCursor, encodeCursor, matchesFilter, pageLimit } from './list-cursor.ts';
-import { idOfListMember, listMember } from './redis-keys.ts';
+import { idOfListMember, listMember } from './list-member.ts';
 
 export interface MemoryLeaseStoreOptions {
   /** How long ended leases stay readable; default 7 days. */

@@ -3,7 +3,8 @@ import type { Lease } from './lease.ts';
 import { decodeLease } from './lease-codec.ts';
 import { decodeCursor, encodeCursor, matchesFilter, pageLimit } from './list-cursor.ts';
 import { DescMerge } from './merge-desc.ts';
-import { SHARD_COUNT, idOfListMember, listMember, msOfListMember, shardOf, type RedisKeys } from './redis-keys.ts';
+import { SHARD_COUNT, shardOf, type RedisKeys } from '../redis/keys.ts';
+import { idOfListMember, listMember, msOfListMember } from './list-member.ts';
 import type { RedisClient } from './redis-scripts.ts';
 
 /** Index entries one list() call examines at most; a sparse filter pages on with a cursor. */

@@ -1,4 +1,4 @@
-import { redisKeys, SHARD_COUNT } from './redis-keys.ts';
+import { redisKeys, SHARD_COUNT } from '../redis/keys.ts';
 import { runScript, scriptOf, type RedisClient } from './redis-scripts.ts';
 
 /**

@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { LUA_FIELDS } from './lease-codec.ts';
 import { LUA_BUDGET } from './redis-budget-lua.ts';
 import { LUA_INDEX } from './redis-index-lua.ts';
-import { LUA_KEYS } from './redis-keys.ts';
+import { LUA_KEYS } from '../redis/keys.ts';
 import { corkUntilNextTurn } from './redis-write-batching.ts';
 import { NO_WAIT, writeThenWait, type Durability } from '../redis/replicated-write.ts';
 

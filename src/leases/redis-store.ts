@@ -6,7 +6,8 @@ import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './stor
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
-import { SHARD_COUNT, actName, auditEventId, isLeaseId, rateLimitKey, redisKeys, replayKey, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
+import { SHARD_COUNT, actName, auditEventId, rateLimitKey, redisKeys, replayKey, shardOf, taskName } from '../redis/keys.ts';
+import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { Cluster } from 'ioredis';
 import { RedisReplayGuard } from '../proofs/redis-replay-guard.ts';
 import { probeShards } from './redis-probe.ts';

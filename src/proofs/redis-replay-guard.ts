@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { StoreUnavailableError } from '../errors.ts';
 import type { ReplayGuard } from './replay-guard.ts';
-import { replayKey } from '../leases/redis-keys.ts';
+import { replayKey } from '../redis/keys.ts';
 import { NO_WAIT, NotReplicatedError, writeThenWait, type Durability } from '../redis/replicated-write.ts';
 
 /**

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { signingRecordKey } from '../../leases/redis-keys.ts';
+import { signingRecordKey } from '../../redis/keys.ts';
 import type { KeyUse, SigningRecord } from './signing-record.ts';
 
 // Fields `<kid>:signed` and `<kid>:live` of one hash; each only ever grows, whichever broker writes.
