@@ -3,7 +3,7 @@ import { shardOfString } from '../redis/keys.ts';
 import { DescMerge } from '../leases/merge-desc.ts';
 import { DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, parseAuditEventId, redisKeys, shardOf } from '../redis/keys.ts';
 import { isLeaseId, shardOfLeaseId } from '../leases/lease-id.ts';
-import type { RedisClient } from '../leases/redis-scripts.ts';
+import type { RedisClient } from '../redis/connect.ts';
 import { trimToTotal } from './redis-audit-trim.ts';
 import { decodeAuditCursor, matchesAudit } from './audit-filter.ts';
 import { encodeCursor, pageLimit } from '../leases/list-cursor.ts';

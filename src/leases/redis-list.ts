@@ -5,7 +5,7 @@ import { decodeCursor, encodeCursor, matchesFilter, pageLimit } from './list-cur
 import { DescMerge } from './merge-desc.ts';
 import { SHARD_COUNT, shardOf, type RedisKeys } from '../redis/keys.ts';
 import { idOfListMember, listMember, msOfListMember } from './list-member.ts';
-import type { RedisClient } from './redis-scripts.ts';
+import type { RedisClient } from '../redis/connect.ts';
 
 /** Index entries one list() call examines at most; a sparse filter pages on with a cursor. */
 export const LIST_SCAN_BUDGET = 5_000;

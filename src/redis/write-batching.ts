@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis';
 import type { Socket } from 'node:net';
-import type { RedisClient } from './redis-scripts.ts';
+import type { RedisClient } from './connect.ts';
 
 /** Commands held per connection in this turn, by socket. */
 const held = new WeakMap<object, number>();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import type { Socket } from 'node:net';
-import { MAX_HELD } from '../../src/leases/redis-write-batching.ts';
+import { MAX_HELD } from '../../src/redis/write-batching.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { makeLease } from './lease-fixtures.ts';
 import { connectTestRedis, uniquePrefix, withTestRedis } from './redis-client.ts';
