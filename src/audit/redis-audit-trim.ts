@@ -1,4 +1,4 @@
-import { DescMerge } from '../leases/merge-desc.ts';
+import { DescMerge } from '../util/merge-desc.ts';
 import type { RedisClient } from '../redis/connect.ts';
 
 /** Entries one trim pass drops at most; the next sweep goes on from there. */

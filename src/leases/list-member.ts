@@ -13,3 +13,6 @@ export const idOfListMember = (member: string): string => member.slice(MEMBER_TI
 export const msOfListMember = (member: string): number => parseInt(member.slice(0, MEMBER_TIME_WIDTH), 36);
 
 export const isListMember = (member: string): boolean => /^[0-9a-z]{9}:[A-Za-z0-9_-]{22}$/.test(member);
+
+/** The listing position a lease-list cursor carries (util/list-cursor.ts), or null for a forged one. */
+export const listMemberOf = (position: string): string | null => (isListMember(position) ? position : null);

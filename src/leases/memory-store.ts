@@ -7,8 +7,9 @@ import { createFixedWindows } from '../util/fixed-windows.ts';
 import type { Lease } from './lease.ts';
 import { endingEvent } from './ending-event.ts';
 import { checkNewLease, issuedMsFor } from './lease-codec.ts';
-import { decodeCursor, encodeCursor, matchesFilter, pageLimit } from './list-cursor.ts';
-import { idOfListMember, listMember } from './list-member.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../util/list-cursor.ts';
+import { matchesFilter } from './lease-filter.ts';
+import { idOfListMember, listMember, listMemberOf } from './list-member.ts';
 
 export interface MemoryLeaseStoreOptions {
   /** How long ended leases stay readable; default 7 days. */
@@ -142,7 +143,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
 
     async list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage> {
       const limit = pageLimit(page.limit);
-      let i = page.cursor ? lowerBound(order, decodeCursor(page.cursor)) - 1 : order.length - 1;
+      let i = page.cursor ? lowerBound(order, decodeCursor(page.cursor, listMemberOf)) - 1 : order.length - 1;
       const leases: Lease[] = [];
       let last: string | null = null;
       for (; i >= 0; i--) {
