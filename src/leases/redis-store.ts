@@ -8,7 +8,7 @@ import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-co
 import { listLeases } from './redis-list.ts';
 import { SHARD_COUNT, actName, auditEventId, rateLimitKey, redisKeys, replayKey, shardOf, taskName } from '../redis/keys.ts';
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
-import { RedisReplayGuard } from '../proofs/redis-replay-guard.ts';
+import { RedisReplayGuard } from './redis-replay-guard.ts';
 import { probeShards } from './redis-probe.ts';
 import { CHARGE, CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP } from './redis-scripts.ts';
 import { runScript } from '../redis/scripts.ts';

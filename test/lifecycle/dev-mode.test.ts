@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createMemoryAuditLog } from '../../src/audit/memory-audit-log.ts';
 import { createMemoryLeaseStore } from '../../src/leases/memory-store.ts';
 import { startBroker, type TestBroker } from '../helpers/broker.ts';
 import {
@@ -92,7 +93,7 @@ it('operator and bulk revocation: inactive at once, audited with the operator as
 });
 
 it('the memory store, like Redis, does not revoke a lease past its expires_at: the sweep ends it as expired', async () => {
-  const store = createMemoryLeaseStore();
+  const store = createMemoryLeaseStore({ audit: createMemoryAuditLog() });
   const now = Math.floor(Date.now() / 1000);
   const dead = leaseFor({ expires_at: now, subject: 'repo:octo-org/app:dead' });
   const live = leaseFor({ expires_at: now + 60, subject: 'repo:octo-org/app:dead' });
