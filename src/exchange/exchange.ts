@@ -2,7 +2,7 @@ import { LeashError } from '../errors.ts';
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
 import { BudgetExceededError, LeaseLimitError, ProofReplayedError, type CreateOptions } from '../leases/store.ts';
-import { RATE_LIMIT_WINDOW_MS, rateLimited } from '../http/rate-limiter.ts';
+import { RATE_LIMIT_WINDOW_MS, rateLimited } from '../rate-limit/rate-limiter.ts';
 import { newLeaseId } from '../leases/lease-id.ts';
 import { explain } from '../policy/decide.ts';
 import type { Allowed, Decision } from '../policy/types.ts';
