@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { auditRequest } from './audit-request.ts';
+import { auditRequest } from '../request/audit-request.ts';
 import { z } from 'zod';
 import { LeashError } from '../errors.ts';
 import { matchesFilter } from '../leases/lease-filter.ts';
