@@ -1,8 +1,8 @@
 import { StoreUnavailableError } from '../errors.ts';
-import { shardOfString } from '../redis/keys.ts';
 import { DescMerge } from '../util/merge-desc.ts';
-import { DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, parseAuditEventId, redisKeys, shardOf } from '../redis/keys.ts';
-import { isLeaseId, shardOfLeaseId } from '../leases/lease-id.ts';
+import {
+  DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, isLeaseId, parseAuditEventId, redisKeys, shardOf, shardOfLeaseId, shardOfString,
+} from '../redis/keys.ts';
 import type { RedisClient } from '../redis/connect.ts';
 import { trimToTotal } from './redis-audit-trim.ts';
 import { matchesAudit } from './audit-filter.ts';

@@ -41,6 +41,25 @@ export function shardOfString(value: string): number {
   return fnv1a(value) % SHARD_COUNT;
 }
 
+// 16 bytes in base64url: 21 full characters and a last one that carries 2 bits (A, Q, g or w).
+const LEASE_ID = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+
+/**
+ * Whether `id` has the shape of a lease id (anything else is unknown, never an error). A lease id
+ * (newLeaseId, leases/lease-id.ts) carries its shard, so its keys are found from the id alone.
+ */
+export const isLeaseId = (id: string): boolean => LEASE_ID.test(id);
+
+/** The shard encoded in a lease id; the caller checks isLeaseId first. */
+export function shardOfLeaseId(id: string): number {
+  // byte 0 = 6 bits of char 0 + high 2 bits of char 1; its low 4 bits are the last 2 of char 0 and those 2.
+  const hi = B64URL.indexOf(id[0] ?? 'A');
+  const lo = B64URL.indexOf(id[1] ?? 'A');
+  return ((hi & 0x03) << 2) | (lo >> 4);
+}
+
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (const b of Buffer.from(s, 'utf8')) {
