@@ -5,7 +5,7 @@ import { startBroker, type TestBroker } from '../helpers/broker.ts';
 import {
   afterSweeps, api, auditOf, closeIssuers, holderRevoke, introspect, issue, leaseFor, lifecyclePolicy, operatorToken, sleep, startIssuers,
   waitEnded, waitFor, type Issued, type Issuers,
-} from './harness.ts';
+} from '../lifecycle/harness.ts';
 
 /** Dev mode (memory store, in-process queue and sweep): the same lifecycle as with Redis and BullMQ. */
 
