@@ -7,7 +7,7 @@
  * worker takes to carry out the effects of all of them (bounded wait).
  */
 import { Redis } from 'ioredis';
-import { redisKeys, SHARD_COUNT } from '../src/leases/redis-keys.ts';
+import { redisKeys, SHARD_COUNT } from '../src/redis/keys.ts';
 import { createRedisLeaseStore } from '../src/leases/redis-store.ts';
 import { BENCH_RULE, REDIS_PREFIX, benchPolicy, exchangeOnce, firstExchange, startBroker, startRedis } from './env.ts';
 import { benchLease, createMany } from './leases.ts';

@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import { loadConfig } from '../src/config.ts';
-import { redisKeys, SHARD_COUNT } from '../src/leases/redis-keys.ts';
+import { redisKeys, SHARD_COUNT } from '../src/redis/keys.ts';
 import { createRedisLeaseStore } from '../src/leases/redis-store.ts';
 import { REDIS_PREFIX, benchPolicy, startBroker, startRedis } from './env.ts';
 import { benchLease, createMany } from './leases.ts';

@@ -1,7 +1,7 @@
 /** Leases written straight through the store for the Redis-side sections, shaped like real ones. */
 import { randomUUID } from 'node:crypto';
 import type { Lease } from '../src/leases/lease.ts';
-import { newLeaseId } from '../src/leases/redis-keys.ts';
+import { newLeaseId } from '../src/leases/lease-id.ts';
 import type { LeaseStore } from '../src/leases/store.ts';
 
 export interface LeaseShape {

@@ -58,7 +58,7 @@ function ownerOf(modules: string[]): string {
     if (m === 'src/mint/jwt/sign.ts') return 'ES256 mint of the access token (node:crypto sign)';
     if (m.startsWith('src/mint/x509/') || m === '@peculiar/x509' || m === '@peculiar/asn1-schema' || m === 'asn1js' || m === 'pvtsutils') return 'X.509 (CSR parse, certificate issue)';
     if (m === 'prom-client') return 'metrics (prom-client)';
-    if (m === 'undici' || m === 'node:internal/deps/undici/undici' || m.startsWith('node:internal/webstreams') || m === '@hono/node-server' || m === 'hono' || m === 'src/http/read-form.ts') {
+    if (m === 'undici' || m === 'node:internal/deps/undici/undici' || m.startsWith('node:internal/webstreams') || m === '@hono/node-server' || m === 'hono' || m === 'src/request/read-form.ts') {
       return 'HTTP layer (node:http, @hono/node-server Request/streams, hono)';
     }
     if (m.startsWith('src/')) return 'Leash code (policy, lease, parsing, audit event, glue)';

@@ -23,7 +23,7 @@ import { createMetrics } from './observability/metrics.ts';
 import { parsePolicy } from './policy/load.ts';
 import type { Policy } from './policy/types.ts';
 import { ProofVerifier } from './proofs/proof-verifier.ts';
-import { createMemoryRateLimiter, createRedisRateLimiter } from './http/rate-limiter.ts';
+import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limit/rate-limiter.ts';
 import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
 import { connectRedis, describeRedis } from './redis/connect.ts';
 import { checkEvictionAtStart, deploymentReadiness } from './redis/deployment-checks.ts';

@@ -8,7 +8,7 @@ import type { Metrics } from './observability/metrics.ts';
 import type { Policy } from './policy/types.ts';
 import type { ProofVerifier } from './proofs/proof-verifier.ts';
 import type { RevocationQueue } from './revocation/queue.ts';
-import type { RateLimiter } from './http/rate-limiter.ts';
+import type { RateLimiter } from './rate-limit/rate-limiter.ts';
 
 /** Everything a request handler or the worker needs; built once by createDeps, reached via c.get('deps'). */
 export interface Deps {

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditFilter, AuditLog, AuditPage } from './events.ts';
-import { decodeAuditCursor, matchesAudit } from './audit-filter.ts';
-import { encodeCursor, pageLimit } from '../leases/list-cursor.ts';
+import { matchesAudit } from './audit-filter.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../util/list-cursor.ts';
 
 type Stored = AuditEvent & { id: string };
 
@@ -20,7 +20,7 @@ export function createMemoryAuditLog(opts: { maxEvents?: number; maxDenials?: nu
 
     async list(filter: AuditFilter): Promise<AuditPage> {
       const limit = pageLimit(filter.limit);
-      const before = filter.cursor ? decodeAuditCursor(filter.cursor, (id) => (/^\d{1,15}$/.test(id) ? Number(id) : null)) : Infinity;
+      const before = filter.cursor ? decodeCursor(filter.cursor, (id) => (/^\d{1,15}$/.test(id) ? Number(id) : null)) : Infinity;
       const out: AuditEvent[] = [];
       // Both arrays are in id order: merge them from their ends, newest first.
       let i = credentials.events.length - 1;

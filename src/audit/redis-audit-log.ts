@@ -1,13 +1,12 @@
 import { StoreUnavailableError } from '../errors.ts';
-import { shardOfString } from '../leases/lease-id.ts';
-import { DescMerge } from '../leases/merge-desc.ts';
+import { DescMerge } from '../util/merge-desc.ts';
 import {
-  DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, isLeaseId, parseAuditEventId, redisKeys, shardOf, shardOfLeaseId,
-} from '../leases/redis-keys.ts';
-import type { RedisClient } from '../leases/redis-scripts.ts';
+  DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, isLeaseId, parseAuditEventId, redisKeys, shardOf, shardOfLeaseId, shardOfString,
+} from '../redis/keys.ts';
+import type { RedisClient } from '../redis/connect.ts';
 import { trimToTotal } from './redis-audit-trim.ts';
-import { decodeAuditCursor, matchesAudit } from './audit-filter.ts';
-import { encodeCursor, pageLimit } from '../leases/list-cursor.ts';
+import { matchesAudit } from './audit-filter.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../util/list-cursor.ts';
 import type { AuditEvent, AuditFilter, AuditLog, AuditPage } from './events.ts';
 
 /** Stream entries one list() call examines at most; a sparse filter pages on with a cursor. */
@@ -93,7 +92,7 @@ export function createRedisAuditLog(opts: RedisAuditLogOptions): AuditLog {
 
     async list(filter: AuditFilter): Promise<AuditPage> {
       const limit = pageLimit(filter.limit);
-      const cursor = filter.cursor ? decodeAuditCursor(filter.cursor, parseAuditEventId) : null;
+      const cursor = filter.cursor ? decodeCursor(filter.cursor, parseAuditEventId) : null;
       const streams = streamsFor(filter);
       const min = filter.since !== undefined ? String(Math.max(0, Math.floor(filter.since - SINCE_SKEW_MS))) : '-';
       const filtered = [filter.lease_id, filter.subject, filter.type, filter.since].some((v) => v !== undefined);

@@ -1,5 +1,5 @@
-import { DescMerge } from '../leases/merge-desc.ts';
-import type { RedisClient } from '../leases/redis-scripts.ts';
+import { DescMerge } from '../util/merge-desc.ts';
+import type { RedisClient } from '../redis/connect.ts';
 
 /** Entries one trim pass drops at most; the next sweep goes on from there. */
 export const TRIM_STEP = 10_000;

@@ -1,14 +1,14 @@
-import type { RedisConnection } from '../redis/connect.ts';
+import type { RedisClient } from '../redis/connect.ts';
 import { CliError, EXIT, usageError } from './client.ts';
 
 /**
  * A connection to the broker's Redis (any REDIS_URL form the broker takes) that fails fast, like
  * the broker: a command that hangs on a dead Redis helps nobody. `what` says what did not happen.
  */
-export async function connectCliRedis(url: string, what: string): Promise<RedisConnection> {
+export async function connectCliRedis(url: string, what: string): Promise<RedisClient> {
   const { connectRedis } = await import('../redis/connect.ts');
   const { RedisUrlError } = await import('../redis/redis-url.ts');
-  let redis: RedisConnection;
+  let redis: RedisClient;
   try {
     redis = connectRedis(url, { once: { timeoutMs: 3_000 } });
   } catch (err) {
@@ -25,6 +25,6 @@ export async function connectCliRedis(url: string, what: string): Promise<RedisC
   return redis;
 }
 
-export async function closeCliRedis(redis: RedisConnection): Promise<void> {
+export async function closeCliRedis(redis: RedisClient): Promise<void> {
   await redis.quit().catch(() => redis.disconnect());
 }

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
-import { auditRequest } from '../http/audit-request.ts';
+import { auditRequest } from '../request/audit-request.ts';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { readForm } from '../http/read-form.ts';
+import { readForm } from '../request/read-form.ts';
 import { isLeaseId } from '../leases/lease-id.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
 import { PAGE_HEADERS, type Html } from './layout.ts';

@@ -2,8 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Deps } from '../deps.ts';
-import type { Caller } from '../http/context.ts';
-import { hasScope, resolveCaller } from '../http/authenticate.ts';
+import { hasScope, resolveCaller, type Caller } from '../auth/caller.ts';
 
 export const SESSION_COOKIE = 'leash_dashboard';
 export const READ_SCOPE = 'leash:leases:read';

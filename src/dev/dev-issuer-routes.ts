@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { LeashError } from '../errors.ts';
-import { readBody } from '../http/read-body.ts';
+import { readBody } from '../request/read-body.ts';
 import type { DevIssuer } from './dev-issuer.ts';
 
 /** /dev: discovery, JWKS and POST /dev/proof for the dev issuer. */

@@ -1,11 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import type { Deps } from '../deps.ts';
 import { LeashError } from '../errors.ts';
-import { isLive } from '../leases/lease.ts';
-import { audiencesOf, scopesOf, verifyOwnToken } from '../mint/jwt/verify-own.ts';
-import type { Caller } from './context.ts';
-
-export const ADMIN_SCOPE = 'leash:admin';
+import { hasScope, resolveCaller } from '../auth/caller.ts';
 
 const unauthorized = (description: string): LeashError => new LeashError('invalid_token', description, { status: 401 });
 
@@ -22,24 +17,6 @@ export function bearerOf(c: Context): string | undefined {
   const m = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim());
   return m?.[1];
 }
-
-/**
- * Resolves a Leash token to its caller: signature by a published Leash key, Leash as issuer,
- * not expired, and a lease that is still active. `audience` restricts whom the token is for
- * (Leash's own endpoints need LEASH_ISSUER); holder paths (revoke, task completion) pass none.
- */
-export async function resolveCaller(deps: Deps, token: string, opts: { audience?: string }): Promise<Caller | null> {
-  const nowSeconds = Math.floor(deps.now() / 1000);
-  const v = verifyOwnToken(token, deps.keys, { issuer: deps.config.issuer, nowSeconds, skewSeconds: 0 });
-  if (!v.ok) return null;
-  if (opts.audience !== undefined && !audiencesOf(v.claims).includes(opts.audience)) return null;
-  const lease = await deps.store.get(v.claims.jti);
-  if (!lease || !isLive(lease, nowSeconds)) return null;
-  return { claims: v.claims, lease, scopes: scopesOf(v.claims) };
-}
-
-export const hasScope = (caller: Caller, scope: string): boolean =>
-  caller.scopes.includes(scope) || caller.scopes.includes(ADMIN_SCOPE);
 
 /**
  * Guards Leash's protected endpoints: no or bad token 401, valid token without the scope 403.

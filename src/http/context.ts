@@ -1,14 +1,6 @@
 import type { AuditEvent } from '../audit/events.ts';
 import type { Deps } from '../deps.ts';
-import type { Lease } from '../leases/lease.ts';
-import type { LeashTokenClaims } from '../mint/jwt/verify-own.ts';
-
-/** Who is calling, once a Leash bearer token has been verified against its live lease. */
-export interface Caller {
-  claims: LeashTokenClaims;
-  lease: Lease;
-  scopes: string[];
-}
+import type { Caller } from '../auth/caller.ts';
 
 declare module 'hono' {
   interface ContextVariableMap {

@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import { LeashError } from '../errors.ts';
-import { requireScope, resolveCaller } from './authenticate.ts';
-import { readForm } from './read-form.ts';
+import { resolveCaller } from '../auth/caller.ts';
+import { requireScope } from './authenticate.ts';
+import { readForm } from '../request/read-form.ts';
 
 /**
  * POST /introspect (RFC 7662). The answer starts from `{active: false}` and only a verified

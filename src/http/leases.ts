@@ -1,8 +1,8 @@
 import { Hono } from 'hono';
-import { auditRequest } from './audit-request.ts';
+import { auditRequest } from '../request/audit-request.ts';
 import { z } from 'zod';
 import { LeashError } from '../errors.ts';
-import { matchesFilter } from '../leases/list-cursor.ts';
+import { matchesFilter } from '../leases/lease-filter.ts';
 import type { LeaseSelector } from '../leases/store.ts';
 import { revokeBySelector, revokeLeases } from '../revocation/revoke-leases.ts';
 import { requireScope } from './authenticate.ts';

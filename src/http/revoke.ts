@@ -1,8 +1,8 @@
 import { Hono } from 'hono';
 import { LeashError } from '../errors.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
-import { resolveCaller } from './authenticate.ts';
-import { readForm } from './read-form.ts';
+import { resolveCaller } from '../auth/caller.ts';
+import { readForm } from '../request/read-form.ts';
 
 /**
  * POST /revoke (RFC 7009). Possession is the authority: a live Leash token revokes its own

@@ -1,10 +1,11 @@
 import { Hono } from 'hono';
 import { audiencesOf } from '../mint/jwt/verify-own.ts';
-import { auditRequest } from './audit-request.ts';
+import { auditRequest } from '../request/audit-request.ts';
 import { LeashError } from '../errors.ts';
 import { TASK_ID_PATTERN, TASK_ID_RULE } from '../exchange/request.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
-import { bearerOf, credentialsRequired, hasScope, resolveCaller } from './authenticate.ts';
+import { hasScope, resolveCaller } from '../auth/caller.ts';
+import { bearerOf, credentialsRequired } from './authenticate.ts';
 
 
 /**

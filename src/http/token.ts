@@ -5,7 +5,7 @@ import { auditUnparsed } from '../exchange/audit-exchange.ts';
 import { exchange } from '../exchange/exchange.ts';
 import { parseTokenRequest } from '../exchange/parse-token-request.ts';
 import type { ExchangeRequest } from '../exchange/request.ts';
-import { readForm } from './read-form.ts';
+import { readForm } from '../request/read-form.ts';
 
 /** POST /token: RFC 8693 token exchange. */
 export function tokenRoutes(): Hono {

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { LeashError } from '../errors.ts';
-import { readBody } from './read-body.ts';
+import { readBody } from '../request/read-body.ts';
 
 /** zod parse with one clear message naming the field, in the non-OAuth error format. */
 export function validate<T extends z.ZodType>(schema: T, input: unknown, where: 'query' | 'body'): z.infer<T> {

@@ -1,5 +1,6 @@
 import type { Lease, LeaseKind, LeaseStatus } from './lease.ts';
-import { isLeaseId, shardOf, shardOfLeaseId } from './lease-id.ts';
+import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
+import { shardOf } from '../redis/keys.ts';
 import { wellFormedJson } from '../util/well-formed.ts';
 
 /**

@@ -1,20 +1,20 @@
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
-import { createMemoryAuditLog } from '../audit/memory-audit-log.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
 import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './store.ts';
-import { MemoryReplayGuard } from '../proofs/memory-replay-guard.ts';
+import { MemoryReplayGuard } from './memory-replay-guard.ts';
 import { createFixedWindows } from '../util/fixed-windows.ts';
 import type { Lease } from './lease.ts';
 import { endingEvent } from './ending-event.ts';
 import { checkNewLease, issuedMsFor } from './lease-codec.ts';
-import { decodeCursor, encodeCursor, matchesFilter, pageLimit } from './list-cursor.ts';
-import { idOfListMember, listMember } from './redis-keys.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../util/list-cursor.ts';
+import { matchesFilter } from './lease-filter.ts';
+import { idOfListMember, listMember, listMemberOf } from './list-member.ts';
 
 export interface MemoryLeaseStoreOptions {
   /** How long ended leases stay readable; default 7 days. */
   retentionSeconds?: number;
-  /** Where endings write their audit events (exactly once); a fresh memory log by default. */
-  audit?: AuditLog;
+  /** Where endings and creations write their audit events (exactly once): dev mode's memory log. */
+  audit: AuditLog;
 }
 
 interface Entry {
@@ -37,10 +37,10 @@ const copy = (l: Lease): Lease => ({ ...l, scopes: [...l.scopes], audiences: [..
  * limits and endings). State changes happen synchronously before any await, which is what makes
  * each ending happen once under concurrent calls, as the Lua scripts do in Redis.
  */
-export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): LeaseStore {
+export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStore {
   const retentionMs = Math.round((opts.retentionSeconds ?? 7 * 24 * 3600) * 1000);
   if (!(retentionMs >= 0)) throw new TypeError('createMemoryLeaseStore: retentionSeconds must be >= 0');
-  const audit = opts.audit ?? createMemoryAuditLog();
+  const audit = opts.audit;
   const replay = new MemoryReplayGuard();
   const budgets = createFixedWindows();
   const entries = new Map<string, Entry>();
@@ -142,7 +142,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions = {}): Leas
 
     async list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage> {
       const limit = pageLimit(page.limit);
-      let i = page.cursor ? lowerBound(order, decodeCursor(page.cursor)) - 1 : order.length - 1;
+      let i = page.cursor ? lowerBound(order, decodeCursor(page.cursor, listMemberOf)) - 1 : order.length - 1;
       const leases: Lease[] = [];
       let last: string | null = null;
       for (; i >= 0; i--) {

@@ -1,10 +1,12 @@
 import type { LeaseFilter, LeasePage } from './store.ts';
 import type { Lease } from './lease.ts';
 import { decodeLease } from './lease-codec.ts';
-import { decodeCursor, encodeCursor, matchesFilter, pageLimit } from './list-cursor.ts';
-import { DescMerge } from './merge-desc.ts';
-import { SHARD_COUNT, idOfListMember, listMember, msOfListMember, shardOf, type RedisKeys } from './redis-keys.ts';
-import type { RedisClient } from './redis-scripts.ts';
+import { decodeCursor, encodeCursor, pageLimit } from '../util/list-cursor.ts';
+import { matchesFilter } from './lease-filter.ts';
+import { DescMerge } from '../util/merge-desc.ts';
+import { SHARD_COUNT, shardOf, type RedisKeys } from '../redis/keys.ts';
+import { idOfListMember, listMember, listMemberOf, msOfListMember } from './list-member.ts';
+import type { RedisClient } from '../redis/connect.ts';
 
 /** Index entries one list() call examines at most; a sparse filter pages on with a cursor. */
 export const LIST_SCAN_BUDGET = 5_000;
@@ -31,7 +33,7 @@ export async function listLeases(
   page: { limit: number; cursor?: string | null },
 ): Promise<LeasePage> {
   const limit = pageLimit(page.limit);
-  const cursor = page.cursor ? decodeCursor(page.cursor) : null;
+  const cursor = page.cursor ? decodeCursor(page.cursor, listMemberOf) : null;
   const start = cursor ? { ms: msOfListMember(cursor), id: idOfListMember(cursor) } : null;
   // A subject and rule pin the shard: every lease of that pair lives there.
   const shards =

@@ -1,5 +1,6 @@
-import { redisKeys, SHARD_COUNT } from './redis-keys.ts';
-import { runScript, scriptOf, type RedisClient } from './redis-scripts.ts';
+import { redisKeys, SHARD_COUNT } from '../redis/keys.ts';
+import { runScript, scriptOf } from '../redis/scripts.ts';
+import { type RedisClient } from '../redis/connect.ts';
 
 /**
  * KEYS leases, due, all, act index, audit of one shard. Writes, reads back and removes a probe

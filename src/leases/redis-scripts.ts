@@ -1,44 +1,11 @@
-import { createHash } from 'node:crypto';
-import type { Cluster, Redis } from 'ioredis';
 import { LUA_FIELDS } from './lease-codec.ts';
 import { LUA_BUDGET } from './redis-budget-lua.ts';
 import { LUA_INDEX } from './redis-index-lua.ts';
-import { LUA_KEYS } from './redis-keys.ts';
-import { corkUntilNextTurn } from './redis-write-batching.ts';
-import { NO_WAIT, writeThenWait, type Durability } from '../redis/replicated-write.ts';
+import { LUA_KEYS } from '../redis/keys.ts';
+import { scriptOf, type LuaScript } from '../redis/scripts.ts';
 
-/** A standalone, Sentinel or Cluster client. Scripts touch the keys of one shard (one slot) only. */
-export type RedisClient = Redis | Cluster;
-
-export interface LuaScript {
-  readonly lua: string;
-  readonly sha: string;
-}
-
-/** A script of its own, without the lease prelude. */
-export const scriptOf = (lua: string): LuaScript => ({ lua, sha: createHash('sha1').update(lua).digest('hex') });
-
+/** The lease store's scripts: each touches the keys of one shard (one slot) only. */
 const script = (body: string): LuaScript => scriptOf(PRELUDE + body);
-
-/**
- * One EVALSHA round trip; the script is sent (and cached by Redis) only after NOSCRIPT. The scripts
- * run in one turn of the event loop leave in one write (redis-write-batching.ts). With
- * `durability.replicas` > 0 the script and a WAIT go in one pipeline (replicated-write.ts).
- */
-export async function runScript(redis: RedisClient, s: LuaScript, keys: string[], args: (string | number)[], durability: Durability = NO_WAIT): Promise<unknown> {
-  corkUntilNextTurn(redis);
-  if (durability.replicas > 0) {
-    return writeThenWait(redis, durability, (p) => p.evalsha(s.sha, keys.length, ...keys, ...args), (err) =>
-      err.message.startsWith('NOSCRIPT') ? (p) => p.eval(s.lua, keys.length, ...keys, ...args) : null,
-    );
-  }
-  try {
-    return await redis.evalsha(s.sha, keys.length, ...keys, ...args);
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return await redis.eval(s.lua, keys.length, ...keys, ...args);
-  }
-}
 
 // Shared by the scripts below. `finish` is the one place an ending happens: status, ended_at,
 // schedule and index removal, retention, CRL entry and the audit event, in one atomic step.

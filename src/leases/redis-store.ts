@@ -6,11 +6,13 @@ import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './stor
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
-import { SHARD_COUNT, actName, auditEventId, isLeaseId, rateLimitKey, redisKeys, replayKey, shardOf, shardOfLeaseId, taskName } from './redis-keys.ts';
-import { Cluster } from 'ioredis';
-import { RedisReplayGuard } from '../proofs/redis-replay-guard.ts';
+import { SHARD_COUNT, actName, auditEventId, rateLimitKey, redisKeys, replayKey, shardOf, taskName } from '../redis/keys.ts';
+import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
+import { RedisReplayGuard } from './redis-replay-guard.ts';
 import { probeShards } from './redis-probe.ts';
-import { CHARGE, CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP, runScript, type RedisClient } from './redis-scripts.ts';
+import { CHARGE, CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP } from './redis-scripts.ts';
+import { runScript } from '../redis/scripts.ts';
+import { isCluster, type RedisClient } from '../redis/connect.ts';
 import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
@@ -147,7 +149,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
 
   // In Cluster the replay record and the budget counter live in other slots than the lease, so
   // each is claimed or charged on its own, in that order (a replay never reaches the budget).
-  const separateReplay = redis instanceof Cluster ? new RedisReplayGuard({ redis, prefix: keys.prefix, durability }) : null;
+  const separateReplay = isCluster(redis) ? new RedisReplayGuard({ redis, prefix: keys.prefix, durability }) : null;
   const releaseSeparately = (key: string): Promise<void> => separateReplay!.release(key).catch(() => undefined);
   const chargeSeparately = async (budget: Budget): Promise<void> => {
     const left = await io('create', () => runScript(redis, CHARGE, [rateLimitKey(keys.prefix, budget.key)], [budget.limit, budget.windowMs]));

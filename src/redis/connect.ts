@@ -1,8 +1,17 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { describeRedisTarget, parseRedisUrl, type RedisTarget } from './redis-url.ts';
 
-/** A standalone, Sentinel or Cluster client: ioredis's own, so failover and slot routing are its. */
-export type RedisConnection = Redis | Cluster;
+/**
+ * A standalone, Sentinel or Cluster client: ioredis's own, so failover and slot routing are its.
+ * The one client type: modules above redis/ name this, never ioredis.
+ */
+export type RedisClient = Redis | Cluster;
+
+/** Cluster clients route by slot: a multi-key command or script must keep to one slot. */
+export const isCluster = (redis: RedisClient): redis is Cluster => redis instanceof Cluster;
+
+/** Whether a value is one of ioredis's clients (BullMQ's connection option may be one, or options). */
+export const isRedisClient = (value: unknown): value is RedisClient => value instanceof Redis || value instanceof Cluster;
 
 export interface ConnectOptions {
   /** BullMQ's connection: blocking commands, so no per-command timeout and no retry limit. */
@@ -20,7 +29,7 @@ export interface ConnectOptions {
  * The client for REDIS_URL (a string is parsed here; config.ts has already checked it at start),
  * tuned to fail fast when Redis is away, so requests answer 503 instead of hanging.
  */
-export function connectRedis(url: string | RedisTarget, opts: ConnectOptions = {}): RedisConnection {
+export function connectRedis(url: string | RedisTarget, opts: ConnectOptions = {}): RedisClient {
   const target = typeof url === 'string' ? parseRedisUrl(url) : url;
   const node = nodeOptions(target, opts);
   if (target.kind === 'cluster') {
@@ -85,12 +94,12 @@ export function describeRedis(url: string | RedisTarget): string {
 }
 
 /** The primaries holding data: every master of a Cluster, else the one client. */
-export function primaries(redis: RedisConnection): Redis[] {
+export function primaries(redis: RedisClient): Redis[] {
   return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }
 
 /** Resolves once the client is ready, or rejects after timeoutMs (it keeps trying in the background). */
-export async function whenReady(redis: RedisConnection, timeoutMs: number): Promise<void> {
+export async function whenReady(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => done(new Error(`Redis not ready within ${timeoutMs} ms`)), timeoutMs);

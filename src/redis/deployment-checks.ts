@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { primaries, type RedisConnection } from './connect.ts';
+import { primaries, type RedisClient } from './connect.ts';
 
 /**
  * What a Redis deployment must be for Leash to keep its promises: every primary with at least
@@ -21,7 +21,7 @@ export interface EvictionReport {
 const nameOf = (node: Redis): string => `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
 
 /** CONFIG GET maxmemory-policy on every primary. */
-export async function readEvictionPolicies(redis: RedisConnection): Promise<EvictionReport> {
+export async function readEvictionPolicies(redis: RedisClient): Promise<EvictionReport> {
   const nodes = primaries(redis);
   if (nodes.length === 0) throw new Error('no Redis primary is known yet');
   const report: EvictionReport = { evicting: [], unknown: [] };
@@ -49,7 +49,7 @@ export const evictionMessage = (evicting: string[]): string =>
   'set maxmemory-policy noeviction, or LEASH_ALLOW_EVICTION=1 to run anyway';
 
 /** Checks for /readyz: `replicas` (only with minReplicas >= 1) and `maxmemory_policy`. */
-export async function deploymentReadiness(redis: RedisConnection, opts: DeploymentOptions): Promise<{ ok: boolean; checks: Record<string, string> }> {
+export async function deploymentReadiness(redis: RedisClient, opts: DeploymentOptions): Promise<{ ok: boolean; checks: Record<string, string> }> {
   const checks: Record<string, string> = {};
   let ok = true;
   const work: Promise<void>[] = [];
@@ -89,7 +89,7 @@ export async function deploymentReadiness(redis: RedisConnection, opts: Deployme
 }
 
 /** Primaries with fewer connected replicas than wanted, as `host:port=count`; none known counts as short. */
-async function replicaCounts(redis: RedisConnection, wanted: number): Promise<string[]> {
+async function replicaCounts(redis: RedisClient, wanted: number): Promise<string[]> {
   const nodes = primaries(redis);
   if (nodes.length === 0) return ['no primary known'];
   const counts = await Promise.all(nodes.map(async (n) => [n, connectedReplicas(await n.info('replication'))] as const));
@@ -110,7 +110,7 @@ interface WarnLog {
  * LEASH_ALLOW_EVICTION=1 (a warning). A refused CONFIG GET, or a Redis not reachable yet, only
  * warns: /readyz keeps checking.
  */
-export async function checkEvictionAtStart(redis: RedisConnection, opts: DeploymentOptions, log: WarnLog): Promise<void> {
+export async function checkEvictionAtStart(redis: RedisClient, opts: DeploymentOptions, log: WarnLog): Promise<void> {
   let report: EvictionReport;
   try {
     await firstConnection(redis, 5_000);
@@ -128,7 +128,7 @@ export async function checkEvictionAtStart(redis: RedisConnection, opts: Deploym
 }
 
 /** Ready, or the first connection error, or the timeout: whichever comes first. */
-function firstConnection(redis: RedisConnection, timeoutMs: number): Promise<void> {
+function firstConnection(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => done(new Error(`Redis not ready within ${timeoutMs} ms`)), timeoutMs);

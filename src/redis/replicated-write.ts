@@ -1,6 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
 import { StoreUnavailableError } from '../errors.ts';
-import type { RedisConnection } from './connect.ts';
+import type { RedisClient } from './connect.ts';
 
 /** LEASH_REDIS_MIN_REPLICAS and LEASH_REDIS_WAIT_MS; `replicas: 0` sends no WAIT at all. */
 export interface Durability {
@@ -29,7 +29,7 @@ export class NotReplicatedError extends StoreUnavailableError {
  * `retry` may ask for the write to be sent again (e.g. EVAL after NOSCRIPT).
  */
 export async function writeThenWait(
-  redis: RedisConnection,
+  redis: RedisClient,
   d: Durability,
   write: (p: ChainableCommander) => void,
   retry?: (err: Error) => ((p: ChainableCommander) => void) | null,
@@ -57,6 +57,6 @@ export async function writeThenWait(
  * script that made them), sent with a read of `key` so that a Cluster routes it to that node.
  * Only worth a round trip when something was written: WAIT blocks the connection while it waits.
  */
-export async function waitForReplicas(redis: RedisConnection, d: Durability, key: string): Promise<void> {
+export async function waitForReplicas(redis: RedisClient, d: Durability, key: string): Promise<void> {
   if (d.replicas > 0) await writeThenWait(redis, d, (p) => p.exists(key));
 }

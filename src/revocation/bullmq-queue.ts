@@ -1,5 +1,5 @@
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import { Cluster, Redis } from 'ioredis';
+import { isRedisClient } from '../redis/connect.ts';
 import type { RevocationQueue } from './queue.ts';
 import { finalizeRevoked, sweepOnce, type EndingDeps } from './endings.ts';
 
@@ -84,7 +84,7 @@ export async function startRevocationWorker(
       await Promise.all(workers.map((w) => w.close()));
       await sweepQueue.close();
       // BullMQ leaves a client it was handed open; left alone it would keep reconnecting forever.
-      if (connection instanceof Redis || connection instanceof Cluster) connection.disconnect();
+      if (isRedisClient(connection)) connection.disconnect();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent, AuditFilter, AuditLog } from '../../src/audit/events.ts';
 import { withLogging } from '../../src/audit/log-sink.ts';
-import { newLeaseId } from '../../src/leases/redis-keys.ts';
+import { newLeaseId } from '../../src/leases/lease-id.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

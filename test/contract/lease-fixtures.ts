@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Lease } from '../../src/leases/lease.ts';
 import type { RevokeInput } from '../../src/leases/store.ts';
-import { newLeaseId } from '../../src/leases/redis-keys.ts';
+import { newLeaseId } from '../../src/leases/lease-id.ts';
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 

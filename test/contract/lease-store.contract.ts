@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../src/audit/events.ts';
 import type { Lease } from '../../src/leases/lease.ts';
 import { BudgetExceededError, LeaseLimitError, ProofReplayedError, type LeaseStore } from '../../src/leases/store.ts';
-import { newLeaseId } from '../../src/leases/redis-keys.ts';
+import { newLeaseId } from '../../src/leases/lease-id.ts';
 import { endingsContract } from './lease-store-endings.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
 

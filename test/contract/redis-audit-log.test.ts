@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
-import { newLeaseId, shardOfLeaseId } from '../../src/leases/redis-keys.ts';
+import { newLeaseId, shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { auditLogContract } from './audit-log.contract.ts';
 import { uniquePrefix, withTestRedis } from './redis-client.ts';
 

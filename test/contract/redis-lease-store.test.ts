@@ -4,7 +4,7 @@ import type { AuditEvent } from '../../src/audit/events.ts';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { shardOf } from '../../src/leases/redis-keys.ts';
+import { shardOf } from '../../src/redis/keys.ts';
 import { startRedis } from '../helpers/redis-server.ts';
 import { leaseStoreContract } from './lease-store.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';

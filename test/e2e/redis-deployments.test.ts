@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { connectRedis, whenReady, type RedisConnection } from '../../src/redis/connect.ts';
+import { connectRedis, whenReady, type RedisClient } from '../../src/redis/connect.ts';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';
 import { runCli } from '../cli/run-cli.ts';
@@ -21,7 +21,7 @@ describe.each(deployments)('on %s', (_, start) => {
   let deployment: { url: string; destroy(): Promise<void> };
   let issuers: Issuers;
   let broker: TestBroker;
-  let client: RedisConnection;
+  let client: RedisClient;
   let op: Issued;
 
   beforeAll(async () => {

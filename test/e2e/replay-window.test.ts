@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { replayKey } from '../../src/leases/redis-keys.ts';
+import { replayKey } from '../../src/redis/keys.ts';
 import { isProofError } from '../../src/proofs/proof-error.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startFakeIssuer, fixtureClaims, type FakeIssuer } from '../helpers/fake-issuer.ts';

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { connectRedis, whenReady, type RedisConnection } from '../../src/redis/connect.ts';
-import { shardOfLeaseId } from '../../src/leases/redis-keys.ts';
+import { connectRedis, whenReady, type RedisClient } from '../../src/redis/connect.ts';
+import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';
 import { startRedisCluster } from '../helpers/redis-cluster.ts';
@@ -52,7 +52,7 @@ describe.each(deployments)('failover on %s', (name, start) => {
   let deployment: Deployment | undefined;
   let issuers: Issuers | undefined;
   let broker: TestBroker | undefined;
-  let client: RedisConnection | undefined;
+  let client: RedisClient | undefined;
   afterAll(async () => {
     await broker?.close();
     await closeIssuers(issuers);

@@ -8,7 +8,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Lease } from '../../src/leases/lease.ts';
-import { redisKeys, shardOfLeaseId } from '../../src/leases/redis-keys.ts';
+import { redisKeys } from '../../src/redis/keys.ts';
+import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { signJwt } from '../../src/mint/jwt/sign.ts';
 import { exchangeProof } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { SHARD_COUNT, actName, redisKeys, shardOfLeaseId, taskName } from '../../src/leases/redis-keys.ts';
+import { SHARD_COUNT, actName, redisKeys, taskName } from '../../src/redis/keys.ts';
+import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import type { TestBroker } from '../helpers/broker.ts';
 import {
   afterSweeps, api, endingEvents, introspect, issue, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,

@@ -1,7 +1,8 @@
 import { Redis as IORedis, type Redis } from 'ioredis';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import type { Lease } from '../../src/leases/lease.ts';
-import { SHARD_COUNT, newLeaseId, redisKeys } from '../../src/leases/redis-keys.ts';
+import { SHARD_COUNT, redisKeys } from '../../src/redis/keys.ts';
+import { newLeaseId } from '../../src/leases/lease-id.ts';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';

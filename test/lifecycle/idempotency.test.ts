@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { connectRedis } from '../../src/redis/connect.ts';
-import { SHARD_COUNT, redisKeys } from '../../src/leases/redis-keys.ts';
+import { SHARD_COUNT, redisKeys } from '../../src/redis/keys.ts';
 import { createBullmqRevocationQueue } from '../../src/revocation/bullmq-queue.ts';
 import { finalizeRevoked, sweepOnce, type EndingDeps } from '../../src/revocation/endings.ts';
 import { revokeLeases } from '../../src/revocation/revoke-leases.ts';

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { redisKeys, shardOfLeaseId } from '../../src/leases/redis-keys.ts';
+import { redisKeys } from '../../src/redis/keys.ts';
+import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import type { TestBroker } from '../helpers/broker.ts';
 import {
   api, holderRevoke, issue, waitEnded, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,

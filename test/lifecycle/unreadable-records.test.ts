@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis as IORedis, type Redis } from 'ioredis';
-import { redisKeys, shardOf, shardOfLeaseId } from '../../src/leases/redis-keys.ts';
+import { redisKeys, shardOf } from '../../src/redis/keys.ts';
+import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { startBroker, type TestBroker } from '../helpers/broker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { api, closeIssuers, holderRevoke, introspect, issue, lifecyclePolicy, operatorToken, startIssuers, waitFor, type Issued, type Issuers } from './harness.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { SHARD_COUNT, redisKeys } from '../../src/leases/redis-keys.ts';
+import { SHARD_COUNT, redisKeys } from '../../src/redis/keys.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { WORKER_CHILD, startChild, type Child } from './children.ts';

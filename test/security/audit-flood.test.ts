@@ -7,8 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/events.ts';
-import { shardOfString } from '../../src/leases/lease-id.ts';
-import { shardOfLeaseId } from '../../src/leases/redis-keys.ts';
+import { shardOfString } from '../../src/redis/keys.ts';
+import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { e2ePolicy } from '../helpers/policies.ts';
 import { ghClaims, operatorToken, rawPost, startSecurityEnv, uniq, workloadToken, type SecurityEnv } from './harness.ts';

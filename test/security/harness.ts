@@ -8,7 +8,7 @@
  */
 import { Redis } from 'ioredis';
 import { expect } from 'vitest';
-import { SHARD_COUNT } from '../../src/leases/redis-keys.ts';
+import { SHARD_COUNT } from '../../src/redis/keys.ts';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { fixtureClaims, startFakeIssuer } from '../helpers/fake-issuer.ts';

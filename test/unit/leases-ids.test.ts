@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decodeLease, encodeLease } from '../../src/leases/lease-codec.ts';
-import {
-  SHARD_COUNT, idOfListMember, isLeaseId, listMember, msOfListMember, newLeaseId, shardOf, shardOfLeaseId,
-} from '../../src/leases/redis-keys.ts';
+import { SHARD_COUNT, shardOf } from '../../src/redis/keys.ts';
+import { idOfListMember, listMember, msOfListMember } from '../../src/leases/list-member.ts';
+import { isLeaseId, newLeaseId, shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { makeLease } from '../contract/lease-fixtures.ts';
 
 describe('lease ids', () => {

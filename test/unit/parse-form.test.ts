@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseForm } from '../../src/http/parse-form.ts';
+import { parseForm } from '../../src/request/parse-form.ts';
 
 const pairsOf = (p: URLSearchParams): [string, string][] => [...p];
 // The application/x-www-form-urlencoded parser of the URL standard; the URLSearchParams constructor

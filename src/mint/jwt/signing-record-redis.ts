@@ -1,5 +1,5 @@
-import type { Cluster, Redis } from 'ioredis';
-import { signingRecordKey } from '../../leases/redis-keys.ts';
+import type { RedisClient } from '../../redis/connect.ts';
+import { signingRecordKey } from '../../redis/keys.ts';
 import type { KeyUse, SigningRecord } from './signing-record.ts';
 
 // Fields `<kid>:signed` and `<kid>:live` of one hash; each only ever grows, whichever broker writes.
@@ -12,7 +12,7 @@ raise(ARGV[1] .. ':live', ARGV[3])
 return 1`;
 
 /** The signing record in the brokers' Redis: every replica and the CLI see the same one. */
-export function createRedisSigningRecord(redis: Redis | Cluster, prefix: string): SigningRecord {
+export function createRedisSigningRecord(redis: RedisClient, prefix: string): SigningRecord {
   const key = signingRecordKey(prefix);
   return {
     async note(kid, use) {

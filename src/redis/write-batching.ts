@@ -1,6 +1,5 @@
-import { Cluster } from 'ioredis';
-import type { Socket } from 'node:net';
-import type { RedisClient } from './redis-scripts.ts';
+import type { RedisClient } from './connect.ts';
+import { corkableSocket } from './socket-cork.ts';
 
 /** Commands held per connection in this turn, by socket. */
 const held = new WeakMap<object, number>();
@@ -20,13 +19,12 @@ export const MAX_HELD = 8;
  * the whole turn, then the event loop for Redis; writes of up to MAX_HELD let the two overlap.
  * ioredis's own auto-pipelining batches the same way but keeps one batch in flight per
  * connection, so each batch waits for the round trip of the one before (measured: most requests
- * then sat waiting on Redis). Cluster clients are left as they are (one socket per node).
- * Call it just before sending a command.
+ * then sat waiting on Redis). Cluster clients, and a client whose socket is not where
+ * socket-cork.ts looks, are left as they are. Call it just before sending a command.
  */
 export function corkUntilNextTurn(redis: RedisClient): void {
-  if (redis instanceof Cluster) return;
-  const stream = redis.stream as Socket | undefined;
-  if (!stream || stream.destroyed) return;
+  const stream = corkableSocket(redis);
+  if (stream === null) return;
   const count = held.get(stream);
   if (count === undefined) {
     held.set(stream, 1);

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createMemoryAuditLog } from '../../src/audit/memory-audit-log.ts';
 import { createMemoryLeaseStore } from '../../src/leases/memory-store.ts';
 import { startBroker, type TestBroker } from '../helpers/broker.ts';
 import {
   afterSweeps, api, auditOf, closeIssuers, holderRevoke, introspect, issue, leaseFor, lifecyclePolicy, operatorToken, sleep, startIssuers,
   waitEnded, waitFor, type Issued, type Issuers,
-} from './harness.ts';
+} from '../lifecycle/harness.ts';
 
 /** Dev mode (memory store, in-process queue and sweep): the same lifecycle as with Redis and BullMQ. */
 
@@ -92,7 +93,7 @@ it('operator and bulk revocation: inactive at once, audited with the operator as
 });
 
 it('the memory store, like Redis, does not revoke a lease past its expires_at: the sweep ends it as expired', async () => {
-  const store = createMemoryLeaseStore();
+  const store = createMemoryLeaseStore({ audit: createMemoryAuditLog() });
   const now = Math.floor(Date.now() / 1000);
   const dead = leaseFor({ expires_at: now, subject: 'repo:octo-org/app:dead' });
   const live = leaseFor({ expires_at: now + 60, subject: 'repo:octo-org/app:dead' });

@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/errors.ts';
-import { MemoryReplayGuard } from '../../src/proofs/memory-replay-guard.ts';
+import { MemoryReplayGuard } from '../../src/leases/memory-replay-guard.ts';
 import { ProofVerifier, replayTtlSeconds } from '../../src/proofs/proof-verifier.ts';
-import { RedisReplayGuard } from '../../src/proofs/redis-replay-guard.ts';
-import type { ReplayGuard } from '../../src/proofs/replay-guard.ts';
+import { RedisReplayGuard } from '../../src/leases/redis-replay-guard.ts';
+import type { ReplayGuard } from '../../src/leases/replay-guard.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { TEST_AUDIENCE, fixtureClaims, startFakeIssuer, trustedIssuerFor } from '../helpers/fake-issuer.ts';
 

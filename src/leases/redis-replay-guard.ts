@@ -1,7 +1,7 @@
-import type { Cluster, Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connect.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import type { ReplayGuard } from './replay-guard.ts';
-import { replayKey } from '../leases/redis-keys.ts';
+import { replayKey } from '../redis/keys.ts';
 import { NO_WAIT, NotReplicatedError, writeThenWait, type Durability } from '../redis/replicated-write.ts';
 
 /**
@@ -10,12 +10,12 @@ import { NO_WAIT, NotReplicatedError, writeThenWait, type Durability } from '../
  * (503): a proof we cannot mark as used must not be exchanged.
  */
 export class RedisReplayGuard implements ReplayGuard {
-  private readonly redis: Redis | Cluster;
+  private readonly redis: RedisClient;
   private readonly prefix: string;
   private readonly durability: Durability;
 
   /** With `durability`, a claim counts only once WAIT confirms it on that many replicas. */
-  constructor(opts: { redis: Redis | Cluster; prefix: string; durability?: Durability }) {
+  constructor(opts: { redis: RedisClient; prefix: string; durability?: Durability }) {
     this.redis = opts.redis;
     this.prefix = opts.prefix;
     this.durability = opts.durability ?? NO_WAIT;

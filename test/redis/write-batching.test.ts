@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import type { Socket } from 'node:net';
-import { MAX_HELD } from '../../src/leases/redis-write-batching.ts';
+import { MAX_HELD } from '../../src/redis/write-batching.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { makeLease } from './lease-fixtures.ts';
-import { connectTestRedis, uniquePrefix, withTestRedis } from './redis-client.ts';
+import { makeLease } from '../contract/lease-fixtures.ts';
+import { connectTestRedis, uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
 
 let redis: Redis;
 let url: string;

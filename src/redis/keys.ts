@@ -1,5 +1,5 @@
 /**
- * Every Redis key Leash's lease store and audit log use is built here, in TypeScript for calls
+ * Every Redis key Leash uses is built here, in TypeScript for calls
  * made from Node and in LUA_KEYS for keys a script derives from a lease it has just read.
  *
  * Layout under the prefix (default `leash:`), per shard N in 0..15. `{sN}` is a Redis Cluster
@@ -18,14 +18,57 @@
  * and, per refusal stream N in 0..15, under a hash tag of its own (never a lease shard's slot):
  *   {dN}:denials       STREAM of refusals (`exchange.denied`), capped apart so they never evict the above
  * Bodies and small indexes are hash fields, not keys of their own: a top-level key costs about
- * 50 bytes more, and the budget is 1 KB per active lease (see test/unit/leases-redis-memory).
+ * 50 bytes more, and the budget is 1 KB per active lease (see test/redis/leases-redis-memory).
  */
 import { createHash } from 'node:crypto';
-import { SHARD_COUNT } from './lease-id.ts';
-
-export { SHARD_COUNT, newLeaseId, shardOfLeaseId, shardOf, isLeaseId } from './lease-id.ts';
 
 export const DEFAULT_PREFIX = 'leash:';
+
+/** Leases are spread over this many Redis Cluster hash slots (shard tags `{s0}`..`{s15}`). */
+export const SHARD_COUNT = 16;
+
+/**
+ * The shard of a (rule, subject) pair: FNV-1a over the UTF-8 bytes of `rule \0 subject`. Every
+ * lease of that pair lives in this shard, so the per-subject active index counted for
+ * `max_active_leases` shares one hash slot with the leases it counts.
+ */
+export function shardOf(rule: string, subject: string): number {
+  return fnv1a(`${rule}\0${subject}`) % SHARD_COUNT;
+}
+
+/** A shard for records keyed by one string (audit events without a lease). */
+export function shardOfString(value: string): number {
+  return fnv1a(value) % SHARD_COUNT;
+}
+
+// 16 bytes in base64url: 21 full characters and a last one that carries 2 bits (A, Q, g or w).
+const LEASE_ID = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+
+/**
+ * Whether `id` has the shape of a lease id (anything else is unknown, never an error). A lease id
+ * (newLeaseId, leases/lease-id.ts) carries its shard, so its keys are found from the id alone.
+ */
+export const isLeaseId = (id: string): boolean => LEASE_ID.test(id);
+
+/** The shard encoded in a lease id; the caller checks isLeaseId first. */
+export function shardOfLeaseId(id: string): number {
+  // byte 0 = 6 bits of char 0 + high 2 bits of char 1; its low 4 bits are the last 2 of char 0 and those 2.
+  const hi = B64URL.indexOf(id[0] ?? 'A');
+  const lo = B64URL.indexOf(id[1] ?? 'A');
+  return ((hi & 0x03) << 2) | (lo >> 4);
+}
+
+const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(s, 'utf8')) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193);
+  }
+  // Fold the high bits in: FNV's lowest bits alone mix poorly for short inputs.
+  return ((h ^ (h >>> 16)) >>> 0);
+}
 
 /** Refusals are spread over this many streams, so a flood of them has no single hot key. */
 export const DENIAL_STREAM_COUNT = 16;
@@ -109,21 +152,6 @@ local function auditKey(base) return base .. 'audit' end
 local function actName(rule, subject) return string.sub(redis.sha1hex(rule .. string.char(0) .. subject), 1, 24) end
 local function taskName(task) return string.sub(redis.sha1hex(task), 1, 24) end
 `;
-
-const MEMBER_TIME_WIDTH = 9; // base36 milliseconds: 9 digits last until the year 5138
-
-/**
- * A listing position as one string (issued ms in base36, then id) that sorts like (score, id) in
- * the `all` index; cursors carry it, and the memory store sorts by it.
- */
-export const listMember = (issuedMs: number, id: string): string =>
-  `${Math.max(0, Math.floor(issuedMs)).toString(36).padStart(MEMBER_TIME_WIDTH, '0')}:${id}`;
-
-export const idOfListMember = (member: string): string => member.slice(MEMBER_TIME_WIDTH + 1);
-
-export const msOfListMember = (member: string): number => parseInt(member.slice(0, MEMBER_TIME_WIDTH), 36);
-
-export const isListMember = (member: string): boolean => /^[0-9a-z]{9}:[A-Za-z0-9_-]{22}$/.test(member);
 
 /** An audit event's id: its stream entry id and stream index (`<ms>-<seq>-<stream>`), unique across streams. */
 export const auditEventId = (streamId: string, shard: number): string => `${streamId}-${shard}`;

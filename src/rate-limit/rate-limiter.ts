@@ -1,6 +1,6 @@
-import type { RedisConnection } from '../redis/connect.ts';
+import type { RedisClient } from '../redis/connect.ts';
 import { LeashError, StoreUnavailableError } from '../errors.ts';
-import { rateLimitKey } from '../leases/redis-keys.ts';
+import { rateLimitKey } from '../redis/keys.ts';
 import { createFixedWindows } from '../util/fixed-windows.ts';
 
 /**
@@ -39,7 +39,7 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {n, redis.call('PTTL', KEYS[1])}`;
 
 /** Counters in Redis, so the limits hold across every API replica. */
-export function createRedisRateLimiter(redis: RedisConnection, prefix: string, perIp: number): RateLimiter {
+export function createRedisRateLimiter(redis: RedisClient, prefix: string, perIp: number): RateLimiter {
   return limiterOver(async (key) => {
     try {
       const [count, ttlMs] = (await redis.eval(INCR_WINDOW, 1, rateLimitKey(prefix, key), RATE_LIMIT_WINDOW_MS)) as [number, number];
