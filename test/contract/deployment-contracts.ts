@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { connectRedis, whenReady, type RedisConnection } from '../../src/redis/connect.ts';
+import { connectRedis, whenReady, type RedisClient } from '../../src/redis/connect.ts';
 import { auditLogContract } from './audit-log.contract.ts';
 import { leaseStoreContract } from './lease-store.contract.ts';
 import { uniquePrefix } from './redis-client.ts';
@@ -12,7 +12,7 @@ import { uniquePrefix } from './redis-client.ts';
  */
 export function deploymentContracts(name: string, start: () => Promise<{ url: string; destroy(): Promise<void> }>): void {
   let deployment: { url: string; destroy(): Promise<void> } | undefined;
-  let redis: RedisConnection;
+  let redis: RedisClient;
   beforeAll(async () => {
     deployment = await start();
     redis = connectRedis(deployment.url);
