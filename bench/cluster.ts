@@ -11,7 +11,8 @@ import type { LoadConfig } from './exchange-load.ts';
 import type { PairedRatios } from './interleaved.ts';
 import { startProofIssuer } from './proof-issuer.ts';
 import { exchangeSlices } from './slices.ts';
-import { log } from './util.ts';
+import { Redis } from 'ioredis';
+import { log, redisPid } from './util.ts';
 
 export interface ClusterResult extends PairedRatios {
   primaries: number;
@@ -30,7 +31,11 @@ export async function benchCluster(cfg: LoadConfig & { rounds: number; sliceMs: 
     brokers.push(onCluster);
     const onOne = await startBroker({ name: 'leash-standalone', redisUrl: standalone.url, policyPath, role: 'all' });
     brokers.push(onOne);
-    const r = await exchangeSlices({ cluster: onCluster, standalone: onOne }, 'cluster', 'standalone', issuer, cfg);
+    // Every Redis process's CPU is reported per slice: on Cluster each write also runs on a replica.
+    const nodes = Object.fromEntries(cluster.nodes.map((n, i) => [`redis ${i + 1}`, n.pid() ?? NaN]));
+    const probe = new Redis(standalone.url);
+    const standalonePid = await redisPid(probe).finally(() => probe.disconnect());
+    const r = await exchangeSlices({ cluster: onCluster, standalone: onOne }, 'cluster', 'standalone', issuer, cfg, { cluster: nodes, standalone: { redis: standalonePid } });
     return { ...r, primaries: 3, replicasPerPrimary: 1 };
   } finally {
     for (const b of brokers) await b.stop();

@@ -150,7 +150,7 @@ export interface PairedRatios {
   rounds: number;
   sliceMs: number;
   /** Per-round figures of both, for the JSON. */
-  perRound: Array<{ first: string; rps: [number, number]; p99: [number, number] }>;
+  perRound: Array<{ first: string; rps: [number, number]; p99: [number, number]; cpuMsPerRequest: [Record<string, number>, Record<string, number>] }>;
   rps: RatioSummary;
   p99: RatioSummary;
 }
@@ -160,7 +160,12 @@ export function pairedRatios<K extends string>(rounds: Array<{ first: K; results
   return {
     rounds: rounds.length,
     sliceMs,
-    perRound: rounds.map((r) => ({ first: r.first, rps: [r.results[a].rps, r.results[b].rps], p99: [r.results[a].latencyMs.p99, r.results[b].latencyMs.p99] })),
+    perRound: rounds.map((r) => ({
+      first: r.first,
+      rps: [r.results[a].rps, r.results[b].rps],
+      p99: [r.results[a].latencyMs.p99, r.results[b].latencyMs.p99],
+      cpuMsPerRequest: [r.results[a].cpuMsPerRequest, r.results[b].cpuMsPerRequest],
+    })),
     rps: summarizeRatios(rounds.map((r) => r.results[a].rps / r.results[b].rps)),
     p99: summarizeRatios(rounds.map((r) => r.results[a].latencyMs.p99 / r.results[b].latencyMs.p99)),
   };

@@ -16,7 +16,8 @@ export async function exchangeSlices<K extends string>(
   b: K,
   issuer: ProofIssuer,
   cfg: LoadConfig & { rounds: number; sliceMs: number; expectedRps?: number },
-  cpuOf: Record<string, number> = {},
+  /** Further processes whose CPU each broker's slices report (its Redis nodes), by broker. */
+  cpuOf: Partial<Record<K, Record<string, number>>> = {},
 ): Promise<PairedRatios> {
   const names = Object.keys(brokers) as K[];
   const warm = await issuer.mint(100 * names.length, { repoPrefix: 'warm' });
@@ -31,7 +32,7 @@ export async function exchangeSlices<K extends string>(
       ...slice,
       next: (i) => (i < proofs.length ? { path: '/token', body: exchangeBody(proofs[i]!) } : null),
       check: isJwtExchangeAnswer,
-      cpuOf: { broker: brokers[n].pid, ...cpuOf },
+      cpuOf: { broker: brokers[n].pid, ...cpuOf[n] },
     });
   // One uncounted slice each warms JIT and pools.
   for (const n of names) await load(n, await issuer.mint(perSlice, { repoPrefix: `warm-${n}` }), `${n} warm-up`);

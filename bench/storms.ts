@@ -3,10 +3,10 @@
  * API process (LEASH_ROLE=api) taking steady exchanges (~200/s, open loop: a stall shows as
  * latency, not as fewer requests) and a worker process (LEASH_ROLE=worker) ending leases.
  *
- * (a) Expiry storm: after a quiet window, N leases (100,000) written straight through the store,
- *     all expiring in the same second. Exchange p99 over the storm (from that second until the last
- *     of them has ended, plus a second) against the quiet window; expiry lag from each lease's
- *     `lease.expired` audit event.
+ * (a) Expiry storm: N leases (100,000) written straight through the store, all expiring in the same
+ *     second, well after the writing is done. Exchange p99 over the storm (from that second until
+ *     the last of them has ended, plus a second) against the quiet window (the seconds just before
+ *     that second, the leases written); expiry lag from each lease's `lease.expired` audit event.
  * (b) Bulk revocation: M leases (1,000,000) of one subject and rule written through the store (a
  *     sample of 100 by real exchanges, so their tokens can be introspected), a quiet window, then
  *     POST /v1/leases/revoke {rule, subject}: time until every sampled token is inactive at
