@@ -9,7 +9,9 @@ Options:
   --only <sections>   comma list of sections to run (same as BENCH_ONLY); default: all
   -h, --help          this text
 
-Sections: hono, oidc, baselines (= hono,oidc), exchange, scaleout, certs, expiry, memory, bulk
+Sections: hono, oidc, baselines (= hono,oidc), exchange, scaleout, certs, expiry, memory, bulk,
+          cluster (3-primary Redis Cluster against standalone), failover (Sentinel: WAIT cost, primary
+          SIGKILLed under load), storms (expiry storm and bulk revocation under steady exchanges)
 
 Environment (all optional):
   BENCH_ONLY           sections, as --only
@@ -20,6 +22,12 @@ Environment (all optional):
   BENCH_PROOFS         proofs minted per load run
   BENCH_LEASES         leases for the memory section (1,000,000); BENCH_MEMORY_BUDGET_S (120)
   BENCH_EXPIRY_LEASES  leases expiring together (10,000); BENCH_BULK_LEASES (100,000)
+  BENCH_SCALE_ROUNDS   slice rounds of the cluster section and of failover's WAIT cost (10)
+  BENCH_STEADY_RATE    exchanges/s of the open-loop load in failover and storms (200)
+  BENCH_FAILOVER_AFTER_S  failover: run on until this many seconds without a failed exchange (5)
+  BENCH_STORM_EXPIRY_LEASES  leases expiring together in storms (100,000); BENCH_STORM_BULK_LEASES (1,000,000)
+  BENCH_STORM_QUIET_S  storms: the quiet window p99 is compared with (10); BENCH_STORM_EFFECTS_S (120)
+  BENCH_STORM_PARTS    storms parts to run: expiry,bulk (both)
   BENCH_QUIET_WAIT_S   wait up to this long for the machine to go quiet before each part (10)
   BENCH_PROFILE        1: always CPU-profile the exchange and certificates; 0: never
   BENCH_LOG_LEVEL      the broker's LEASH_LOG_LEVEL (info)

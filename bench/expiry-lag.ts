@@ -32,7 +32,6 @@ export async function benchExpiryLag(opts: { leases: number; aheadSeconds: numbe
     // The worker never verifies proofs; the policy only has to load.
     worker = await startBroker({ name: 'leash-worker', redisUrl: redisServer.url, policyPath: benchPolicy('http://127.0.0.1:9'), role: 'worker' });
     const store = createRedisLeaseStore({ redis, prefix: REDIS_PREFIX });
-    const keys = redisKeys(REDIS_PREFIX);
     const now = Math.floor(Date.now() / 1000);
     const expiresAt = now + opts.aheadSeconds;
     const t0 = performance.now();
@@ -51,16 +50,7 @@ export async function benchExpiryLag(opts: { leases: number; aheadSeconds: numbe
     if (!ended) log(`expiry lag: ${await store.countActive()} leases still active 30 s after expiry`);
     await sleep(200);
 
-    const lags: number[] = [];
-    for (let s = 0; s < SHARD_COUNT; s++) {
-      const entries = (await redis.xrange(keys.audit(s), '-', '+')) as [string, string[]][];
-      for (const [, fields] of entries) {
-        const json = fields[fields.indexOf('e') + 1];
-        if (!json) continue;
-        const e = JSON.parse(json) as { type?: string; lease_id?: string; lag_ms?: number };
-        if (e.type === 'lease.expired' && e.lease_id && ids.has(e.lease_id) && typeof e.lag_ms === 'number') lags.push(e.lag_ms);
-      }
-    }
+    const lags = await expiredLags(redis, ids);
     const lagMs = summarize(lags);
     return { leases: written, expiresAt, ended: lags.length, lagMs, allEndedAfterMs: lagMs.max, writeSeconds, sweepIntervalMs: loadConfig({}).sweepIntervalMs };
   } finally {
@@ -68,4 +58,20 @@ export async function benchExpiryLag(opts: { leases: number; aheadSeconds: numbe
     redis.disconnect();
     await redisServer.destroy();
   }
+}
+
+/** The `lag_ms` of every `lease.expired` audit event of the leases in `ids`, read from the streams. */
+export async function expiredLags(redis: Redis, ids: ReadonlySet<string>): Promise<number[]> {
+  const keys = redisKeys(REDIS_PREFIX);
+  const lags: number[] = [];
+  for (let s = 0; s < SHARD_COUNT; s++) {
+    const entries = (await redis.xrange(keys.audit(s), '-', '+')) as [string, string[]][];
+    for (const [, fields] of entries) {
+      const json = fields[fields.indexOf('e') + 1];
+      if (!json) continue;
+      const e = JSON.parse(json) as { type?: string; lease_id?: string; lag_ms?: number };
+      if (e.type === 'lease.expired' && e.lease_id && ids.has(e.lease_id) && typeof e.lag_ms === 'number') lags.push(e.lag_ms);
+    }
+  }
+  return lags;
 }

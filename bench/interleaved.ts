@@ -125,3 +125,48 @@ export async function benchInterleaved(cfg: LoadConfig, opts: { pairs: number; s
     await redisServer.destroy();
   }
 }
+
+/**
+ * The same method for any contenders (the scale sections: Cluster against standalone, WAIT against
+ * none): every round runs one slice of each, the order rotating round by round.
+ */
+export async function runSliceRounds<K extends string>(
+  names: readonly K[],
+  rounds: number,
+  slice: (name: K, round: number) => Promise<LoadResult>,
+): Promise<Array<{ first: K; results: Record<K, LoadResult> }>> {
+  const out: Array<{ first: K; results: Record<K, LoadResult> }> = [];
+  for (let i = 0; i < rounds; i++) {
+    const order = names.map((_, k) => names[(i + k) % names.length]!);
+    const results = {} as Record<K, LoadResult>;
+    for (const name of order) results[name] = await slice(name, i);
+    out.push({ first: order[0]!, results });
+    log(`round ${i + 1} of ${rounds}: ${names.map((n) => `${n} ${Math.round(results[n].rps)} req/s p99 ${results[n].latencyMs.p99.toFixed(1)} ms`).join(', ')}`);
+  }
+  return out;
+}
+
+export interface PairedRatios {
+  rounds: number;
+  sliceMs: number;
+  /** Per-round figures of both, for the JSON. */
+  perRound: Array<{ first: string; rps: [number, number]; p99: [number, number]; cpuMsPerRequest: [Record<string, number>, Record<string, number>] }>;
+  rps: RatioSummary;
+  p99: RatioSummary;
+}
+
+/** `a` over `b`, round by round, summed up as summarizeRatios does. */
+export function pairedRatios<K extends string>(rounds: Array<{ first: K; results: Record<K, LoadResult> }>, a: K, b: K, sliceMs: number): PairedRatios {
+  return {
+    rounds: rounds.length,
+    sliceMs,
+    perRound: rounds.map((r) => ({
+      first: r.first,
+      rps: [r.results[a].rps, r.results[b].rps],
+      p99: [r.results[a].latencyMs.p99, r.results[b].latencyMs.p99],
+      cpuMsPerRequest: [r.results[a].cpuMsPerRequest, r.results[b].cpuMsPerRequest],
+    })),
+    rps: summarizeRatios(rounds.map((r) => r.results[a].rps / r.results[b].rps)),
+    p99: summarizeRatios(rounds.map((r) => r.results[a].latencyMs.p99 / r.results[b].latencyMs.p99)),
+  };
+}

@@ -12,6 +12,9 @@ import { benchHonoSign } from './baselines/hono-sign.ts';
 import { benchOidcProvider } from './baselines/oidc-provider.ts';
 import { benchBulkRevoke, type BulkRevokeResult } from './bulk-revoke.ts';
 import { benchCerts, type CertsResult } from './certs.ts';
+import { benchCluster, type ClusterResult } from './cluster.ts';
+import { benchFailover, type FailoverResult } from './failover.ts';
+import { benchStorms, type StormsResult } from './storms.ts';
 import { RESULTS_DIR } from './child.ts';
 import { cleanupEnv } from './env.ts';
 import { benchExchange, type ExchangeResults, type LoadConfig } from './exchange-load.ts';
@@ -22,7 +25,7 @@ import { benchMemoryPerLease, type MemoryResult } from './memory-per-lease.ts';
 import { formatProfile } from './profile.ts';
 import { envInt, fmtInt, fmtMs, fmtRatio, log, machineInfo, waitForQuiet } from './util.ts';
 
-const SECTIONS = ['hono', 'oidc', 'exchange', 'scaleout', 'certs', 'expiry', 'memory', 'bulk'] as const;
+const SECTIONS = ['hono', 'oidc', 'exchange', 'scaleout', 'certs', 'expiry', 'memory', 'bulk', 'cluster', 'failover', 'storms'] as const;
 type Section = (typeof SECTIONS)[number];
 
 function selected(): Set<Section> {
@@ -43,7 +46,7 @@ interface Results {
   startedAt: string;
   seconds: number;
   machine: ReturnType<typeof machineInfo> & { loadavgAtStart: number[] };
-  config: LoadConfig & { leases: number; memoryBudgetSeconds: number; expiryLeases: number; bulkLeases: number; brokerLogLevel: string; sections: Section[] };
+  config: LoadConfig & ScaleConfig & { leases: number; memoryBudgetSeconds: number; expiryLeases: number; bulkLeases: number; brokerLogLevel: string; sections: Section[] };
   hono?: LoadResult;
   oidc?: LoadResult;
   exchange?: ExchangeResults;
@@ -57,6 +60,9 @@ interface Results {
   expiry?: ExpiryLagResult;
   memory?: MemoryResult;
   bulk?: BulkRevokeResult;
+  cluster?: ClusterResult;
+  failover?: FailoverResult;
+  storms?: StormsResult;
   errors: Record<string, string>;
 }
 
@@ -77,6 +83,7 @@ async function main(): Promise<void> {
     bulkLeases: envInt('BENCH_BULK_LEASES', 100_000),
     brokerLogLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
     sections: [...only],
+    ...scaleConfig(),
   };
   const quietMs = Number(process.env.BENCH_QUIET_WAIT_S ?? 10) * 1000;
   const results: Results = {
@@ -148,6 +155,32 @@ async function main(): Promise<void> {
         return benchBulkRevoke({ leases: cfg.bulkLeases, sample: 100, effectsTimeoutMs: 60_000 });
       });
     }
+    const scale = { ...load, rounds: cfg.scaleRounds, sliceMs: cfg.scaleSliceMs };
+    if (only.has('cluster')) {
+      await attempt('cluster', `JWT exchange on a 3-primary Redis Cluster against standalone Redis, ${cfg.scaleRounds} rounds`, async () => {
+        await waitForQuiet(quietMs);
+        return benchCluster(scale);
+      });
+    }
+    if (only.has('failover')) {
+      await attempt('failover', 'Sentinel: the cost of WAIT, then a primary SIGKILLed under steady load', async () => {
+        await waitForQuiet(quietMs);
+        return benchFailover({ ...scale, rate: cfg.steadyRate, afterS: cfg.failoverAfterS });
+      });
+    }
+    if (only.has('storms')) {
+      await attempt('storms', 'expiry storm and bulk revocation under steady exchanges', async () => {
+        await waitForQuiet(quietMs);
+        return benchStorms({
+          rate: cfg.steadyRate,
+          quietS: cfg.stormQuietS,
+          expiryLeases: cfg.stormExpiryLeases,
+          bulkLeases: cfg.stormBulkLeases,
+          effectsTimeoutS: cfg.stormEffectsS,
+          parts: { expiry: cfg.stormParts.includes('expiry'), bulk: cfg.stormParts.includes('bulk') },
+        });
+      });
+    }
   } finally {
     cleanupEnv();
   }
@@ -159,6 +192,35 @@ async function main(): Promise<void> {
   writeFileSync(join(RESULTS_DIR, 'latest.md'), report);
   process.stdout.write(report);
   process.exit(Object.keys(results.errors).length > 0 ? 1 : 0);
+}
+
+interface ScaleConfig {
+  scaleRounds: number;
+  scaleSliceMs: number;
+  steadyRate: number;
+  failoverAfterS: number;
+  stormQuietS: number;
+  stormExpiryLeases: number;
+  stormBulkLeases: number;
+  stormEffectsS: number;
+  stormParts: string[];
+}
+
+/** Sizes of the scale sections (cluster, failover, storms); defaults are the targets' own sizes. */
+function scaleConfig(): ScaleConfig {
+  const parts = (process.env.BENCH_STORM_PARTS ?? 'expiry,bulk').split(',').map((x) => x.trim()).filter(Boolean);
+  for (const p of parts) if (p !== 'expiry' && p !== 'bulk') throw new Error(`BENCH_STORM_PARTS: unknown part ${p} (known: expiry, bulk)`);
+  return {
+    scaleRounds: envInt('BENCH_SCALE_ROUNDS', 10),
+    scaleSliceMs: envInt('BENCH_SLICE_S', 3) * 1000,
+    steadyRate: envInt('BENCH_STEADY_RATE', 200),
+    failoverAfterS: envInt('BENCH_FAILOVER_AFTER_S', 5),
+    stormQuietS: envInt('BENCH_STORM_QUIET_S', 10),
+    stormExpiryLeases: envInt('BENCH_STORM_EXPIRY_LEASES', 100_000),
+    stormBulkLeases: envInt('BENCH_STORM_BULK_LEASES', 1_000_000),
+    stormEffectsS: envInt('BENCH_STORM_EFFECTS_S', 120),
+    stormParts: parts,
+  };
 }
 
 function medianOf(xs: readonly number[]): number {
@@ -316,6 +378,7 @@ function render(r: Results): string {
       `| 8 | bulk revocation of ${fmtInt(b.leases)} leases of one subject and rule (POST /v1/leases/revoke) | revoked ${fmtInt(b.revoked)}; call ${fmtInt(b.revokeCallMs)} ms; all ${b.sample} sampled tokens inactive at introspection after ${fmtInt(b.visibleMs)} ms; worker effects done after ${Number.isFinite(b.effectsDoneMs) ? `${(b.effectsDoneMs / 1000).toFixed(1)} s` : `(not within 60 s: ${b.effectsPendingAtEnd} pending)`}; during the call Redis used ${fmtInt(b.cpuDuringCallMs.redis ?? NaN)} ms CPU, the broker ${fmtInt(b.cpuDuringCallMs.broker ?? NaN)} ms, other processes ${fmtInt(b.otherLoadDuringCallPct)}% of a core | visible < 5,000 ms | ${verdict(b.visibleMs < 5000 && b.revoked === b.leases)} |`,
     );
   }
+  out.push(...scaleRows(r));
   out.push('');
   if (r.interleaved) {
     const il = r.interleaved;
@@ -378,6 +441,43 @@ function render(r: Results): string {
   }
   out.push('');
   return out.join('\n');
+}
+
+const sec = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : 'n/a');
+
+/** Figures 9-12: DESIGN.md "Targets at scale". */
+function scaleRows(r: Results): string[] {
+  const out: string[] = [];
+  const ratioCell = (x: RatioSummary): string => `${fmtRatio(x.geoMean)} (95% interval ${x.low.toFixed(2)}–${x.high.toFixed(2)}x)`;
+  if (r.cluster) {
+    const cl = r.cluster;
+    const [a, b] = [cl.perRound.map((x) => x.rps[0]), cl.perRound.map((x) => x.rps[1])];
+    out.push(
+      `| 9 | JWT exchange on a 3-primary / 3-replica Redis Cluster / standalone Redis, ${cl.rounds} rounds of ${cl.sliceMs / 1000} s slices | req/s ${ratioCell(cl.rps)} (median ${fmtInt(medianOf(a))} vs ${fmtInt(medianOf(b))} req/s); p99 ${ratioCell(cl.p99)} | req/s >= 0.85x | ${cl.rps.low >= 0.85 ? 'met' : cl.rps.high < 0.85 ? '**missed**' : `level (0.85x is inside the interval; mean ${verdict(cl.rps.geoMean >= 0.85)})`} |`,
+    );
+  }
+  if (r.failover) {
+    const f = r.failover;
+    const w = f.waitCost;
+    out.push(`| 10 | Sentinel, LEASH_REDIS_MIN_REPLICAS=1 / =0 (WAIT 1 on every lease write), ${w.rounds} rounds of ${w.sliceMs / 1000} s slices | req/s ${ratioCell(w.rps)}; p99 ${ratioCell(w.p99)} | (informational: the cost of durability) | |`);
+    const fails = Object.entries(f.failedAfterKill).map(([k, v]) => `${k === '0' ? 'no answer' : k}: ${v}`).join(', ') || 'none';
+    out.push(
+      `| 11 | Sentinel primary SIGKILLed under ${f.rate} exchanges/s, MIN_REPLICAS=1 | ${fmtInt(f.lost)} of ${fmtInt(f.acknowledged)} acknowledged leases lost, ${fmtInt(f.revocationsLost)} of ${fmtInt(f.revocationsAcknowledged)} confirmed revocations lost; failed answers after the kill: ${fails}; exchanges succeed again ${f.recoverySeconds.toFixed(1)} s after the kill (new primary named after ${f.promotionSeconds.toFixed(1)} s); p99 before ${fmtMs(f.before.latencyMs.p99)} ms, after ${fmtMs(f.after.latencyMs.p99)} ms | 0 lost, < 10 s | ${verdict(f.lost === 0 && f.revocationsLost === 0 && f.recoverySeconds < 10)} |`,
+    );
+  }
+  const e = r.storms?.expiry;
+  if (e) {
+    out.push(
+      `| 12a | ${fmtInt(e.leases)} leases expiring in the same second under ${r.storms!.rate} exchanges/s (API and worker processes) | exchange p99 ${fmtMs(e.storm.latencyMs.p99)} ms during the storm vs ${fmtMs(e.quiet.latencyMs.p99)} ms quiet = ${fmtRatio(e.p99Ratio)} (max ${fmtMs(e.storm.latencyMs.max)} ms, ${e.storm.errors} errors); expiry lag p50 ${fmtInt(e.lagMs.p50)} ms, p99 ${fmtInt(e.lagMs.p99)} ms, max ${fmtInt(e.lagMs.max)} ms (${fmtInt(e.ended)} of ${fmtInt(e.leases)} ended) | p99 <= 2x quiet, lag p99 < 2,000 ms | ${verdict(e.p99Ratio <= 2 && e.lagMs.p99 < 2000 && e.ended === e.leases && e.storm.errors === 0)} |`,
+    );
+  }
+  const b = r.storms?.bulk;
+  if (b) {
+    out.push(
+      `| 12b | bulk revocation of ${fmtInt(b.leases)} leases of one subject under ${r.storms!.rate} exchanges/s | revoked ${fmtInt(b.revoked)}; all ${b.sample} sampled tokens inactive after ${sec(b.visibleMs)} (call ${sec(b.revokeCallMs)}); exchange p99 ${fmtMs(b.duringCall.latencyMs.p99)} ms during the call vs ${fmtMs(b.quiet.latencyMs.p99)} ms quiet = ${fmtRatio(b.p99RatioCall)}, ${fmtMs(b.untilEffectsDone.latencyMs.p99)} ms = ${fmtRatio(b.p99RatioEffects)} until the worker's effects were done (${sec(b.effectsDoneMs)}); ${b.duringCall.errors + b.untilEffectsDone.errors} errors | visible < 30 s, p99 <= 2x quiet | ${verdict(b.visibleMs < 30_000 && b.revoked === b.leases && b.p99RatioCall <= 2 && b.untilEffectsDone.errors === 0)}${b.p99RatioEffects > 2 ? ' (p99 until the effects were done above 2x)' : ''} |`,
+    );
+  }
+  return out;
 }
 
 let args: ReturnType<typeof parseBenchArgs>;

@@ -18,8 +18,15 @@ import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '.
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
 /** Each shard's audit stream is bounded by the whole cap; the audit log's trim() keeps the total. */
 export const DEFAULT_AUDIT_MAXLEN = 400_000;
-const SCAN_COUNT = 1_000;
+/**
+ * Leases one revokeWhere script visits: each revoked one costs Redis ~30 µs, and a script holds
+ * every other client (the exchanges) until it returns, so a step stays at a few ms.
+ */
+const SCAN_COUNT = 200;
 const PRUNE_CHUNK = 1_000;
+/** Leases one sweep script ends at most (~5 ms of Redis), and how many such scripts are in flight. */
+const SWEEP_SCRIPT_MAX = 100;
+const SWEEP_IN_FLIGHT = 2;
 
 export interface RedisLeaseStoreOptions {
   /**
@@ -273,22 +280,24 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     },
 
     async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {
-      // Share the budget between shards; shards that used their whole share may have more.
+      // Small scripts, few in flight, shards round-robin: Redis runs a connection's queued scripts
+      // back to back, so 16 shards' worth at once held the exchanges' commands for 100 ms and more.
       const out: Ending[] = [];
-      let open = shards;
       let budget = Math.max(0, Math.floor(sweepOpts.limit));
-      while (budget > 0 && open.length > 0) {
-        const each = Math.floor(budget / open.length);
-        const extra = budget % open.length;
-        const shares = open.map((s, i) => [s, each + (i < extra ? 1 : 0)] as const);
-        const tried = shares.filter(([, n]) => n > 0);
-        const results = await Promise.all(tried.map(([s, n]) => sweepShard(s, nowMs, n, sweepOpts.pendingGraceMs)));
-        results.forEach((r) => out.push(...r.endings));
-        budget -= results.reduce((n, r) => n + r.used, 0);
-        // Still open: shards not tried this round, and those that used their whole share.
-        const full = new Set(tried.filter(([, n], i) => results[i]!.used >= n).map(([s]) => s));
-        open = shares.filter(([s, n]) => n === 0 || full.has(s)).map(([s]) => s);
-      }
+      const open = [...shards];
+      const lane = async (): Promise<void> => {
+        while (budget > 0 && open.length > 0) {
+          const s = open.shift()!;
+          const n = Math.min(SWEEP_SCRIPT_MAX, budget);
+          budget -= n;
+          const r = await sweepShard(s, nowMs, n, sweepOpts.pendingGraceMs);
+          out.push(...r.endings);
+          budget += n - r.used;
+          // A shard that used its whole share may have more.
+          if (r.used >= n) open.push(s);
+        }
+      };
+      await Promise.all(Array.from({ length: SWEEP_IN_FLIGHT }, lane));
       return out;
     },
 

@@ -12,6 +12,8 @@ export const SWEEP_QUEUE_NAME = 'leash-sweep';
 const SWEEP_SCHEDULER_ID = 'leash-sweep';
 
 interface RevokeJob { ids: string[] }
+/** Lease ids per `revoke` job at most. */
+const JOB_IDS = 5_000;
 
 /** Producer side, used by API processes: one `revoke` job per revocation request. */
 export function createBullmqRevocationQueue(connection: ConnectionOptions, prefix: string): RevocationQueue & { queue: Queue } {
@@ -30,7 +32,12 @@ export function createBullmqRevocationQueue(connection: ConnectionOptions, prefi
   return {
     queue,
     async enqueue(ids) {
-      await queue.add('revoke', { ids });
+      // A bulk revocation's million ids in one job would be one 25 MB write, read and parse, each
+      // holding Redis or an event loop; jobs of a few thousand spread that over the workers.
+      if (ids.length <= JOB_IDS) return void (await queue.add('revoke', { ids }));
+      const jobs = [];
+      for (let i = 0; i < ids.length; i += JOB_IDS) jobs.push({ name: 'revoke', data: { ids: ids.slice(i, i + JOB_IDS) } });
+      for (let i = 0; i < jobs.length; i += 50) await queue.addBulk(jobs.slice(i, i + 50));
     },
     async depth() {
       const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
