@@ -13,7 +13,7 @@
  *     introspection, and exchange p99 while the call runs and until the worker's effects are done.
  */
 import { Redis } from 'ioredis';
-import { redisKeys, SHARD_COUNT } from '../src/leases/redis-keys.ts';
+import { redisKeys, SHARD_COUNT } from '../src/redis/keys.ts';
 import { createRedisLeaseStore } from '../src/leases/redis-store.ts';
 import type { ChildServer } from './child.ts';
 import { BENCH_RULE, REDIS_PREFIX, benchPolicy, exchangeBody, exchangeOnce, firstExchange, startBroker, startRedis } from './env.ts';
