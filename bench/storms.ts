@@ -255,7 +255,7 @@ async function bulkStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Procs,
     // A few sampled tokens polled every 100 ms while the call runs, all of them after it.
     const inactiveAt = new Map<number, number>();
     let rot = 0;
-    while (inactiveAt.size < tokens.length && performance.now() < start + 60_000) {
+    while (inactiveAt.size < tokens.length && performance.now() < start + 300_000) {
       const open = tokens.map((_, i) => i).filter((i) => !inactiveAt.has(i));
       const batch = callDone ? open : Array.from({ length: Math.min(5, open.length) }, (_, k) => open[(rot + k) % open.length]!);
       rot += 5;
