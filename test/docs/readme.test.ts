@@ -133,15 +133,24 @@ const stopProcess = (child: ChildProcess): void => {
   }
 };
 
+// curl, where the machine has it; else the stand-in in test/helpers/bin (the suite needs only Node,
+// redis-server and openssl). The second case runs the stand-in either way, so it is tested too.
+const hasCurl = spawnSync('curl', ['--version'], { stdio: 'ignore' }).error === undefined;
+const standIn = join(ROOT, 'test/helpers/bin');
+
 describe('Quickstart and production start', () => {
-  it('the dev-mode walk-through exchanges a dev proof and completes the task', async () => {
+  const withStandIn: Record<string, string> = { PATH: `${standIn}:${process.env.PATH}` };
+  it.each<[string, Record<string, string>]>([
+    ['with curl', hasCurl ? {} : withStandIn],
+    ['with the curl stand-in', withStandIn],
+  ])('the dev-mode walk-through exchanges a dev proof and completes the task (%s)', async (_, env: Record<string, string>) => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const keys = join(tmp, 'dev-keys');
+    const keys = join(tmp, `dev-keys-${port}`);
     const p = startProcess(process.execPath, [join(ROOT, 'dist/main.js')], ROOT, { PORT: String(port), LEASH_KEYS_DIR: keys });
     try {
       await waitFor('the dev broker', async () => (await fetch(`${url}/readyz`).catch(() => null))?.status === 200, 30_000, 100);
-      const r = await sh(block(blocks, 'quickstart').replaceAll('http://127.0.0.1:8080', url));
+      const r = await sh(block(blocks, 'quickstart').replaceAll('http://127.0.0.1:8080', url), env);
       expectOk(r);
       expect(r.stdout).toMatch(/scope: 'artifacts:read'/);
       expect(r.stdout).toContain('"revoked":1');
