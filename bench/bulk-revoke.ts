@@ -11,6 +11,7 @@ import { redisKeys, SHARD_COUNT } from '../src/redis/keys.ts';
 import { createRedisLeaseStore } from '../src/leases/redis-store.ts';
 import { BENCH_RULE, REDIS_PREFIX, benchPolicy, exchangeOnce, firstExchange, startBroker, startRedis } from './env.ts';
 import { benchLease, createMany } from './leases.ts';
+import { introspector, pullKillSwitch } from './kill-switch.ts';
 import { startProofIssuer } from './proof-issuer.ts';
 import { MACHINE, cpuSeconds } from './load-generator.ts';
 import { log, redisPid, sleep, waitUntil } from './util.ts';
@@ -45,7 +46,6 @@ export async function benchBulkRevoke(opts: { leases: number; sample: number; ef
     const [opsProof] = await issuer.mint(1, { repo: 'ops' });
     const operator = (await firstExchange(url, () => opsProof!)) as { access_token: string; scope: string };
     if (!operator.scope.includes('leash:admin')) throw new Error(`the operator token lacks leash:admin: ${operator.scope}`);
-    const auth = { authorization: `Bearer ${operator.access_token}` };
 
     // The sample: real tokens for leases of the target subject.
     const proofs = await issuer.mint(opts.sample, { repo: BULK_REPO });
@@ -67,52 +67,20 @@ export async function benchBulkRevoke(opts: { leases: number; sample: number; ef
     await createMany(store, rest, (i) => benchLease({ rule: BENCH_RULE, subject, issuedAt: now, expiresAt: now + 1800 + (i % 1800), proofIss: issuer.url }), { inFlight: 2_000 });
     log(`bulk revoke: ${opts.leases.toLocaleString('en-US')} active leases of ${subject} (${tokens.length} by exchange) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-    const introspect = async (token: string): Promise<boolean> => {
-      const res = await fetch(`${url}/introspect`, {
-        method: 'POST',
-        headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' },
-        body: `token=${token}`,
-      });
-      const body = (await res.json()) as { active?: boolean };
-      if (res.status !== 200) throw new Error(`introspection answered ${res.status} ${JSON.stringify(body)}`);
-      return body.active === true;
-    };
+    const introspect = introspector(url, operator.access_token);
     const activeBefore = (await Promise.all(tokens.map(introspect))).filter(Boolean).length;
     if (activeBefore !== tokens.length) throw new Error(`only ${activeBefore} of ${tokens.length} sampled tokens are active before the revocation`);
 
     // Introspection polls run alongside the revoke call: leases flip batch by batch inside it.
     const pids = { redis: await redisPid(redis), broker: broker.pid };
     const cpu0 = cpuSeconds(pids);
-    const start = performance.now();
-    const call = fetch(`${url}/v1/leases/revoke`, {
-      method: 'POST',
-      headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ rule: BENCH_RULE, subject, reason: 'bench: compromised runner' }),
-    }).then(async (res) => ({ status: res.status, body: (await res.json()) as { revoked?: number }, ms: performance.now() - start }));
-    // Light polling while the call runs (a few tokens per 100 ms, so the polls do not slow the
-    // broker down much), then every token not yet seen inactive once the call has answered.
-    let callDone = false;
-    void call.finally(() => { callDone = true; }).catch(() => undefined);
-    const inactiveAt = new Map<number, number>();
-    let rot = 0;
-    const pollDeadline = start + 30_000;
-    while (inactiveAt.size < tokens.length && performance.now() < pollDeadline) {
-      const open = tokens.map((_, i) => i).filter((i) => !inactiveAt.has(i));
-      const batch = callDone ? open : Array.from({ length: Math.min(5, open.length) }, (_, k) => open[(rot + k) % open.length]!);
-      rot += 5;
-      const answers = await Promise.all(batch.map((i) => introspect(tokens[i]!)));
-      const now = performance.now();
-      batch.forEach((i, k) => { if (!answers[k]) inactiveAt.set(i, now); });
-      if (inactiveAt.size < tokens.length) await sleep(callDone ? 10 : 100);
-    }
-    const visibleMs = inactiveAt.size === tokens.length ? Math.max(...inactiveAt.values()) - start : NaN;
-    const answer = await call;
+    const { start, answer, visibleAt } = await pullKillSwitch(url, operator.access_token, subject, tokens, 30_000);
+    const visibleMs = visibleAt - start;
     const revokeCallMs = answer.ms;
     const cpu1 = cpuSeconds(pids);
     const cpuDuringCallMs = Object.fromEntries(Object.keys(pids).map((k) => [k, ((cpu1[k] ?? NaN) - (cpu0[k] ?? NaN)) * 1000]));
     // Everything else on the machine over the call: other people's jobs slow Redis down.
     const busyOthersPct = (100 * ((cpu1[MACHINE] ?? NaN) - (cpu0[MACHINE] ?? NaN) - (cpuDuringCallMs.redis! + cpuDuringCallMs.broker!) / 1000)) / (revokeCallMs / 1000);
-    if (answer.status !== 200 || typeof answer.body.revoked !== 'number') throw new Error(`bulk revoke answered ${answer.status} ${JSON.stringify(answer.body)}`);
 
     const keys = redisKeys(REDIS_PREFIX);
     const pending = async (): Promise<number> => {
@@ -123,7 +91,7 @@ export async function benchBulkRevoke(opts: { leases: number; sample: number; ef
     const effectsDoneMs = done ? performance.now() - start : NaN;
     return {
       leases: opts.leases,
-      revoked: answer.body.revoked,
+      revoked: answer.body.revoked!,
       sample: tokens.length,
       revokeCallMs,
       visibleMs,

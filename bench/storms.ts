@@ -19,6 +19,7 @@ import type { ChildServer } from './child.ts';
 import { BENCH_RULE, REDIS_PREFIX, benchPolicy, exchangeBody, exchangeOnce, firstExchange, startBroker, startRedis } from './env.ts';
 import { expiredLags } from './expiry-lag.ts';
 import { benchLease, createMany } from './leases.ts';
+import { introspector, pullKillSwitch } from './kill-switch.ts';
 import { startPacedLoad, windowStats, type PacedLoad, type WindowStats } from './paced-load.ts';
 import { startProofIssuer, type ProofIssuer } from './proof-issuer.ts';
 import { cpuSeconds } from './load-generator.ts';
@@ -226,13 +227,7 @@ async function bulkStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Procs,
   const writeSeconds = (performance.now() - t0) / 1000;
   log(`bulk storm: ${opts.bulkLeases.toLocaleString('en-US')} active leases of ${subject} in ${writeSeconds.toFixed(1)} s`);
 
-  const auth = { authorization: `Bearer ${operatorToken}` };
-  const introspect = async (token: string): Promise<boolean> => {
-    const res = await fetch(`${api.url}/introspect`, { method: 'POST', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${token}` });
-    const body = (await res.json()) as { active?: boolean };
-    if (res.status !== 200) throw new Error(`introspection answered ${res.status} ${JSON.stringify(body)}`);
-    return body.active === true;
-  };
+  const introspect = introspector(api.url, operatorToken);
   const activeBefore = (await Promise.all(tokens.map(introspect))).filter(Boolean).length;
   if (activeBefore !== tokens.length) throw new Error(`only ${activeBefore} of ${tokens.length} sampled tokens are active before the revocation`);
 
@@ -244,29 +239,7 @@ async function bulkStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Procs,
     await sleep(opts.quietS * 1000);
     const quietTo = performance.now();
     const cpu = await watch(procs, 'bulk-storm');
-    const start = performance.now();
-    const call = fetch(`${api.url}/v1/leases/revoke`, {
-      method: 'POST',
-      headers: { ...auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ rule: BENCH_RULE, subject, reason: 'bench: compromised runner' }),
-    }).then(async (res) => ({ status: res.status, body: (await res.json()) as { revoked?: number }, ms: performance.now() - start }));
-    let callDone = false;
-    void call.finally(() => { callDone = true; }).catch(() => undefined);
-    // A few sampled tokens polled every 100 ms while the call runs, all of them after it.
-    const inactiveAt = new Map<number, number>();
-    let rot = 0;
-    while (inactiveAt.size < tokens.length && performance.now() < start + 300_000) {
-      const open = tokens.map((_, i) => i).filter((i) => !inactiveAt.has(i));
-      const batch = callDone ? open : Array.from({ length: Math.min(5, open.length) }, (_, k) => open[(rot + k) % open.length]!);
-      rot += 5;
-      const answers = await Promise.all(batch.map((i) => introspect(tokens[i]!)));
-      const t = performance.now();
-      batch.forEach((i, k) => { if (!answers[k]) inactiveAt.set(i, t); });
-      if (inactiveAt.size < tokens.length) await sleep(callDone ? 10 : 100);
-    }
-    const visibleAt = inactiveAt.size === tokens.length ? Math.max(...inactiveAt.values()) : NaN;
-    const answer = await call;
-    if (answer.status !== 200 || typeof answer.body.revoked !== 'number') throw new Error(`bulk revoke answered ${answer.status} ${JSON.stringify(answer.body)}`);
+    const { start, answer, visibleAt } = await pullKillSwitch(api.url, operatorToken, subject, tokens, 300_000);
     const callEnd = Math.max(start + answer.ms, Number.isFinite(visibleAt) ? visibleAt : 0);
     log(`bulk storm: ${answer.body.revoked} revoked, call ${Math.round(answer.ms)} ms, visible after ${Math.round(visibleAt - start)} ms`);
     const pending = async (): Promise<number> => {
@@ -285,7 +258,7 @@ async function bulkStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Procs,
     return {
       cpuMs,
       leases: opts.bulkLeases,
-      revoked: answer.body.revoked,
+      revoked: answer.body.revoked!,
       sample: tokens.length,
       writeSeconds,
       revokeCallMs: answer.ms,
