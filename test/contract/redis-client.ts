@@ -38,3 +38,8 @@ export function withTestRedis(use: (redis: Redis, server: TestRedis) => void): v
     await server?.destroy();
   });
 }
+
+/** Socket reads Redis has done for all its clients so far (INFO stats): how many writes reached it. */
+export async function readsProcessed(observer: Redis): Promise<number> {
+  return Number(/total_reads_processed:(\d+)/.exec(await observer.info('stats'))?.[1]);
+}

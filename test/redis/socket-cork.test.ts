@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { RedisClient } from '../../src/redis/connect.ts';
 import { corkableSocket } from '../../src/redis/socket-cork.ts';
 import { corkUntilNextTurn } from '../../src/redis/write-batching.ts';
-import { connectTestRedis, uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
+import { connectTestRedis, readsProcessed, uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
 
 /** The adapter over ioredis's socket: these fail when an ioredis upgrade moves what it reads. */
 let redis: Redis;
@@ -14,10 +14,6 @@ withTestRedis((r, server) => {
   url = server.url;
 });
 
-/** Socket reads Redis has done for all its clients so far (INFO stats). */
-async function readsProcessed(observer: Redis): Promise<number> {
-  return Number(/total_reads_processed:(\d+)/.exec(await observer.info('stats'))?.[1]);
-}
 
 /** A client whose socket is not where the adapter looks (an ioredis that moved it). */
 function withoutStream(client: Redis): RedisClient {

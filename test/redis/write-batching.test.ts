@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { MAX_HELD } from '../../src/redis/write-batching.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { makeLease } from '../contract/lease-fixtures.ts';
-import { connectTestRedis, uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
+import { connectTestRedis, readsProcessed, uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
 
 let redis: Redis;
 let url: string;
@@ -13,11 +13,6 @@ withTestRedis((r, server) => {
   url = server.url;
 });
 
-/** Socket reads Redis has done for all its clients so far (INFO stats). */
-async function readsProcessed(observer: Redis): Promise<number> {
-  const info = await observer.info('stats');
-  return Number(/total_reads_processed:(\d+)/.exec(info)?.[1]);
-}
 
 describe('lease writes issued in one turn of the event loop', () => {
   it('reach Redis together (a handful of socket reads for 200 scripts), and each gets its own answer', async () => {
