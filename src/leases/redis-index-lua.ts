@@ -57,6 +57,42 @@ local function ixRem(base, kind, name, id)
     end
   end
 end
+-- One call per 1000 arguments (unpack stays well under Lua's C stack limit).
+local function each1000(cmd, key, list)
+  for i = 1, #list, 1000 do redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list))) end
+end
+-- ixRem for many ids of many sets of one kind, in a few calls: one HMGET of the sets' fields, one
+-- HSET and one HDEL for the small ones, a ZREM and an EXISTS per spilled one. \`idsOf\` maps each
+-- name in \`names\` to its ids. In a storm of endings the calls, not the work, are the cost.
+local function ixRemMany(base, kind, names, idsOf)
+  if #names == 0 then return end
+  local h = indexKey(base, kind)
+  local vals = redis.call('HMGET', h, unpack(names))
+  local sets, dels = {}, {}
+  for i, name in ipairs(names) do
+    local v = vals[i]
+    if v == '*' then
+      local z = spilledKey(base, kind, name)
+      each1000('ZREM', z, idsOf[name])
+      if redis.call('EXISTS', z) == 0 then dels[#dels + 1] = name end
+    elseif v then
+      local drop = {}
+      for _, id in ipairs(idsOf[name]) do drop[id] = true end
+      local kept = {}
+      for j = 1, #v, IW do
+        if not drop[string.sub(v, j, j + 21)] then kept[#kept + 1] = string.sub(v, j, j + IW - 1) end
+      end
+      if #kept == 0 then
+        dels[#dels + 1] = name
+      elseif #kept * IW ~= #v then
+        sets[#sets + 1] = name
+        sets[#sets + 1] = table.concat(kept)
+      end
+    end
+  end
+  each1000('HSET', h, sets)
+  each1000('HDEL', h, dels)
+end
 -- Drops the entries that expired by now; returns how many are left.
 local function ixLiveCount(base, kind, name, now)
   local h = indexKey(base, kind)

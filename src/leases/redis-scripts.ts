@@ -30,19 +30,21 @@ local function isList(v)
   return true
 end
 local STATUSES = { active = true, revoked = true, expired = true }
+local function optStr(v) return v == NULL or type(v) == 'string' end
+local function optNum(v) return v == NULL or isNum(v) end
 -- The shape every script relies on (and cjson.encode can write back). As strict as Node's
--- decodeLease or looser, never stricter: Lua must read what Node may call active.
+-- decodeLease or looser, never stricter: Lua must read what Node may call active. Written out
+-- field by field: it runs for every lease a sweep ends, and loops over tables cost 3x as much.
 local function wellShaped(t)
   if type(t) ~= 'table' then return false end
   for i = 1, NFIELDS do if t[i] == nil then t[i] = NULL end end
-  if not (STATUSES[t[F_STATUS]] and (t[F_KIND] == 'jwt' or t[F_KIND] == 'x509')) then return false end
-  for _, f in ipairs({ F_RULE, F_ISSUER, F_SUBJECT, F_PROOF_ISS }) do if not isStr(t[f]) then return false end end
-  for _, f in ipairs({ F_ISSUED_MS, F_EXPIRES_AT }) do if not isNum(t[f]) then return false end end
-  for _, f in ipairs({ F_TASK_ID, F_SERIAL, F_PROOF_SUB, F_PROOF_JTI, F_CLIENT_ADDR, F_REASON, F_REVOKED_BY }) do
-    if t[f] ~= NULL and not isStr(t[f]) then return false end
-  end
-  for _, f in ipairs({ F_REVOKED_AT, F_ENDED_AT }) do if t[f] ~= NULL and not isNum(t[f]) then return false end end
-  return isList(t[F_SCOPES]) and isList(t[F_AUDIENCES])
+  local kind = t[F_KIND]
+  return STATUSES[t[F_STATUS]] == true and (kind == 'jwt' or kind == 'x509')
+    and type(t[F_RULE]) == 'string' and type(t[F_ISSUER]) == 'string' and type(t[F_SUBJECT]) == 'string'
+    and type(t[F_PROOF_ISS]) == 'string' and isNum(t[F_ISSUED_MS]) and isNum(t[F_EXPIRES_AT])
+    and optStr(t[F_TASK_ID]) and optStr(t[F_SERIAL]) and optStr(t[F_PROOF_SUB]) and optStr(t[F_PROOF_JTI])
+    and optStr(t[F_CLIENT_ADDR]) and optStr(t[F_REASON]) and optStr(t[F_REVOKED_BY])
+    and optNum(t[F_REVOKED_AT]) and optNum(t[F_ENDED_AT]) and isList(t[F_SCOPES]) and isList(t[F_AUDIENCES])
 end
 -- The lease as a table, or nil when the record cannot be read (see quarantine).
 local function decodeLease(raw)
@@ -58,9 +60,27 @@ local function quarantine(base, id, now, retentionMs)
   redis.call('ZREM', pendingKey(base), id)
   return redis.call('ZADD', goneKey(base), 'NX', now + retentionMs, id) == 1
 end
-local function unlinkActive(base, id, t)
-  ixRem(base, 'act', actName(t[F_RULE], t[F_SUBJECT]), id)
-  if t[F_TASK_ID] ~= NULL then ixRem(base, 'task', taskName(t[F_TASK_ID]), id) end
+local function unlinkLater(batch, kind, name, id)
+  local b = batch[kind]
+  local ids = b.idsOf[name]
+  if not ids then
+    ids = {}
+    b.idsOf[name] = ids
+    b.names[#b.names + 1] = name
+  end
+  ids[#ids + 1] = id
+end
+-- With \`batch\`, the removals wait for flush() (ixRemMany).
+local function unlinkActive(base, id, t, batch)
+  local act = actName(t[F_RULE], t[F_SUBJECT])
+  local task = t[F_TASK_ID] ~= NULL and taskName(t[F_TASK_ID]) or nil
+  if batch then
+    unlinkLater(batch, 'act', act, id)
+    if task then unlinkLater(batch, 'task', task, id) end
+  else
+    ixRem(base, 'act', act, id)
+    if task then ixRem(base, 'task', task, id) end
+  end
 end
 -- With \`batch\`, the pending entry is left for the caller to add in one ZADD with the others.
 local function revokeLease(base, id, t, at, reason, by, revokedMs, batch)
@@ -79,18 +99,29 @@ local function revokeLease(base, id, t, at, reason, by, revokedMs, batch)
   unlinkActive(base, id, t)
   return json
 end
-local function finish(base, id, t, now, retentionMs, maxlen)
+-- With \`batch\` (from newBatch), the schedule updates are left for flush() to make in one call each.
+local function finish(base, id, t, now, retentionMs, maxlen, batch)
   local expired = t[F_STATUS] == 'active'
+  t[F_ENDED_AT] = math.floor(now / 1000)
   if expired then
     t[F_STATUS] = 'expired'
-    unlinkActive(base, id, t)
+    unlinkActive(base, id, t, batch)
   end
-  t[F_ENDED_AT] = math.floor(now / 1000)
   local json = cjson.encode(t)
-  redis.call('HSET', leasesKey(base), id, json)
-  redis.call('ZREM', dueKey(base), id)
-  redis.call('ZREM', pendingKey(base), id)
-  redis.call('ZADD', goneKey(base), now + retentionMs, id)
+  if batch then
+    batch.done[id] = true
+    batch.records[#batch.records + 1] = id
+    batch.records[#batch.records + 1] = json
+    batch.due[#batch.due + 1] = id
+    if not expired then batch.pending[#batch.pending + 1] = id end
+    batch.gone[#batch.gone + 1] = now + retentionMs
+    batch.gone[#batch.gone + 1] = id
+  else
+    redis.call('HSET', leasesKey(base), id, json)
+    redis.call('ZREM', dueKey(base), id)
+    redis.call('ZREM', pendingKey(base), id)
+    redis.call('ZADD', goneKey(base), now + retentionMs, id)
+  end
   local ev = { time = now, lease_id = id, rule = t[F_RULE], issuer = t[F_ISSUER], subject = t[F_SUBJECT],
     task_id = t[F_TASK_ID], kind = t[F_KIND], serial = t[F_SERIAL] }
   if expired then
@@ -109,6 +140,20 @@ local function finish(base, id, t, now, retentionMs, maxlen)
   local evJson = cjson.encode(ev)
   local sid = redis.call('XADD', auditKey(base), 'MAXLEN', '~', maxlen, '*', 'e', evJson)
   return { id, json, evJson, sid }
+end
+-- What a script's endings leave to flush(): \`done\` marks the ids ended in this script, whose
+-- records are written only at the flush.
+local function newBatch()
+  return { done = {}, records = {}, due = {}, pending = {}, gone = {},
+    act = { names = {}, idsOf = {} }, task = { names = {}, idsOf = {} } }
+end
+local function flush(base, batch)
+  each1000('HSET', leasesKey(base), batch.records)
+  ixRemMany(base, 'act', batch.act.names, batch.act.idsOf)
+  ixRemMany(base, 'task', batch.task.names, batch.task.idsOf)
+  each1000('ZREM', dueKey(base), batch.due)
+  each1000('ZREM', pendingKey(base), batch.pending)
+  each1000('ZADD', goneKey(base), batch.gone)
 end
 `;
 
@@ -199,35 +244,117 @@ return finish(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 `);
 
 /**
- * KEYS due, pending, leases; ARGV base, now ms, limit, pending-before ms, retention ms, audit
- * maxlen. Ends due leases (expired, or revoked with effects pending), then revoked leases whose
- * effects job has been missing since before pending-before. Returns { ending tuples, ids of
- * unreadable records quarantined now }; both count against the limit.
+ * KEYS due, pending, leases; ARGV now ms, limit, pending-before ms. Read only: what a sweep may end
+ * now, for Node to work out the endings (APPLY_ENDINGS writes them): the due leases, then revoked
+ * ones whose effects job has been missing since pending-before, `limit` in all. Returns { due ids,
+ * their records, pending ids, their records }, '' for a missing record.
  */
-export const SWEEP = script(`
-local base, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local retention, maxlen = tonumber(ARGV[5]), ARGV[6]
+export const DUE_RECORDS = scriptOf(`
+local function read(ids)
+  if #ids == 0 then return {} end
+  local raws = redis.call('HMGET', KEYS[3], unpack(ids))
+  for i = 1, #ids do if not raws[i] then raws[i] = '' end end
+  return raws
+end
+local limit = tonumber(ARGV[2])
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, limit)
+local pending = {}
+if #due < limit then
+  pending = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[3], 'BYSCORE', 'LIMIT', 0, limit - #due)
+end
+return { due, read(due), pending, read(pending) }
+`);
+
+/**
+ * KEYS due, pending, leases; ARGV base, now ms, retention ms, audit maxlen, then 9 per entry: id,
+ * op, the record as DUE_RECORDS read it, the ended record, its audit event JSON, act name, task
+ * name ('' for none), CRL member ('' for none), CRL score. ops: 'x' ends an active lease as expired
+ * (index removal), 'r' ends a revoked one (CRL entry), 'd' drops the id from due and pending, 'p'
+ * from pending. An entry is applied only while its record is still exactly as read ('' for none),
+ * so of two sweeps, or a sweep and a finalize, racing on a lease, one ends it. Node works out the
+ * records and events: decoding and encoding JSON in Lua was most of an ending's cost to Redis,
+ * which every exchange waits on. Returns per entry its audit stream id, '' for none or skipped.
+ */
+export const APPLY_ENDINGS = script(`
+local base, now, retention, maxlen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local W, FIRST = 9, 5
+local n = (#ARGV - FIRST + 1) / W
+local ids, out = {}, {}
+for i = 0, n - 1 do ids[i + 1] = ARGV[FIRST + i * W] end
+local cur = n > 0 and redis.call('HMGET', KEYS[3], unpack(ids)) or {}
+local batch = newBatch()
+for i = 0, n - 1 do
+  local a = FIRST + i * W
+  local id, op = ARGV[a], ARGV[a + 1]
+  local sid = ''
+  if (cur[i + 1] or '') == ARGV[a + 2] then
+    if op == 'x' or op == 'r' then
+      batch.records[#batch.records + 1] = id
+      batch.records[#batch.records + 1] = ARGV[a + 3]
+      batch.due[#batch.due + 1] = id
+      batch.gone[#batch.gone + 1] = now + retention
+      batch.gone[#batch.gone + 1] = id
+      if op == 'x' then
+        unlinkLater(batch, 'act', ARGV[a + 5], id)
+        if ARGV[a + 6] ~= '' then unlinkLater(batch, 'task', ARGV[a + 6], id) end
+      else
+        batch.pending[#batch.pending + 1] = id
+        if ARGV[a + 7] ~= '' then redis.call('ZADD', crlKey(base), ARGV[a + 8], ARGV[a + 7]) end
+      end
+      sid = redis.call('XADD', auditKey(base), 'MAXLEN', '~', maxlen, '*', 'e', ARGV[a + 4])
+    elseif op == 'd' then
+      batch.due[#batch.due + 1] = id
+      batch.pending[#batch.pending + 1] = id
+    elseif op == 'p' then
+      batch.pending[#batch.pending + 1] = id
+    end
+  end
+  out[i + 1] = sid
+end
+flush(base, batch)
+return out
+`);
+
+/**
+ * KEYS due, pending, leases; ARGV base, now ms, retention ms, audit maxlen, how many due ids
+ * follow, the due ids, then the pending ids. The endings Node leaves to Lua: records it cannot read,
+ * or whose text may not survive the trip through a JS string (escapes, invalid UTF-8). Lua reads
+ * them as finish() always has, and quarantines what it cannot. Returns { ending tuples, ids of
+ * unreadable records quarantined now }.
+ */
+export const END_IDS = script(`
+local base, now = ARGV[1], tonumber(ARGV[2])
+local retention, maxlen = tonumber(ARGV[3]), ARGV[4]
+local ndue = tonumber(ARGV[5])
 local out, bad = {}, {}
+local batch = newBatch()
 local function endAll(ids, onlyRevoked)
-  for _, id in ipairs(ids) do
-    local raw = redis.call('HGET', KEYS[3], id)
-    local t = raw and decodeLease(raw)
-    if raw and not t then
+  if #ids == 0 then return end
+  local raws = redis.call('HMGET', KEYS[3], unpack(ids))
+  for i, id in ipairs(ids) do
+    local raw = raws[i] or nil
+    local t = raw and not batch.done[id] and decodeLease(raw)
+    if batch.done[id] then
+      batch.pending[#batch.pending + 1] = id
+    elseif raw and not t then
       if quarantine(base, id, now, retention) then bad[#bad + 1] = id end
     elseif not t or t[F_ENDED_AT] ~= NULL then
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('ZREM', KEYS[2], id)
+      batch.due[#batch.due + 1] = id
+      batch.pending[#batch.pending + 1] = id
     elseif t[F_STATUS] == 'revoked' or not onlyRevoked then
-      out[#out + 1] = finish(base, id, t, now, retention, maxlen)
+      out[#out + 1] = finish(base, id, t, now, retention, maxlen, batch)
     else
-      redis.call('ZREM', KEYS[2], id)
+      batch.pending[#batch.pending + 1] = id
     end
   end
 end
-endAll(redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit), false)
-if #out + #bad < limit then
-  endAll(redis.call('ZRANGE', KEYS[2], '-inf', ARGV[4], 'BYSCORE', 'LIMIT', 0, limit - #out - #bad), true)
+local due, pending = {}, {}
+for i = 6, #ARGV do
+  if i < 6 + ndue then due[#due + 1] = ARGV[i] else pending[#pending + 1] = ARGV[i] end
 end
+endAll(due, false)
+endAll(pending, true)
+flush(base, batch)
 return { out, bad }
 `);
 

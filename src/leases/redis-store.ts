@@ -10,7 +10,8 @@ import { SHARD_COUNT, actName, auditEventId, rateLimitKey, redisKeys, replayKey,
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { RedisReplayGuard } from './redis-replay-guard.ts';
 import { probeShards } from './redis-probe.ts';
-import { CHARGE, CREATE, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, SWEEP } from './redis-scripts.ts';
+import { APPLY_ENDINGS, CHARGE, CREATE, DUE_RECORDS, END_IDS, FINALIZE, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN } from './redis-scripts.ts';
+import { endingArgs, planEnding, type PlannedEnding } from './ending-plan.ts';
 import { runScript } from '../redis/scripts.ts';
 import { isCluster, type RedisClient } from '../redis/connect.ts';
 import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
@@ -100,12 +101,20 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     }
   };
 
+  const report = (event: AuditEvent): void => {
+    try {
+      opts.onAuditEvent?.(event);
+    } catch {
+      // Logging must never undo or fail an ending that already happened.
+    }
+  };
+
   const toEnding = (shard: number, nowMs: number, [id, json, eventJson, streamId]: Tuple): Ending | null => {
     if (opts.onAuditEvent) {
       try {
-        opts.onAuditEvent(Object.assign(JSON.parse(eventJson) as AuditEvent, { id: auditEventId(streamId, shard) }));
+        report(Object.assign(JSON.parse(eventJson) as AuditEvent, { id: auditEventId(streamId, shard) }));
       } catch {
-        // Logging must never undo or fail an ending that already happened.
+        // An event that does not parse is still in the stream; the ending stands.
       }
     }
     // Lua wrote this JSON from a lease it had read, so it reads back.
@@ -143,18 +152,56 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     return ids;
   }
 
-  /** The shard's endings, and how many entries the call used up (endings and unreadable records). */
+  /**
+   * The shard's endings, and how many entries the call used up. Redis reads the due records and
+   * writes the endings; Node works out each ending in between (ending-plan.ts), leaving to Lua only
+   * the records it cannot take.
+   */
   async function sweepShard(shard: number, nowMs: number, limit: number, pendingGraceMs: number): Promise<{ endings: Ending[]; used: number }> {
-    const [tuples, bad] = (await io('sweep', () =>
-      runScript(redis, SWEEP, [keys.due(shard), keys.pending(shard), keys.leases(shard)], [
-        keys.base(shard), nowMs, limit, nowMs - pendingGraceMs, retentionMs, maxlen,
-      ]),
-    )) as [Tuple[], string[]];
-    unreadable(bad);
-    const endings = tuples.map((t) => toEnding(shard, nowMs, t)).filter((e): e is Ending => e !== null);
+    const setKeys = [keys.due(shard), keys.pending(shard), keys.leases(shard)];
+    const [dueIds, dueRaws, pendingIds, pendingRaws] = (await io('sweep', () =>
+      runScript(redis, DUE_RECORDS, setKeys, [nowMs, limit, nowMs - pendingGraceMs]),
+    )) as [string[], string[], string[], string[]];
+    const plans: PlannedEnding[] = [];
+    const toLua = { due: [] as string[], pending: [] as string[] };
+    const seen = new Set<string>();
+    const plan = (ids: string[], raws: string[], from: 'due' | 'pending'): void => {
+      ids.forEach((id, i) => {
+        // A revoked lease past its expiry is in both sets: its first entry ends it.
+        if (seen.has(id)) return;
+        seen.add(id);
+        const p = planEnding(id, raws[i] ?? '', from, nowMs);
+        if (p === 'lua') toLua[from].push(id);
+        else plans.push(p);
+      });
+    };
+    plan(dueIds, dueRaws, 'due');
+    plan(pendingIds, pendingRaws, 'pending');
+    const endings: Ending[] = [];
+    if (plans.length > 0) {
+      const sids = (await io('sweep', () =>
+        runScript(redis, APPLY_ENDINGS, setKeys, [keys.base(shard), nowMs, retentionMs, maxlen, ...endingArgs(plans)]),
+      )) as string[];
+      plans.forEach((p, i) => {
+        const sid = sids[i];
+        if (!sid || p.ended === null) return;
+        report(Object.assign(p.ended.event, { id: auditEventId(sid, shard) }));
+        endings.push({ lease: p.ended.lease, ended_at_ms: nowMs });
+      });
+    }
+    if (toLua.due.length + toLua.pending.length > 0) {
+      const [tuples, bad] = (await io('sweep', () =>
+        runScript(redis, END_IDS, setKeys, [keys.base(shard), nowMs, retentionMs, maxlen, toLua.due.length, ...toLua.due, ...toLua.pending]),
+      )) as [Tuple[], string[]];
+      unreadable(bad);
+      for (const t of tuples) {
+        const e = toEnding(shard, nowMs, t);
+        if (e) endings.push(e);
+      }
+    }
     // Endings already happened (and are logged); unconfirmed, the sweep fails and runs again.
     if (endings.length > 0) await io('sweep', () => waitForReplicas(redis, durability, keys.leases(shard)));
-    return { endings, used: tuples.length + bad.length };
+    return { endings, used: dueIds.length + pendingIds.length };
   }
 
   // In Cluster the replay record and the budget counter live in other slots than the lease, so

@@ -1,0 +1,70 @@
+import type { AuditEvent } from '../audit/events.ts';
+import { actName, taskName } from '../redis/keys.ts';
+import { endingEvent } from './ending-event.ts';
+import { decodeLease, encodeLease } from './lease-codec.ts';
+import type { Lease } from './lease.ts';
+
+/** 'x' expire, 'r' end a revocation, 'd' drop from due and pending, 'p' drop from pending. */
+export type EndingOp = 'x' | 'r' | 'd' | 'p';
+
+/** One entry of APPLY_ENDINGS (redis-scripts.ts): what the sweep does with a record it read. */
+export interface PlannedEnding {
+  id: string;
+  op: EndingOp;
+  /** The record as read ('' when missing): the script applies the entry only if it is unchanged. */
+  was: string;
+  /** For 'x' and 'r': the ended lease, its record and audit event. */
+  ended: { lease: Lease; record: string; event: AuditEvent; eventJson: string } | null;
+  act: string;
+  task: string;
+  crlMember: string;
+  crlScore: number;
+}
+
+/**
+ * The ending of a record the sweep read from `due` (due by now) or `pending` (effects job missing),
+ * worked out in Node; or 'lua' for a record Node leaves to the Lua path (END_IDS): one it cannot
+ * read, one in a state only Lua's finish() has handled, or one whose text may not survive the trip
+ * through a JS string and back (escapes, or invalid UTF-8 read as U+FFFD), which the script's
+ * unchanged-record check would then refuse for good.
+ */
+export function planEnding(id: string, raw: string, from: 'due' | 'pending', nowMs: number): PlannedEnding | 'lua' {
+  const plan = (op: EndingOp, ended: PlannedEnding['ended'] = null): PlannedEnding => ({ id, op, was: raw, ended, act: '', task: '', crlMember: '', crlScore: 0 });
+  if (raw === '') return plan('d');
+  if (raw.includes('\\u') || raw.includes('\ufffd')) return 'lua';
+  const stored = decodeLease(id, raw);
+  if (stored === null) return 'lua';
+  const { lease, issuedMs } = stored;
+  if (lease.ended_at !== null) return plan('d');
+  if (lease.status === 'active' && from === 'pending') return plan('p');
+  // Lua's finish() has always taken these; nothing Leash writes today is in either state.
+  if (lease.status === 'expired' || (lease.status === 'revoked' && lease.revoked_at === null)) return 'lua';
+  const endedLease: Lease = {
+    ...lease,
+    status: lease.status === 'active' ? 'expired' : lease.status,
+    ended_at: Math.floor(nowMs / 1000),
+  };
+  const event = endingEvent(endedLease, nowMs);
+  const ended = { lease: endedLease, record: encodeLease(endedLease, issuedMs), event, eventJson: JSON.stringify(event) };
+  if (lease.status === 'active') {
+    const p = plan('x', ended);
+    p.act = actName(lease.rule, lease.subject);
+    p.task = lease.task_id === null ? '' : taskName(lease.task_id);
+    return p;
+  }
+  const p = plan('r', ended);
+  if (lease.serial !== null) {
+    p.crlMember = `${lease.serial}:${lease.revoked_at}`;
+    p.crlScore = lease.expires_at * 1000;
+  }
+  return p;
+}
+
+/** APPLY_ENDINGS's ARGV after its first four. */
+export function endingArgs(plans: PlannedEnding[]): (string | number)[] {
+  const args: (string | number)[] = [];
+  for (const p of plans) {
+    args.push(p.id, p.op, p.was, p.ended?.record ?? '', p.ended?.eventJson ?? '', p.act, p.task, p.crlMember, p.crlScore);
+  }
+  return args;
+}
