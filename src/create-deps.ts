@@ -1,3 +1,4 @@
+import { logAuditEvent } from './observability/audit-line.ts';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type Config } from './config.ts';
@@ -113,7 +114,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   let checkDeployment: (() => Promise<{ ok: boolean; checks: Record<string, string> }>) | undefined;
   // Events a request produced are logged on its access-log line (LOGGED_WITH_REQUEST); the rest here.
   const logAudit = (e: AuditEvent): void => {
-    if (!isLoggedWithRequest(e)) log.info({ audit: e }, 'audit');
+    if (!isLoggedWithRequest(e)) logAuditEvent(log, e);
   };
 
   if (config.redisUrl) {

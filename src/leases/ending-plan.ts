@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../audit/events.ts';
 import { actName, taskName } from '../redis/keys.ts';
 import { endingEvent } from './ending-event.ts';
-import { decodeLease, encodeLease } from './lease-codec.ts';
+import { FIELDS, decodeLease, encodeLease } from './lease-codec.ts';
 import type { Lease } from './lease.ts';
 
 /** 'x' expire, 'r' end a revocation, 'd' drop from due and pending, 'p' drop from pending. */
@@ -45,7 +45,8 @@ export function planEnding(id: string, raw: string, from: 'due' | 'pending', now
     ended_at: Math.floor(nowMs / 1000),
   };
   const event = endingEvent(endedLease, nowMs);
-  const ended = { lease: endedLease, record: encodeLease(endedLease, issuedMs), event, eventJson: JSON.stringify(event) };
+  const record = (lease.status === 'active' && expiredRecord(raw, lease.kind, stored.stored, endedLease.ended_at!)) || encodeLease(endedLease, issuedMs);
+  const ended = { lease: endedLease, record, event, eventJson: JSON.stringify(event) };
   if (lease.status === 'active') {
     const p = plan('x', ended);
     p.act = actName(lease.rule, lease.subject);
@@ -58,6 +59,20 @@ export function planEnding(id: string, raw: string, from: 'due' | 'pending', now
     p.crlScore = lease.expires_at * 1000;
   }
   return p;
+}
+
+/** Index of ended_at in the stored array (lease-codec.ts FIELDS). */
+const ENDED_AT = FIELDS.indexOf('ended_at');
+
+/**
+ * The record of an active lease ended as expired, made from the record as read: its status swapped
+ * and ended_at put after the last element (encodeLease drops trailing nulls, so an active lease's
+ * record ends before ended_at). Null when the text is not in that shape; encodeLease then makes it.
+ */
+function expiredRecord(raw: string, kind: Lease['kind'], length: number, endedAt: number): string | null {
+  const head = `["${kind}","active",`;
+  if (!raw.startsWith(head) || !raw.endsWith(']') || length > ENDED_AT) return null;
+  return `["${kind}","expired",${raw.slice(head.length, -1)}${',null'.repeat(ENDED_AT - length)},${endedAt}]`;
 }
 
 /** APPLY_ENDINGS's ARGV after its first four. */

@@ -38,6 +38,8 @@ export function encodeLease(l: Lease, issuedMs: number): string {
 export interface StoredLease {
   lease: Lease;
   issuedMs: number;
+  /** How many elements the stored array holds (trailing nulls are not stored). */
+  stored: number;
 }
 
 const STATUSES: ReadonlySet<unknown> = new Set(['active', 'revoked', 'expired']);
@@ -78,6 +80,7 @@ export function decodeLease(id: string, json: string): StoredLease | null {
   const subject = str(4);
   return {
     issuedMs,
+    stored: a.length,
     lease: {
       id,
       kind: str(0) as LeaseKind,

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { APPLY_ENDINGS, DUE_RECORDS } from '../../src/leases/redis-scripts.ts';
 import { endingArgs, planEnding } from '../../src/leases/ending-plan.ts';
+import { encodeLease } from '../../src/leases/lease-codec.ts';
 import { redisKeys, shardOfLeaseId } from '../../src/redis/keys.ts';
 import { runScript } from '../../src/redis/scripts.ts';
 import { makeLease, nowSeconds } from '../contract/lease-fixtures.ts';
@@ -61,6 +62,17 @@ describe('sweep endings worked out in Node', () => {
     const res = (await runScript(redis, APPLY_ENDINGS, setKeys, [keys.base(shard), Date.now(), 1_000, 1_000, ...endingArgs([plan])])) as string[];
     expect(res).toEqual(['']);
     expect(await redis.xlen(keys.audit(shard))).toBe(1);
+  });
+
+  it('writes the expired record exactly as encodeLease would, whichever trailing fields are null', () => {
+    const now = nowSeconds();
+    for (const over of [{}, { client_addr: null }, { client_addr: null, proof_jti: null }, { kind: 'x509' as const, serial: 'ab12' }, { task_id: 't' }]) {
+      const lease = makeLease({ issued_at: now - 60, expires_at: now - 1, ...over });
+      const plan = planEnding(lease.id, encodeLease(lease, lease.issued_at * 1000), 'due', now * 1000 + 250);
+      if (plan === 'lua') throw new Error('a plain record must be planned in Node');
+      const expected = encodeLease({ ...lease, status: 'expired', ended_at: now }, lease.issued_at * 1000);
+      expect(plan.ended!.record).toBe(expected);
+    }
   });
 
   it('leaves to Lua the records whose text may not survive a JS string: escapes and invalid UTF-8', () => {

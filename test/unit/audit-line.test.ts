@@ -1,0 +1,51 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../src/audit/events.ts';
+import { logAuditEvent } from '../../src/observability/audit-line.ts';
+
+function capture(level = 'info') {
+  const lines: string[] = [];
+  const log = pino({ level, base: { service: 'leash' } }, { write: (s: string) => void lines.push(s) }).child({ role: 'worker' });
+  return { log, lines };
+}
+
+const event = {
+  type: 'lease.expired',
+  time: 1_796_000_000_000,
+  lease_id: 'AAAAAAAAAAAAAAAAAAAAAA',
+  rule: 'gh-deploy',
+  issuer: 'github',
+  subject: 'repo:octo-org/octo-repo:ref:refs/heads/main "quoted" \\ \u2028 é',
+  task_id: null,
+  actor: 'worker',
+  reason: 'expired',
+  kind: 'jwt',
+  serial: null,
+  lag_ms: 12,
+  id: '1796000000000-0-3',
+} as unknown as AuditEvent;
+
+const withoutTime = (line: string) => {
+  const { time, ...rest } = JSON.parse(line) as Record<string, unknown>;
+  expect(typeof time).toBe('number');
+  return rest;
+};
+
+describe('the log line of an audit event', () => {
+  it('is the line pino writes for { audit } with msg "audit", bindings and key order included', () => {
+    const mine = capture();
+    const theirs = capture();
+    logAuditEvent(mine.log, event);
+    theirs.log.info({ audit: event }, 'audit');
+    expect(mine.lines).toHaveLength(1);
+    expect(mine.lines[0]!.endsWith('}\n')).toBe(true);
+    expect(withoutTime(mine.lines[0]!)).toEqual(withoutTime(theirs.lines[0]!));
+    expect(Object.keys(JSON.parse(mine.lines[0]!))).toEqual(Object.keys(JSON.parse(theirs.lines[0]!)));
+  });
+
+  it('writes nothing below the info level', () => {
+    const quiet = capture('warn');
+    logAuditEvent(quiet.log, event);
+    expect(quiet.lines).toHaveLength(0);
+  });
+});
