@@ -46,7 +46,7 @@ describe('lease codec', () => {
     const lease = makeLease({ kind: 'x509', serial: 'ff01', task_id: 't', proof_sub: 'someone-else', revoked_at: 5, reason: 'r', revoked_by: 'b' });
     const json = encodeLease(lease, lease.issued_at * 1000 + 123);
     expect(json.startsWith('[')).toBe(true);
-    expect(decodeLease(lease.id, json)).toEqual({ lease, issuedMs: lease.issued_at * 1000 + 123 });
+    expect(decodeLease(lease.id, json)).toEqual({ lease, issuedMs: lease.issued_at * 1000 + 123, stored: JSON.parse(json).length });
   });
 
   it('drops trailing nulls and a proof subject equal to the subject', () => {
