@@ -11,6 +11,7 @@ import type { Signed } from '../crypto/signer.ts';
 import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr.ts';
 import { generateSerialHex } from '../mint/x509/issuer.ts';
 import { accessTokenResponse, accessTokenSignJob } from './mint-access-token.ts';
+import { MAX_OWN_TOKEN_CHARS } from '../mint/jwt/verify-own.ts';
 import { mintCertificate } from './mint-certificate.ts';
 import { allowedEvent, auditDenied } from './audit-exchange.ts';
 import type { AuditEvent } from '../audit/events.ts';
@@ -40,6 +41,7 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
     proof = await pending.verified(accessToken);
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
     const token = accessToken ? signedToken(accessToken.signingInput, pending.signed) : undefined;
+    if (token !== undefined) refuseOversized(token);
     await recordLease(deps, proof, lease, decision, allowedEvent(deps, ctx, req, proof, decision, lease));
     const response = token !== undefined ? accessTokenResponse(req, lease, token) : await mintCertificateOrRevoke(deps, lease, decision, csr!);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
@@ -87,6 +89,19 @@ function decide(deps: Deps, proof: VerifiedProof, req: ExchangeRequest): Decisio
     ...(req.audiences ? { audiences: req.audiences } : {}),
     ...(req.ttl !== undefined ? { ttl: req.ttl } : {}),
   });
+}
+
+/**
+ * Refused before anything is written: a token Leash would not accept back (introspection,
+ * downscoping, `leash/verify` stop at MAX_OWN_TOKEN_CHARS) is no credential. Proofs may be twice
+ * that long, so a long subject or task id, or many scopes and audiences, can get here.
+ */
+function refuseOversized(token: string): void {
+  if (token.length <= MAX_OWN_TOKEN_CHARS) return;
+  throw new LeashError(
+    'invalid_request',
+    `the access token would be ${token.length} characters, over the ${MAX_OWN_TOKEN_CHARS} that Leash accepts back; ask for fewer scopes or audiences, or use a shorter subject or task_id`,
+  );
 }
 
 function signedToken(signingInput: string, signed: Signed | undefined): string {

@@ -19,7 +19,8 @@ export type OwnTokenFailure = 'malformed' | 'unknown_kid' | 'bad_signature' | 'w
 
 export type OwnTokenResult = { ok: true; claims: LeashTokenClaims; kid: string } | { ok: false; reason: OwnTokenFailure };
 
-const MAX_TOKEN_CHARS = 8192;
+/** The longest token Leash accepts back, so also the longest it issues (exchange.ts). */
+export const MAX_OWN_TOKEN_CHARS = 8192;
 
 /**
  * Verifies a token Leash minted: signature by one of its published keys (alg fixed by the key,
@@ -27,7 +28,7 @@ const MAX_TOKEN_CHARS = 8192;
  * the caller; a valid signature alone never means the credential is live.
  */
 export function verifyOwnToken(token: string, keys: KeyStore, opts: { issuer: string; nowSeconds: number; skewSeconds: number }): OwnTokenResult {
-  if (typeof token !== 'string' || token.length > MAX_TOKEN_CHARS) return { ok: false, reason: 'malformed' };
+  if (typeof token !== 'string' || token.length > MAX_OWN_TOKEN_CHARS) return { ok: false, reason: 'malformed' };
   const parts = token.split('.');
   if (parts.length !== 3) return { ok: false, reason: 'malformed' };
   const [h, p, s] = parts as [string, string, string];
