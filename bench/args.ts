@@ -10,8 +10,9 @@ Options:
   -h, --help          this text
 
 Sections: hono, oidc, baselines (= hono,oidc), exchange, scaleout, certs, expiry, memory, bulk,
-          cluster (3-primary Redis Cluster against standalone), failover (Sentinel: WAIT cost, primary
-          SIGKILLed under load), storms (expiry storm and bulk revocation under steady exchanges)
+          cluster (3-primary Redis Cluster, and 3 primaries + 3 replicas, against standalone),
+          failover (Sentinel: WAIT cost, primary SIGKILLed under load), storms (expiry storm and bulk
+          revocation under steady exchanges)
 
 Environment (all optional):
   BENCH_ONLY           sections, as --only

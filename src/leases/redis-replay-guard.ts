@@ -3,6 +3,7 @@ import { StoreUnavailableError } from '../errors.ts';
 import type { ReplayGuard } from './replay-guard.ts';
 import { replayKey } from '../redis/keys.ts';
 import { NO_WAIT, NotReplicatedError, writeThenWait, type Durability } from '../redis/replicated-write.ts';
+import { corkUntilNextTurn } from '../redis/write-batching.ts';
 
 /**
  * Replay guard shared by every API replica: one `SET key 1 NX EX ttl` per exchange, atomic in
@@ -24,6 +25,9 @@ export class RedisReplayGuard implements ReplayGuard {
   async claim(key: string, ttlSeconds: number): Promise<boolean> {
     const ttl = Math.max(1, Math.ceil(ttlSeconds));
     try {
+      // On Cluster every exchange claims here first (another slot than its lease): batched as the
+      // lease writes are.
+      corkUntilNextTurn(this.redis);
       if (this.durability.replicas === 0) return (await this.redis.set(this.key(key), '1', 'EX', ttl, 'NX')) === 'OK';
       return (await writeThenWait(this.redis, this.durability, (p) => p.set(this.key(key), '1', 'EX', ttl, 'NX'))) === 'OK';
     } catch (err) {

@@ -1,8 +1,13 @@
 import type { RedisClient } from './connect.ts';
-import { corkableSocket } from './socket-cork.ts';
+import { corkableSockets, type CorkableSocket } from './socket-cork.ts';
 
-/** Commands held per connection in this turn, by socket. */
-const held = new WeakMap<object, number>();
+/** The sockets corked for a client in this turn, and how many commands it has sent since. */
+interface Held {
+  sockets: CorkableSocket[];
+  count: number;
+}
+
+const held = new WeakMap<RedisClient, Held>();
 
 /**
  * Commands per write: a turn's first ones leave while the event loop is still working on the rest.
@@ -19,24 +24,36 @@ export const MAX_HELD = 8;
  * the whole turn, then the event loop for Redis; writes of up to MAX_HELD let the two overlap.
  * ioredis's own auto-pipelining batches the same way but keeps one batch in flight per
  * connection, so each batch waits for the round trip of the one before (measured: most requests
- * then sat waiting on Redis). Cluster clients, and a client whose socket is not where
- * socket-cork.ts looks, are left as they are. Call it just before sending a command.
+ * then sat waiting on Redis). A Cluster client's primaries are all corked together (which one a
+ * command goes to is ioredis's routing), and flushed after MAX_HELD commands per primary. A client
+ * whose sockets are not where socket-cork.ts looks is left as it is. Call it just before sending
+ * a command.
  */
 export function corkUntilNextTurn(redis: RedisClient): void {
-  const stream = corkableSocket(redis);
-  if (stream === null) return;
-  const count = held.get(stream);
-  if (count === undefined) {
-    held.set(stream, 1);
-    stream.cork();
+  const h = held.get(redis);
+  if (h === undefined) {
+    const sockets = corkableSockets(redis);
+    if (sockets.length === 0) return;
+    const turn: Held = { sockets, count: 1 };
+    held.set(redis, turn);
+    cork(sockets);
     setImmediate(() => {
-      held.delete(stream);
-      stream.uncork();
+      held.delete(redis);
+      uncork(turn.sockets);
     });
-  } else if (count >= MAX_HELD) {
+  } else if (h.count >= MAX_HELD * h.sockets.length) {
     // The held commands leave now; this one starts the next write.
-    stream.uncork();
-    stream.cork();
-    held.set(stream, 1);
-  } else held.set(stream, count + 1);
+    uncork(h.sockets);
+    h.sockets = corkableSockets(redis);
+    cork(h.sockets);
+    h.count = 1;
+  } else h.count++;
+}
+
+function cork(sockets: CorkableSocket[]): void {
+  for (const s of sockets) s.cork();
+}
+
+function uncork(sockets: CorkableSocket[]): void {
+  for (const s of sockets) s.uncork();
 }
