@@ -1,5 +1,5 @@
 import type { AuditEvent } from '../audit/events.ts';
-import { auditEventJson } from '../audit/event-json.ts';
+import { auditEventJson, withStreamId } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
 import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './store.ts';
@@ -30,7 +30,7 @@ const PRUNE_CHUNK = 1_000;
  * more in flight means fewer round trips (which a busy machine makes slow), fewer means shorter waits.
  */
 const SWEEP_SCRIPT_MAX = 100;
-const SWEEP_IN_FLIGHT = 4;
+const SWEEP_IN_FLIGHT = Number(process.env.LEASH_X_LANES ?? 4);
 
 export interface RedisLeaseStoreOptions {
   /**
@@ -185,7 +185,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       plans.forEach((p, i) => {
         const sid = sids[i];
         if (!sid || p.ended === null) return;
-        report(Object.assign(p.ended.event, { id: auditEventId(sid, shard) }));
+        report(withStreamId(p.ended.event, p.ended.eventJson, auditEventId(sid, shard)));
         endings.push({ lease: p.ended.lease, ended_at_ms: nowMs });
       });
     }

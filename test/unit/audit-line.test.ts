@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { logAuditEvent } from '../../src/observability/audit-line.ts';
+import { auditEventJson, withStreamId } from '../../src/audit/event-json.ts';
 
 function capture(level = 'info') {
   const lines: string[] = [];
@@ -47,5 +48,13 @@ describe('the log line of an audit event', () => {
     const quiet = capture('warn');
     logAuditEvent(quiet.log, event);
     expect(quiet.lines).toHaveLength(0);
+  });
+
+  it('of an ending given its stream id after its JSON was made is the JSON the event now has', () => {
+    const { id: _id, ...bare } = event as unknown as Record<string, unknown>;
+    const json = JSON.stringify(bare);
+    const marked = withStreamId(bare as unknown as AuditEvent, json, '1796000000000-7-12');
+    expect(auditEventJson(marked)).toBe(JSON.stringify(marked));
+    expect(JSON.parse(auditEventJson(marked)).id).toBe('1796000000000-7-12');
   });
 });
