@@ -91,4 +91,53 @@ local function ixIds(base, kind, name, cursor, count)
   for i = 1, #res[2], 2 do ids[#ids + 1] = res[2][i] end
   return ids, res[1]
 end
+-- One step of a revocation's walk over a set: all of a small one, or the next \`count\` entries of
+-- a spilled one in order (not ZSCAN: ZREMs at random places of a large ZSET cost several times
+-- those at its head, and a ZSET shrinking under ZSCAN is rescanned). The walk removes what it
+-- revokes, so a step starts just after the last entry a step kept (\`anchor\`, 'score id', '' for
+-- the head); were that entry gone meanwhile, at the first entry of its score: a kept entry seen
+-- twice costs a read, a skipped one would stay active. Returns ids, scores (nil for a small set).
+local function ixWalk(base, kind, name, anchor, count)
+  local v = redis.call('HGET', indexKey(base, kind), name)
+  local ids = {}
+  if not v then return ids, nil end
+  if v ~= '*' then
+    for i = 1, #v, IW do ids[#ids + 1] = string.sub(v, i, i + 21) end
+    return ids, nil
+  end
+  local z = spilledKey(base, kind, name)
+  local start = 0
+  if anchor ~= '' then
+    local sep = string.find(anchor, ' ', 1, true)
+    local r = redis.call('ZRANK', z, string.sub(anchor, sep + 1))
+    start = r and r + 1 or redis.call('ZCOUNT', z, '-inf', '(' .. string.sub(anchor, 1, sep - 1))
+  end
+  local res = redis.call('ZRANGE', z, start, start + count - 1, 'WITHSCORES')
+  local scores = {}
+  for i = 1, #res, 2 do
+    ids[#ids + 1] = res[i]
+    scores[#scores + 1] = res[i + 1]
+  end
+  return ids, scores
+end
+-- ixRem of many ids of one set: one ZREM, or one rewrite of a small set's field.
+local function ixRemMany(base, kind, name, ids)
+  if #ids == 0 then return end
+  local h = indexKey(base, kind)
+  local v = redis.call('HGET', h, name)
+  if not v then return end
+  if v == '*' then
+    local z = spilledKey(base, kind, name)
+    for i = 1, #ids, 1000 do redis.call('ZREM', z, unpack(ids, i, math.min(i + 999, #ids))) end
+    if redis.call('EXISTS', z) == 0 then redis.call('HDEL', h, name) end
+    return
+  end
+  local drop, kept = {}, {}
+  for _, id in ipairs(ids) do drop[id] = true end
+  for i = 1, #v, IW do
+    if not drop[string.sub(v, i, i + 21)] then kept[#kept + 1] = string.sub(v, i, i + IW - 1) end
+  end
+  if #kept * IW == #v then return end
+  if #kept == 0 then redis.call('HDEL', h, name) else redis.call('HSET', h, name, table.concat(kept)) end
+end
 `;

@@ -126,13 +126,18 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     const sel = Object.fromEntries(Object.entries(selector).flatMap(([k, v]) => (v === undefined ? [] : [[k, wf(v)]])));
     const needles = Object.values(sel).map((v) => JSON.stringify(v));
     const ids: string[] = [];
+    const revokedMs = Math.round(input.at * 1000);
     let cursor = '0';
+    let step = 0;
     do {
+      // Each step's pending entries score a little above the last step's (1/1024 ms, exact in a
+      // double), so they go in at the ZSET's tail; see REVOKE_SCAN.
+      const pendingScore = revokedMs + Math.min(step++, 1_000_000) / 1024;
       const res = (await io('revokeWhere', () =>
         runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
-          keys.base(shard), cursor, SCAN_COUNT, input.at, wf(input.reason), wf(input.by), Math.round(input.at * 1000),
+          keys.base(shard), cursor, SCAN_COUNT, input.at, wf(input.reason), wf(input.by), revokedMs,
           // `keep` is a lease id, the record's key and not in its JSON: never a needle.
-          JSON.stringify(keep === undefined ? sel : { ...sel, keep }), source.kind, name, retentionMs, ...needles,
+          JSON.stringify(keep === undefined ? sel : { ...sel, keep }), source.kind, name, retentionMs, pendingScore, ...needles,
         ]),
       )) as [string, string[], string[]];
       cursor = res[0];
