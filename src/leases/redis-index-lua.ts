@@ -96,14 +96,14 @@ end
 -- those at its head, and a ZSET shrinking under ZSCAN is rescanned). The walk removes what it
 -- revokes, so a step starts just after the last entry a step kept (\`anchor\`, 'score id', '' for
 -- the head); were that entry gone meanwhile, at the first entry of its score: a kept entry seen
--- twice costs a read, a skipped one would stay active. Returns ids, scores (nil for a small set).
+-- twice costs a read, a skipped one would stay active. Returns ids and whether the set is spilled.
 local function ixWalk(base, kind, name, anchor, count)
   local v = redis.call('HGET', indexKey(base, kind), name)
   local ids = {}
-  if not v then return ids, nil end
+  if not v then return ids, false end
   if v ~= '*' then
     for i = 1, #v, IW do ids[#ids + 1] = string.sub(v, i, i + 21) end
-    return ids, nil
+    return ids, false
   end
   local z = spilledKey(base, kind, name)
   local start = 0
@@ -112,13 +112,11 @@ local function ixWalk(base, kind, name, anchor, count)
     local r = redis.call('ZRANK', z, string.sub(anchor, sep + 1))
     start = r and r + 1 or redis.call('ZCOUNT', z, '-inf', '(' .. string.sub(anchor, 1, sep - 1))
   end
-  local res = redis.call('ZRANGE', z, start, start + count - 1, 'WITHSCORES')
-  local scores = {}
-  for i = 1, #res, 2 do
-    ids[#ids + 1] = res[i]
-    scores[#scores + 1] = res[i + 1]
-  end
-  return ids, scores
+  return redis.call('ZRANGE', z, start, start + count - 1), true
+end
+-- The anchor after \`id\`, an entry of a spilled set.
+local function ixAnchor(base, kind, name, id)
+  return redis.call('ZSCORE', spilledKey(base, kind, name), id) .. ' ' .. id
 end
 -- ixRem of many ids of one set: one ZREM, or one rewrite of a small set's field.
 local function ixRemMany(base, kind, name, ids)

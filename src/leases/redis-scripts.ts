@@ -205,6 +205,26 @@ return finish(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 `);
 
 /**
+ * KEYS leases; ARGV base, now ms, retention ms, audit maxlen, then ids (of this shard): FINALIZE of
+ * each. Returns { ending tuples, ids of unreadable records quarantined now }.
+ */
+export const FINALIZE_MANY = script(`
+local base, now, retention, maxlen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local out, bad = {}, {}
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local raw = redis.call('HGET', KEYS[1], id)
+  local t = raw and decodeLease(raw)
+  if raw and not t then
+    if quarantine(base, id, now, retention) then bad[#bad + 1] = id end
+  elseif t and t[F_STATUS] == 'revoked' and t[F_ENDED_AT] == NULL then
+    out[#out + 1] = finish(base, id, t, now, retention, maxlen)
+  end
+end
+return { out, bad }
+`);
+
+/**
  * KEYS due, pending, leases; ARGV base, now ms, limit, pending-before ms, retention ms, audit
  * maxlen. Ends due leases (expired, or revoked with effects pending), then revoked leases whose
  * effects job has been missing since before pending-before. Returns { ending tuples, ids of
@@ -249,19 +269,19 @@ export const REVOKE_SCAN = script(`
 local base, source, cursor, count = ARGV[1], ARGV[9], ARGV[2], tonumber(ARGV[3])
 local sel = cjson.decode(ARGV[8])
 local at, revokedMs, retention = tonumber(ARGV[4]), tonumber(ARGV[7]), tonumber(ARGV[11])
-local ids, scores, nextCursor = {}, nil, '0'
+local ids, spilled, nextCursor = {}, false, '0'
 if source == 'due' then
   local res = redis.call('ZSCAN', KEYS[1], cursor, 'COUNT', count)
   for i = 1, #res[2], 2 do ids[#ids + 1] = res[2][i] end
   nextCursor = res[1]
 else
-  ids, scores = ixWalk(base, source, ARGV[10], (cursor == '0' or cursor == '^') and '' or cursor, count)
+  ids, spilled = ixWalk(base, source, ARGV[10], (cursor == '0' or cursor == '^') and '' or cursor, count)
   -- A spilled set's walk ends with its first short step; a small set is read whole at once.
-  if scores and #ids == count then nextCursor = cursor == '0' and '^' or cursor end
+  if spilled and #ids == count then nextCursor = cursor == '0' and '^' or cursor end
 end
 -- Writes go out in a few variadic commands: one per lease cost Redis more than the lease's own work.
-local revoked, bad, pending, records, drop, seen = {}, {}, {}, {}, {}, {}
-for i, id in ipairs(ids) do
+local revoked, bad, pending, records, drop, seen, anchor = {}, {}, {}, {}, {}, {}, nil
+for _, id in ipairs(ids) do
   if not seen[id] then -- ZSCAN may return an id twice
     seen[id] = true
     local raw = redis.call('HGET', KEYS[3], id)
@@ -295,7 +315,7 @@ for i, id in ipairs(ids) do
         end
       end
     end
-    if gone then drop[#drop + 1] = id elseif scores and nextCursor ~= '0' then nextCursor = scores[i] .. ' ' .. id end
+    if gone then drop[#drop + 1] = id else anchor = id end
   end
 end
 for i = 1, #records, 1000 do -- unpack stays well under Lua's C stack limit
@@ -307,6 +327,7 @@ for i = 1, #pending, 1000 do
   redis.call('ZADD', KEYS[2], unpack(pending, i, math.min(i + 999, #pending)))
 end
 if source ~= 'due' then ixRemMany(base, source, ARGV[10], drop) end
+if anchor and spilled and nextCursor ~= '0' then nextCursor = ixAnchor(base, source, ARGV[10], anchor) end
 return { nextCursor, revoked, bad }
 `);
 
