@@ -62,6 +62,7 @@ export interface BulkStormResult {
   sample: number;
   writeSeconds: number;
   revokeCallMs: number;
+  /** Until every lease reads inactive: the later of the sampled tokens and the call's answer. */
   visibleMs: number;
   effectsDoneMs: number;
   quiet: WindowStats;
@@ -262,7 +263,9 @@ async function bulkStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Procs,
       sample: tokens.length,
       writeSeconds,
       revokeCallMs: answer.ms,
-      visibleMs: visibleAt - start,
+      // The sampled tokens expire first, and revokeWhere walks the index in expiry order, so they
+      // read inactive early; every lease is flipped only by the time the call answers.
+      visibleMs: Math.max(visibleAt - start, answer.ms),
       effectsDoneMs: done ? effectsAt - start : NaN,
       quiet,
       duringCall,

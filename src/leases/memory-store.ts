@@ -167,6 +167,15 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
       return ending ?? null;
     },
 
+    async finalizeMany(ids: string[], nowMs: number): Promise<Ending[]> {
+      const out: Ending[] = [];
+      for (const id of ids) {
+        const e = await this.finalize(id, nowMs);
+        if (e) out.push(e);
+      }
+      return out;
+    },
+
     async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {
       const limit = Math.max(0, Math.floor(sweepOpts.limit));
       const due = [...live.keys()]

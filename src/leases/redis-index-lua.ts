@@ -127,4 +127,31 @@ local function ixIds(base, kind, name, cursor, count)
   for i = 1, #res[2], 2 do ids[#ids + 1] = res[2][i] end
   return ids, res[1]
 end
+-- One step of a revocation's walk over a set: all of a small one, or the next \`count\` entries of
+-- a spilled one in order (not ZSCAN: ZREMs at random places of a large ZSET cost several times
+-- those at its head, and a ZSET shrinking under ZSCAN is rescanned). The walk removes what it
+-- revokes, so a step starts just after the last entry a step kept (\`anchor\`, 'score id', '' for
+-- the head); were that entry gone meanwhile, at the first entry of its score: a kept entry seen
+-- twice costs a read, a skipped one would stay active. Returns ids and whether the set is spilled.
+local function ixWalk(base, kind, name, anchor, count)
+  local v = redis.call('HGET', indexKey(base, kind), name)
+  local ids = {}
+  if not v then return ids, false end
+  if v ~= '*' then
+    for i = 1, #v, IW do ids[#ids + 1] = string.sub(v, i, i + 21) end
+    return ids, false
+  end
+  local z = spilledKey(base, kind, name)
+  local start = 0
+  if anchor ~= '' then
+    local sep = string.find(anchor, ' ', 1, true)
+    local r = redis.call('ZRANK', z, string.sub(anchor, sep + 1))
+    start = r and r + 1 or redis.call('ZCOUNT', z, '-inf', '(' .. string.sub(anchor, 1, sep - 1))
+  end
+  return redis.call('ZRANGE', z, start, start + count - 1), true
+end
+-- The anchor after \`id\`, an entry of a spilled set.
+local function ixAnchor(base, kind, name, id)
+  return redis.call('ZSCORE', spilledKey(base, kind, name), id) .. ' ' .. id
+end
 `;

@@ -22,7 +22,6 @@ local function repairSurrogates(raw)
     return string.sub(bs, 2) .. BS .. 'ufffd'
   end))
 end
-local function isStr(v) return type(v) == 'string' end
 local function isNum(v) return type(v) == 'number' and v == v and v > -math.huge and v < math.huge end
 local function isList(v)
   if type(v) ~= 'table' then return false end
@@ -70,32 +69,30 @@ local function unlinkLater(batch, kind, name, id)
   end
   ids[#ids + 1] = id
 end
--- With \`batch\`, the removals wait for flush() (ixRemMany).
-local function unlinkActive(base, id, t, batch)
-  local act = actName(t[F_RULE], t[F_SUBJECT])
-  local task = t[F_TASK_ID] ~= NULL and taskName(t[F_TASK_ID]) or nil
+-- \`walked\`: the kind of index a revocation walks, which removes its ids in one go itself. With
+-- \`batch\`, the removals wait for flush() (ixRemMany).
+local function unlinkActive(base, id, t, walked, batch)
+  local act = walked ~= 'act' and actName(t[F_RULE], t[F_SUBJECT]) or nil
+  local task = (t[F_TASK_ID] ~= NULL and walked ~= 'task') and taskName(t[F_TASK_ID]) or nil
   if batch then
-    unlinkLater(batch, 'act', act, id)
+    if act then unlinkLater(batch, 'act', act, id) end
     if task then unlinkLater(batch, 'task', task, id) end
   else
-    ixRem(base, 'act', act, id)
+    if act then ixRem(base, 'act', act, id) end
     if task then ixRem(base, 'task', task, id) end
   end
 end
--- With \`batch\`, the pending entry is left for the caller to add in one ZADD with the others.
-local function revokeLease(base, id, t, at, reason, by, revokedMs, batch)
+local function revokedJson(t, at, reason, by)
   t[F_STATUS] = 'revoked'
   t[F_REVOKED_AT] = at
   t[F_REASON] = reason
   t[F_REVOKED_BY] = by
-  local json = cjson.encode(t)
+  return cjson.encode(t)
+end
+local function revokeLease(base, id, t, at, reason, by, revokedMs)
+  local json = revokedJson(t, at, reason, by)
   redis.call('HSET', leasesKey(base), id, json)
-  if batch then
-    batch[#batch + 1] = revokedMs
-    batch[#batch + 1] = id
-  else
-    redis.call('ZADD', pendingKey(base), revokedMs, id)
-  end
+  redis.call('ZADD', pendingKey(base), revokedMs, id)
   unlinkActive(base, id, t)
   return json
 end
@@ -105,7 +102,7 @@ local function finish(base, id, t, now, retentionMs, maxlen, batch)
   t[F_ENDED_AT] = math.floor(now / 1000)
   if expired then
     t[F_STATUS] = 'expired'
-    unlinkActive(base, id, t, batch)
+    unlinkActive(base, id, t, nil, batch)
   end
   local json = cjson.encode(t)
   if batch then
@@ -244,6 +241,26 @@ return finish(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 `);
 
 /**
+ * KEYS leases; ARGV base, now ms, retention ms, audit maxlen, then ids (of this shard): FINALIZE of
+ * each. Returns { ending tuples, ids of unreadable records quarantined now }.
+ */
+export const FINALIZE_MANY = script(`
+local base, now, retention, maxlen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local out, bad = {}, {}
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local raw = redis.call('HGET', KEYS[1], id)
+  local t = raw and decodeLease(raw)
+  if raw and not t then
+    if quarantine(base, id, now, retention) then bad[#bad + 1] = id end
+  elseif t and t[F_STATUS] == 'revoked' and t[F_ENDED_AT] == NULL then
+    out[#out + 1] = finish(base, id, t, now, retention, maxlen)
+  end
+end
+return { out, bad }
+`);
+
+/**
  * KEYS due, pending, leases; ARGV now ms, limit, pending-before ms. Read only: what a sweep may end
  * now, for Node to work out the endings (APPLY_ENDINGS writes them): the due leases, then revoked
  * ones whose effects job has been missing since pending-before, `limit` in all. Returns { due ids,
@@ -361,54 +378,74 @@ return { out, bad }
 /**
  * KEYS the set to scan (due, or the act or tasks hash), pending, leases; ARGV base, cursor, count,
  * at s, reason, by, revoked ms, selector JSON, source ('due', 'act' or 'task'), index name,
- * retention ms, then the JSON-encoded selector values: in a scan of `due`, a plain substring test
- * on the stored JSON skips decoding leases that cannot match. Returns { next cursor, revoked ids, ids of unreadable
- * records quarantined now }.
+ * retention ms, pending score, then the JSON-encoded selector values: in a scan of `due`, a plain
+ * substring test on the stored JSON skips decoding leases that cannot match. The cursor is a ZSCAN
+ * cursor for `due`, an ixWalk anchor ('^' for the head) for an index; '0' starts and ends both.
+ * Returns { next cursor, revoked ids, ids of unreadable records quarantined now }.
  */
 export const REVOKE_SCAN = script(`
-local base, source = ARGV[1], ARGV[9]
+local base, source, cursor, count = ARGV[1], ARGV[9], ARGV[2], tonumber(ARGV[3])
 local sel = cjson.decode(ARGV[8])
 local at, revokedMs, retention = tonumber(ARGV[4]), tonumber(ARGV[7]), tonumber(ARGV[11])
-local ids, nextCursor = {}, '0'
+local ids, spilled, nextCursor = {}, false, '0'
 if source == 'due' then
-  local res = redis.call('ZSCAN', KEYS[1], ARGV[2], 'COUNT', ARGV[3])
+  local res = redis.call('ZSCAN', KEYS[1], cursor, 'COUNT', count)
   for i = 1, #res[2], 2 do ids[#ids + 1] = res[2][i] end
   nextCursor = res[1]
 else
-  ids, nextCursor = ixIds(base, source, ARGV[10], ARGV[2], ARGV[3])
+  ids, spilled = ixWalk(base, source, ARGV[10], (cursor == '0' or cursor == '^') and '' or cursor, count)
+  -- A spilled set's walk ends with its first short step; a small set is read whole at once.
+  if spilled and #ids == count then nextCursor = cursor == '0' and '^' or cursor end
 end
-local revoked, bad, pending = {}, {}, {}
+-- Writes go out in a few variadic commands: one per lease cost Redis more than the lease's own work.
+local revoked, bad, pending, records, drop, seen, anchor = {}, {}, {}, {}, {}, {}, nil
 for _, id in ipairs(ids) do
-  local raw = redis.call('HGET', KEYS[3], id)
-  if raw then
-    -- The substring test only thins out a scan of every lease ('due'): an index's own leases are
-    -- few and all decoded, so an unreadable one there is found and dropped. A record holding a
-    -- lone surrogate escape reads with U+FFFD in its place, not in its raw text: decoded too.
-    local hit = true
-    if source == 'due' and not string.find(raw, LONE) then
-      for j = 12, #ARGV do
-        if not string.find(raw, ARGV[j], 1, true) then hit = false break end
+  if not seen[id] then -- ZSCAN may return an id twice
+    seen[id] = true
+    local raw = redis.call('HGET', KEYS[3], id)
+    -- An index entry without a record is stale: it goes.
+    local gone = not raw
+    if raw then
+      -- The substring test only thins out a scan of every lease ('due'): an index's own leases are
+      -- all decoded, so an unreadable one there is found and dropped. A record holding a lone
+      -- surrogate escape reads with U+FFFD in its place, not in its raw text: decoded too.
+      local hit = true
+      if source == 'due' and not string.find(raw, LONE) then
+        for j = 13, #ARGV do
+          if not string.find(raw, ARGV[j], 1, true) then hit = false break end
+        end
+      end
+      if hit then
+        local t = decodeLease(raw)
+        if not t then
+          if quarantine(base, id, revokedMs, retention) then bad[#bad + 1] = id end
+          gone = true
+        elseif t[F_STATUS] == 'active' and t[F_EXPIRES_AT] > at and (sel.subject == nil or sel.subject == t[F_SUBJECT])
+          and (sel.rule == nil or sel.rule == t[F_RULE]) and (sel.issuer == nil or sel.issuer == t[F_ISSUER] or sel.issuer == t[F_PROOF_ISS])
+          and (sel.task_id == nil or sel.task_id == t[F_TASK_ID]) and id ~= sel.keep then
+          records[#records + 1] = id
+          records[#records + 1] = revokedJson(t, at, ARGV[5], ARGV[6])
+          pending[#pending + 1] = ARGV[12]
+          pending[#pending + 1] = id
+          unlinkActive(base, id, t, source)
+          revoked[#revoked + 1] = id
+          gone = true
+        end
       end
     end
-    if hit then
-      local t = decodeLease(raw)
-      if not t then
-        if quarantine(base, id, revokedMs, retention) then bad[#bad + 1] = id end
-        if source ~= 'due' then ixRem(base, source, ARGV[10], id) end
-      elseif t[F_STATUS] == 'active' and t[F_EXPIRES_AT] > at and (sel.subject == nil or sel.subject == t[F_SUBJECT])
-        and (sel.rule == nil or sel.rule == t[F_RULE]) and (sel.issuer == nil or sel.issuer == t[F_ISSUER] or sel.issuer == t[F_PROOF_ISS])
-        and (sel.task_id == nil or sel.task_id == t[F_TASK_ID]) and id ~= sel.keep then
-        revokeLease(base, id, t, at, ARGV[5], ARGV[6], revokedMs, pending)
-        revoked[#revoked + 1] = id
-      end
-    end
-  elseif source ~= 'due' then
-    ixRem(base, source, ARGV[10], id)
+    if gone then drop[#drop + 1] = id else anchor = id end
   end
 end
-for i = 1, #pending, 1000 do -- unpack stays well under Lua's C stack limit
+for i = 1, #records, 1000 do -- unpack stays well under Lua's C stack limit
+  redis.call('HSET', KEYS[3], unpack(records, i, math.min(i + 999, #records)))
+end
+-- The pending score grows step by step, so these land at the ZSET's tail: the same score for every
+-- lease of a large revocation put each at a random place among the others, at ~15 µs each.
+for i = 1, #pending, 1000 do
   redis.call('ZADD', KEYS[2], unpack(pending, i, math.min(i + 999, #pending)))
 end
+if source ~= 'due' then ixRemMany(base, source, { ARGV[10] }, { [ARGV[10]] = drop }) end
+if anchor and spilled and nextCursor ~= '0' then nextCursor = ixAnchor(base, source, ARGV[10], anchor) end
 return { nextCursor, revoked, bad }
 `);
 

@@ -75,6 +75,11 @@ export interface LeaseStore {
    */
   finalize(id: string, nowMs: number): Promise<Ending | null>;
   /**
+   * finalize() of many ids at once, in as few Redis scripts as a script's few milliseconds allow.
+   * Returns the endings carried out (ids with nothing to do are left out).
+   */
+  finalizeMany(ids: string[], nowMs: number): Promise<Ending[]>;
+  /**
    * Ends every active lease whose expires_at <= now (status expired, same effects as finalize),
    * at most `limit` per call, and finalizes revoked leases whose effects are still pending after
    * `pendingGraceMs` (their job went missing). Returns the endings it carried out.

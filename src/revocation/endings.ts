@@ -33,11 +33,9 @@ function reasonLabel(reason: string | null): string {
 /** The `revoke` job: effects of leases already flipped to revoked. Idempotent by construction. */
 export async function finalizeRevoked(deps: EndingDeps, ids: string[]): Promise<Ending[]> {
   const endings: Ending[] = [];
-  // A chunk's finalizes are in flight together on the connection: a bulk revocation's effects
-  // take one round trip per chunk, not per lease.
+  // Many ids a script (finalizeMany); a chunk's ending time is read when the chunk starts.
   for (let i = 0; i < ids.length; i += FINALIZE_CHUNK) {
-    const done = await Promise.all(ids.slice(i, i + FINALIZE_CHUNK).map((id) => deps.store.finalize(id, deps.now())));
-    for (const e of done) if (e) endings.push(e);
+    endings.push(...(await deps.store.finalizeMany(ids.slice(i, i + FINALIZE_CHUNK), deps.now())));
   }
   record(deps, endings);
   return endings;

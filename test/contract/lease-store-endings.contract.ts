@@ -14,6 +14,28 @@ async function endingEvents(audit: AuditLog, leaseId: string): Promise<AuditEven
 /** Endings: finalize, sweep, the CRL and retention. Part of leaseStoreContract. */
 export function endingsContract(make: MakeStore): void {
   describe('endings', () => {
+    it('finalizes many revoked leases at once, each exactly once, and nothing else', async () => {
+      const { store, audit } = await make();
+      // More than one script's worth in one shard, and a few of other shards.
+      const revoked = [
+        ...Array.from({ length: 150 }, () => makeLease({ subject: 'repo:o/many:ref:main' })),
+        ...Array.from({ length: 5 }, (_, i) => makeLease({ subject: `repo:o/other-${i}:ref:main`, kind: 'x509', serial: `0${i}` })),
+      ];
+      const active = makeLease({ subject: 'repo:o/many:ref:main' });
+      for (const l of [...revoked, active]) await store.create(l);
+      for (const l of revoked) await store.revoke(l.id, revokeInput());
+      const nowMs = Date.now();
+      const ids = [...revoked.map((l) => l.id), active.id, revoked[0]!.id, 'garbage'];
+      const [a, b] = await Promise.all([store.finalizeMany(ids, nowMs), store.finalizeMany(ids, nowMs)]);
+      const ended = [...a, ...b].map((e) => e.lease.id).sort();
+      expect(ended).toEqual(revoked.map((l) => l.id).sort());
+      for (const e of [...a, ...b]) expect(e).toMatchObject({ ended_at_ms: nowMs, lease: { status: 'revoked', ended_at: Math.floor(nowMs / 1000) } });
+      expect(await store.finalizeMany(ids, nowMs)).toEqual([]);
+      expect(await store.get(active.id)).toMatchObject({ status: 'active' });
+      expect(await endingEvents(audit, revoked[149]!.id)).toHaveLength(1);
+      expect(await store.countActive()).toBe(1);
+    });
+
     it('finalizes a revoked lease exactly once, with one audit event', async () => {
       const { store, audit } = await make();
       const lease = makeLease({ kind: 'x509', serial: 'a1b2c3', task_id: 'task-9' });

@@ -60,8 +60,26 @@ async function endingsOf(env: ReturnType<typeof setup>, id: string): Promise<str
   return page.events.filter((e) => e.type === 'lease.revoked' || e.type === 'lease.expired').map((e) => e.type);
 }
 
-const finalizeAll = async (store: LeaseStore, ids: string[]): Promise<Ending[]> =>
-  (await Promise.all(ids.map((id) => store.finalize(id, Date.now())))).filter((e): e is Ending => e !== null);
+// As the worker's revoke job does: many ids in one call.
+const finalizeAll = (store: LeaseStore, ids: string[]): Promise<Ending[]> => store.finalizeMany(ids, Date.now());
+
+describe('finalizeMany', () => {
+  it('quarantines a revoked record that turned unreadable, reports it once, and ends the others of the call', async () => {
+    const env = setup();
+    const [a, b] = [makeLease({ rule: RULE }), makeLease({ rule: RULE })];
+    for (const l of [a, b]) {
+      await env.store.create(l);
+      await env.store.revoke(l.id, revokeInput());
+    }
+    await env.overwrite(a, '{"not": "a lease"}');
+    const endings = await env.store.finalizeMany([a.id, b.id], Date.now());
+    expect(endings.map((e) => e.lease.id)).toEqual([b.id]);
+    expect(env.reported).toEqual([a.id]);
+    expect(await env.scheduled(a)).toEqual({ due: null, pending: null });
+    expect(await env.store.finalizeMany([a.id, b.id], Date.now())).toEqual([]);
+    expect(env.reported).toEqual([a.id]);
+  });
+});
 
 describe('a legacy record holding a lone surrogate', () => {
   it('ends by holder, operator, task, bulk and expiry, and the other leases of its shard expire', async () => {
@@ -150,6 +168,7 @@ describe('a record that is not a lease', () => {
     expect(await store.sweep((now + 3) * 1000, { limit: 1000, pendingGraceMs: 0 })).toEqual([]);
     expect(await store.revoke(garbage.id, revokeInput())).toBeNull();
     expect(await store.finalize(garbage.id, Date.now())).toBeNull();
+    expect(await store.finalizeMany([garbage.id], Date.now())).toEqual([]);
 
     // The bulk revoke by task walks the task index: it ends the readable lease and drops the other.
     expect(await store.revokeWhere({ task_id: 'task-g' }, revokeInput())).toEqual([later.id]);
