@@ -1,14 +1,8 @@
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { captureLog, withoutTime } from '../helpers/log-capture.ts';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { logAuditEvent } from '../../src/observability/audit-line.ts';
 import { auditEventJson, withStreamId } from '../../src/audit/event-json.ts';
-
-function capture(level = 'info') {
-  const lines: string[] = [];
-  const log = pino({ level, base: { service: 'leash' } }, { write: (s: string) => void lines.push(s) }).child({ role: 'worker' });
-  return { log, lines };
-}
 
 const event = {
   type: 'lease.expired',
@@ -26,16 +20,10 @@ const event = {
   id: '1796000000000-0-3',
 } as unknown as AuditEvent;
 
-const withoutTime = (line: string) => {
-  const { time, ...rest } = JSON.parse(line) as Record<string, unknown>;
-  expect(typeof time).toBe('number');
-  return rest;
-};
-
 describe('the log line of an audit event', () => {
   it('is the line pino writes for { audit } with msg "audit", bindings and key order included', () => {
-    const mine = capture();
-    const theirs = capture();
+    const mine = captureLog('info', { role: 'worker' });
+    const theirs = captureLog('info', { role: 'worker' });
     logAuditEvent(mine.log, event);
     theirs.log.info({ audit: event }, 'audit');
     expect(mine.lines).toHaveLength(1);
@@ -45,7 +33,7 @@ describe('the log line of an audit event', () => {
   });
 
   it('writes nothing below the info level', () => {
-    const quiet = capture('warn');
+    const quiet = captureLog('warn', { role: 'worker' });
     logAuditEvent(quiet.log, event);
     expect(quiet.lines).toHaveLength(0);
   });

@@ -1,14 +1,8 @@
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { captureLog, withoutTime } from '../helpers/log-capture.ts';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { auditEventJson } from '../../src/audit/event-json.ts';
 import { logRequest, type RequestLogFields } from '../../src/observability/request-log.ts';
-
-function capture(level = 'info') {
-  const lines: string[] = [];
-  const log = pino({ level, base: { service: 'leash' } }, { write: (s: string) => void lines.push(s) });
-  return { log, lines };
-}
 
 const fields: RequestLogFields = { request_id: 'req-1', method: 'POST', route: '/token', status: 200, ms: 3.25, client: '127.0.0.1' };
 const audit = {
@@ -21,16 +15,10 @@ const audit = {
   asked: { kind: 'jwt', scopes: null },
 } as unknown as AuditEvent;
 
-const withoutTime = (line: string) => {
-  const { time, ...rest } = JSON.parse(line) as Record<string, unknown>;
-  expect(typeof time).toBe('number');
-  return rest;
-};
-
 describe('the access-log line of a request', () => {
   it('is the line pino writes for the same fields and audit event, keys in the same order', () => {
-    const mine = capture();
-    const theirs = capture();
+    const mine = captureLog('info');
+    const theirs = captureLog('info');
     logRequest(mine.log, fields, audit);
     theirs.log.info({ ...fields, audit }, 'request');
     expect(mine.lines).toHaveLength(1);
@@ -40,7 +28,7 @@ describe('the access-log line of a request', () => {
   });
 
   it('reuses the JSON the audit stream got, and carries a refusal and a child logger bindings', () => {
-    const { log, lines } = capture();
+    const { log, lines } = captureLog('info');
     const json = auditEventJson(audit);
     expect(auditEventJson(audit)).toBe(json);
     logRequest(log.child({ replica: 'api-2' }), { ...fields, status: 400, error: { code: 'invalid_scope', detail: 'x' } }, audit);
@@ -50,10 +38,10 @@ describe('the access-log line of a request', () => {
   });
 
   it('a request without an audit event has no audit key; above info level nothing is written', () => {
-    const { log, lines } = capture();
+    const { log, lines } = captureLog('info');
     logRequest(log, fields, undefined);
     expect(JSON.parse(lines[0]!)).not.toHaveProperty('audit');
-    const quiet = capture('warn');
+    const quiet = captureLog('warn');
     logRequest(quiet.log, fields, audit);
     expect(quiet.lines).toEqual([]);
   });
