@@ -192,6 +192,23 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     }
   }
 
+  /** Writes endings worked out in Node (APPLY_ENDINGS); returns those applied, their events reported. */
+  async function applyEndings(shard: number, nowMs: number, plans: PlannedEnding[], what: string): Promise<Ending[]> {
+    if (plans.length === 0) return [];
+    const setKeys = [keys.due(shard), keys.pending(shard), keys.leases(shard)];
+    const sids = (await io(what, () =>
+      runScript(redis, APPLY_ENDINGS, setKeys, [keys.base(shard), nowMs, retentionMs, maxlen, ...endingArgs(plans)]),
+    )) as string[];
+    const endings: Ending[] = [];
+    plans.forEach((p, i) => {
+      const sid = sids[i];
+      if (!sid || p.ended === null) return;
+      report(withStreamId(p.ended.event, p.ended.eventJson, auditEventId(sid, shard)));
+      endings.push({ lease: p.ended.lease, ended_at_ms: nowMs });
+    });
+    return endings;
+  }
+
   /**
    * The shard's endings, and how many entries the call used up. Redis reads the due records and
    * writes the endings; Node works out each ending in between (ending-plan.ts), leaving to Lua only
@@ -217,18 +234,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     };
     plan(dueIds, dueRaws, 'due');
     plan(pendingIds, pendingRaws, 'pending');
-    const endings: Ending[] = [];
-    if (plans.length > 0) {
-      const sids = (await io('sweep', () =>
-        runScript(redis, APPLY_ENDINGS, setKeys, [keys.base(shard), nowMs, retentionMs, maxlen, ...endingArgs(plans)]),
-      )) as string[];
-      plans.forEach((p, i) => {
-        const sid = sids[i];
-        if (!sid || p.ended === null) return;
-        report(withStreamId(p.ended.event, p.ended.eventJson, auditEventId(sid, shard)));
-        endings.push({ lease: p.ended.lease, ended_at_ms: nowMs });
-      });
-    }
+    const endings = await applyEndings(shard, nowMs, plans, 'sweep');
     if (toLua.due.length + toLua.pending.length > 0) {
       const [tuples, bad] = (await io('sweep', () =>
         runScript(redis, END_IDS, setKeys, [keys.base(shard), nowMs, retentionMs, maxlen, toLua.due.length, ...toLua.due, ...toLua.pending]),
@@ -385,13 +391,28 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       // One script at a time: the worker's concurrent jobs are what runs several at once.
       for (const [shard, list] of byShard) {
         for (let i = 0; i < list.length; i += FINALIZE_SCRIPT_MAX) {
-          const [tuples, bad] = (await io('finalize', () =>
-            runScript(redis, FINALIZE_MANY, [keys.leases(shard)], [
-              keys.base(shard), nowMs, retentionMs, maxlen, ...list.slice(i, i + FINALIZE_SCRIPT_MAX),
-            ]),
-          )) as [Tuple[], string[]];
-          unreadable(bad);
-          const endings = tuples.map((t) => toEnding(shard, nowMs, t)).filter((e): e is Ending => e !== null);
+          const chunk = list.slice(i, i + FINALIZE_SCRIPT_MAX);
+          // As in the sweep: Node works out the endings of revoked records, Lua takes the rest
+          // (unreadable, escapes). Active, ended or missing leases have nothing to finalize.
+          const raws = await io('finalize', () => redis.hmget(keys.leases(shard), ...chunk));
+          const plans: PlannedEnding[] = [];
+          const toLua: string[] = [];
+          chunk.forEach((id, k) => {
+            const p = planEnding(id, raws[k] ?? '', 'pending', nowMs);
+            if (p === 'lua') toLua.push(id);
+            else if (p.op === 'r') plans.push(p);
+          });
+          const endings = await applyEndings(shard, nowMs, plans, 'finalize');
+          if (toLua.length > 0) {
+            const [tuples, bad] = (await io('finalize', () =>
+              runScript(redis, FINALIZE_MANY, [keys.leases(shard)], [keys.base(shard), nowMs, retentionMs, maxlen, ...toLua]),
+            )) as [Tuple[], string[]];
+            unreadable(bad);
+            for (const t of tuples) {
+              const e = toEnding(shard, nowMs, t);
+              if (e) endings.push(e);
+            }
+          }
           if (endings.length > 0) await io('finalize', () => waitForReplicas(redis, durability, keys.leases(shard)));
           out.push(...endings);
         }
