@@ -449,6 +449,81 @@ if anchor and spilled and nextCursor ~= '0' then nextCursor = ixAnchor(base, sou
 return { nextCursor, revoked, bad }
 `);
 
+/**
+ * KEYS index hash, leases; ARGV base, kind, name, cursor ('0' or '^' for the head, else an
+ * anchor), count. Read only: one step of a revocation's walk over an act or task set (ixWalk), for
+ * Node to work out the flips (WALK_APPLY writes them). Returns { ids, their records ('' for none),
+ * 1 when the set is spilled }.
+ */
+export const WALK_READ = script(`
+local cursor = ARGV[4]
+local ids, spilled = ixWalk(ARGV[1], ARGV[2], ARGV[3], (cursor == '0' or cursor == '^') and '' or cursor, tonumber(ARGV[5]))
+local raws = {}
+if #ids > 0 then
+  raws = redis.call('HMGET', KEYS[2], unpack(ids))
+  for i = 1, #ids do if not raws[i] then raws[i] = '' end end
+end
+return { ids, raws, spilled and 1 or 0 }
+`);
+
+/**
+ * KEYS pending, leases; ARGV base, kind, name, pending score, cursor the step was read at, 1 when
+ * the walk goes on past this step, then 5 per entry in WALK_READ's order: id, op ('r' revoke, 's'
+ * drop a stale entry, 'k' keep), the record as read ('' for none), the revoked record, the lease's
+ * name in the other index kind ('' for none). An 'r' or 's' entry is applied only while its record
+ * is still exactly as read: the record written, the lease put in pending and out of both indexes;
+ * otherwise it is kept. As REVOKE_SCAN, the next step starts after the last kept entry. Returns
+ * { per entry 1 when applied else 0, the next cursor ('0': done) }.
+ */
+export const WALK_APPLY = script(`
+local base, kind, name, score, cursor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local FIRST, W = 7, 5
+local n = (#ARGV - FIRST + 1) / W
+local ids, out = {}, {}
+for i = 0, n - 1 do ids[i + 1] = ARGV[FIRST + i * W] end
+local cur = n > 0 and redis.call('HMGET', KEYS[2], unpack(ids)) or {}
+local other = kind == 'act' and 'task' or 'act'
+local batch = newBatch()
+local records, pending, drop, kept = {}, {}, {}, {}
+for i = 0, n - 1 do
+  local a = FIRST + i * W
+  local id, op = ARGV[a], ARGV[a + 1]
+  local applied = 0
+  if op ~= 'k' and (cur[i + 1] or '') == ARGV[a + 2] then
+    applied = 1
+    drop[#drop + 1] = id
+    if op == 'r' then
+      records[#records + 1] = id
+      records[#records + 1] = ARGV[a + 3]
+      pending[#pending + 1] = score
+      pending[#pending + 1] = id
+      if ARGV[a + 4] ~= '' then unlinkLater(batch, other, ARGV[a + 4], id) end
+    end
+  else
+    kept[#kept + 1] = id
+  end
+  out[i + 1] = applied
+end
+each1000('HSET', KEYS[2], records)
+each1000('ZADD', KEYS[1], pending)
+ixRemMany(base, kind, { name }, { [name] = drop })
+ixRemMany(base, other, batch[other].names, batch[other].idsOf)
+-- The anchor is the last kept entry still in the set: one whose record changed may have left it.
+local nextCursor = '0'
+if ARGV[6] == '1' then
+  nextCursor = cursor == '0' and '^' or cursor
+  local z = spilledKey(base, kind, name)
+  for i = #kept, 1, -1 do
+    local sc = redis.call('ZSCORE', z, kept[i])
+    if sc then
+      nextCursor = sc .. ' ' .. kept[i]
+      break
+    end
+  end
+end
+return { out, nextCursor }
+`);
+
 /** KEYS index hash; ARGV base, kind, name. The ids in an act or task set (read only). */
 export const INDEX_IDS = script(`
 local ids, cursor = ixIds(ARGV[1], ARGV[2], ARGV[3], '0', 1000)

@@ -10,8 +10,9 @@ import { SHARD_COUNT, actName, auditEventId, rateLimitKey, redisKeys, replayKey,
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { RedisReplayGuard } from './redis-replay-guard.ts';
 import { probeShards } from './redis-probe.ts';
-import { APPLY_ENDINGS, CHARGE, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN } from './redis-scripts.ts';
+import { APPLY_ENDINGS, CHARGE, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
 import { endingArgs, planEnding, type PlannedEnding } from './ending-plan.ts';
+import { planRevocation } from './revocation-plan.ts';
 import { runScript } from '../redis/scripts.ts';
 import { isCluster, type RedisClient } from '../redis/connect.ts';
 import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
@@ -24,12 +25,6 @@ export const DEFAULT_AUDIT_MAXLEN = 400_000;
  * every other client (the exchanges) until it returns, so a step stays at a few ms.
  */
 const SCAN_COUNT = 200;
-/**
- * revokeWhere's steps in flight on one index (see revokeScan). Storms run, 1M leases at 200
- * exchanges/s: 2 in flight took the call to 52 s but the exchanges' server-side p99 during it to
- * 50-450 ms (quiet 10-17 ms); 1 in flight, 60 s and 50-110 ms (quiet 26-39 ms, a busier machine).
- */
-const WALK_IN_FLIGHT = 1;
 /**
  * Revoked leases one finalizeMany script ends at most: an ending costs Redis ~40 µs, and the
  * exchanges wait behind a script, so one stays at a few ms (the worker runs a few jobs at once).
@@ -163,32 +158,64 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(redis, durability, keys.leases(shard)));
       return [next, revoked];
     };
-    const ids: string[] = [];
-    // A ZSCAN cursor comes from the step before. An index walk's anchor moves only past entries a
-    // step kept, so while steps keep none the next may start from the same anchor before the last
-    // answers: Redis stays busy instead of waiting out round trips. Were an older anchor used after
-    // all, the step would reread kept entries, never skip one.
-    const ahead = source.kind === 'due' ? 1 : WALK_IN_FLIGHT;
-    const queue: { sent: string; answer: Promise<[string, string[]]> }[] = [];
-    let cursor = '0';
-    let steady = false;
-    let done = false;
-    try {
-      for (;;) {
-        while (!done && queue.length < (steady ? ahead : 1)) queue.push({ sent: cursor, answer: step(cursor) });
-        const next = queue.shift();
-        if (!next) return ids;
-        const [to, revoked] = await next.answer;
-        ids.push(...revoked);
-        if (to === '0') done = true;
-        else {
-          steady = to === next.sent || (next.sent === '0' && to === '^');
-          cursor = to;
+    // Through an index, Node works out the flips between a read and a write script, as the sweep
+    // does its endings: Lua's decode and re-encode of each record was most of a flip's Redis cost.
+    // A step holding a record only Lua may read is done by REVOKE_SCAN instead.
+    const nodeSel: LeaseSelector = { subject: sel['subject'], rule: sel['rule'], issuer: sel['issuer'], task_id: sel['task_id'] };
+    type Read = [ids: string[], raws: string[], spilled: number];
+    const read = (kind: 'act' | 'task', cursor: string): Promise<Read> => {
+      const r = io('revokeWhere', () =>
+        runScript(redis, WALK_READ, [keys.index(shard, kind), keys.leases(shard)], [keys.base(shard), kind, name, cursor, SCAN_COUNT]),
+      ) as Promise<Read>;
+      // A read sent ahead may be left behind by a failing write: its failure is that write's.
+      r.catch(() => undefined);
+      return r;
+    };
+    const walk = async (kind: 'act' | 'task'): Promise<string[]> => {
+      const ids: string[] = [];
+      // The next step's read, and the cursor it was read at (what its write must be told).
+      let next: { at: string; read: Promise<Read> } | null = { at: '0', read: read(kind, '0') };
+      while (next !== null) {
+        const cursor = next.at;
+        const [stepIds, raws, spilled] = await next.read;
+        next = null;
+        if (stepIds.length === 0) break;
+        const plans = stepIds.map((id, i) => planRevocation(id, raws[i] ?? '', kind, nodeSel, input, keep));
+        if (plans.some((p) => p.op === 'lua')) {
+          const [to, revoked] = await step(cursor);
+          for (const id of revoked) ids.push(id);
+          if (to !== '0') next = { at: to, read: read(kind, to) };
+          continue;
         }
+        const more = spilled === 1 && stepIds.length === SCAN_COUNT;
+        const pendingScore = revokedMs + Math.min(steps++, 1_000_000) / 1024;
+        const args: (string | number)[] = [keys.base(shard), kind, name, pendingScore, cursor, more ? 1 : 0];
+        plans.forEach((p, i) => {
+          const op = p.op === 'revoke' ? 'r' : p.op === 'stale' ? 's' : 'k';
+          args.push(stepIds[i]!, op, raws[i] ?? '', p.op === 'revoke' ? p.record : '', p.op === 'revoke' ? p.other : '');
+        });
+        const applying = io('revokeWhere', () => runScript(redis, WALK_APPLY, [keys.pending(shard), keys.leases(shard)], args)) as Promise<[number[], string]>;
+        // A step that keeps nothing leaves the anchor where it was: the next read goes out now,
+        // behind this write on the connection, so Redis runs it as soon as the write is done. Were
+        // an entry kept after all (its record changed meanwhile), that read sees it again: an
+        // anchor at or before the true one rereads, it never skips.
+        const ahead = more && plans.every((p) => p.op !== 'keep') ? { at: cursor, read: read(kind, cursor) } : null;
+        const [applied, to] = await applying;
+        const revoked = stepIds.filter((_, i) => plans[i]!.op === 'revoke' && applied[i] === 1);
+        if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(redis, durability, keys.leases(shard)));
+        for (const id of revoked) ids.push(id);
+        if (to !== '0') next = ahead ?? { at: to, read: read(kind, to) };
       }
-    } finally {
-      // Steps already sent run anyway; an error leaves none unobserved.
-      await Promise.allSettled(queue.map((q) => q.answer));
+      return ids;
+    };
+    if (source.kind !== 'due') return walk(source.kind);
+    // Every lease of the shard's `due`, one ZSCAN step after another.
+    const ids: string[] = [];
+    for (let cursor = '0'; ; ) {
+      const [next, revoked] = await step(cursor);
+      for (const id of revoked) ids.push(id);
+      if (next === '0') return ids;
+      cursor = next;
     }
   }
 

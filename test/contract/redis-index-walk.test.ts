@@ -108,4 +108,21 @@ describe('revocation through a spilled index', () => {
     const [, head] = await step('0');
     expect(sorted(head)).toEqual(githubOf(0, firstOfScore));
   });
+
+  it('revokes every lease once when no step keeps any, read-ahead included, even when Redis must first load the scripts', async () => {
+    const prefix = uniquePrefix();
+    const store = createRedisLeaseStore({ redis, prefix });
+    const keys = redisKeys(prefix);
+    const leases = await bigSubject(prefix, 930, () => ({}));
+    // With no script cached, the first write is sent again as EVAL after its NOSCRIPT, behind the
+    // read sent ahead of it: that read sees the step's leases still indexed.
+    await redis.script('FLUSH');
+    const revoked = await store.revokeWhere({ rule, subject }, revokeInput());
+    expect(sorted(revoked)).toEqual(sorted(leases.map((l) => l.id)));
+    expect(new Set(revoked).size).toBe(revoked.length);
+    for (const l of leases) expect((await store.get(l.id))?.status).toBe('revoked');
+    expect(await redis.zcard(keys.pending(shardOf(rule, subject)))).toBe(leases.length);
+    expect(await redis.hlen(keys.index(shardOf(rule, subject), 'act'))).toBe(0);
+  });
 });
+
