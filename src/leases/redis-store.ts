@@ -13,7 +13,7 @@ import { probeShards } from './redis-probe.ts';
 import { APPLY_ENDINGS, CHARGE, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
 import { endingArgs, planEnding, type PlannedEnding } from './ending-plan.ts';
 import { planRevocation } from './revocation-plan.ts';
-import { runScript } from '../redis/scripts.ts';
+import { runScript, type LuaScript } from '../redis/scripts.ts';
 import { isCluster, type RedisClient } from '../redis/connect.ts';
 import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
 
@@ -219,6 +219,18 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     }
   }
 
+  /**
+   * Endings left to Lua (END_IDS, FINALIZE_MANY: ARGV base, now, retention, maxlen, then `args`):
+   * the ending tuples turned into endings, unreadable records reported.
+   */
+  async function luaEndings(shard: number, nowMs: number, what: string, s: LuaScript, scriptKeys: string[], args: (string | number)[]): Promise<Ending[]> {
+    const [tuples, bad] = (await io(what, () =>
+      runScript(redis, s, scriptKeys, [keys.base(shard), nowMs, retentionMs, maxlen, ...args]),
+    )) as [Tuple[], string[]];
+    unreadable(bad);
+    return tuples.map((t) => toEnding(shard, nowMs, t)).filter((e): e is Ending => e !== null);
+  }
+
   /** Writes endings worked out in Node (APPLY_ENDINGS); returns those applied, their events reported. */
   async function applyEndings(shard: number, nowMs: number, plans: PlannedEnding[], what: string): Promise<Ending[]> {
     if (plans.length === 0) return [];
@@ -263,14 +275,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     plan(pendingIds, pendingRaws, 'pending');
     const endings = await applyEndings(shard, nowMs, plans, 'sweep');
     if (toLua.due.length + toLua.pending.length > 0) {
-      const [tuples, bad] = (await io('sweep', () =>
-        runScript(redis, END_IDS, setKeys, [keys.base(shard), nowMs, retentionMs, maxlen, toLua.due.length, ...toLua.due, ...toLua.pending]),
-      )) as [Tuple[], string[]];
-      unreadable(bad);
-      for (const t of tuples) {
-        const e = toEnding(shard, nowMs, t);
-        if (e) endings.push(e);
-      }
+      endings.push(...(await luaEndings(shard, nowMs, 'sweep', END_IDS, setKeys, [toLua.due.length, ...toLua.due, ...toLua.pending])));
     }
     // Endings already happened (and are logged); unconfirmed, the sweep fails and runs again.
     if (endings.length > 0) await io('sweep', () => waitForReplicas(redis, durability, keys.leases(shard)));
@@ -431,14 +436,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           });
           const endings = await applyEndings(shard, nowMs, plans, 'finalize');
           if (toLua.length > 0) {
-            const [tuples, bad] = (await io('finalize', () =>
-              runScript(redis, FINALIZE_MANY, [keys.leases(shard)], [keys.base(shard), nowMs, retentionMs, maxlen, ...toLua]),
-            )) as [Tuple[], string[]];
-            unreadable(bad);
-            for (const t of tuples) {
-              const e = toEnding(shard, nowMs, t);
-              if (e) endings.push(e);
-            }
+            endings.push(...(await luaEndings(shard, nowMs, 'finalize', FINALIZE_MANY, [keys.leases(shard)], toLua)));
           }
           if (endings.length > 0) await io('finalize', () => waitForReplicas(redis, durability, keys.leases(shard)));
           out.push(...endings);
