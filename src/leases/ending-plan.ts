@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../audit/events.ts';
 import { actName, taskName } from '../redis/keys.ts';
 import { endingEvent } from './ending-event.ts';
-import { FIELDS, decodeLease, encodeLease } from './lease-codec.ts';
+import { FIELDS, decodeLease, encodeLease, type StoredLease } from './lease-codec.ts';
 import type { Lease } from './lease.ts';
 
 /** 'x' expire, 'r' end a revocation, 'd' drop from due and pending, 'p' drop from pending. */
@@ -22,6 +22,16 @@ export interface PlannedEnding {
 }
 
 /**
+ * A record as Node may read it, or null for one only Lua may: unreadable to Node, or whose text may
+ * not survive the trip through a JS string and back (escapes, or invalid UTF-8 read as U+FFFD),
+ * which the write scripts' unchanged-record check would then refuse for good.
+ */
+export function readInNode(id: string, raw: string): StoredLease | null {
+  if (raw.includes('\\u') || raw.includes('\ufffd')) return null;
+  return decodeLease(id, raw);
+}
+
+/**
  * The ending of a record the sweep read from `due` (due by now) or `pending` (effects job missing),
  * worked out in Node; or 'lua' for a record Node leaves to the Lua path (END_IDS): one it cannot
  * read, one in a state only Lua's finish() has handled, or one whose text may not survive the trip
@@ -31,8 +41,7 @@ export interface PlannedEnding {
 export function planEnding(id: string, raw: string, from: 'due' | 'pending', nowMs: number): PlannedEnding | 'lua' {
   const plan = (op: EndingOp, ended: PlannedEnding['ended'] = null): PlannedEnding => ({ id, op, was: raw, ended, act: '', task: '', crlMember: '', crlScore: 0 });
   if (raw === '') return plan('d');
-  if (raw.includes('\\u') || raw.includes('\ufffd')) return 'lua';
-  const stored = decodeLease(id, raw);
+  const stored = readInNode(id, raw);
   if (stored === null) return 'lua';
   const { lease, issuedMs } = stored;
   if (lease.ended_at !== null) return plan('d');

@@ -1,5 +1,6 @@
 import { actName, taskName } from '../redis/keys.ts';
-import { decodeLease, encodeLease } from './lease-codec.ts';
+import { encodeLease } from './lease-codec.ts';
+import { readInNode } from './ending-plan.ts';
 import type { LeaseSelector, RevokeInput } from './store.ts';
 
 /** What a revocation walking an index does with one entry it read (see WALK_APPLY). */
@@ -26,8 +27,7 @@ export function planRevocation(
   keep: string | undefined,
 ): PlannedRevocation {
   if (raw === '') return { op: 'stale' };
-  if (raw.includes('\\u') || raw.includes('\ufffd')) return { op: 'lua' };
-  const stored = decodeLease(id, raw);
+  const stored = readInNode(id, raw);
   if (stored === null) return { op: 'lua' };
   const { lease } = stored;
   const s = selector;
