@@ -17,7 +17,7 @@ export interface LeaseShape {
 export function benchLease(s: LeaseShape): Lease {
   const rule = s.rule ?? 'gh-deploy';
   return {
-    id: newLeaseId(rule, s.subject),
+    id: newLeaseId(s.subject),
     kind: 'jwt',
     status: 'active',
     rule,

@@ -1,7 +1,7 @@
 import { StoreUnavailableError } from '../errors.ts';
 import { DescMerge } from '../util/merge-desc.ts';
 import {
-  DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, isLeaseId, parseAuditEventId, redisKeys, shardOf, shardOfLeaseId, shardOfString,
+  DENIAL_STREAM_COUNT, SHARD_COUNT, auditEventId, isLeaseId, parseAuditEventId, redisKeys, shardOfLeaseId, shardOfString,
 } from '../redis/keys.ts';
 import type { RedisClient } from '../redis/connect.ts';
 import { trimToTotal } from './redis-audit-trim.ts';
@@ -46,12 +46,11 @@ interface Item {
 
 /**
  * The shard stream an event goes to: a lease's own shard (so every event of a lease is in one
- * stream, next to the endings the store writes there), else the rule and subject pair's shard,
- * else a hash of the subject or actor.
+ * stream, next to the endings the store writes there), else the subject's shard, else a hash of
+ * the actor or type.
  */
 export function auditShardOf(e: AuditEvent): number {
   if (typeof e.lease_id === 'string' && isLeaseId(e.lease_id)) return shardOfLeaseId(e.lease_id);
-  if (typeof e.rule === 'string' && typeof e.subject === 'string') return shardOf(e.rule, e.subject);
   return shardOfString(e.subject ?? e.actor ?? e.type);
 }
 

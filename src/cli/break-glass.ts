@@ -119,7 +119,7 @@ async function recordKeyUse(signing: SigningRecord, kid: string, lease: Lease): 
 function buildLease(subject: string, operator: string, issuer: string, ttl: number): Lease {
   const now = Math.floor(Date.now() / 1000);
   return {
-    id: newLeaseId(NAME, subject),
+    id: newLeaseId(subject),
     kind: 'jwt',
     status: 'active',
     rule: NAME,

@@ -123,7 +123,7 @@ function checkCsr(deps: Deps, req: ExchangeRequest, decision: Allowed): ParsedCs
 function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proof: VerifiedProof, decision: Allowed): Lease {
   const issuedAt = Math.floor(deps.now() / 1000);
   return {
-    id: newLeaseId(decision.rule.name, proof.subject),
+    id: newLeaseId(proof.subject),
     kind: req.kind,
     status: 'active',
     rule: decision.rule.name,

@@ -1,6 +1,6 @@
 import type { Lease, LeaseKind, LeaseStatus } from './lease.ts';
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
-import { shardOf } from '../redis/keys.ts';
+import { shardsOfPair } from '../redis/keys.ts';
 import { wellFormedJson } from '../util/well-formed.ts';
 
 /**
@@ -107,15 +107,17 @@ export function decodeLease(id: string, json: string): StoredLease | null {
 }
 
 /**
- * What create() accepts: a fresh active lease whose id came from newLeaseId(rule, subject).
- * Anything else is a programming mistake, so a TypeError (not a refusal to the client).
+ * What create() accepts: a fresh active lease whose id came from newLeaseId(subject), or carries
+ * the (rule, subject) pair's legacy shard (a lease as Leash made them before; tests of the upgrade
+ * write such leases). Anything else is a programming mistake, so a TypeError (not a refusal to the
+ * client).
  */
 export function checkNewLease(l: Lease): void {
   const bad = (why: string): never => {
     throw new TypeError(`create(): ${why}`);
   };
-  if (!isLeaseId(l.id)) bad('the lease id must come from newLeaseId(rule, subject)');
-  if (shardOfLeaseId(l.id) !== shardOf(l.rule, l.subject)) bad('the lease id was made for another rule or subject (use newLeaseId(rule, subject))');
+  if (!isLeaseId(l.id)) bad('the lease id must come from newLeaseId(subject)');
+  if (!shardsOfPair(l.rule, l.subject).includes(shardOfLeaseId(l.id))) bad('the lease id was made for another subject (use newLeaseId(subject))');
   if (l.status !== 'active' || l.revoked_at !== null || l.ended_at !== null) bad('a new lease must be active and not revoked or ended');
   if (!Number.isSafeInteger(l.issued_at) || !Number.isSafeInteger(l.expires_at)) bad('issued_at and expires_at must be whole epoch seconds');
   if (l.task_id === '') bad('task_id must be null or a non-empty string');

@@ -1,5 +1,5 @@
 /**
- * A fixed-window budget in Lua, for the scripts that charge one (CREATE, CHARGE): INCR, and the
+ * A fixed-window budget in Lua, for the script that charges one (CREATE): INCR, and the
  * first charge starts the window's clock. Returns false within `limit`, else the window's ms left.
  */
 export const LUA_BUDGET = `

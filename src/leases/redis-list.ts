@@ -4,7 +4,7 @@ import { decodeLease } from './lease-codec.ts';
 import { decodeCursor, encodeCursor, pageLimit } from '../util/list-cursor.ts';
 import { matchesFilter } from './lease-filter.ts';
 import { DescMerge } from '../util/merge-desc.ts';
-import { SHARD_COUNT, shardOf, type RedisKeys } from '../redis/keys.ts';
+import { SHARD_COUNT, shardsOfPair, type RedisKeys } from '../redis/keys.ts';
 import { idOfListMember, listMember, listMemberOf, msOfListMember } from './list-member.ts';
 import type { RedisClient } from '../redis/connect.ts';
 
@@ -35,10 +35,10 @@ export async function listLeases(
   const limit = pageLimit(page.limit);
   const cursor = page.cursor ? decodeCursor(page.cursor, listMemberOf) : null;
   const start = cursor ? { ms: msOfListMember(cursor), id: idOfListMember(cursor) } : null;
-  // A subject and rule pin the shard: every lease of that pair lives there.
+  // A subject and rule pin the shards: its subject's, and where the pair's leases went before.
   const shards =
     filter.rule !== undefined && filter.subject !== undefined
-      ? [shardOf(filter.rule, filter.subject)]
+      ? shardsOfPair(filter.rule, filter.subject)
       : Array.from({ length: SHARD_COUNT }, (_, s) => s);
   const filtered = Object.values(filter).some((v) => v !== undefined);
   const merge = new DescMerge<Entry>(

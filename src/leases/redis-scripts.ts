@@ -157,8 +157,10 @@ end
 /**
  * KEYS leases, due, all, act hash, tasks hash; ARGV base, id, json, expires ms, issued ms, now ms,
  * max active (-1: none), act name, task name ('' for none), audit event JSON ('' for none), audit
- * maxlen, replay ttl s (0: no replay record), budget limit (0: none), budget window ms. Then KEYS
- * the replay record, when given, and the budget counter, when given (standalone Redis: any slot).
+ * maxlen, replay ttl s (0: no replay record), budget limit (0: none), budget window ms, and the
+ * base of the pair's legacy shard whose active leases count too ('' for none; keys.ts
+ * legacyShardOf: one Redis server only). Then KEYS the replay record, when given, and the budget
+ * counter, when given (on Cluster both in the lease's slot).
  * Returns 0 (or the audit entry's stream id), -1 (limit), -2 (exists), -3 (proof replayed) or
  * {-4, window ms left} (over budget). The allow event goes in with the lease, so a lease never
  * exists without the decision that made it.
@@ -168,6 +170,7 @@ local base, id, expMs = ARGV[1], ARGV[2], tonumber(ARGV[4])
 local max = tonumber(ARGV[7])
 local replay = tonumber(ARGV[12]) > 0 and KEYS[6] or nil
 local budget = tonumber(ARGV[13])
+local legacyBase = ARGV[15]
 -- The replay record: a replay is the first refusal to report, and the record stays written only
 -- once nothing else refuses, so no other refusal burns the proof. Without a lease limit the claim
 -- is one SET NX; with one, the count decides before the claim.
@@ -188,7 +191,11 @@ if budget > 0 then
     return { -4, left }
   end
 end
-if max >= 0 and ixLiveCount(base, 'act', ARGV[8], tonumber(ARGV[6])) >= max then return -1 end
+if max >= 0 then
+  local n = ixLiveCount(base, 'act', ARGV[8], tonumber(ARGV[6]))
+  if legacyBase ~= '' then n = n + ixLiveCount(legacyBase, 'act', ARGV[8], tonumber(ARGV[6])) end
+  if n >= max then return -1 end
+end
 if redis.call('HSETNX', KEYS[1], id, ARGV[3]) == 0 then
   if claimed then redis.call('DEL', replay) end
   return -2
@@ -202,14 +209,6 @@ if ARGV[10] ~= '' then
   return redis.call('XADD', auditKey(base), 'MAXLEN', '~', ARGV[11], '*', 'e', ARGV[10])
 end
 return 0
-`);
-
-/**
- * KEYS the budget counter; ARGV limit, window ms. Charges it on its own, where the counter cannot
- * share the lease's slot (Cluster). Returns -1 within the budget, else the window's ms left.
- */
-export const CHARGE = script(`${LUA_BUDGET}
-return overBudget(KEYS[1], tonumber(ARGV[1]), ARGV[2]) or -1
 `);
 
 /**

@@ -6,11 +6,10 @@ import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './stor
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
-import { SHARD_COUNT, actName, auditEventId, rateLimitKey, redisKeys, replayKey, shardOf, taskName } from '../redis/keys.ts';
+import { SHARD_COUNT, actName, auditEventId, legacyShardOf, rateLimitKey, redisKeys, replayKey, shardsOfPair, taskName } from '../redis/keys.ts';
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
-import { RedisReplayGuard } from './redis-replay-guard.ts';
 import { probeShards } from './redis-probe.ts';
-import { APPLY_ENDINGS, CHARGE, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
+import { APPLY_ENDINGS, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
 import { endingArgs, planEnding, type PlannedEnding } from './ending-plan.ts';
 import { planRevocation } from './revocation-plan.ts';
 import { runScript, type LuaScript } from '../redis/scripts.ts';
@@ -72,7 +71,6 @@ export interface RedisLeaseStoreOptions {
 }
 
 type Tuple = [id: string, json: string, eventJson: string, streamId: string];
-type Budget = NonNullable<CreateOptions['budget']>;
 
 /** Selector values, reasons and actors reach Lua well-formed (a lone surrogate reads as U+FFFD there). */
 const wf = (s: string): string => s.toWellFormed();
@@ -283,14 +281,12 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     return { endings, used: dueIds.length + pendingIds.length };
   }
 
-  // In Cluster the replay record and the budget counter live in other slots than the lease, so
-  // each is claimed or charged on its own, in that order (a replay never reaches the budget).
-  const separateReplay = isCluster(redis) ? new RedisReplayGuard({ redis, prefix: keys.prefix, durability }) : null;
-  const releaseSeparately = (key: string): Promise<void> => separateReplay!.release(key).catch(() => undefined);
-  const chargeSeparately = async (budget: Budget): Promise<void> => {
-    const left = await io('create', () => runScript(redis, CHARGE, [rateLimitKey(keys.prefix, budget.key)], [budget.limit, budget.windowMs]));
-    if (typeof left === 'number' && left >= 0) throw new BudgetExceededError(left);
-  };
+  // The replay record and the subject's budget go in with the lease. On Cluster they are in the
+  // lease's slot: a lease's subject is its proof's `sub`, and the budget is the subject's, so both
+  // are always in the same shard. Elsewhere they keep the names they have always had.
+  const cluster = isCluster(redis);
+  const replayKeyOf = (shard: number, proofKey: string): string => (cluster ? keys.replay(shard, proofKey) : replayKey(keys.prefix, proofKey));
+  const budgetKeyOf = (shard: number, counter: string): string => (cluster ? keys.budget(shard, counter) : rateLimitKey(keys.prefix, counter));
 
   return {
     async create(lease: Lease, createOpts: CreateOptions = {}): Promise<void> {
@@ -302,35 +298,35 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const issuedMs = issuedMsFor(lease.issued_at, now);
       const expiresMs = lease.expires_at * 1000;
       const { replay, budget } = createOpts;
-      const separately = separateReplay !== null;
-      if (replay && separately && !(await separateReplay.claim(replay.key, replay.ttlSeconds))) throw new ProofReplayedError();
       const leaseKeys = [keys.leases(shard), keys.due(shard), keys.all(shard), keys.index(shard, 'act'), keys.index(shard, 'task')];
-      const ttl = replay && !separately ? Math.max(1, Math.ceil(replay.ttlSeconds)) : 0;
-      if (ttl > 0) leaseKeys.push(replayKey(keys.prefix, replay!.key));
-      const inScriptBudget = budget && budget.limit > 0 && !separately ? budget : undefined;
-      if (inScriptBudget) leaseKeys.push(rateLimitKey(keys.prefix, inScriptBudget.key));
+      const ttl = replay ? Math.max(1, Math.ceil(replay.ttlSeconds)) : 0;
+      const replayAt = replay ? replayKeyOf(shard, replay.key) : '';
+      if (replay) leaseKeys.push(replayAt);
+      const charged = budget && budget.limit > 0 ? budget : undefined;
+      if (charged) leaseKeys.push(budgetKeyOf(shard, charged.key));
+      // Leases of the pair made before leases went by subject alone count too, where one script may
+      // read another slot (not on Cluster: see legacyShardOf).
+      const legacy = legacyShardOf(lease.rule, lease.subject);
+      const legacyBase = max !== undefined && !cluster && legacy !== shard ? keys.base(legacy) : '';
       let res: unknown;
       try {
-        if (budget && budget.limit > 0 && separately) await chargeSeparately(budget);
         res = await io('create', () =>
           runScript(redis, CREATE, leaseKeys, [
             keys.base(shard), lease.id, encodeLease(lease, issuedMs), expiresMs, issuedMs, now, max ?? -1,
             actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
             createOpts.audit ? auditEventJson(createOpts.audit) : '', maxlen, ttl,
-            inScriptBudget?.limit ?? 0, inScriptBudget?.windowMs ?? 0,
+            charged?.limit ?? 0, charged?.windowMs ?? 0, legacyBase,
           ], durability),
         );
       } catch (err) {
         // A refusal (a negative code, or the budget's) wrote no lease, so it needs no replica to confirm it.
         if (err instanceof NotReplicatedError && (typeof err.result === 'number' ? err.result < 0 : Array.isArray(err.result))) res = err.result;
         else {
-          if (replay && separately) await releaseSeparately(replay.key);
           // Written but unconfirmed: the caller hands out nothing, so the proof may be tried again.
-          else if (replay && err instanceof NotReplicatedError) await redis.del(replayKey(keys.prefix, replay.key)).catch(() => undefined);
+          if (replay && err instanceof NotReplicatedError) await redis.del(replayAt).catch(() => undefined);
           throw err;
         }
       }
-      if (replay && separately && (typeof res === 'number' ? res < 0 : Array.isArray(res))) await releaseSeparately(replay.key);
       if (res === -1) throw new LeaseLimitError(max ?? 0);
       if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
       if (res === -3) throw new ProofReplayedError();
@@ -368,7 +364,9 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         const name = taskName(task_id);
         found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'task', name }, sel, input, opts.keep)));
       } else if (rule !== undefined && subject !== undefined) {
-        found = [await revokeScan(shardOf(rule, subject), { kind: 'act', name: actName(rule, subject) }, sel, input, opts.keep)];
+        const name = actName(rule, subject);
+        found = [];
+        for (const s of shardsOfPair(rule, subject)) found.push(await revokeScan(s, { kind: 'act', name }, sel, input, opts.keep));
       } else {
         found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'due' }, sel, input, opts.keep)));
       }

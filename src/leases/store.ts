@@ -105,7 +105,8 @@ export interface CreateOptions {
   replay?: { key: string; ttlSeconds: number };
   /**
    * A fixed-window budget this create counts against (the proof subject's), charged in the same
-   * step after the replay check, so refused replays never use it up. `key` names the counter.
+   * step after the replay check, so refused replays never use it up. `key` names the counter; on
+   * Redis Cluster it lives in the lease's shard (the subject's), so it must be the subject's own.
    */
   budget?: { key: string; limit: number; windowMs: number };
 }

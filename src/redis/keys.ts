@@ -3,7 +3,8 @@
  * made from Node and in LUA_KEYS for keys a script derives from a lease it has just read.
  *
  * Layout under the prefix (default `leash:`), per shard N in 0..15. `{sN}` is a Redis Cluster
- * hash tag: all keys of a shard share one slot, and each Lua script touches a single shard.
+ * hash tag: all keys of a shard share one slot, and each Lua script touches a single shard. A lease
+ * lives in its subject's shard (shardOfSubject), which its id carries.
  *   {sN}:leases        HASH id -> compact JSON of the lease (lease-codec.ts)
  *   {sN}:due           ZSET id -> expires_at ms: active and revoked-not-finalized leases
  *   {sN}:all           ZSET id -> issued ms: listing order (score, then id), newest first
@@ -15,6 +16,8 @@
  *   {sN}:crl           ZSET `<serial>:<revoked_at>` -> expires_at ms
  *   {sN}:gone          ZSET id -> drop-after ms: ended leases kept for the retention period
  *   {sN}:audit         STREAM of the audit events that issued or ended credentials, field `e` = JSON
+ *   {sN}:replay:<key>  STRING, on Redis Cluster: a used proof's replay record, in its subject's shard
+ *   {sN}:rl:<counter>  STRING, on Redis Cluster: a subject's exchange budget, in its shard
  * and, per refusal stream N in 0..15, under a hash tag of its own (never a lease shard's slot):
  *   {dN}:denials       STREAM of refusals (`exchange.denied`), capped apart so they never evict the above
  * Bodies and small indexes are hash fields, not keys of their own: a top-level key costs about
@@ -28,12 +31,29 @@ export const DEFAULT_PREFIX = 'leash:';
 export const SHARD_COUNT = 16;
 
 /**
- * The shard of a (rule, subject) pair: FNV-1a over the UTF-8 bytes of `rule \0 subject`. Every
- * lease of that pair lives in this shard, so the per-subject active index counted for
- * `max_active_leases` shares one hash slot with the leases it counts.
+ * The shard of a subject: FNV-1a over its UTF-8 bytes. Every lease of a subject lives there, so the
+ * per-(rule, subject) active index counted for `max_active_leases` shares one hash slot with the
+ * leases it counts, and so does the replay record of the proof (whose `sub` is the lease's
+ * subject): on Cluster the exchange claims it inside the lease's own script.
  */
-export function shardOf(rule: string, subject: string): number {
+export function shardOfSubject(subject: string): number {
+  return shardOfString(subject);
+}
+
+/**
+ * Where leases of a (rule, subject) pair were put before they went by subject alone (Leash 0.1 on
+ * Redis, until this layout). Such leases keep their shard, which their id carries, until they end;
+ * lookups by pair (listing, revocation, the active count) look there too.
+ */
+export function legacyShardOf(rule: string, subject: string): number {
   return fnv1a(`${rule}\0${subject}`) % SHARD_COUNT;
+}
+
+/** Every shard a (rule, subject) pair's leases may be in: its subject's, then the legacy one. */
+export function shardsOfPair(rule: string, subject: string): number[] {
+  const now = shardOfSubject(subject);
+  const before = legacyShardOf(rule, subject);
+  return before === now ? [now] : [now, before];
 }
 
 /** A shard for records keyed by one string (audit events without a lease). */
@@ -95,6 +115,10 @@ export interface RedisKeys {
   crl(shard: number): string;
   gone(shard: number): string;
   audit(shard: number): string;
+  /** A used proof's replay record in shard N, where Cluster keeps it (see replayKey). */
+  replay(shard: number, proofKey: string): string;
+  /** A subject's budget counter in shard N, where Cluster keeps it (see rateLimitKey). */
+  budget(shard: number, counter: string): string;
   /** Refusal stream N (0..DENIAL_STREAM_COUNT-1). */
   denials(n: number): string;
 }
@@ -122,6 +146,8 @@ export function redisKeys(prefix: string = DEFAULT_PREFIX): RedisKeys {
     crl: (s) => `${base(s)}crl`,
     gone: (s) => `${base(s)}gone`,
     audit: (s) => `${base(s)}audit`,
+    replay: (s, proofKey) => `${base(s)}replay:${proofKey}`,
+    budget: (s, counter) => `${base(s)}rl:${counter}`,
     denials: (n) => {
       const key = denials[n];
       if (key === undefined) throw new TypeError(`no refusal stream ${n}`);
@@ -168,7 +194,9 @@ export function parseAuditEventId(id: string): { ms: number; seq: number; shard:
 
 /**
  * Keys outside the lease shards. The replay record of a proof (`SET NX`, expiring with the proof)
- * and the rate-limit counters are single keys looked up by their own name, so any slot will do.
+ * on one Redis server or Sentinel: a single key looked up by its own name (on Cluster it is
+ * RedisKeys.replay, in the lease's slot). The rate-limit counters, any slot (on Cluster a subject's
+ * exchange budget is RedisKeys.budget).
  */
 export const replayKey = (prefix: string, proofKey: string): string => `${prefix}replay:${proofKey}`;
 export const rateLimitKey = (prefix: string, counter: string): string => `${prefix}rl:{${counter}}`;

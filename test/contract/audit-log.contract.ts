@@ -7,7 +7,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Writes events 2 ms apart, so every adapter must return them in exactly the reverse order. */
 async function writeSample(audit: AuditLog): Promise<AuditEvent[]> {
-  const leases = [newLeaseId('deploy', 'repo:a'), newLeaseId('deploy', 'repo:b'), newLeaseId('read', 'repo:a')];
+  const leases = [newLeaseId('repo:a'), newLeaseId('repo:b'), newLeaseId('repo:a')];
   const types = ['exchange.allowed', 'lease.revoked', 'operator.bulk_revoke', 'exchange.denied'] as const;
   const written: AuditEvent[] = [];
   for (let i = 0; i < 40; i++) {
@@ -82,7 +82,7 @@ export function auditLogContract(name: string, make: (caps?: AuditCaps) => Promi
       const audit = await make({ maxEvents: 1000, maxDenials: 160 });
       const credentials: AuditEvent[] = [];
       for (let i = 0; i < 20; i++) {
-        const lease_id = newLeaseId('deploy', `repo:${i}`);
+        const lease_id = newLeaseId(`repo:${i}`);
         const e: AuditEvent = { type: i % 2 ? 'lease.revoked' : 'exchange.allowed', time: Date.now(), lease_id, rule: 'deploy', subject: `repo:${i}` };
         await audit.write(e);
         credentials.push(e);

@@ -31,7 +31,7 @@ export function makeLease(over: Partial<Lease> = {}): Lease {
     proof_jti: randomUUID(),
     client_addr: '203.0.113.7',
     ...over,
-    id: over.id ?? newLeaseId(rule, subject),
+    id: over.id ?? newLeaseId(subject),
   };
 }
 

@@ -30,7 +30,7 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       await store.create(jwt);
       expect(await store.get(cert.id)).toEqual(cert);
       expect(await store.get(jwt.id)).toEqual(jwt);
-      expect(await store.get(newLeaseId('app-deploy', 'nobody'))).toBeNull();
+      expect(await store.get(newLeaseId('nobody'))).toBeNull();
       expect(await store.get('not a lease id')).toBeNull();
       expect(await store.countActive()).toBe(2);
     });
@@ -121,7 +121,7 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       expect(revoked).toEqual({ ...lease, status: 'revoked', revoked_at: input.at, reason: input.reason, revoked_by: input.by });
       expect(await store.get(lease.id)).toEqual(revoked);
       expect(await store.revoke(lease.id, revokeInput())).toBeNull();
-      expect(await store.revoke(newLeaseId('r', 's'), revokeInput())).toBeNull();
+      expect(await store.revoke(newLeaseId('s'), revokeInput())).toBeNull();
       expect(await store.revoke('garbage', revokeInput())).toBeNull();
       expect(await store.activeIdsOfTask('task-1')).toEqual([]);
       expect(await store.countActive()).toBe(0);

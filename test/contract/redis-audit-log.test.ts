@@ -15,10 +15,10 @@ auditLogContract('redis', async (caps = {}) => createRedisAuditLog({ redis, pref
 
 it('maxEvents is the total over the shard streams: trim() keeps the newest, however unevenly spread', async () => {
   const audit = createRedisAuditLog({ redis, prefix: uniquePrefix(), maxEvents: 120 });
-  const busy = newLeaseId('deploy', 'repo:busy');
+  const busy = newLeaseId('repo:busy');
   // Two thirds of the events are one lease's (one shard, under the per-stream bound); the rest spread out.
   for (let i = 0; i < 150; i++) {
-    const lease_id = i % 3 ? busy : newLeaseId('deploy', `repo:${i}`);
+    const lease_id = i % 3 ? busy : newLeaseId(`repo:${i}`);
     await audit.write({ type: 'lease.revoked', time: Date.now(), lease_id, subject: 'x', n: i });
   }
   await audit.write({ type: 'exchange.denied', time: Date.now(), actor: 'unverified', reason: 'invalid_request' });

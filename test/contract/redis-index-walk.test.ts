@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { REVOKE_SCAN } from '../../src/leases/redis-scripts.ts';
-import { actName, redisKeys, shardOf } from '../../src/redis/keys.ts';
+import { actName, redisKeys, shardOfSubject } from '../../src/redis/keys.ts';
 import { runScript } from '../../src/redis/scripts.ts';
 import type { Lease } from '../../src/leases/lease.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
@@ -32,7 +32,7 @@ describe('revocation through a spilled index', () => {
     const unreadable: string[] = [];
     const store = createRedisLeaseStore({ redis, prefix, onUnreadable: (id) => unreadable.push(id) });
     const keys = redisKeys(prefix);
-    const shard = shardOf(rule, subject);
+    const shard = shardOfSubject(subject);
     const now = nowSeconds();
     // 650 leases, more than three steps: every fifth of another issuer, a few already past expiry.
     const leases = await bigSubject(prefix, 650, (i) => ({
@@ -81,7 +81,7 @@ describe('revocation through a spilled index', () => {
   it('restarts a step at the first entry of its anchor\'s score when the anchor is gone, skipping nothing', async () => {
     const prefix = uniquePrefix();
     const keys = redisKeys(prefix);
-    const shard = shardOf(rule, subject);
+    const shard = shardOfSubject(subject);
     const now = nowSeconds();
     const leases = await bigSubject(prefix, 70, (i) => ({ issuer: i % 2 === 0 ? 'gitlab' : 'github' }));
     const zset = keys.spilled(shard, 'act', actName(rule, subject));
@@ -121,8 +121,8 @@ describe('revocation through a spilled index', () => {
     expect(sorted(revoked)).toEqual(sorted(leases.map((l) => l.id)));
     expect(new Set(revoked).size).toBe(revoked.length);
     for (const l of leases) expect((await store.get(l.id))?.status).toBe('revoked');
-    expect(await redis.zcard(keys.pending(shardOf(rule, subject)))).toBe(leases.length);
-    expect(await redis.hlen(keys.index(shardOf(rule, subject), 'act'))).toBe(0);
+    expect(await redis.zcard(keys.pending(shardOfSubject(subject)))).toBe(leases.length);
+    expect(await redis.hlen(keys.index(shardOfSubject(subject), 'act'))).toBe(0);
   });
 });
 

@@ -4,7 +4,7 @@ import type { AuditEvent } from '../../src/audit/events.ts';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { shardOf } from '../../src/redis/keys.ts';
+import { shardOfSubject } from '../../src/redis/keys.ts';
 import { startRedis } from '../helpers/redis-server.ts';
 import { leaseStoreContract } from './lease-store.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
@@ -26,7 +26,7 @@ describe('Redis lease store', () => {
     const store = createRedisLeaseStore({ redis, prefix, retentionSeconds: 1 });
     const lease = makeLease({ task_id: 'task-1', kind: 'x509', serial: 'abcd' });
     await store.create(lease);
-    const tag = `{s${shardOf(lease.rule, lease.subject)}}`;
+    const tag = `{s${shardOfSubject(lease.subject)}}`;
     const keys = await redis.keys(`${prefix}*`);
     expect(keys.length).toBeGreaterThan(0);
     for (const k of keys) expect(k.startsWith(`${prefix}${tag}:`)).toBe(true);

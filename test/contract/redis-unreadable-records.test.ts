@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import type { Lease } from '../../src/leases/lease.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { redisKeys, shardOf } from '../../src/redis/keys.ts';
+import { redisKeys, shardOfSubject } from '../../src/redis/keys.ts';
 import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import type { Ending, LeaseStore } from '../../src/leases/store.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
@@ -25,9 +25,9 @@ const POISON = 'poison:x\ud800';
 
 /** Subjects whose leases under RULE live in the same shard as `subject`'s. */
 function sameShard(subject: string, n: number): string[] {
-  const shard = shardOf(RULE, subject);
+  const shard = shardOfSubject(subject);
   const out: string[] = [];
-  for (let i = 0; out.length < n; i++) if (shardOf(RULE, `repo:octo-org/n${i}`) === shard) out.push(`repo:octo-org/n${i}`);
+  for (let i = 0; out.length < n; i++) if (shardOfSubject(`repo:octo-org/n${i}`) === shard) out.push(`repo:octo-org/n${i}`);
   return out;
 }
 

@@ -93,4 +93,13 @@ describe.each(deployments)('on %s', (_, start) => {
     expect((await exchangeProof(broker.url, proof)).status).toBe(200);
     expect((await exchangeProof(broker.url, proof)).body).toMatchObject({ error: 'invalid_request' });
   });
+
+  it('refuses a proof replayed for a scope another rule grants', async () => {
+    // `batch` and `work` both match this subject: the replay record is the proof's, not a rule's.
+    const proof = await issuers.github.mint({ iss: issuers.github.url, aud: AUD, sub: 'repo:octo-org/batch:replay', jti: `replay-rule-${Date.now()}` });
+    expect((await exchangeProof(broker.url, proof, { scope: 'jobs:run' })).status).toBe(200);
+    expect((await exchangeProof(broker.url, proof, { scope: 'deploy:write' })).body).toMatchObject({ error: 'invalid_request' });
+    const fresh = await issuers.github.mint({ iss: issuers.github.url, aud: AUD, sub: 'repo:octo-org/batch:replay', jti: `replay-rule-fresh-${Date.now()}` });
+    expect((await exchangeProof(broker.url, fresh, { scope: 'deploy:write' })).status).toBe(200);
+  });
 });

@@ -96,7 +96,8 @@ describe.each(deployments)('failover on %s', (name, start) => {
         const at = Date.now();
         if (res.status === 200) {
           acknowledged.push({ token: res.body.access_token, lease_id: res.body.lease_id, expires_in: res.body.expires_in, at });
-          if (n % 5 === 1) {
+          // Long-lived only: a 2 s lease may be past its expiry by the time a slow revocation lands.
+          if (n % 5 === 1 && ttl !== '2') {
             const r = await api(url, 'POST', `/v1/leases/${res.body.lease_id}/revoke`, op.token, { reason: 'load' });
             if (r.status === 200 && r.body.status === 'revoked') revoked.push({ id: res.body.lease_id, at: Date.now() });
             else if (r.status === 503) unavailable.push(Date.now());

@@ -189,7 +189,7 @@ export function leaseFor(over: Partial<Lease> & { expires_at: number }): Lease {
     revoked_at: null, ended_at: null, reason: null, revoked_by: null, proof_iss: 'https://token.actions.githubusercontent.com',
     proof_sub: subject, proof_jti: null, client_addr: '127.0.0.1',
     ...over,
-    id: over.id ?? newLeaseId(rule, subject),
+    id: over.id ?? newLeaseId(subject),
   };
 }
 

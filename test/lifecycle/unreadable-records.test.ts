@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Redis as IORedis, type Redis } from 'ioredis';
-import { redisKeys, shardOf } from '../../src/redis/keys.ts';
+import { redisKeys, shardOfSubject } from '../../src/redis/keys.ts';
 import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { startBroker, type TestBroker } from '../helpers/broker.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
@@ -39,9 +39,9 @@ const unreadableLines = (): { lease_id: string }[] =>
 
 it('is inactive to introspection, skipped and reported once by the sweep, and stops no other ending of its shard', async () => {
   const victimSub = 'repo:octo-org/app:victim';
-  const shard = shardOf('work', victimSub);
+  const shard = shardOfSubject(victimSub);
   const neighbours: string[] = [];
-  for (let i = 0; neighbours.length < 3; i++) if (shardOf('work', `repo:octo-org/app:n${i}`) === shard) neighbours.push(`repo:octo-org/app:n${i}`);
+  for (let i = 0; neighbours.length < 3; i++) if (shardOfSubject(`repo:octo-org/app:n${i}`) === shard) neighbours.push(`repo:octo-org/app:n${i}`);
   const victim = await issue(broker.url, issuers.github, victimSub);
   const others = await Promise.all(neighbours.map((sub) => issue(broker.url, issuers.github, sub, { ttl: '1' })));
   expect((await introspect(broker.url, op.token, victim.token)).body).toMatchObject({ active: true });

@@ -1,31 +1,45 @@
 import { describe, expect, it } from 'vitest';
 import { decodeLease, encodeLease } from '../../src/leases/lease-codec.ts';
-import { SHARD_COUNT, shardOf } from '../../src/redis/keys.ts';
+import { SHARD_COUNT, legacyShardOf, shardOfSubject, shardsOfPair } from '../../src/redis/keys.ts';
 import { idOfListMember, listMember, msOfListMember } from '../../src/leases/list-member.ts';
 import { isLeaseId, newLeaseId, shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { makeLease } from '../contract/lease-fixtures.ts';
 
 describe('lease ids', () => {
-  it('carry the shard of their rule and subject in 22 base64url characters', () => {
+  it('carry the shard of their subject in 22 base64url characters', () => {
     for (let i = 0; i < 2000; i++) {
       const subject = `repo:o/r${i}:ref:refs/heads/main`;
-      const id = newLeaseId('deploy', subject);
+      const id = newLeaseId(subject);
       expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
       expect(isLeaseId(id)).toBe(true);
-      expect(shardOfLeaseId(id)).toBe(shardOf('deploy', subject));
+      expect(shardOfLeaseId(id)).toBe(shardOfSubject(subject));
     }
   });
 
-  it('are unique and spread pairs evenly over the shards', () => {
-    const ids = new Set(Array.from({ length: 10_000 }, () => newLeaseId('r', 's')));
+  it('a pair is looked up in its subject\'s shard, then in the shard its leases had before', () => {
+    let apart = 0;
+    for (let i = 0; i < 200; i++) {
+      const subject = `repo:o/r${i}:ref:refs/heads/main`;
+      const shards = shardsOfPair('deploy', subject);
+      expect(shards[0]).toBe(shardOfSubject(subject));
+      expect(shards).toContain(legacyShardOf('deploy', subject));
+      expect(new Set(shards).size).toBe(shards.length);
+      if (shards.length === 2) apart++;
+    }
+    // Most pairs had another shard before: the lookups by pair must visit both.
+    expect(apart).toBeGreaterThan(150);
+  });
+
+  it('are unique and spread subjects evenly over the shards', () => {
+    const ids = new Set(Array.from({ length: 10_000 }, () => newLeaseId('s')));
     expect(ids.size).toBe(10_000);
     const counts = new Array<number>(SHARD_COUNT).fill(0);
-    for (let i = 0; i < 16_000; i++) counts[shardOf('deploy', `repo:org-${i % 97}/app-${i}`)]!++;
+    for (let i = 0; i < 16_000; i++) counts[shardOfSubject(`repo:org-${i % 97}/app-${i}`)]!++;
     for (const c of counts) expect(Math.abs(c - 1000)).toBeLessThan(200);
   });
 
   it('reject anything that is not an id', () => {
-    for (const bad of ['', 'abc', 'x'.repeat(22), `${newLeaseId('r', 's')}A`, '../../etc/passwd'.padEnd(22, 'A')]) {
+    for (const bad of ['', 'abc', 'x'.repeat(22), `${newLeaseId('s')}A`, '../../etc/passwd'.padEnd(22, 'A')]) {
       expect(isLeaseId(bad)).toBe(false);
     }
   });

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { LeaseLimitError } from '../../src/leases/store.ts';
+import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
+import { connectRedis, whenReady, type RedisClient } from '../../src/redis/connect.ts';
+import { legacyShardOf, shardOfSubject } from '../../src/redis/keys.ts';
+import { startRedisCluster } from '../helpers/redis-cluster.ts';
+import { startRedis } from '../helpers/redis-server.ts';
+import { makeLease, revokeInput } from '../contract/lease-fixtures.ts';
+import { uniquePrefix } from '../contract/redis-client.ts';
+
+/**
+ * Leases used to be sharded by (rule, subject); they go by subject alone now, so that a proof's
+ * replay record shares the lease's Cluster slot. A lease made before keeps its shard (its id
+ * carries it) until it ends: the lookups by pair must still find it.
+ */
+const RULE = 'app-deploy';
+
+/** A subject whose pair had another shard before. */
+function movedSubject(): string {
+  for (let i = 0; ; i++) {
+    const subject = `repo:octo-org/legacy-${i}:environment:prod`;
+    if (legacyShardOf(RULE, subject) !== shardOfSubject(subject)) return subject;
+  }
+}
+
+/** An id as Leash made them before: the pair's shard in the low 4 bits of byte 0. */
+function legacyId(rule: string, subject: string): string {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0xf0) | legacyShardOf(rule, subject);
+  return bytes.toString('base64url');
+}
+
+const deployments = [
+  ['one redis-server', async () => {
+    const s = await startRedis();
+    return { url: s.url, destroy: () => s.destroy() };
+  }],
+  ['Redis Cluster (3 primaries)', () => startRedisCluster({ primaries: 3, replicas: 0 })],
+] as const;
+
+describe.each(deployments)('leases of the earlier layout, on %s', (name, start) => {
+  let deployment: { url: string; destroy(): Promise<void> };
+  let redis: RedisClient;
+  beforeAll(async () => {
+    deployment = await start();
+    redis = connectRedis(deployment.url);
+    redis.on('error', () => undefined);
+    await whenReady(redis, 10_000);
+  }, 120_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await deployment?.destroy();
+  });
+
+  it('are listed and revoked with their pair, beside the pair\'s new leases', async () => {
+    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix() });
+    const subject = movedSubject();
+    const old = makeLease({ rule: RULE, subject, id: legacyId(RULE, subject) });
+    const fresh = makeLease({ rule: RULE, subject });
+    await store.create(old);
+    await store.create(fresh);
+    expect(shardOfLeaseId(old.id)).not.toBe(shardOfLeaseId(fresh.id));
+    const listed = await store.list({ rule: RULE, subject }, { limit: 10 });
+    expect(listed.leases.map((l) => l.id).sort()).toEqual([old.id, fresh.id].sort());
+    const revoked = await store.revokeWhere({ rule: RULE, subject }, revokeInput());
+    expect(revoked.sort()).toEqual([old.id, fresh.id].sort());
+    expect((await store.get(old.id))?.status).toBe('revoked');
+    expect((await store.get(fresh.id))?.status).toBe('revoked');
+  });
+
+  it.skipIf(name !== 'one redis-server')('count toward max_active_leases where one script may read both shards', async () => {
+    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix() });
+    const subject = movedSubject();
+    await store.create(makeLease({ rule: RULE, subject, id: legacyId(RULE, subject) }), { maxActive: 2 });
+    await store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 });
+    // The subject's own shard holds one lease of the pair: the legacy one fills the second place.
+    await expect(store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 })).rejects.toBeInstanceOf(LeaseLimitError);
+  });
+});
