@@ -13,7 +13,7 @@ export interface PlannedEnding {
   op: EndingOp;
   /** The record as read ('' when missing): the script applies the entry only if it is unchanged. */
   was: string;
-  /** For 'x' and 'r': the ended lease, its record and audit event. */
+  /** For 'x' and 'r': the ended lease, its record (or patchedRecord's stand-in) and audit event. */
   ended: { lease: Lease; record: string; event: AuditEvent; eventJson: string } | null;
   act: string;
   task: string;
@@ -54,7 +54,7 @@ export function planEnding(id: string, raw: string, from: 'due' | 'pending', now
     ended_at: Math.floor(nowMs / 1000),
   };
   const event = endingEvent(endedLease, nowMs);
-  const record = (lease.status === 'active' && expiredRecord(raw, lease.kind, stored.stored, endedLease.ended_at!)) || encodeLease(endedLease, issuedMs);
+  const record = (lease.status === 'active' && patchedRecord(raw, lease.kind, stored.stored, ENDED_AT)) || encodeLease(endedLease, issuedMs);
   const ended = { lease: endedLease, record, event, eventJson: JSON.stringify(event) };
   if (lease.status === 'active') {
     const p = plan('x', ended);
@@ -74,14 +74,16 @@ export function planEnding(id: string, raw: string, from: 'due' | 'pending', now
 const ENDED_AT = FIELDS.indexOf('ended_at');
 
 /**
- * The record of an active lease ended as expired, made from the record as read: its status swapped
- * and ended_at put after the last element (encodeLease drops trailing nulls, so an active lease's
- * record ends before ended_at). Null when the text is not in that shape; encodeLease then makes it.
+ * The new record of an active lease as the write script makes it from the record it checked is
+ * unchanged (redis-scripts.ts recordOf): `#<n>` stands for that record with its status swapped, n
+ * nulls and then the fields from index `from` on appended. Sending this instead of the record
+ * halves what a step writes to Redis. Null when the text is not in that shape (the caller then
+ * sends the record encodeLease makes): encodeLease drops trailing nulls, so an active lease's
+ * record ends before `from`.
  */
-function expiredRecord(raw: string, kind: Lease['kind'], length: number, endedAt: number): string | null {
-  const head = `["${kind}","active",`;
-  if (!raw.startsWith(head) || !raw.endsWith(']') || length > ENDED_AT) return null;
-  return `["${kind}","expired",${raw.slice(head.length, -1)}${',null'.repeat(ENDED_AT - length)},${endedAt}]`;
+export function patchedRecord(raw: string, kind: Lease['kind'], stored: number, from: number): string | null {
+  if (!raw.startsWith(`["${kind}","active",`) || !raw.endsWith(']') || stored > from) return null;
+  return `#${from - stored}`;
 }
 
 /** APPLY_ENDINGS's ARGV after its first four. */

@@ -22,6 +22,15 @@ local function repairSurrogates(raw)
     return string.sub(bs, 2) .. BS .. 'ufffd'
   end))
 end
+-- The record Node sent for an entry (ending-plan.ts patchedRecord): '#<n>' stands for \`was\`, the
+-- active record as read and checked unchanged, with its status set to \`status\`, n nulls and then
+-- \`tail\` appended (9 is the length of '"active",'). Any other value is the record itself.
+local function recordOf(spec, was, status, tail)
+  if string.byte(spec, 1) ~= 35 then return spec end
+  local at = string.find(was, '"active",', 1, true)
+  return string.sub(was, 1, at - 1) .. '"' .. status .. '",' .. string.sub(was, at + 9, -2)
+    .. string.rep(',null', tonumber(string.sub(spec, 2))) .. tail
+end
 local function isNum(v) return type(v) == 'number' and v == v and v > -math.huge and v < math.huge end
 local function isList(v)
   if type(v) ~= 'table' then return false end
@@ -283,7 +292,8 @@ return { due, read(due), pending, read(pending) }
 
 /**
  * KEYS due, pending, leases; ARGV base, now ms, retention ms, audit maxlen, then 9 per entry: id,
- * op, the record as DUE_RECORDS read it, the ended record, its audit event JSON, act name, task
+ * op, the record as DUE_RECORDS read it, the ended record (an expired one may be recordOf's
+ * stand-in, ended_at appended), its audit event JSON, act name, task
  * name ('' for none), CRL member ('' for none), CRL score. ops: 'x' ends an active lease as expired
  * (index removal), 'r' ends a revoked one (CRL entry), 'd' drops the id from due and pending, 'p'
  * from pending. An entry is applied only while its record is still exactly as read ('' for none),
@@ -294,6 +304,7 @@ return { due, read(due), pending, read(pending) }
 export const APPLY_ENDINGS = script(`
 local base, now, retention, maxlen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local W, FIRST = 9, 5
+local endedTail = string.format(',%d]', math.floor(now / 1000))
 local n = (#ARGV - FIRST + 1) / W
 local ids, out = {}, {}
 for i = 0, n - 1 do ids[i + 1] = ARGV[FIRST + i * W] end
@@ -306,7 +317,7 @@ for i = 0, n - 1 do
   if (cur[i + 1] or '') == ARGV[a + 2] then
     if op == 'x' or op == 'r' then
       batch.records[#batch.records + 1] = id
-      batch.records[#batch.records + 1] = ARGV[a + 3]
+      batch.records[#batch.records + 1] = recordOf(ARGV[a + 3], ARGV[a + 2], 'expired', endedTail)
       batch.due[#batch.due + 1] = id
       batch.gone[#batch.gone + 1] = now + retention
       batch.gone[#batch.gone + 1] = id
@@ -467,16 +478,17 @@ return { ids, raws, spilled and 1 or 0 }
 
 /**
  * KEYS pending, leases; ARGV base, kind, name, pending score, cursor the step was read at, 1 when
- * the walk goes on past this step, then 5 per entry in WALK_READ's order: id, op ('r' revoke, 's'
- * drop a stale entry, 'k' keep), the record as read ('' for none), the revoked record, the lease's
- * name in the other index kind ('' for none). An 'r' or 's' entry is applied only while its record
+ * the walk goes on past this step, the tail of a patched revoked record (revocation-plan.ts
+ * revokedTail), then 5 per entry in WALK_READ's order: id, op ('r' revoke, 's' drop a stale entry,
+ * 'k' keep), the record as read ('' for none), the revoked record or its stand-in (recordOf), the
+ * lease's name in the other index kind ('' for none). An 'r' or 's' entry is applied only while its record
  * is still exactly as read: the record written, the lease put in pending and out of both indexes;
  * otherwise it is kept. As REVOKE_SCAN, the next step starts after the last kept entry. Returns
  * { per entry 1 when applied else 0, the next cursor ('0': done) }.
  */
 export const WALK_APPLY = script(`
-local base, kind, name, score, cursor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local FIRST, W = 7, 5
+local base, kind, name, score, cursor, tail = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7]
+local FIRST, W = 8, 5
 local n = (#ARGV - FIRST + 1) / W
 local ids, out = {}, {}
 for i = 0, n - 1 do ids[i + 1] = ARGV[FIRST + i * W] end
@@ -493,7 +505,7 @@ for i = 0, n - 1 do
     drop[#drop + 1] = id
     if op == 'r' then
       records[#records + 1] = id
-      records[#records + 1] = ARGV[a + 3]
+      records[#records + 1] = recordOf(ARGV[a + 3], ARGV[a + 2], 'revoked', tail)
       pending[#pending + 1] = score
       pending[#pending + 1] = id
       if ARGV[a + 4] ~= '' then unlinkLater(batch, other, ARGV[a + 4], id) end

@@ -11,7 +11,7 @@ import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { probeShards } from './redis-probe.ts';
 import { APPLY_ENDINGS, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
 import { endingArgs, planEnding, type PlannedEnding } from './ending-plan.ts';
-import { planRevocation } from './revocation-plan.ts';
+import { planRevocation, revokedTail } from './revocation-plan.ts';
 import { runScript, type LuaScript } from '../redis/scripts.ts';
 import { isCluster, type RedisClient } from '../redis/connect.ts';
 import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
@@ -161,6 +161,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     // does its endings: Lua's decode and re-encode of each record was most of a flip's Redis cost.
     // A step holding a record only Lua may read is done by REVOKE_SCAN instead.
     const nodeSel: LeaseSelector = { subject: sel['subject'], rule: sel['rule'], issuer: sel['issuer'], task_id: sel['task_id'] };
+    const tail = revokedTail(input);
     type Read = [ids: string[], raws: string[], spilled: number];
     const read = (kind: 'act' | 'task', cursor: string): Promise<Read> => {
       const r = io('revokeWhere', () =>
@@ -188,7 +189,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         }
         const more = spilled === 1 && stepIds.length === SCAN_COUNT;
         const pendingScore = revokedMs + Math.min(steps++, 1_000_000) / 1024;
-        const args: (string | number)[] = [keys.base(shard), kind, name, pendingScore, cursor, more ? 1 : 0];
+        const args: (string | number)[] = [keys.base(shard), kind, name, pendingScore, cursor, more ? 1 : 0, tail];
         plans.forEach((p, i) => {
           const op = p.op === 'revoke' ? 'r' : p.op === 'stale' ? 's' : 'k';
           args.push(stepIds[i]!, op, raws[i] ?? '', p.op === 'revoke' ? p.record : '', p.op === 'revoke' ? p.other : '');

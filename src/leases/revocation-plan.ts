@@ -1,11 +1,24 @@
 import { actName, taskName } from '../redis/keys.ts';
-import { encodeLease } from './lease-codec.ts';
-import { readInNode } from './ending-plan.ts';
+import { FIELDS, encodeLease } from './lease-codec.ts';
+import { wellFormedJson } from '../util/well-formed.ts';
+import { patchedRecord, readInNode } from './ending-plan.ts';
 import type { LeaseSelector, RevokeInput } from './store.ts';
+
+const REVOKED_AT = FIELDS.indexOf('revoked_at');
+
+/**
+ * What WALK_APPLY appends to a patched record (patchedRecord): the fields from revoked_at on, as
+ * encodeLease writes them (trailing nulls dropped). The same for every lease of a revocation.
+ */
+export function revokedTail(input: RevokeInput): string {
+  const a: unknown[] = [input.at, null, input.reason, input.by];
+  while (a.length > 0 && a[a.length - 1] === null) a.pop();
+  return `,${wellFormedJson(JSON.stringify(a)).slice(1)}`;
+}
 
 /** What a revocation walking an index does with one entry it read (see WALK_APPLY). */
 export type PlannedRevocation =
-  /** Flip it: the revoked record, and its entry in the other index kind ('' for none). */
+  /** Flip it: the revoked record (or patchedRecord's stand-in), and its entry in the other index kind ('' for none). */
   | { op: 'revoke'; record: string; other: string }
   /** No record behind the entry: drop the entry. */
   | { op: 'stale' }
@@ -37,7 +50,9 @@ export function planRevocation(
     (s.issuer === undefined || s.issuer === lease.issuer || s.issuer === lease.proof_iss) &&
     (s.task_id === undefined || s.task_id === lease.task_id);
   if (!matches) return { op: 'keep' };
-  const record = encodeLease({ ...lease, status: 'revoked', revoked_at: input.at, reason: input.reason, revoked_by: input.by }, stored.issuedMs);
+  const record =
+    patchedRecord(raw, lease.kind, stored.stored, REVOKED_AT) ??
+    encodeLease({ ...lease, status: 'revoked', revoked_at: input.at, reason: input.reason, revoked_by: input.by }, stored.issuedMs);
   const other = walked === 'act' ? (lease.task_id === null ? '' : taskName(lease.task_id)) : actName(lease.rule, lease.subject);
   return { op: 'revoke', record, other };
 }

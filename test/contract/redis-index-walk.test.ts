@@ -5,6 +5,7 @@ import { REVOKE_SCAN } from '../../src/leases/redis-scripts.ts';
 import { actName, redisKeys, shardOfSubject } from '../../src/redis/keys.ts';
 import { runScript } from '../../src/redis/scripts.ts';
 import type { Lease } from '../../src/leases/lease.ts';
+import { encodeLease } from '../../src/leases/lease-codec.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
 import { uniquePrefix, withTestRedis } from './redis-client.ts';
 
@@ -27,6 +28,26 @@ async function bigSubject(prefix: string, n: number, shape: (i: number) => Parti
 }
 
 describe('revocation through a spilled index', () => {
+  it('writes each revoked record exactly as encodeLease would, whichever trailing fields are null', async () => {
+    const prefix = uniquePrefix();
+    const store = createRedisLeaseStore({ redis, prefix });
+    const keys = redisKeys(prefix);
+    const shard = shardOfSubject(subject);
+    const shapes: Partial<Lease>[] = [{}, { client_addr: null }, { client_addr: null, proof_jti: null }, { kind: 'x509', serial: 'ab12' }, { task_id: 't' }, { proof_sub: 'other/sub' }];
+    // Enough leases that the pair's set spills to a ZSET and the walk goes through Node.
+    const leases = await bigSubject(prefix, 60, (i) => shapes[i % shapes.length]!);
+    const raws = new Map(await Promise.all(leases.map(async (l) => [l.id, (await redis.hget(keys.leases(shard), l.id))!] as const)));
+    // A reason and actor that JSON escapes, as an operator may type them.
+    const input = revokeInput({ reason: 'runner "r-7" \\ compromised\n', by: 'operator:zoë' });
+    expect(sorted(await store.revokeWhere({ rule, subject }, input))).toEqual(sorted(leases.map((l) => l.id)));
+    for (const l of leases) {
+      const issuedMs = Number(JSON.parse(raws.get(l.id)!)[9]);
+      const revoked = { ...l, status: 'revoked' as const, revoked_at: input.at, reason: input.reason, revoked_by: input.by };
+      expect(await redis.hget(keys.leases(shard), l.id)).toBe(encodeLease(revoked, issuedMs));
+      expect(await store.get(l.id)).toEqual(revoked);
+    }
+  });
+
   it('revokes every match once over many steps, keeps the rest indexed, drops stale and unreadable entries', async () => {
     const prefix = uniquePrefix();
     const unreadable: string[] = [];
