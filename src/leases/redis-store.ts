@@ -30,6 +30,11 @@ const SCAN_COUNT = 200;
  * stays at a few ms of Redis (the worker runs a few jobs at once).
  */
 const FINALIZE_SCRIPT_MAX = 64;
+/**
+ * How long after a bulk revocation the sweep may take over its effects, were its jobs never queued
+ * (the API process died mid-walk): a million leases take 30-60 s to walk on two cores.
+ */
+export const BULK_EFFECTS_AFTER_MS = 120_000;
 const PRUNE_CHUNK = 1_000;
 /**
  * Leases one sweep step ends at most, and how many steps are in flight. Two let Redis write one
@@ -141,11 +146,15 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     const sel = Object.fromEntries(Object.entries(selector).flatMap(([k, v]) => (v === undefined ? [] : [[k, wf(v)]])));
     const needles = Object.values(sel).map((v) => JSON.stringify(v));
     const revokedMs = Math.round(input.at * 1000);
+    // Its effects are queued once every step is done (revoke-leases.ts), so its pending entries
+    // score BULK_EFFECTS_AFTER_MS later: the sweep, which takes over effects whose job went missing,
+    // started on a long walk's early flips 15 s in and competed with it for Redis to the end.
+    const pendingFrom = revokedMs + BULK_EFFECTS_AFTER_MS;
     let steps = 0;
     const step = async (cursor: string): Promise<[string, string[]]> => {
       // Each step's pending entries score a little above the last step's (1/1024 ms, exact in a
       // double), so they go in at the ZSET's tail; see REVOKE_SCAN.
-      const pendingScore = revokedMs + Math.min(steps++, 1_000_000) / 1024;
+      const pendingScore = pendingFrom + Math.min(steps++, 1_000_000) / 1024;
       const [next, revoked, bad] = (await io('revokeWhere', () =>
         runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
           keys.base(shard), cursor, SCAN_COUNT, input.at, wf(input.reason), wf(input.by), revokedMs,
@@ -188,7 +197,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           continue;
         }
         const more = spilled === 1 && stepIds.length === SCAN_COUNT;
-        const pendingScore = revokedMs + Math.min(steps++, 1_000_000) / 1024;
+        const pendingScore = pendingFrom + Math.min(steps++, 1_000_000) / 1024;
         const args: (string | number)[] = [keys.base(shard), kind, name, pendingScore, cursor, more ? 1 : 0, tail];
         plans.forEach((p, i) => {
           const op = p.op === 'revoke' ? 'r' : p.op === 'stale' ? 's' : 'k';
