@@ -1,16 +1,17 @@
 /**
- * Child-process entry: the Leash broker started the way src/main.ts starts it (createDeps +
+ * Child-process entry: the compiled Leash broker (dist/) started the way src/main.ts starts it (createDeps +
  * createApp + serve + startRevocationWorker), configured by the same environment variables
  * (PORT, HOST, REDIS_URL, LEASH_POLICY, LEASH_KEYS_DIR, LEASH_ROLE, ...). Logs go to stdout as in
  * production (the parent points stdout at a file). Reports its URL to the parent over IPC.
  */
 import 'reflect-metadata';
 import { serve, type ServerType } from '@hono/node-server';
-import { loadConfig } from '../src/config.ts';
-import { createDeps } from '../src/create-deps.ts';
-import { connectRedis } from '../src/redis/connect.ts';
-import { createApp } from '../src/app.ts';
-import { startRevocationWorker } from '../src/revocation/bullmq-queue.ts';
+// The compiled build, as production runs it (`node dist/main.js`): run.ts builds it when src/ changed.
+import { loadConfig } from '../dist/config.js';
+import { createDeps } from '../dist/create-deps.js';
+import { connectRedis } from '../dist/redis/connect.js';
+import { createApp } from '../dist/app.js';
+import { startRevocationWorker } from '../dist/revocation/bullmq-queue.js';
 import { serveChild } from './child.ts';
 
 serveChild(async () => {

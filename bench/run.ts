@@ -17,6 +17,7 @@ import { benchFailover, type FailoverResult } from './failover.ts';
 import { benchStorms, type StormsResult } from './storms.ts';
 import { RESULTS_DIR } from './child.ts';
 import { cleanupEnv } from './env.ts';
+import { buildIfStale } from '../test/helpers/build.ts';
 import { benchExchange, type ExchangeResults, type LoadConfig } from './exchange-load.ts';
 import { benchExpiryLag, type ExpiryLagResult } from './expiry-lag.ts';
 import { benchInterleaved, summarizeRatios, type InterleavedResult, type PairedRatios, type RatioSummary, type SlicePair } from './interleaved.ts';
@@ -68,6 +69,8 @@ interface Results {
 
 async function main(): Promise<void> {
   const t0 = performance.now();
+  // The brokers under test run the compiled build (broker-process.ts), as production does.
+  buildIfStale();
   const only = selected();
   const load: LoadConfig = {
     concurrency: envInt('BENCH_CONCURRENCY', 64),
