@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { LeaseLimitError } from '../../src/leases/store.ts';
 import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
-import { connectRedis, whenReady, type RedisClient } from '../../src/redis/connect.ts';
+import { withDeploymentClient } from '../helpers/deployment-client.ts';
 import { legacyShardOf, shardOfSubject } from '../../src/redis/keys.ts';
 import { startRedisCluster } from '../helpers/redis-cluster.ts';
 import { startRedis } from '../helpers/redis-server.ts';
@@ -41,21 +41,10 @@ const deployments = [
 ] as const;
 
 describe.each(deployments)('leases of the earlier layout, on %s', (name, start) => {
-  let deployment: { url: string; destroy(): Promise<void> };
-  let redis: RedisClient;
-  beforeAll(async () => {
-    deployment = await start();
-    redis = connectRedis(deployment.url);
-    redis.on('error', () => undefined);
-    await whenReady(redis, 10_000);
-  }, 120_000);
-  afterAll(async () => {
-    redis?.disconnect();
-    await deployment?.destroy();
-  });
+  const client = withDeploymentClient(start);
 
   it('are listed and revoked with their pair, beside the pair\'s new leases', async () => {
-    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix() });
+    const store = createRedisLeaseStore({ redis: client(), prefix: uniquePrefix() });
     const subject = movedSubject();
     const old = makeLease({ rule: RULE, subject, id: legacyId(RULE, subject) });
     const fresh = makeLease({ rule: RULE, subject });
@@ -71,7 +60,7 @@ describe.each(deployments)('leases of the earlier layout, on %s', (name, start) 
   });
 
   it.skipIf(name !== 'one redis-server')('count toward max_active_leases where one script may read both shards', async () => {
-    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix() });
+    const store = createRedisLeaseStore({ redis: client(), prefix: uniquePrefix() });
     const subject = movedSubject();
     await store.create(makeLease({ rule: RULE, subject, id: legacyId(RULE, subject) }), { maxActive: 2 });
     await store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 });
