@@ -6,6 +6,7 @@ import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './stor
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
+import { legacyReplayRecords } from './legacy-replay.ts';
 import { SHARD_COUNT, actName, auditEventId, legacyShardOf, rateLimitKey, redisKeys, replayKey, shardsOfPair, taskName } from '../redis/keys.ts';
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { probeShards } from './redis-probe.ts';
@@ -296,6 +297,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   // are always in the same shard. Elsewhere they keep the names they have always had.
   const cluster = isCluster(redis);
   const replayKeyOf = (shard: number, proofKey: string): string => (cluster ? keys.replay(shard, proofKey) : replayKey(keys.prefix, proofKey));
+  const earlierReplays = cluster ? legacyReplayRecords(redis, keys.prefix) : null;
   const budgetKeyOf = (shard: number, counter: string): string => (cluster ? keys.budget(shard, counter) : rateLimitKey(keys.prefix, counter));
 
   return {
@@ -312,6 +314,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const ttl = replay ? Math.max(1, Math.ceil(replay.ttlSeconds)) : 0;
       const replayAt = replay ? replayKeyOf(shard, replay.key) : '';
       if (replay) leaseKeys.push(replayAt);
+      if (replay && earlierReplays && (await io('create', () => earlierReplays.used(replay.key)))) throw new ProofReplayedError();
       const charged = budget && budget.limit > 0 ? budget : undefined;
       if (charged) leaseKeys.push(budgetKeyOf(shard, charged.key));
       // Leases of the pair made before leases went by subject alone count too, where one script may

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { LeaseLimitError } from '../../src/leases/store.ts';
+import { legacyReplayRecords } from '../../src/leases/legacy-replay.ts';
+import { LeaseLimitError, ProofReplayedError } from '../../src/leases/store.ts';
 import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
 import { withDeploymentClient } from '../helpers/deployment-client.ts';
 import { legacyShardOf, shardOfSubject } from '../../src/redis/keys.ts';
@@ -59,6 +60,17 @@ describe.each(deployments)('leases of the earlier layout, on %s', (name, start) 
     expect((await store.get(fresh.id))?.status).toBe('revoked');
   });
 
+  it('refuse a proof whose replay record was written before', async () => {
+    const prefix = uniquePrefix();
+    // The record as Leash wrote it before: `<prefix>replay:<proof key>`, a slot of its own on Cluster.
+    await client().set(`${prefix}replay:github:jti:used-before`, '1', 'EX', 600);
+    const store = createRedisLeaseStore({ redis: client(), prefix });
+    const replay = (key: string) => ({ key, ttlSeconds: 600 });
+    await expect(store.create(makeLease(), { replay: replay('github:jti:used-before') })).rejects.toBeInstanceOf(ProofReplayedError);
+    await store.create(makeLease(), { replay: replay('github:jti:fresh') });
+    await expect(store.create(makeLease(), { replay: replay('github:jti:fresh') })).rejects.toBeInstanceOf(ProofReplayedError);
+  });
+
   it.skipIf(name !== 'one redis-server')('count toward max_active_leases where one script may read both shards', async () => {
     const store = createRedisLeaseStore({ redis: client(), prefix: uniquePrefix() });
     const subject = movedSubject();
@@ -66,5 +78,45 @@ describe.each(deployments)('leases of the earlier layout, on %s', (name, start) 
     await store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 });
     // The subject's own shard holds one lease of the pair: the legacy one fills the second place.
     await expect(store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 })).rejects.toBeInstanceOf(LeaseLimitError);
+  });
+});
+
+describe('replay records of the earlier Cluster layout', () => {
+  const client = withDeploymentClient(async () => {
+    const s = await startRedis();
+    return { url: s.url, destroy: () => s.destroy() };
+  });
+  const existsCalls = async (): Promise<number> => Number(/cmdstat_exists:calls=(\d+)/.exec(await client().info('commandstats'))?.[1] ?? 0);
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+
+  it('are checked while any remain, and no more once a look finds none', async () => {
+    const prefix = uniquePrefix();
+    let t = 1_000_000;
+    const earlier = legacyReplayRecords(client(), prefix, () => t);
+    await client().set(`${prefix}replay:github:jti:a`, '1', 'EX', 600);
+    expect(await earlier.used('github:jti:a')).toBe(true);
+    await settle();
+    expect(await earlier.used('github:jti:b')).toBe(false);
+    // The last one expires; the next look, a minute on, finds none and the checks stop.
+    await client().del(`${prefix}replay:github:jti:a`);
+    t += 60_000;
+    await earlier.used('github:jti:c');
+    await settle();
+    const before = await existsCalls();
+    for (let i = 0; i < 5; i++) expect(await earlier.used('github:jti:a')).toBe(false);
+    expect(await existsCalls()).toBe(before);
+  });
+
+  it('a prefix with glob characters matches only itself', async () => {
+    const base = uniquePrefix();
+    const prefix = `${base}*:`;
+    // What `*` unescaped would match: another prefix's record.
+    await client().set(`${base}zz:replay:github:jti:z`, '1', 'EX', 600);
+    const earlier = legacyReplayRecords(client(), prefix);
+    await earlier.used('github:jti:z');
+    await settle();
+    const before = await existsCalls();
+    expect(await earlier.used('github:jti:z')).toBe(false);
+    expect(await existsCalls()).toBe(before);
   });
 });
