@@ -319,8 +319,8 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       if (charged) leaseKeys.push(budgetKeyOf(shard, charged.key));
       // Leases of the pair made before leases went by subject alone count too, where one script may
       // read another slot (not on Cluster: see legacyShardOf).
-      const legacy = legacyShardOf(lease.rule, lease.subject);
-      const legacyBase = max !== undefined && !cluster && legacy !== shard ? keys.base(legacy) : '';
+      const legacy = max !== undefined && !cluster ? legacyShardOf(lease.rule, lease.subject) : shard;
+      const legacyBase = legacy !== shard ? keys.base(legacy) : '';
       let res: unknown;
       try {
         res = await io('create', () =>
