@@ -41,7 +41,7 @@ const deployments = [
   ['Redis Cluster (3 primaries)', () => startRedisCluster({ primaries: 3, replicas: 0 })],
 ] as const;
 
-describe.each(deployments)('leases of the earlier layout, on %s', (name, start) => {
+describe.each(deployments)('leases of the earlier layout, on %s', (_name, start) => {
   const client = withDeploymentClient(start);
 
   it('are listed and revoked with their pair, beside the pair\'s new leases', async () => {
@@ -70,18 +70,9 @@ describe.each(deployments)('leases of the earlier layout, on %s', (name, start) 
     await store.create(makeLease(), { replay: replay('github:jti:fresh') });
     await expect(store.create(makeLease(), { replay: replay('github:jti:fresh') })).rejects.toBeInstanceOf(ProofReplayedError);
   });
-
-  it.skipIf(name !== 'one redis-server')('count toward max_active_leases where one script may read both shards', async () => {
-    const store = createRedisLeaseStore({ redis: client(), prefix: uniquePrefix() });
-    const subject = movedSubject();
-    await store.create(makeLease({ rule: RULE, subject, id: legacyId(RULE, subject) }), { maxActive: 2 });
-    await store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 });
-    // The subject's own shard holds one lease of the pair: the legacy one fills the second place.
-    await expect(store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 })).rejects.toBeInstanceOf(LeaseLimitError);
-  });
 });
 
-describe('replay records of the earlier Cluster layout', () => {
+describe('the earlier layout on one server', () => {
   const client = withDeploymentClient(async () => {
     const s = await startRedis();
     return { url: s.url, destroy: () => s.destroy() };
@@ -89,7 +80,16 @@ describe('replay records of the earlier Cluster layout', () => {
   const existsCalls = async (): Promise<number> => Number(/cmdstat_exists:calls=(\d+)/.exec(await client().info('commandstats'))?.[1] ?? 0);
   const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
 
-  it('are checked while any remain, and no more once a look finds none', async () => {
+  it('leases count toward max_active_leases, where one script may read both shards', async () => {
+    const store = createRedisLeaseStore({ redis: client(), prefix: uniquePrefix() });
+    const subject = movedSubject();
+    await store.create(makeLease({ rule: RULE, subject, id: legacyId(RULE, subject) }), { maxActive: 2 });
+    await store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 });
+    // The subject's own shard holds one lease of the pair: the legacy one fills the second place.
+    await expect(store.create(makeLease({ rule: RULE, subject }), { maxActive: 2 })).rejects.toBeInstanceOf(LeaseLimitError);
+  });
+
+  it('replay records are checked while any remain, and no more once a look finds none', async () => {
     const prefix = uniquePrefix();
     let t = 1_000_000;
     const earlier = legacyReplayRecords(client(), prefix, () => t);
@@ -107,7 +107,7 @@ describe('replay records of the earlier Cluster layout', () => {
     expect(await existsCalls()).toBe(before);
   });
 
-  it('a prefix with glob characters matches only itself', async () => {
+  it('the look for replay records matches the prefix only, glob characters and all', async () => {
     const base = uniquePrefix();
     const prefix = `${base}*:`;
     // What `*` unescaped would match: another prefix's record.
