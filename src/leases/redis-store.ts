@@ -7,7 +7,7 @@ import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
 import { legacyReplayRecords } from './legacy-replay.ts';
-import { SHARD_COUNT, actName, auditEventId, legacyShardOf, rateLimitKey, redisKeys, replayKey, shardsOfPair, taskName } from '../redis/keys.ts';
+import { SHARD_COUNT, actName, auditEventId, legacyShardOf, rateLimitKey, redisKeys, replayKey, shardOfSubject, shardsOfPair, taskName } from '../redis/keys.ts';
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { probeShards } from './redis-probe.ts';
 import { APPLY_ENDINGS, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
@@ -311,6 +311,9 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const expiresMs = lease.expires_at * 1000;
       const { replay, budget } = createOpts;
       const leaseKeys = [keys.leases(shard), keys.due(shard), keys.all(shard), keys.index(shard, 'act'), keys.index(shard, 'task')];
+      // A legacy-shard id (checkNewLease takes one) would put the replay record where the proof's
+      // next use does not look for it on Cluster.
+      if (replay && shard !== shardOfSubject(lease.subject)) throw new TypeError('create(): a lease with a replay record needs an id from newLeaseId(subject)');
       const ttl = replay ? Math.max(1, Math.ceil(replay.ttlSeconds)) : 0;
       const replayAt = replay ? replayKeyOf(shard, replay.key) : '';
       if (replay) leaseKeys.push(replayAt);
@@ -318,7 +321,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const charged = budget && budget.limit > 0 ? budget : undefined;
       if (charged) leaseKeys.push(budgetKeyOf(shard, charged.key));
       // Leases of the pair made before leases went by subject alone count too, where one script may
-      // read another slot (not on Cluster: see legacyShardOf).
+      // read another slot (not on Cluster).
       const legacy = max !== undefined && !cluster ? legacyShardOf(lease.rule, lease.subject) : shard;
       const legacyBase = legacy !== shard ? keys.base(legacy) : '';
       let res: unknown;

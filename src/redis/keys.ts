@@ -41,9 +41,10 @@ export function shardOfSubject(subject: string): number {
 }
 
 /**
- * Where leases of a (rule, subject) pair were put before they went by subject alone (Leash 0.1 on
- * Redis, until this layout). Such leases keep their shard, which their id carries, until they end;
- * lookups by pair (listing, revocation, the active count) look there too.
+ * Where leases of a (rule, subject) pair were put before they went by subject alone. Such leases
+ * keep their shard, which their id carries, until they end. Listing and revocation by pair look
+ * there too, and so does the active count for `max_active_leases`, except on Cluster, where the
+ * lease script cannot read another slot.
  */
 export function legacyShardOf(rule: string, subject: string): number {
   return fnv1a(`${rule}\0${subject}`) % SHARD_COUNT;

@@ -60,6 +60,14 @@ describe.each(deployments)('leases of the earlier layout, on %s', (_name, start)
     expect((await store.get(fresh.id))?.status).toBe('revoked');
   });
 
+  it('are never made with a replay record: it would sit where the proof\'s next use does not look', async () => {
+    const store = createRedisLeaseStore({ redis: client(), prefix: uniquePrefix() });
+    const subject = movedSubject();
+    const old = makeLease({ rule: RULE, subject, id: legacyId(RULE, subject) });
+    await expect(store.create(old, { replay: { key: 'github:jti:legacy-id', ttlSeconds: 600 } })).rejects.toBeInstanceOf(TypeError);
+    expect(await store.get(old.id)).toBeNull();
+  });
+
   it('refuse a proof whose replay record was written before', async () => {
     const prefix = uniquePrefix();
     // The record as Leash wrote it before: `<prefix>replay:<proof key>`, a slot of its own on Cluster.
