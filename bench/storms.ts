@@ -147,8 +147,12 @@ async function pacedExchanges(issuer: ProofIssuer, url: string, rate: number, se
   return startPacedLoad({ target: url, rate, next: (i) => (i < proofs.length ? { path: '/token', body: exchangeBody(proofs[i]!) } : null) });
 }
 
+/** The answers other than 200, by status (0: no answer), as `503 x2, 0 x1`. */
+const failures = (w: WindowStats): string =>
+  Object.entries(w.statuses).filter(([s]) => s !== '200').map(([s, n]) => `${s} x${n}`).join(', ');
+
 const describe = (w: WindowStats): string =>
-  `${w.ok} ok / ${w.errors} errors in ${w.seconds.toFixed(1)} s, p50 ${w.latencyMs.p50.toFixed(1)} ms, p99 ${w.latencyMs.p99.toFixed(1)} ms, max ${w.latencyMs.max.toFixed(1)} ms`;
+  `${w.ok} ok / ${w.errors} errors${w.errors > 0 ? ` (${failures(w)})` : ''} in ${w.seconds.toFixed(1)} s, p50 ${w.latencyMs.p50.toFixed(1)} ms, p99 ${w.latencyMs.p99.toFixed(1)} ms, max ${w.latencyMs.max.toFixed(1)} ms`;
 
 /** performance.now() time of an epoch-ms instant. */
 const perfAt = (epochMs: number): number => epochMs - performance.timeOrigin;

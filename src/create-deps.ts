@@ -119,7 +119,8 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
 
   if (config.redisUrl) {
     // A WAIT is a command too: the command timeout leaves it its whole LEASH_REDIS_WAIT_MS.
-    const redis = connectRedis(config.redisUrl, config.redisMinReplicas > 0 ? { commandTimeoutMs: 2_000 + config.redisWaitMs } : {});
+    const commandOpts = config.redisMinReplicas > 0 ? { commandTimeoutMs: 2_000 + config.redisWaitMs } : {};
+    const redis = connectRedis(config.redisUrl, commandOpts);
     const where = describeRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
@@ -133,8 +134,13 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     checkDeployment = () => deploymentReadiness(redis, deployment);
     signingRecord = createRedisSigningRecord(redis, config.redisPrefix);
     audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
+    // Bulk revocations are the API's: their walks get a connection of their own (redis-store.ts).
+    const walkRedis = config.role === 'worker' ? undefined : connectRedis(config.redisUrl, commandOpts);
+    // An outage shows on both connections; the main one's listener above reports it.
+    walkRedis?.on('error', (err) => log.debug({ err: err.message, redis: where }, 'redis connection error (bulk revocations)'));
     store = createRedisLeaseStore({
       redis,
+      ...(walkRedis ? { walkRedis } : {}),
       prefix: config.redisPrefix,
       retentionSeconds: config.retentionSeconds,
       // Each shard stream may hold the whole cap; the worker's audit trim keeps the total to it.
@@ -155,6 +161,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     closeBackends = async () => {
       await revocations.close();
       bull.disconnect();
+      walkRedis?.disconnect();
       redis.disconnect();
     };
   } else {

@@ -15,6 +15,7 @@ import { endingArgs, planEnding, type PlannedEnding } from './ending-plan.ts';
 import { planRevocation, revokedTail } from './revocation-plan.ts';
 import { runScript, type LuaScript } from '../redis/scripts.ts';
 import { isCluster, type RedisClient } from '../redis/connect.ts';
+import { mapInLanes } from '../util/lanes.ts';
 import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
 
 export const DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600;
@@ -36,6 +37,13 @@ const FINALIZE_SCRIPT_MAX = 64;
  * (the API process died mid-walk): a million leases take 30-60 s to walk on two cores.
  */
 export const BULK_EFFECTS_AFTER_MS = 120_000;
+/**
+ * A walk over every shard (bulk revocation by `task_id`, or through `due`) goes this many shards at
+ * a time, as the sweep does: all sixteen at once put sixteen scripts on the walk's connection,
+ * which Redis runs back to back (it runs all of a connection's waiting commands in one go) while
+ * the exchanges' commands wait.
+ */
+const WALK_LANES = 2;
 const PRUNE_CHUNK = 1_000;
 /**
  * Leases one sweep step ends at most, and how many steps are in flight. Two let Redis write one
@@ -58,6 +66,12 @@ export interface RedisLeaseStoreOptions {
   /** How long ended leases stay readable and listed, for audit, before pruneRetained drops them; default 7 days. */
   retentionSeconds?: number;
   auditMaxLenPerShard?: number;
+  /**
+   * A second connection, also the caller's, for the walks of bulk revocations (revokeWhere). On
+   * the main one an exchange's script queued behind a walk's pipelined steps; on its own it waits
+   * at most for the step Redis is running. Default: `redis`.
+   */
+  walkRedis?: RedisClient;
   /**
    * Called with each ending's audit event after the script that ended the lease wrote it to the
    * stream, so the process that ran the ending can also log it (once). Must not throw.
@@ -93,6 +107,8 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const maxlen = opts.auditMaxLenPerShard ?? DEFAULT_AUDIT_MAXLEN;
   const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s);
   const durability = opts.durability ?? NO_WAIT;
+  // WAIT counts what its own connection wrote: a walk's steps are confirmed on the walk's connection.
+  const walker = opts.walkRedis ?? redis;
 
   const io = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
@@ -157,14 +173,14 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       // double), so they go in at the ZSET's tail; see REVOKE_SCAN.
       const pendingScore = pendingFrom + Math.min(steps++, 1_000_000) / 1024;
       const [next, revoked, bad] = (await io('revokeWhere', () =>
-        runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
+        runScript(walker, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
           keys.base(shard), cursor, SCAN_COUNT, input.at, wf(input.reason), wf(input.by), revokedMs,
           // `keep` is a lease id, the record's key and not in its JSON: never a needle.
           JSON.stringify(keep === undefined ? sel : { ...sel, keep }), source.kind, name, retentionMs, pendingScore, ...needles,
         ]),
       )) as [string, string[], string[]];
       unreadable(bad);
-      if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(redis, durability, keys.leases(shard)));
+      if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(walker, durability, keys.leases(shard)));
       return [next, revoked];
     };
     // Through an index, Node works out the flips between a read and a write script, as the sweep
@@ -175,7 +191,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     type Read = [ids: string[], raws: string[], spilled: number];
     const read = (kind: 'act' | 'task', cursor: string): Promise<Read> => {
       const r = io('revokeWhere', () =>
-        runScript(redis, WALK_READ, [keys.index(shard, kind), keys.leases(shard)], [keys.base(shard), kind, name, cursor, SCAN_COUNT]),
+        runScript(walker, WALK_READ, [keys.index(shard, kind), keys.leases(shard)], [keys.base(shard), kind, name, cursor, SCAN_COUNT]),
       ) as Promise<Read>;
       // A read sent ahead may be left behind by a failing write: its failure is that write's.
       r.catch(() => undefined);
@@ -204,7 +220,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           const op = p.op === 'revoke' ? 'r' : p.op === 'stale' ? 's' : 'k';
           args.push(stepIds[i]!, op, raws[i] ?? '', p.op === 'revoke' ? p.record : '', p.op === 'revoke' ? p.other : '');
         });
-        const applying = io('revokeWhere', () => runScript(redis, WALK_APPLY, [keys.pending(shard), keys.leases(shard)], args)) as Promise<[number[], string]>;
+        const applying = io('revokeWhere', () => runScript(walker, WALK_APPLY, [keys.pending(shard), keys.leases(shard)], args)) as Promise<[number[], string]>;
         // A step that keeps nothing leaves the anchor where it was: the next read goes out now,
         // behind this write on the connection, so Redis runs it as soon as the write is done. Were
         // an entry kept after all (its record changed meanwhile), that read sees it again: an
@@ -212,7 +228,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         const ahead = more && plans.every((p) => p.op !== 'keep') ? { at: cursor, read: read(kind, cursor) } : null;
         const [applied, to] = await applying;
         const revoked = stepIds.filter((_, i) => plans[i]!.op === 'revoke' && applied[i] === 1);
-        if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(redis, durability, keys.leases(shard)));
+        if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(walker, durability, keys.leases(shard)));
         for (const id of revoked) ids.push(id);
         if (to !== '0') next = ahead ?? { at: to, read: read(kind, to) };
       }
@@ -378,13 +394,13 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       let found: string[][];
       if (task_id !== undefined) {
         const name = taskName(task_id);
-        found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'task', name }, sel, input, opts.keep)));
+        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'task', name }, sel, input, opts.keep));
       } else if (rule !== undefined && subject !== undefined) {
         const name = actName(rule, subject);
         found = [];
         for (const s of shardsOfPair(rule, subject)) found.push(await revokeScan(s, { kind: 'act', name }, sel, input, opts.keep));
       } else {
-        found = await Promise.all(shards.map((s) => revokeScan(s, { kind: 'due' }, sel, input, opts.keep)));
+        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'due' }, sel, input, opts.keep));
       }
       // No id twice: an id has one shard, and a scan revokes a lease once (a step skips ids it saw,
       // and a later visit finds it revoked). A Set of a million ids held the event loop 0.8 s,

@@ -1,23 +1,31 @@
-import { describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { shardOfSubject } from '../../src/redis/keys.ts';
-import { startRedis } from '../helpers/redis-server.ts';
+import { freePort, startRedis } from '../helpers/redis-server.ts';
 import { leaseStoreContract } from './lease-store.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
 import { connectTestRedis, uniquePrefix, withTestRedis } from './redis-client.ts';
 
 let redis: Redis;
-withTestRedis((r) => {
+let walkRedis: Redis;
+let url: string;
+withTestRedis((r, server) => {
   redis = r;
+  url = server.url;
 });
+beforeAll(async () => {
+  walkRedis = await connectTestRedis(url);
+});
+afterAll(() => walkRedis?.disconnect());
 
+// Bulk revocations walk on a second connection, as the broker's do.
 leaseStoreContract('redis', async (opts = {}) => {
   const prefix = uniquePrefix();
-  return { store: createRedisLeaseStore({ redis, prefix, ...opts }), audit: createRedisAuditLog({ redis, prefix }) };
+  return { store: createRedisLeaseStore({ redis, walkRedis, prefix, ...opts }), audit: createRedisAuditLog({ redis, prefix }) };
 });
 
 describe('Redis lease store', () => {
@@ -64,6 +72,30 @@ describe('Redis lease store', () => {
     const stream = (await createRedisAuditLog({ redis, prefix }).list({ limit: 10 })).events;
     expect(seen.map((e) => e.type).sort()).toEqual(['lease.expired', 'lease.revoked']);
     expect([...seen].sort((a, b) => a.id!.localeCompare(b.id!))).toEqual([...stream].sort((a, b) => a.id!.localeCompare(b.id!)));
+  });
+
+  it('walks bulk revocations on walkRedis alone, the connection that confirms their writes', async () => {
+    const prefix = uniquePrefix();
+    const subject = `repo:octo-org/walk-${prefix}:ref:refs/heads/main`;
+    const leases = [makeLease({ subject, rule: 'deploy' }), makeLease({ subject, rule: 'deploy', task_id: `task-${prefix}` }), makeLease({ subject, rule: 'build' })];
+    const store = createRedisLeaseStore({ redis, prefix });
+    for (const l of leases) await store.create(l);
+    // A connection that cannot reach Redis: whichever of the two a walk needs then fails.
+    const offline = new Redis({ port: await freePort(), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    offline.on('error', () => undefined);
+    try {
+      const stranded = createRedisLeaseStore({ redis, walkRedis: offline, prefix });
+      for (const selector of [{ rule: 'deploy', subject }, { subject }, { task_id: `task-${prefix}` }]) {
+        await expect(stranded.revokeWhere(selector, revokeInput())).rejects.toBeInstanceOf(StoreUnavailableError);
+      }
+      const walking = createRedisLeaseStore({ redis: offline, walkRedis, prefix });
+      expect(await walking.revokeWhere({ task_id: `task-${prefix}` }, revokeInput())).toEqual([leases[1]!.id]);
+      expect(await walking.revokeWhere({ rule: 'deploy', subject }, revokeInput())).toEqual([leases[0]!.id]);
+      expect(await walking.revokeWhere({ subject }, revokeInput())).toEqual([leases[2]!.id]);
+      for (const l of leases) expect((await store.get(l.id))?.status).toBe('revoked');
+    } finally {
+      offline.disconnect();
+    }
   });
 
   it('refuses an ioredis keyPrefix and a prefix that would break hash tags', async () => {

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';
+import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { NotReplicatedError } from '../../src/redis/replicated-write.ts';
+import { makeLease, revokeInput } from '../contract/lease-fixtures.ts';
+import { connectTestRedis, uniquePrefix } from '../contract/redis-client.ts';
 import { freePort, startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { baseArgs, spawnRedisNode, type RedisNode } from '../helpers/redis-nodes.ts';
 import { api, closeIssuers, issue, lifecyclePolicy, operatorToken, startIssuers, uniq, waitFor, type Issuers } from '../lifecycle/harness.ts';
@@ -80,4 +84,49 @@ it('a revocation that no replica confirms answers 503, and succeeds once one doe
   // The retry finds the lease already flipped on the primary; what matters is that it is revoked.
   await api(broker.url, 'POST', `/v1/leases/${lease.lease_id}/revoke`, op.token, { reason: 'compromised' });
   expect(await broker.deps.store.get(lease.lease_id)).toMatchObject({ status: 'revoked' });
+});
+
+it('a bulk revocation that no replica confirms answers 503, with its flips confirmed on the connection that wrote them', async () => {
+  replica ??= await startReplica();
+  await waitFor('/readyz ready', async () => (await ready()).status === 200, 15_000, 100);
+  const op = await operatorToken(broker.url, issuers, broker.config.issuer);
+  const subject = `repo:octo-org/app:bulk-${uniq()}`;
+  const leases = [await issue(broker.url, issuers.github, subject), await issue(broker.url, issuers.github, subject)];
+
+  // A stopped replica stays connected, so Leash still counts it, but acknowledges nothing.
+  const pid = replica.pid()!;
+  process.kill(pid, 'SIGSTOP');
+  try {
+    const refused = await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { subject, reason: 'kill switch' });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toBe('temporarily_unavailable');
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  // The retry finds the flips already made; what matters is that they are revoked.
+  await waitFor('the retried bulk revocation', async () => (await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { subject, reason: 'kill switch' })).status === 200, 15_000, 200);
+  for (const l of leases) expect(await broker.deps.store.get(l.lease_id)).toMatchObject({ status: 'revoked', reason: 'kill switch' });
+});
+
+it('the store does not count a walk on its own connection done until a replica confirms its flips', async () => {
+  replica ??= await startReplica();
+  await waitFor('/readyz ready', async () => (await ready()).status === 200, 15_000, 100);
+  const [main, walk] = await Promise.all([connectTestRedis(redis.url), connectTestRedis(redis.url)]);
+  try {
+    const store = createRedisLeaseStore({ redis: main, walkRedis: walk, prefix: uniquePrefix(), durability: { replicas: 1, waitMs: 200 } });
+    const subject = `repo:octo-org/app:walk-${uniq()}`;
+    await store.create(makeLease({ subject, rule: 'deploy' }));
+    const pid = replica.pid()!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await expect(store.revokeWhere({ rule: 'deploy', subject }, revokeInput())).rejects.toBeInstanceOf(NotReplicatedError);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // The flip stands on the primary (a retry reports 0); it was only not confirmed.
+    expect((await store.list({ subject }, { limit: 5 })).leases.map((l) => l.status)).toEqual(['revoked']);
+  } finally {
+    main.disconnect();
+    walk.disconnect();
+  }
 });
