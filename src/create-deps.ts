@@ -126,18 +126,20 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
     redis.on('ready', () => void heartbeat?.beat());
     redisReady = () => redis.status === 'ready';
+    // Bulk revocations are the API's: their walks get a connection of their own (redis-store.ts),
+    // opened beside the main one.
+    const walkRedis = config.role === 'worker' ? undefined : connectRedis(config.redisUrl, commandOpts);
+    // An outage shows on both connections; the main one's listener above reports it.
+    walkRedis?.on('error', (err) => log.debug({ err: err.message, redis: where }, 'redis connection error (bulk revocations)'));
     const deployment = { minReplicas: config.redisMinReplicas, allowEviction: config.allowEviction };
     await checkEvictionAtStart(redis, deployment, log).catch((err: unknown) => {
+      walkRedis?.disconnect();
       redis.disconnect();
       throw err;
     });
     checkDeployment = () => deploymentReadiness(redis, deployment);
     signingRecord = createRedisSigningRecord(redis, config.redisPrefix);
     audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
-    // Bulk revocations are the API's: their walks get a connection of their own (redis-store.ts).
-    const walkRedis = config.role === 'worker' ? undefined : connectRedis(config.redisUrl, commandOpts);
-    // An outage shows on both connections; the main one's listener above reports it.
-    walkRedis?.on('error', (err) => log.debug({ err: err.message, redis: where }, 'redis connection error (bulk revocations)'));
     store = createRedisLeaseStore({
       redis,
       ...(walkRedis ? { walkRedis } : {}),

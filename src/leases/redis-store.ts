@@ -69,7 +69,8 @@ export interface RedisLeaseStoreOptions {
   /**
    * A second connection, also the caller's, for the walks of bulk revocations (revokeWhere). On
    * the main one an exchange's script queued behind a walk's pipelined steps; on its own it waits
-   * at most for the step Redis is running. Default: `redis`.
+   * at most for the step Redis is running. A walk that starts while it is not ready goes over
+   * `redis`. Default: `redis`.
    */
   walkRedis?: RedisClient;
   /**
@@ -107,8 +108,12 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const maxlen = opts.auditMaxLenPerShard ?? DEFAULT_AUDIT_MAXLEN;
   const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s);
   const durability = opts.durability ?? NO_WAIT;
-  // WAIT counts what its own connection wrote: a walk's steps are confirmed on the walk's connection.
-  const walker = opts.walkRedis ?? redis;
+  /**
+   * The connection a walk goes over, chosen once per walk since WAIT confirms what its own
+   * connection wrote: walkRedis while it is up, else (not connected yet at start, or down while
+   * the main one is not) the main connection, so a bulk revocation fails only when Redis does.
+   */
+  const walkConnection = (): RedisClient => (opts.walkRedis && opts.walkRedis.status === 'ready' ? opts.walkRedis : redis);
 
   const io = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
@@ -157,6 +162,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     selector: LeaseSelector,
     input: RevokeInput,
     keep: string | undefined,
+    walker: RedisClient,
   ): Promise<string[]> {
     const scanKey = source.kind === 'due' ? keys.due(shard) : keys.index(shard, source.kind);
     const name = source.kind === 'due' ? '' : source.name;
@@ -391,16 +397,17 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         throw new TypeError('revokeWhere(): the selector needs at least one of subject, rule, issuer, task_id');
       }
       const sel: LeaseSelector = { subject, rule, issuer, task_id };
+      const walker = walkConnection();
       let found: string[][];
       if (task_id !== undefined) {
         const name = taskName(task_id);
-        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'task', name }, sel, input, opts.keep));
+        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'task', name }, sel, input, opts.keep, walker));
       } else if (rule !== undefined && subject !== undefined) {
         const name = actName(rule, subject);
         found = [];
-        for (const s of shardsOfPair(rule, subject)) found.push(await revokeScan(s, { kind: 'act', name }, sel, input, opts.keep));
+        for (const s of shardsOfPair(rule, subject)) found.push(await revokeScan(s, { kind: 'act', name }, sel, input, opts.keep, walker));
       } else {
-        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'due' }, sel, input, opts.keep));
+        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'due' }, sel, input, opts.keep, walker));
       }
       // No id twice: an id has one shard, and a scan revokes a lease once (a step skips ids it saw,
       // and a later visit finds it revoked). A Set of a million ids held the event loop 0.8 s,

@@ -74,24 +74,29 @@ describe('Redis lease store', () => {
     expect([...seen].sort((a, b) => a.id!.localeCompare(b.id!))).toEqual([...stream].sort((a, b) => a.id!.localeCompare(b.id!)));
   });
 
-  it('walks bulk revocations on walkRedis alone, the connection that confirms their writes', async () => {
+  it('walks bulk revocations on walkRedis while it is up, else on the main connection', async () => {
     const prefix = uniquePrefix();
     const subject = `repo:octo-org/walk-${prefix}:ref:refs/heads/main`;
-    const leases = [makeLease({ subject, rule: 'deploy' }), makeLease({ subject, rule: 'deploy', task_id: `task-${prefix}` }), makeLease({ subject, rule: 'build' })];
+    const task = `task-${prefix}`;
     const store = createRedisLeaseStore({ redis, prefix });
-    for (const l of leases) await store.create(l);
-    // A connection that cannot reach Redis: whichever of the two a walk needs then fails.
+    const make = () => [makeLease({ subject, rule: 'deploy' }), makeLease({ subject, rule: 'deploy', task_id: task }), makeLease({ subject, rule: 'build' })];
+    // A connection that never reaches Redis (nothing listens on its port).
     const offline = new Redis({ port: await freePort(), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     offline.on('error', () => undefined);
+    // Each selector in turn, and the lease it leaves to revoke: the task's, the other deploy lease, the build lease.
+    const selectors = [{ task_id: task }, { rule: 'deploy', subject }, { subject }];
+    const expected = [1, 0, 2];
     try {
-      const stranded = createRedisLeaseStore({ redis, walkRedis: offline, prefix });
-      for (const selector of [{ rule: 'deploy', subject }, { subject }, { task_id: `task-${prefix}` }]) {
-        await expect(stranded.revokeWhere(selector, revokeInput())).rejects.toBeInstanceOf(StoreUnavailableError);
-      }
+      // The main connection down, walkRedis up: the three walk paths (task index, pair index, due) need only walkRedis.
       const walking = createRedisLeaseStore({ redis: offline, walkRedis, prefix });
-      expect(await walking.revokeWhere({ task_id: `task-${prefix}` }, revokeInput())).toEqual([leases[1]!.id]);
-      expect(await walking.revokeWhere({ rule: 'deploy', subject }, revokeInput())).toEqual([leases[0]!.id]);
-      expect(await walking.revokeWhere({ subject }, revokeInput())).toEqual([leases[2]!.id]);
+      let leases = make();
+      for (const l of leases) await store.create(l);
+      for (const [i, selector] of selectors.entries()) expect(await walking.revokeWhere(selector, revokeInput())).toEqual([leases[expected[i]!]!.id]);
+      // walkRedis not connected: the walks go over the main connection instead of failing.
+      const fallingBack = createRedisLeaseStore({ redis, walkRedis: offline, prefix });
+      leases = make();
+      for (const l of leases) await store.create(l);
+      for (const [i, selector] of selectors.entries()) expect(await fallingBack.revokeWhere(selector, revokeInput())).toEqual([leases[expected[i]!]!.id]);
       for (const l of leases) expect((await store.get(l.id))?.status).toBe('revoked');
     } finally {
       offline.disconnect();
