@@ -206,6 +206,8 @@ export interface LifecycleEnv {
 export async function startLifecycleEnv(opts: { persist?: boolean; env?: Record<string, string> } = {}): Promise<LifecycleEnv> {
   const redis = await startRedis({ persist: opts.persist ?? false });
   const client = new IORedis(redis.url);
+  // Tests stop Redis on purpose; without a listener ioredis prints each reconnect failure.
+  client.on('error', () => undefined);
   const issuers = await startIssuers();
   const broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url, ...(opts.env ? { env: opts.env } : {}) });
   const op = await operatorToken(broker.url, issuers, broker.config.issuer);
