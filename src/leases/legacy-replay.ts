@@ -20,7 +20,10 @@ export function legacyReplayRecords(redis: RedisClient, prefix: string, now: () 
   const pattern = `${globEscape(prefix)}replay:*`;
 
   async function anyLeft(): Promise<boolean> {
-    for (const node of primaries(redis)) {
+    const nodes = primaries(redis);
+    // A Cluster client that has not learnt its slots yet lists no primaries: that is not "none left".
+    if (redis.status !== 'ready' || nodes.length === 0) throw new Error('the Redis client is not ready');
+    for (const node of nodes) {
       let cursor = '0';
       do {
         const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);

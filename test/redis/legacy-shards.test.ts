@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+import { isCluster } from '../../src/redis/connect.ts';
 import { describe, expect, it } from 'vitest';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { legacyReplayRecords } from '../../src/leases/legacy-replay.ts';
@@ -77,6 +79,25 @@ describe.each(deployments)('leases of the earlier layout, on %s', (_name, start)
     await expect(store.create(makeLease(), { replay: replay('github:jti:used-before') })).rejects.toBeInstanceOf(ProofReplayedError);
     await store.create(makeLease(), { replay: replay('github:jti:fresh') });
     await expect(store.create(makeLease(), { replay: replay('github:jti:fresh') })).rejects.toBeInstanceOf(ProofReplayedError);
+  });
+
+  it('a look made before the client knows its primaries does not stop the checks', async () => {
+    const c = client();
+    // A client of the same deployment that has not connected yet (a Cluster one lists no primaries).
+    const fresh = isCluster(c)
+      ? new Cluster(c.nodes('master').map((n) => ({ host: n.options.host!, port: n.options.port! })), { lazyConnect: true })
+      : new Redis({ host: c.options.host!, port: c.options.port!, lazyConnect: true });
+    fresh.on('error', () => undefined);
+    try {
+      const prefix = uniquePrefix();
+      await c.set(`${prefix}replay:github:jti:a`, '1', 'EX', 600);
+      const earlier = legacyReplayRecords(fresh, prefix);
+      expect(await earlier.used('github:jti:a')).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await earlier.used('github:jti:a')).toBe(true);
+    } finally {
+      fresh.disconnect();
+    }
   });
 });
 
