@@ -260,6 +260,7 @@ async function bulkStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Procs,
     const duringCall = windowStats(load.samples, start, callEnd);
     const untilEffectsDone = windowStats(load.samples, start, effectsAt);
     log(`bulk storm: quiet ${describe(quiet)}; during the call ${describe(duringCall)}; until effects done ${describe(untilEffectsDone)}`);
+    for (let t = start; t < callEnd + 5_000; t += 1_000) log(`  second ${Math.round((t - start) / 1000)}: ${describe(windowStats(load.samples, t, t + 1_000))}`);
     return {
       cpuMs,
       leases: opts.bulkLeases,

@@ -11,6 +11,7 @@ import { withLogging } from './audit/log-sink.ts';
 import type { LeaseStore } from './leases/store.ts';
 import { createMemoryLeaseStore } from './leases/memory-store.ts';
 import { createRedisLeaseStore } from './leases/redis-store.ts';
+import { startWalkProcess, walkingElsewhere } from './leases/walk-process.ts';
 import { createKeyStore } from './mint/jwt/keystore.ts';
 import { startSigningHeartbeat, type SigningHeartbeat } from './mint/jwt/signing-heartbeat.ts';
 import type { SigningRecord } from './mint/jwt/signing-record.ts';
@@ -126,23 +127,21 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
     redis.on('ready', () => void heartbeat?.beat());
     redisReady = () => redis.status === 'ready';
-    // Bulk revocations are the API's: their walks get a connection of their own (redis-store.ts),
-    // opened beside the main one.
-    const walkRedis = config.role === 'worker' ? undefined : connectRedis(config.redisUrl, commandOpts);
-    // An outage shows on both connections; the main one's listener above reports it.
-    walkRedis?.on('error', (err) => log.debug({ err: err.message, redis: where }, 'redis connection error (bulk revocations)'));
     const deployment = { minReplicas: config.redisMinReplicas, allowEviction: config.allowEviction };
     await checkEvictionAtStart(redis, deployment, log).catch((err: unknown) => {
-      walkRedis?.disconnect();
       redis.disconnect();
       throw err;
     });
     checkDeployment = () => deploymentReadiness(redis, deployment);
     signingRecord = createRedisSigningRecord(redis, config.redisPrefix);
     audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
-    store = createRedisLeaseStore({
+    const onUnreadable = (id: string): void => {
+      log.error({ lease_id: id }, 'unreadable lease');
+      metrics.unreadableRecords.inc();
+    };
+    const durability = { replicas: config.redisMinReplicas, waitMs: config.redisWaitMs };
+    const redisStore = createRedisLeaseStore({
       redis,
-      ...(walkRedis ? { walkRedis } : {}),
       prefix: config.redisPrefix,
       retentionSeconds: config.retentionSeconds,
       // Each shard stream may hold the whole cap; the worker's audit trim keeps the total to it.
@@ -150,20 +149,33 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
       onAuditEvent: logAudit,
       // Such a record stops no other ending; it is reported here, once, for an operator to look at.
-      onUnreadable: (id) => {
-        log.error({ lease_id: id }, 'unreadable lease');
-        metrics.unreadableRecords.inc();
-      },
-      durability: { replicas: config.redisMinReplicas, waitMs: config.redisWaitMs },
+      onUnreadable,
+      durability,
     });
+    // Bulk revocations are the API's: their walks run in a process of their own (walk-process.ts).
+    store =
+      config.role === 'worker'
+        ? redisStore
+        : walkingElsewhere(
+            redisStore,
+            startWalkProcess({
+              redisUrl: config.redisUrl,
+              ...(commandOpts.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: commandOpts.commandTimeoutMs }),
+              prefix: config.redisPrefix,
+              retentionSeconds: config.retentionSeconds,
+              durability,
+              onUnreadable,
+              onError: (err) => log.warn({ err: err.message }, 'bulk revocation process failed; bulk revocations walk in the API process until it is back'),
+            }),
+          );
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });
     bull.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error (revocation queue)'));
     revocations = createBullmqRevocationQueue(bull, config.redisPrefix);
     closeBackends = async () => {
       await revocations.close();
+      await store.close();
       bull.disconnect();
-      walkRedis?.disconnect();
       redis.disconnect();
     };
   } else {

@@ -67,13 +67,6 @@ export interface RedisLeaseStoreOptions {
   retentionSeconds?: number;
   auditMaxLenPerShard?: number;
   /**
-   * A second connection, also the caller's, for the walks of bulk revocations (revokeWhere). On
-   * the main one an exchange's script queued behind a walk's pipelined steps; on its own it waits
-   * at most for the step Redis is running. A walk that starts while it is not ready goes over
-   * `redis`. Default: `redis`.
-   */
-  walkRedis?: RedisClient;
-  /**
    * Called with each ending's audit event after the script that ended the lease wrote it to the
    * stream, so the process that ran the ending can also log it (once). Must not throw.
    */
@@ -108,12 +101,6 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const maxlen = opts.auditMaxLenPerShard ?? DEFAULT_AUDIT_MAXLEN;
   const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s);
   const durability = opts.durability ?? NO_WAIT;
-  /**
-   * The connection a walk goes over, chosen once per walk since WAIT confirms what its own
-   * connection wrote: walkRedis while it is up, else (not connected yet at start, or down while
-   * the main one is not) the main connection, so a bulk revocation fails only when Redis does.
-   */
-  const walkConnection = (): RedisClient => (opts.walkRedis && opts.walkRedis.status === 'ready' ? opts.walkRedis : redis);
 
   const io = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
@@ -162,7 +149,6 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     selector: LeaseSelector,
     input: RevokeInput,
     keep: string | undefined,
-    walker: RedisClient,
   ): Promise<string[]> {
     const scanKey = source.kind === 'due' ? keys.due(shard) : keys.index(shard, source.kind);
     const name = source.kind === 'due' ? '' : source.name;
@@ -179,14 +165,14 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       // double), so they go in at the ZSET's tail; see REVOKE_SCAN.
       const pendingScore = pendingFrom + Math.min(steps++, 1_000_000) / 1024;
       const [next, revoked, bad] = (await io('revokeWhere', () =>
-        runScript(walker, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
+        runScript(redis, REVOKE_SCAN, [scanKey, keys.pending(shard), keys.leases(shard)], [
           keys.base(shard), cursor, SCAN_COUNT, input.at, wf(input.reason), wf(input.by), revokedMs,
           // `keep` is a lease id, the record's key and not in its JSON: never a needle.
           JSON.stringify(keep === undefined ? sel : { ...sel, keep }), source.kind, name, retentionMs, pendingScore, ...needles,
         ]),
       )) as [string, string[], string[]];
       unreadable(bad);
-      if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(walker, durability, keys.leases(shard)));
+      if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(redis, durability, keys.leases(shard)));
       return [next, revoked];
     };
     // Through an index, Node works out the flips between a read and a write script, as the sweep
@@ -197,7 +183,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     type Read = [ids: string[], raws: string[], spilled: number];
     const read = (kind: 'act' | 'task', cursor: string): Promise<Read> => {
       const r = io('revokeWhere', () =>
-        runScript(walker, WALK_READ, [keys.index(shard, kind), keys.leases(shard)], [keys.base(shard), kind, name, cursor, SCAN_COUNT]),
+        runScript(redis, WALK_READ, [keys.index(shard, kind), keys.leases(shard)], [keys.base(shard), kind, name, cursor, SCAN_COUNT]),
       ) as Promise<Read>;
       // A read sent ahead may be left behind by a failing write: its failure is that write's.
       r.catch(() => undefined);
@@ -226,7 +212,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           const op = p.op === 'revoke' ? 'r' : p.op === 'stale' ? 's' : 'k';
           args.push(stepIds[i]!, op, raws[i] ?? '', p.op === 'revoke' ? p.record : '', p.op === 'revoke' ? p.other : '');
         });
-        const applying = io('revokeWhere', () => runScript(walker, WALK_APPLY, [keys.pending(shard), keys.leases(shard)], args)) as Promise<[number[], string]>;
+        const applying = io('revokeWhere', () => runScript(redis, WALK_APPLY, [keys.pending(shard), keys.leases(shard)], args)) as Promise<[number[], string]>;
         // A step that keeps nothing leaves the anchor where it was: the next read goes out now,
         // behind this write on the connection, so Redis runs it as soon as the write is done. Were
         // an entry kept after all (its record changed meanwhile), that read sees it again: an
@@ -234,7 +220,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         const ahead = more && plans.every((p) => p.op !== 'keep') ? { at: cursor, read: read(kind, cursor) } : null;
         const [applied, to] = await applying;
         const revoked = stepIds.filter((_, i) => plans[i]!.op === 'revoke' && applied[i] === 1);
-        if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(walker, durability, keys.leases(shard)));
+        if (revoked.length > 0) await io('revokeWhere', () => waitForReplicas(redis, durability, keys.leases(shard)));
         for (const id of revoked) ids.push(id);
         if (to !== '0') next = ahead ?? { at: to, read: read(kind, to) };
       }
@@ -397,17 +383,16 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         throw new TypeError('revokeWhere(): the selector needs at least one of subject, rule, issuer, task_id');
       }
       const sel: LeaseSelector = { subject, rule, issuer, task_id };
-      const walker = walkConnection();
       let found: string[][];
       if (task_id !== undefined) {
         const name = taskName(task_id);
-        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'task', name }, sel, input, opts.keep, walker));
+        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'task', name }, sel, input, opts.keep));
       } else if (rule !== undefined && subject !== undefined) {
         const name = actName(rule, subject);
         found = [];
-        for (const s of shardsOfPair(rule, subject)) found.push(await revokeScan(s, { kind: 'act', name }, sel, input, opts.keep, walker));
+        for (const s of shardsOfPair(rule, subject)) found.push(await revokeScan(s, { kind: 'act', name }, sel, input, opts.keep));
       } else {
-        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'due' }, sel, input, opts.keep, walker));
+        found = await mapInLanes(shards, WALK_LANES, (s) => revokeScan(s, { kind: 'due' }, sel, input, opts.keep));
       }
       // No id twice: an id has one shard, and a scan revokes a lease once (a step skips ids it saw,
       // and a later visit finds it revoked). A Set of a million ids held the event loop 0.8 s,

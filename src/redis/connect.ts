@@ -23,6 +23,8 @@ export interface ConnectOptions {
   once?: { timeoutMs: number };
   /** Per-command timeout (default 2000 ms); longer when a WAIT must fit in it. */
   commandTimeoutMs?: number;
+  /** CLIENT SETNAME of each connection, so an operator's CLIENT LIST tells which one it is. */
+  name?: string;
 }
 
 /**
@@ -74,6 +76,7 @@ function nodeOptions(target: RedisTarget, opts: ConnectOptions): RedisOptions {
     ...(target.username ? { username: target.username } : {}),
     ...(target.password ? { password: target.password } : {}),
     ...(target.tls ? { tls: {} } : {}),
+    ...(opts.name ? { connectionName: opts.name } : {}),
     maxRetriesPerRequest: opts.forBullmq ? null : 1,
     connectTimeout: timeoutMs,
     ...(opts.forBullmq ? {} : { commandTimeout }),

@@ -7,14 +7,14 @@ import { uniquePrefix } from './redis-client.ts';
 
 /**
  * The one suite every store passes, on a real Redis deployment the file starts (Cluster, Sentinel)
- * and reaches through `REDIS_URL`'s clients as the broker does (bulk revocations' walks on a second).
+ * and reaches through `REDIS_URL`'s client as the broker does.
  */
 export function deploymentContracts(name: string, start: StartDeployment): void {
   const client = withDeploymentClient(start);
 
   leaseStoreContract(name, async (opts = {}) => {
     const prefix = uniquePrefix();
-    return { store: createRedisLeaseStore({ redis: client(), walkRedis: client.walk(), prefix, ...opts }), audit: createRedisAuditLog({ redis: client(), prefix }) };
+    return { store: createRedisLeaseStore({ redis: client(), prefix, ...opts }), audit: createRedisAuditLog({ redis: client(), prefix }) };
   });
   auditLogContract(name, async (caps = {}) => createRedisAuditLog({ redis: client(), prefix: uniquePrefix(), ...caps }));
 }

@@ -1,31 +1,23 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
 import type { AuditEvent } from '../../src/audit/events.ts';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { shardOfSubject } from '../../src/redis/keys.ts';
-import { freePort, startRedis } from '../helpers/redis-server.ts';
+import { startRedis } from '../helpers/redis-server.ts';
 import { leaseStoreContract } from './lease-store.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
 import { connectTestRedis, uniquePrefix, withTestRedis } from './redis-client.ts';
 
 let redis: Redis;
-let walkRedis: Redis;
-let url: string;
-withTestRedis((r, server) => {
+withTestRedis((r) => {
   redis = r;
-  url = server.url;
 });
-beforeAll(async () => {
-  walkRedis = await connectTestRedis(url);
-});
-afterAll(() => walkRedis?.disconnect());
 
-// Bulk revocations walk on a second connection, as the broker's do.
 leaseStoreContract('redis', async (opts = {}) => {
   const prefix = uniquePrefix();
-  return { store: createRedisLeaseStore({ redis, walkRedis, prefix, ...opts }), audit: createRedisAuditLog({ redis, prefix }) };
+  return { store: createRedisLeaseStore({ redis, prefix, ...opts }), audit: createRedisAuditLog({ redis, prefix }) };
 });
 
 describe('Redis lease store', () => {
@@ -72,35 +64,6 @@ describe('Redis lease store', () => {
     const stream = (await createRedisAuditLog({ redis, prefix }).list({ limit: 10 })).events;
     expect(seen.map((e) => e.type).sort()).toEqual(['lease.expired', 'lease.revoked']);
     expect([...seen].sort((a, b) => a.id!.localeCompare(b.id!))).toEqual([...stream].sort((a, b) => a.id!.localeCompare(b.id!)));
-  });
-
-  it('walks bulk revocations on walkRedis while it is up, else on the main connection', async () => {
-    const prefix = uniquePrefix();
-    const subject = `repo:octo-org/walk-${prefix}:ref:refs/heads/main`;
-    const task = `task-${prefix}`;
-    const store = createRedisLeaseStore({ redis, prefix });
-    const make = () => [makeLease({ subject, rule: 'deploy' }), makeLease({ subject, rule: 'deploy', task_id: task }), makeLease({ subject, rule: 'build' })];
-    // A connection that never reaches Redis (nothing listens on its port).
-    const offline = new Redis({ port: await freePort(), lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    offline.on('error', () => undefined);
-    // Each selector in turn, and the lease it leaves to revoke: the task's, the other deploy lease, the build lease.
-    const selectors = [{ task_id: task }, { rule: 'deploy', subject }, { subject }];
-    const expected = [1, 0, 2];
-    try {
-      // The main connection down, walkRedis up: the three walk paths (task index, pair index, due) need only walkRedis.
-      const walking = createRedisLeaseStore({ redis: offline, walkRedis, prefix });
-      let leases = make();
-      for (const l of leases) await store.create(l);
-      for (const [i, selector] of selectors.entries()) expect(await walking.revokeWhere(selector, revokeInput())).toEqual([leases[expected[i]!]!.id]);
-      // walkRedis not connected: the walks go over the main connection instead of failing.
-      const fallingBack = createRedisLeaseStore({ redis, walkRedis: offline, prefix });
-      leases = make();
-      for (const l of leases) await store.create(l);
-      for (const [i, selector] of selectors.entries()) expect(await fallingBack.revokeWhere(selector, revokeInput())).toEqual([leases[expected[i]!]!.id]);
-      for (const l of leases) expect((await store.get(l.id))?.status).toBe('revoked');
-    } finally {
-      offline.disconnect();
-    }
   });
 
   it('refuses an ioredis keyPrefix and a prefix that would break hash tags', async () => {

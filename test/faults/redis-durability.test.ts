@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { startWalkProcess } from '../../src/leases/walk-process.ts';
 import { NotReplicatedError } from '../../src/redis/replicated-write.ts';
 import { makeLease, revokeInput } from '../contract/lease-fixtures.ts';
 import { connectTestRedis, uniquePrefix } from '../contract/redis-client.ts';
@@ -108,25 +109,29 @@ it('a bulk revocation that no replica confirms answers 503, with its flips confi
   for (const l of leases) expect(await broker.deps.store.get(l.lease_id)).toMatchObject({ status: 'revoked', reason: 'kill switch' });
 });
 
-it('the store does not count a walk on its own connection done until a replica confirms its flips', async () => {
+it('the bulk revocation process does not count a walk done until a replica confirms its flips', async () => {
   replica ??= await startReplica();
   await waitFor('/readyz ready', async () => (await ready()).status === 200, 15_000, 100);
-  const [main, walk] = await Promise.all([connectTestRedis(redis.url), connectTestRedis(redis.url)]);
+  const main = await connectTestRedis(redis.url);
+  const prefix = uniquePrefix();
+  const durability = { replicas: 1, waitMs: 200 };
+  const walker = startWalkProcess({ redisUrl: redis.url, prefix, retentionSeconds: 3600, durability, onUnreadable: () => undefined, onError: () => undefined });
   try {
-    const store = createRedisLeaseStore({ redis: main, walkRedis: walk, prefix: uniquePrefix(), durability: { replicas: 1, waitMs: 200 } });
+    const store = createRedisLeaseStore({ redis: main, prefix, durability });
     const subject = `repo:octo-org/app:walk-${uniq()}`;
     await store.create(makeLease({ subject, rule: 'deploy' }));
     const pid = replica.pid()!;
     process.kill(pid, 'SIGSTOP');
     try {
-      await expect(store.revokeWhere({ rule: 'deploy', subject }, revokeInput())).rejects.toBeInstanceOf(NotReplicatedError);
+      // The walker's WAIT, on the connection that wrote the flips, is what is not confirmed.
+      await expect(walker.revokeWhere({ rule: 'deploy', subject }, revokeInput(), {})).rejects.toBeInstanceOf(NotReplicatedError);
     } finally {
       process.kill(pid, 'SIGCONT');
     }
     // The flip stands on the primary (a retry reports 0); it was only not confirmed.
     expect((await store.list({ subject }, { limit: 5 })).leases.map((l) => l.status)).toEqual(['revoked']);
   } finally {
+    await walker.close();
     main.disconnect();
-    walk.disconnect();
   }
 });

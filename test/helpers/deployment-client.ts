@@ -3,8 +3,8 @@ import { connectRedis, whenReady, type RedisClient } from '../../src/redis/conne
 
 export type StartDeployment = () => Promise<{ url: string; destroy(): Promise<void> }>;
 
-/** The getter of a file's client; `.walk()` gets a second one, as the broker gives bulk revocations. */
-export type DeploymentClient = (() => RedisClient) & { walk(): RedisClient };
+/** The getter of a file's client. */
+export type DeploymentClient = () => RedisClient;
 
 /**
  * Starts a real Redis deployment (one server, Sentinel, Cluster) before the file's tests and reaches
@@ -12,21 +12,19 @@ export type DeploymentClient = (() => RedisClient) & { walk(): RedisClient };
  */
 export function withDeploymentClient(start: StartDeployment): DeploymentClient {
   let deployment: Awaited<ReturnType<StartDeployment>> | undefined;
-  let clients: RedisClient[] = [];
+  let client: RedisClient | undefined;
   beforeAll(async () => {
     deployment = await start();
-    clients = [connectRedis(deployment.url), connectRedis(deployment.url)];
-    for (const c of clients) c.on('error', () => undefined);
-    await Promise.all(clients.map((c) => whenReady(c, 10_000)));
+    client = connectRedis(deployment.url);
+    client.on('error', () => undefined);
+    await whenReady(client, 10_000);
   }, 120_000);
   afterAll(async () => {
-    for (const c of clients) c.disconnect();
+    client?.disconnect();
     await deployment?.destroy();
   });
-  const get = (i: number) => (): RedisClient => {
-    const c = clients[i];
-    if (!c) throw new Error('the deployment is not up yet');
-    return c;
+  return (): RedisClient => {
+    if (!client) throw new Error('the deployment is not up yet');
+    return client;
   };
-  return Object.assign(get(0), { walk: get(1) });
 }

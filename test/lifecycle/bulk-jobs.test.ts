@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { QUEUE_NAME } from '../../src/revocation/bullmq-queue.ts';
+import { WALK_CONNECTION_NAME } from '../../src/leases/walk-process-wire.ts';
 import { api, endingEvents, leaseFor, pool, startLifecycleEnv, waitFor, type LifecycleEnv } from './harness.ts';
 
 // A kill switch over thousands of leases: its effects go out as several bounded revoke jobs (not one
@@ -21,6 +22,9 @@ it('a bulk revocation of 12,000 leases is carried out in jobs of at most 5,000 i
   try {
     const res = await api(env.broker.url, 'POST', '/v1/leases/revoke', env.op.token, { subject, reason: 'kill switch' });
     expect(res.body).toEqual({ revoked: 12_000 });
+    // The walk ran in the API's bulk revocation process, over that process's own connection.
+    const clients = ((await env.client.client('LIST')) as string).split('\n');
+    expect(clients.filter((c) => c.includes(` name=${WALK_CONNECTION_NAME} `)).map((c) => / cmd=(\S+)/.exec(c)?.[1])).toEqual(['evalsha']);
     const ended = await waitFor('every lease to end', async () => {
       const events = await endingEvents(env.client, env.broker.config.redisPrefix);
       return leases.every((l) => events.has(l.id)) ? events : null;

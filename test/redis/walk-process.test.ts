@@ -1,0 +1,125 @@
+/**
+ * Bulk revocations walk in a process of their own (src/leases/walk-process.ts), with its own Redis
+ * connection: a real forked process, real Redis, real scripts. What the API process gets back must
+ * be what an in-process walk returns, errors included, and a walker that cannot walk must never
+ * make a bulk revocation fail while Redis is up.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { startWalkProcess, walkingElsewhere, type WalkProcess } from '../../src/leases/walk-process.ts';
+import { WALK_CONNECTION_NAME } from '../../src/leases/walk-process-wire.ts';
+import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
+import { redisKeys } from '../../src/redis/keys.ts';
+import { NO_WAIT, NotReplicatedError, type Durability } from '../../src/redis/replicated-write.ts';
+import type { TestRedis } from '../helpers/redis-server.ts';
+import { freePort } from '../helpers/redis-server.ts';
+import { makeLease, revokeInput } from '../contract/lease-fixtures.ts';
+import { uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
+import { pool } from '../lifecycle/harness.ts';
+
+let redis: Redis;
+let server: TestRedis;
+withTestRedis((r, s) => {
+  redis = r;
+  server = s;
+});
+
+const walkers: WalkProcess[] = [];
+afterAll(async () => {
+  await Promise.all(walkers.map((w) => w.close()));
+});
+
+function setup(opts: { redisUrl?: string; durability?: Durability } = {}) {
+  const prefix = uniquePrefix();
+  const unreadable: string[] = [];
+  const errors: Error[] = [];
+  const durability = opts.durability ?? NO_WAIT;
+  const walker = startWalkProcess({
+    redisUrl: opts.redisUrl ?? server.url,
+    prefix,
+    retentionSeconds: 3600,
+    durability,
+    onUnreadable: (id) => unreadable.push(id),
+    onError: (err) => errors.push(err),
+  });
+  walkers.push(walker);
+  const store = createRedisLeaseStore({ redis, prefix, durability });
+  return { prefix, walker, store, unreadable, errors };
+}
+
+/** The walker's connection as CLIENT LIST shows it: its last command. */
+async function walkConnectionLastCommand(): Promise<string[]> {
+  const list = (await redis.client('LIST')) as string;
+  return list.split('\n').filter((l) => l.includes(` name=${WALK_CONNECTION_NAME} `)).map((l) => / cmd=(\S+)/.exec(l)?.[1] ?? '');
+}
+
+describe('the bulk revocation process', () => {
+  it('revokes every match over its own connection and hands back every id, over several messages', async () => {
+    const { walker, store } = setup();
+    const subject = 'repo:octo-org/kill-switch:ref:refs/heads/main';
+    const leases = Array.from({ length: 12_500 }, () => makeLease({ subject }));
+    const other = makeLease({ subject: 'repo:octo-org/bystander:ref:refs/heads/main' });
+    await pool([...leases, other], 64, (l) => store.create(l));
+
+    const ids = await walker.revokeWhere({ rule: 'app-deploy', subject }, revokeInput(), {});
+    expect(ids).not.toBeNull();
+    expect([...ids!].sort()).toEqual(leases.map((l) => l.id).sort());
+    for (const l of [leases[0]!, leases[6_000]!, leases[12_499]!]) expect((await store.get(l.id))?.status).toBe('revoked');
+    expect((await store.get(other.id))?.status).toBe('active');
+    // The walk went over the walker's connection (its last command is a walk script), not ours.
+    expect(await walkConnectionLastCommand()).toContain('evalsha');
+  }, 60_000);
+
+  it('throws in the API process what the walk threw: not replicated, and a selector that selects nothing', async () => {
+    const { walker, prefix } = setup({ durability: { replicas: 1, waitMs: 50 } });
+    // Written without WAIT: this Redis has no replica, so the walker's WAIT never holds.
+    const plain = createRedisLeaseStore({ redis, prefix });
+    const lease = makeLease();
+    await plain.create(lease);
+    const err = await walker.revokeWhere({ subject: lease.subject }, revokeInput(), {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NotReplicatedError);
+    expect(err).toMatchObject({ acked: 0, wanted: 1, status: 503 });
+    // The flip was written before the WAIT: a retry (once a replica confirms) finds it done.
+    expect((await plain.get(lease.id))?.status).toBe('revoked');
+
+    await expect(walker.revokeWhere({}, revokeInput(), {})).rejects.toThrow(TypeError);
+  }, 30_000);
+
+  it('reports a record it cannot read to the API process, once, and still revokes the rest', async () => {
+    const { walker, store, prefix, unreadable } = setup();
+    const issuer = 'gitlab-self-managed';
+    const good = makeLease({ issuer });
+    const bad = makeLease({ issuer, subject: 'repo:octo-org/other' });
+    await store.create(good);
+    await store.create(bad);
+    // Not a lease: cut short, but still holding the selector's value, so the walk decodes it.
+    await redis.hset(redisKeys(prefix).leases(shardOfLeaseId(bad.id)), bad.id, `["jwt","active","app-deploy","${issuer}"`);
+
+    // No index fits an issuer: the walk scans every shard's schedule.
+    const ids = await walker.revokeWhere({ issuer }, revokeInput(), {});
+    expect(ids).toEqual([good.id]);
+    expect(unreadable).toEqual([bad.id]);
+    expect(await walker.revokeWhere({ issuer }, revokeInput(), {})).toEqual([]);
+    expect(unreadable).toEqual([bad.id]);
+  }, 30_000);
+
+  it('while its connection is down, hands the walk back, and the store walks it itself', async () => {
+    const { walker, store } = setup({ redisUrl: `redis://127.0.0.1:${await freePort()}` });
+    const lease = makeLease();
+    await store.create(lease);
+    expect(await walker.revokeWhere({ subject: lease.subject }, revokeInput(), {})).toBeNull();
+    const both = walkingElsewhere(store, walker);
+    expect(await both.revokeWhere({ subject: lease.subject }, revokeInput(), {})).toEqual([lease.id]);
+    expect((await store.get(lease.id))?.status).toBe('revoked');
+  }, 30_000);
+
+  it('once closed, hands every walk back', async () => {
+    const { walker, store } = setup();
+    const lease = makeLease();
+    await store.create(lease);
+    await walker.close();
+    expect(await walker.revokeWhere({ subject: lease.subject }, revokeInput(), {})).toBeNull();
+    expect(await walkingElsewhere(store, walker).revokeWhere({ subject: lease.subject }, revokeInput(), {})).toEqual([lease.id]);
+  }, 30_000);
+});
