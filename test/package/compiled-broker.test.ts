@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startRedis, freePort, type TestRedis } from '../helpers/redis-server.ts';
 import { startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';
@@ -10,6 +11,7 @@ import { ROOT } from '../helpers/build.ts';
 import { e2ePolicy } from '../helpers/policies.ts';
 import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { WALK_CONNECTION_NAME } from '../../src/leases/walk-process-wire.ts';
 
 // The production start command, exactly: `node dist/main.js`. The pid an operator signals is the
 // broker's own, so SIGHUP reloads it (through npm or tsx it would kill a wrapper instead).
@@ -61,4 +63,14 @@ it('SIGHUP to the `node dist/main.js` process loads a new signing key into the J
   await waitFor('the new key in the JWKS', async () => (await jwksKids()).includes(kid), 10_000, 50);
   expect(child.exitCode).toBeNull();
   expect((await fetch(`${url}/healthz`)).status).toBe(200);
+});
+
+it('forks its bulk-revocation walker from dist/, which connects to Redis under its own name', async () => {
+  const observer = new Redis(redis.url);
+  try {
+    const walkerConnected = async (): Promise<boolean> => ((await observer.client('LIST')) as string).includes(` name=${WALK_CONNECTION_NAME} `);
+    await waitFor('the walker\'s connection', walkerConnected, 10_000, 100);
+  } finally {
+    observer.disconnect();
+  }
 });
