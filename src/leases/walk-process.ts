@@ -25,6 +25,8 @@ export interface WalkProcessOptions extends WalkerConfig {
 export interface WalkProcess {
   /** The ids revoked, or null when the walker cannot take the walk now (the caller walks). */
   revokeWhere(selector: LeaseSelector, input: RevokeInput, opts: RevokeWhereOptions): Promise<string[] | null>;
+  /** The walker's pid while it runs (for an operator's ps, and the tests). */
+  pid(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -163,6 +165,7 @@ export function startWalkProcess(opts: WalkProcessOptions): WalkProcess {
         send(c, { call, selector, input, opts: walkOpts });
       });
     },
+    pid: () => child?.pid,
     async close() {
       closed = true;
       const c = child;

@@ -16,7 +16,8 @@ import type { TestRedis } from '../helpers/redis-server.ts';
 import { freePort } from '../helpers/redis-server.ts';
 import { makeLease, revokeInput } from '../contract/lease-fixtures.ts';
 import { uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
-import { pool } from '../lifecycle/harness.ts';
+import { pool, waitFor } from '../lifecycle/harness.ts';
+import { StoreUnavailableError } from '../../src/errors.ts';
 
 let redis: Redis;
 let server: TestRedis;
@@ -113,6 +114,27 @@ describe('the bulk revocation process', () => {
     expect(await both.revokeWhere({ subject: lease.subject }, revokeInput(), {})).toEqual([lease.id]);
     expect((await store.get(lease.id))?.status).toBe('revoked');
   }, 30_000);
+
+  it('killed mid-walk, fails the walk as unavailable (503, retried), and the store walks until it is back', async () => {
+    const { walker, store, prefix, errors } = setup();
+    const subject = 'repo:octo-org/killed-walker:ref:refs/heads/main';
+    const n = 50_000;
+    const leases = Array.from({ length: n }, () => makeLease({ subject }));
+    await pool(leases, 64, (l) => store.create(l));
+    const walking = walker.revokeWhere({ rule: 'app-deploy', subject }, revokeInput(), {});
+    // Once its first flips are in (a flipped lease waits in pending for its effects), the walker dies.
+    const pending = redisKeys(prefix).pending(shardOfLeaseId(leases[0]!.id));
+    await waitFor('the walk to be under way', async () => (await redis.zcard(pending)) > 0, 10_000, 2);
+    process.kill(walker.pid()!, 'SIGKILL');
+    await expect(walking).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(errors.map((e) => e.message).join()).toMatch(/exited \(SIGKILL\)/);
+    // It is not forked again at once: the wrapped store walks what is left itself.
+    expect(await walker.revokeWhere({ subject }, revokeInput(), {})).toBeNull();
+    const rest = await walkingElsewhere(store, walker).revokeWhere({ rule: 'app-deploy', subject }, revokeInput(), {});
+    expect(rest.length).toBeGreaterThan(0);
+    expect(rest.length).toBeLessThan(n);
+    expect(await redis.zcard(pending)).toBe(n);
+  }, 60_000);
 
   it('once closed, hands every walk back', async () => {
     const { walker, store } = setup();
