@@ -25,7 +25,7 @@ import { startProofIssuer, type ProofIssuer } from './proof-issuer.ts';
 import { cpuSeconds } from './load-generator.ts';
 import { formatProfile, summarizeProfile } from './profile.ts';
 import { RESULTS_DIR } from './child.ts';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { log, redisPid, sleep, summarize, waitUntil, type Summary } from './util.ts';
 
@@ -117,8 +117,19 @@ interface Procs { api: ChildServer; worker: ChildServer; redisPid: number }
  * CPU milliseconds each process used over a window (where a storm's cost lands), and with
  * BENCH_STORM_PROFILE=1 a V8 CPU profile of the API and worker processes over it.
  */
+/** A process's children, from /proc (Linux); none where that cannot be read. */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 async function watch(p: Procs, tag: string): Promise<() => Promise<Record<string, number>>> {
-  const pids = { api: p.api.pid, worker: p.worker.pid, redis: p.redisPid };
+  // The API's bulk-revocation walker is a process of its own (src/revocation/walk-process.ts).
+  const walker = childPids(p.api.pid)[0];
+  const pids = { api: p.api.pid, ...(walker ? { walker } : {}), worker: p.worker.pid, redis: p.redisPid };
   const profile = process.env.BENCH_STORM_PROFILE === '1';
   if (profile) await Promise.all([p.api.profileStart(), p.worker.profileStart()]);
   const c0 = cpuSeconds(pids);

@@ -11,7 +11,7 @@ import { withLogging } from './audit/log-sink.ts';
 import type { LeaseStore } from './leases/store.ts';
 import { createMemoryLeaseStore } from './leases/memory-store.ts';
 import { createRedisLeaseStore } from './leases/redis-store.ts';
-import { startWalkProcess, walkingElsewhere } from './leases/walk-process.ts';
+import { startWalkProcess, type WalkProcess } from './revocation/walk-process.ts';
 import { createKeyStore } from './mint/jwt/keystore.ts';
 import { startSigningHeartbeat, type SigningHeartbeat } from './mint/jwt/signing-heartbeat.ts';
 import type { SigningRecord } from './mint/jwt/signing-record.ts';
@@ -107,6 +107,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   });
 
   let store: LeaseStore;
+  let walker: WalkProcess | undefined;
   let audit: AuditLog;
   let closeBackends: () => Promise<void>;
   let revocations: Deps['revocations'];
@@ -140,7 +141,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       metrics.unreadableRecords.inc();
     };
     const durability = { replicas: config.redisMinReplicas, waitMs: config.redisWaitMs };
-    const redisStore = createRedisLeaseStore({
+    store = createRedisLeaseStore({
       redis,
       prefix: config.redisPrefix,
       retentionSeconds: config.retentionSeconds,
@@ -153,28 +154,25 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       durability,
     });
     // Bulk revocations are the API's: their walks run in a process of their own (walk-process.ts).
-    store =
+    walker =
       config.role === 'worker'
-        ? redisStore
-        : walkingElsewhere(
-            redisStore,
-            startWalkProcess({
-              redisUrl: config.redisUrl,
-              ...(commandOpts.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: commandOpts.commandTimeoutMs }),
-              prefix: config.redisPrefix,
-              retentionSeconds: config.retentionSeconds,
-              durability,
-              onUnreadable,
-              onError: (err) => log.warn({ err: err.message }, 'bulk revocation process failed; bulk revocations walk in the API process until it is back'),
-            }),
-          );
+        ? undefined
+        : startWalkProcess({
+            redisUrl: config.redisUrl,
+            ...(commandOpts.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: commandOpts.commandTimeoutMs }),
+            prefix: config.redisPrefix,
+            retentionSeconds: config.retentionSeconds,
+            durability,
+            onUnreadable,
+            onError: (err) => log.warn({ err: err.message }, 'bulk revocation process failed; bulk revocations walk in the API process until it is back'),
+          });
     rateLimiter = createRedisRateLimiter(redis, config.redisPrefix, config.rateLimitPerIp);
     const bull = connectRedis(config.redisUrl, { forBullmq: true });
     bull.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error (revocation queue)'));
     revocations = createBullmqRevocationQueue(bull, config.redisPrefix);
     closeBackends = async () => {
       await revocations.close();
-      await store.close();
+      await walker?.close();
       bull.disconnect();
       redis.disconnect();
     };
@@ -233,6 +231,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     },
     ca,
     revocations,
+    ...(walker ? { walker } : {}),
     rateLimiter,
     now,
     async ready() {

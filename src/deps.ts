@@ -8,6 +8,7 @@ import type { Metrics } from './observability/metrics.ts';
 import type { Policy } from './policy/types.ts';
 import type { ProofVerifier } from './proofs/proof-verifier.ts';
 import type { RevocationQueue } from './revocation/queue.ts';
+import type { WalkProcess } from './revocation/walk-process.ts';
 import type { RateLimiter } from './rate-limit/rate-limiter.ts';
 
 /** Everything a request handler or the worker needs; built once by createDeps, reached via c.get('deps'). */
@@ -26,6 +27,8 @@ export interface Deps {
   /** Null when no CA is configured: certificate requests are then refused. */
   ca: CertificateAuthority | null;
   revocations: RevocationQueue;
+  /** API processes on Redis: the process that walks bulk revocations and queues their effects. */
+  walker?: WalkProcess;
   rateLimiter: RateLimiter;
   /** epoch milliseconds; injectable for clock-skew tests */
   now(): number;

@@ -56,11 +56,11 @@ export function leaseRoutes(): Hono {
     const actor = caller.claims.sub;
     const why = reason ?? 'bulk revocation by operator';
     const keep = includeSelf ? undefined : caller.lease.id;
-    const ids = await revokeBySelector(deps, selector as LeaseSelector, { reason: why, by: actor, path: 'bulk', requestId: c.get('requestId') }, keep ? { keep } : {});
+    const revoked = await revokeBySelector(deps, selector as LeaseSelector, { reason: why, by: actor, path: 'bulk', requestId: c.get('requestId') }, keep ? { keep } : {});
     // The caller's lease is live (it authenticated this call), so it was kept exactly when it matched.
     const keptSelf = keep !== undefined && matchesFilter(caller.lease, selector);
-    await auditRequest(c, { type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: why, count: ids.length, ...(keptSelf ? { kept_self: true } : {}) });
-    return c.json(keptSelf ? { revoked: ids.length, kept_self: true } : { revoked: ids.length });
+    await auditRequest(c, { type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: why, count: revoked, ...(keptSelf ? { kept_self: true } : {}) });
+    return c.json(keptSelf ? { revoked, kept_self: true } : { revoked });
   });
 
   app.post('/v1/leases/:id/revoke', requireScope('leash:leases:revoke'), async (c) => {

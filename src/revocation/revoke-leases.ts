@@ -25,10 +25,19 @@ export async function revokeLeases(deps: Deps, ids: string[], by: RevokeBy): Pro
   return revoked;
 }
 
-export async function revokeBySelector(deps: Deps, selector: LeaseSelector, by: RevokeBy, opts: RevokeWhereOptions = {}): Promise<string[]> {
-  const ids = await deps.store.revokeWhere(selector, revokeInput(deps, by), opts);
+/** Revokes what `selector` matches, then queues the effects; returns how many it revoked. */
+export async function revokeBySelector(deps: Deps, selector: LeaseSelector, by: RevokeBy, opts: RevokeWhereOptions = {}): Promise<number> {
+  const input = revokeInput(deps, by);
+  // In the walker (walk-process.ts), which queues the effects itself; here when it cannot.
+  const walked = await deps.walker?.revokeAndQueue(selector, input, opts);
+  if (walked) {
+    if (walked.revoked > 0) deps.metrics.revocations.inc({ path: by.path }, walked.revoked);
+    if (walked.queueError !== undefined) unqueued(deps, walked.queueError, walked.revoked);
+    return walked.revoked;
+  }
+  const ids = await deps.store.revokeWhere(selector, input, opts);
   await queueEffects(deps, ids, by.path);
-  return ids;
+  return ids.length;
 }
 
 function revokeInput(deps: Deps, by: RevokeBy): RevokeInput {
@@ -41,6 +50,10 @@ async function queueEffects(deps: Deps, ids: string[], path: RevocationPath): Pr
   try {
     await deps.revocations.enqueue(ids);
   } catch (err) {
-    deps.log.warn({ err, count: ids.length }, 'could not queue revocation effects; the sweep will finalize them');
+    unqueued(deps, err, ids.length);
   }
+}
+
+function unqueued(deps: Deps, err: unknown, count: number): void {
+  deps.log.warn({ err, count }, 'could not queue revocation effects; the sweep will finalize them');
 }

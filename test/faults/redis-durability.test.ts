@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { startWalkProcess } from '../../src/leases/walk-process.ts';
+import { startWalkProcess } from '../../src/revocation/walk-process.ts';
 import { NotReplicatedError } from '../../src/redis/replicated-write.ts';
 import { makeLease, revokeInput } from '../contract/lease-fixtures.ts';
 import { connectTestRedis, uniquePrefix } from '../contract/redis-client.ts';
@@ -124,7 +124,7 @@ it('the bulk revocation process does not count a walk done until a replica confi
     process.kill(pid, 'SIGSTOP');
     try {
       // The walker's WAIT, on the connection that wrote the flips, is what is not confirmed.
-      await expect(walker.revokeWhere({ rule: 'deploy', subject }, revokeInput(), {})).rejects.toBeInstanceOf(NotReplicatedError);
+      await expect(walker.revokeAndQueue({ rule: 'deploy', subject }, revokeInput(), {})).rejects.toBeInstanceOf(NotReplicatedError);
     } finally {
       process.kill(pid, 'SIGCONT');
     }

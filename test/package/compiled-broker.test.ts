@@ -11,7 +11,7 @@ import { ROOT } from '../helpers/build.ts';
 import { e2ePolicy } from '../helpers/policies.ts';
 import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { WALK_CONNECTION_NAME } from '../../src/leases/walk-process-wire.ts';
+import { WALK_CONNECTION_NAME } from '../../src/revocation/walk-process-wire.ts';
 
 // The production start command, exactly: `node dist/main.js`. The pid an operator signals is the
 // broker's own, so SIGHUP reloads it (through npm or tsx it would kill a wrapper instead).

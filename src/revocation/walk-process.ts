@@ -1,18 +1,20 @@
 /**
- * Bulk revocations walk in a process of their own, forked by the API process. A walk of a million
- * leases keeps Node busy for seconds working out each step's flips. On the API's event loop the
- * exchanges beside it had a p99 of 3-6x quiet; on a thread of the API process, still 3x (though
- * that loop was 90% idle); in a process of its own, 1.2x. The walker has its own Redis
- * connection, so a walk's steps and their WAITs stay on one connection.
+ * Bulk revocations walk in a process of their own, forked by the API process, which also queues
+ * their effects. A walk of a million leases keeps Node busy for seconds working out each step's
+ * flips. On the API's event loop the exchanges beside it had a p99 of 3-6x quiet; on a thread of
+ * the API process, still 3x (though that loop was 90% idle); in a process of its own, at quiet but
+ * for the call's end, when the million revoked ids came back to the API process to be queued as
+ * effects jobs. So they do not come back: the walker queues them and answers with the count. The
+ * walker has its own Redis connection, so a walk's steps and their WAITs stay on one connection.
  *
  * The walker can always be done without: while it is not connected (just started, or cut off) or
- * gone, a walk runs in the API process as it used to, over the main connection.
+ * gone, a walk runs in the API process as it used to (revoke-leases.ts).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { StoreUnavailableError } from '../errors.ts';
 import { NotReplicatedError } from '../redis/replicated-write.ts';
-import type { LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
+import type { LeaseSelector, RevokeInput, RevokeWhereOptions } from '../leases/store.ts';
 import type { WalkReply, WalkRequest, WalkerConfig, WireError } from './walk-process-wire.ts';
 
 export interface WalkProcessOptions extends WalkerConfig {
@@ -22,9 +24,18 @@ export interface WalkProcessOptions extends WalkerConfig {
   onError: (err: Error) => void;
 }
 
+/** What a walk did: how many leases it revoked; `queueError` when their effects were not queued. */
+export interface Walked {
+  revoked: number;
+  queueError?: string;
+}
+
 export interface WalkProcess {
-  /** The ids revoked, or null when the walker cannot take the walk now (the caller walks). */
-  revokeWhere(selector: LeaseSelector, input: RevokeInput, opts: RevokeWhereOptions): Promise<string[] | null>;
+  /**
+   * Revokes what `selector` matches and queues the effects, in the walker; null when the walker
+   * cannot take the walk now (the caller walks). Throws what the walk threw (503 for Redis).
+   */
+  revokeAndQueue(selector: LeaseSelector, input: RevokeInput, opts: RevokeWhereOptions): Promise<Walked | null>;
   /** The walker's pid while it runs (for an operator's ps, and the tests). */
   pid(): number | undefined;
   close(): Promise<void>;
@@ -36,8 +47,7 @@ const READY_WAIT_MS = 2_000;
 const RESTART_AFTER_MS = 5_000;
 
 interface Call {
-  chunks: string[];
-  resolve: (ids: string[] | null) => void;
+  resolve: (walked: Walked | null) => void;
   reject: (err: Error) => void;
 }
 
@@ -46,18 +56,8 @@ function forkWalker(): ChildProcess {
   const here = import.meta.url;
   const ts = here.endsWith('.ts');
   const entry = fileURLToPath(new URL(ts ? './walk-process-entry.ts' : './walk-process-entry.js', here));
-  // Not the API's own execArgv (an --inspect port would clash); strings cross by structured clone.
-  return fork(entry, [], { execArgv: ts ? ['--import', 'tsx'] : [], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-}
-
-/** The ids of the chunks, split a chunk per turn of the event loop so requests get in between. */
-async function idsOf(chunks: string[]): Promise<string[]> {
-  const ids: string[] = [];
-  for (const [i, chunk] of chunks.entries()) {
-    if (i > 0) await new Promise<void>((r) => setImmediate(r));
-    for (const id of chunk.split('\n')) ids.push(id);
-  }
-  return ids;
+  // Not the API's own execArgv: an --inspect port would clash.
+  return fork(entry, [], { execArgv: ts ? ['--import', 'tsx'] : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
 function thrownAgain(e: WireError): Error {
@@ -104,15 +104,11 @@ export function startWalkProcess(opts: WalkProcessOptions): WalkProcess {
     if ('unreadable' in m) return onUnreadable(m.unreadable);
     const call = calls.get(m.call);
     if (!call) return;
-    if ('ids' in m) {
-      call.chunks.push(m.ids);
-      return;
-    }
     calls.delete(m.call);
     if (calls.size === 0) hold(c, false);
     if ('notReady' in m) call.resolve(null);
-    else if ('done' in m) void idsOf(call.chunks).then(call.resolve);
-    else call.reject(thrownAgain(m.error));
+    else if ('error' in m) call.reject(thrownAgain(m.error));
+    else call.resolve(m.queueError === undefined ? { revoked: m.revoked } : { revoked: m.revoked, queueError: m.queueError });
   };
 
   const start = (): ChildProcess | null => {
@@ -155,12 +151,12 @@ export function startWalkProcess(opts: WalkProcessOptions): WalkProcess {
 
   start();
   return {
-    async revokeWhere(selector, input, walkOpts) {
+    async revokeAndQueue(selector, input, walkOpts) {
       if (!start() || !(await whenReady()) || !child?.connected) return null;
       const c = child;
       const call = nextCall++;
-      return new Promise<string[] | null>((resolve, reject) => {
-        calls.set(call, { chunks: [], resolve, reject });
+      return new Promise<Walked | null>((resolve, reject) => {
+        calls.set(call, { resolve, reject });
         hold(c, true);
         send(c, { call, selector, input, opts: walkOpts });
       });
@@ -176,20 +172,6 @@ export function startWalkProcess(opts: WalkProcessOptions): WalkProcess {
       const timer = setTimeout(() => c.kill('SIGKILL'), 1_000);
       await exited;
       clearTimeout(timer);
-    },
-  };
-}
-
-/** `store` with its bulk revocations walked by `walker`, or by itself when the walker cannot. */
-export function walkingElsewhere(store: LeaseStore, walker: WalkProcess): LeaseStore {
-  return {
-    ...store,
-    async revokeWhere(selector, input, opts = {}) {
-      return (await walker.revokeWhere(selector, input, opts)) ?? store.revokeWhere(selector, input, opts);
-    },
-    async close() {
-      await walker.close();
-      await store.close();
     },
   };
 }

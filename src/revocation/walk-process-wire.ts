@@ -1,8 +1,8 @@
 /** What crosses between an API process and its bulk-revocation process (walk-process.ts). */
 import type { Durability } from '../redis/replicated-write.ts';
-import type { LeaseSelector, RevokeInput, RevokeWhereOptions } from './store.ts';
+import type { LeaseSelector, RevokeInput, RevokeWhereOptions } from '../leases/store.ts';
 
-/** What the walker needs to make its own connection and store: its first message. */
+/** What the walker needs to make its own connections, store and effects queue: its first message. */
 export interface WalkerConfig {
   redisUrl: string;
   commandTimeoutMs?: number;
@@ -27,13 +27,9 @@ export type WalkReply =
   | { ready: true }
   | { unreadable: string }
   | { call: number; notReady: true }
-  /** Revoked ids joined with '\n' (a lease id is base64url): one string copies at a fraction of the cost of as many strings. */
-  | { call: number; ids: string }
-  | { call: number; done: true }
+  /** How many leases the walk revoked; `queueError` when their effects jobs could not be queued. */
+  | { call: number; revoked: number; queueError?: string }
   | { call: number; error: WireError };
-
-/** Revoked ids per message. */
-export const WALK_ID_CHUNK = 5_000;
 
 /** The walker's connection, as CLIENT LIST names it. */
 export const WALK_CONNECTION_NAME = 'leash-bulk-revocations';
