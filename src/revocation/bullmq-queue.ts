@@ -16,6 +16,8 @@ interface RevokeJob { ids: string[] }
 const JOB_IDS = 5_000;
 /** Jobs per addBulk write (each ~125 KB of ids). */
 const ADD_BULK = 8;
+/** How often a worker upserts the sweep's schedule again (see startRevocationWorker). */
+const SCHEDULE_MEND_MS = 10_000;
 
 /** Producer side, used by API processes: one `revoke` job per revocation request. */
 export function createBullmqRevocationQueue(connection: ConnectionOptions, prefix: string): RevocationQueue & { queue: Queue } {
@@ -65,10 +67,17 @@ export async function startRevocationWorker(
   const bullPrefix = `{${prefix}bull}`;
   const sweepQueue = new Queue(SWEEP_QUEUE_NAME, { connection, prefix: bullPrefix });
   sweepQueue.on('error', () => undefined); // the same connection's errors are logged by the workers below
-  await sweepQueue.upsertJobScheduler(SWEEP_SCHEDULER_ID, { every: opts.sweepIntervalMs }, {
-    name: 'sweep',
-    opts: { removeOnComplete: true, removeOnFail: { count: 100 } },
-  });
+  const schedule = (): Promise<unknown> =>
+    sweepQueue.upsertJobScheduler(SWEEP_SCHEDULER_ID, { every: opts.sweepIntervalMs }, {
+      name: 'sweep',
+      opts: { removeOnComplete: true, removeOnFail: { count: 100 } },
+    });
+  await schedule();
+  // BullMQ adds each sweep's successor as the sweep starts; when Redis fails at that moment, no
+  // successor is added and the sweeps stop for good. Upserting the schedule now and then mends
+  // that (an upsert replaces the pending sweep, it never adds a second one).
+  const mend = setInterval(() => void schedule().catch(() => undefined), SCHEDULE_MEND_MS);
+  mend.unref();
   // Earlier versions scheduled the sweep in the revocations queue; drop that schedule if present.
   const revocations = new Queue(QUEUE_NAME, { connection, prefix: bullPrefix });
   revocations.on('error', () => undefined);
@@ -79,7 +88,9 @@ export async function startRevocationWorker(
     if (job.name === 'sweep') return sweepOnce(deps);
     throw new Error(`unknown job ${job.name}`);
   };
-  const common = { connection, prefix: bullPrefix, stalledInterval: 5_000, maxStalledCount: 5 };
+  // runRetryDelay: after a failed Redis call (an outage, a restart still loading its data) a worker
+  // tries again this much later; BullMQ's 15 s held endings back long after Redis was back.
+  const common = { connection, prefix: bullPrefix, stalledInterval: 5_000, maxStalledCount: 5, runRetryDelay: 1_000 };
   const workers = [
     new Worker(QUEUE_NAME, handle, { ...common, concurrency: opts.concurrency ?? 4 }),
     // One sweep at a time per process; other processes sweep too, the Lua scripts keep endings single.
@@ -91,6 +102,7 @@ export async function startRevocationWorker(
   }
   return {
     async close() {
+      clearInterval(mend);
       await Promise.all(workers.map((w) => w.close()));
       await sweepQueue.close();
       // BullMQ leaves a client it was handed open; left alone it would keep reconnecting forever.
