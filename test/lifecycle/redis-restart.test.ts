@@ -3,8 +3,9 @@ import { Redis } from 'ioredis';
 import type { TestBroker } from '../helpers/broker.ts';
 import type { TestRedis } from '../helpers/redis-server.ts';
 import {
-  afterSweeps, api, endingEvents, holderRevoke, introspect, issue, pool, sleep, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
+  afterSweeps, api, endingEvents, holderRevoke, introspect, issue, pool, sleep, sweepsDone, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
 } from './harness.ts';
+import { SWEEP_QUEUE_NAME } from '../../src/revocation/bullmq-queue.ts';
 
 /**
  * Redis goes away while leases are pending (some due to expire, one revoked with its effects not
@@ -66,4 +67,27 @@ it('after a Redis restart the worker resumes and ends the leases that came due m
   } finally {
     client.disconnect();
   }
+}, 60_000);
+
+/**
+ * BullMQ adds each sweep's successor as the sweep starts; when Redis fails at that moment no
+ * successor is added, and without a mend the sweeps, and so every expiry, stop for good.
+ */
+it('a sweep schedule that lost its next run is mended by the worker, and the sweeps resume', async () => {
+  const queue = `{${broker.config.redisPrefix}bull}:${SWEEP_QUEUE_NAME}`;
+  // What a Redis failure at the wrong moment leaves: no pending sweep at all (none delayed, none waiting).
+  const dropPending = async (): Promise<number> => {
+    const delayed = await env.client.zrange(`${queue}:delayed`, '0', '-1');
+    const waiting = await env.client.lrange(`${queue}:wait`, '0', '-1');
+    for (const id of delayed) await env.client.zrem(`${queue}:delayed`, id);
+    for (const id of waiting) await env.client.lrem(`${queue}:wait`, '0', id);
+    for (const id of [...delayed, ...waiting]) await env.client.del(`${queue}:${id}`);
+    return delayed.length + waiting.length;
+  };
+  await waitFor('a pending sweep', async () => (await env.client.zcard(`${queue}:delayed`)) + (await env.client.llen(`${queue}:wait`)) > 0, 10_000, 20);
+  // A sweep running now would add one more successor: drop until none is left for a moment.
+  await waitFor('no pending sweep', async () => (await dropPending()) === 0 && (await dropPending()) === 0, 10_000, 50);
+  const before = await sweepsDone(broker);
+  await waitFor('the sweeps to resume', async () => (await sweepsDone(broker)) >= before + 3, 20_000, 100);
+  expect(await sweepsDone(broker)).toBeGreaterThanOrEqual(before + 3);
 }, 60_000);
