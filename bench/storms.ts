@@ -113,10 +113,6 @@ type Store = ReturnType<typeof createRedisLeaseStore>;
 
 interface Procs { api: ChildServer; worker: ChildServer; redisPid: number }
 
-/**
- * CPU milliseconds each process used over a window (where a storm's cost lands), and with
- * BENCH_STORM_PROFILE=1 a V8 CPU profile of the API and worker processes over it.
- */
 /** A process's children, from /proc (Linux); none where that cannot be read. */
 function childPids(pid: number): number[] {
   try {
@@ -126,6 +122,10 @@ function childPids(pid: number): number[] {
   }
 }
 
+/**
+ * CPU milliseconds each process used over a window (where a storm's cost lands), and with
+ * BENCH_STORM_PROFILE=1 a V8 CPU profile of the API and worker processes over it.
+ */
 async function watch(p: Procs, tag: string): Promise<() => Promise<Record<string, number>>> {
   // The API's bulk-revocation walker is a process of its own (src/revocation/walk-process.ts).
   const walker = childPids(p.api.pid)[0];

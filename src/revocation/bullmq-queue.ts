@@ -75,7 +75,8 @@ export async function startRevocationWorker(
   await schedule();
   // BullMQ adds each sweep's successor as the sweep starts; when Redis fails at that moment, no
   // successor is added and the sweeps stop for good. Upserting the schedule now and then mends
-  // that (an upsert replaces the pending sweep, it never adds a second one).
+  // that (an upsert replaces the pending sweep, it never adds a second one). One that fails (Redis
+  // away) is tried again at the next mend; the workers below report the outage.
   const mend = setInterval(() => void schedule().catch(() => undefined), SCHEDULE_MEND_MS);
   mend.unref();
   // Earlier versions scheduled the sweep in the revocations queue; drop that schedule if present.
