@@ -48,26 +48,66 @@ export function planEnding(id: string, raw: string, from: 'due' | 'pending', now
   if (lease.status === 'active' && from === 'pending') return plan('p');
   // Lua's finish() has always taken these; nothing Leash writes today is in either state.
   if (lease.status === 'expired' || (lease.status === 'revoked' && lease.revoked_at === null)) return 'lua';
-  const endedLease: Lease = {
-    ...lease,
-    status: lease.status === 'active' ? 'expired' : lease.status,
-    ended_at: Math.floor(nowMs / 1000),
-  };
+  if (lease.status === 'active') return expiryAt(expiryOf(id, raw, stored, 0), nowMs);
+  const endedLease: Lease = { ...lease, ended_at: Math.floor(nowMs / 1000) };
   const event = endingEvent(endedLease, nowMs);
-  const record = (lease.status === 'active' && patchedRecord(raw, lease.kind, stored.stored, ENDED_AT)) || encodeLease(endedLease, issuedMs);
-  const ended = { lease: endedLease, record, event, eventJson: JSON.stringify(event) };
-  if (lease.status === 'active') {
-    const p = plan('x', ended);
-    p.act = actName(lease.rule, lease.subject);
-    p.task = lease.task_id === null ? '' : taskName(lease.task_id);
-    return p;
-  }
-  const p = plan('r', ended);
+  const p = plan('r', { lease: endedLease, record: encodeLease(endedLease, issuedMs), event, eventJson: JSON.stringify(event) });
   if (lease.serial !== null) {
     p.crlMember = `${lease.serial}:${lease.revoked_at}`;
     p.crlScore = lease.expires_at * 1000;
   }
   return p;
+}
+
+/**
+ * An active lease's expiry, worked out but for the time it happens: what the sweep reads ahead of a
+ * lease's expiry (endings-ahead.ts) and what it does with a due record alike.
+ */
+export interface PreparedExpiry {
+  id: string;
+  /** The lease's score in the expiry schedule (epoch ms). */
+  dueMs: number;
+  /** The record as read: the write applies only while it is unchanged. */
+  was: string;
+  lease: Lease;
+  issuedMs: number;
+  /** patchedRecord's stand-in, or null when the record must be encoded anew at the ending. */
+  record: string | null;
+  act: string;
+  task: string;
+}
+
+function expiryOf(id: string, raw: string, stored: StoredLease, dueMs: number): PreparedExpiry {
+  const { lease } = stored;
+  return {
+    id,
+    dueMs,
+    was: raw,
+    lease,
+    issuedMs: stored.issuedMs,
+    record: patchedRecord(raw, lease.kind, stored.stored, ENDED_AT),
+    act: actName(lease.rule, lease.subject),
+    task: lease.task_id === null ? '' : taskName(lease.task_id),
+  };
+}
+
+/**
+ * The expiry of a record read before it is due, or null for one that is not an active lease Node
+ * may read (missing, ended, revoked, or only Lua's): the sweep takes those as they come due.
+ */
+export function prepareExpiry(id: string, raw: string, dueMs: number): PreparedExpiry | null {
+  if (raw === '') return null;
+  const stored = readInNode(id, raw);
+  if (stored === null || stored.lease.status !== 'active' || stored.lease.ended_at !== null) return null;
+  return expiryOf(id, raw, stored, dueMs);
+}
+
+/** The ending of a prepared expiry at `nowMs`: only the ending time and the audit event are left to do. */
+export function expiryAt(p: PreparedExpiry, nowMs: number): PlannedEnding {
+  const endedLease: Lease = { ...p.lease, status: 'expired', ended_at: Math.floor(nowMs / 1000) };
+  const event = endingEvent(endedLease, nowMs);
+  const record = p.record ?? encodeLease(endedLease, p.issuedMs);
+  return { id: p.id, op: 'x', was: p.was, ended: { lease: endedLease, record, event, eventJson: JSON.stringify(event) }, act: p.act, task: p.task, crlMember: '', crlScore: 0 };
 }
 
 /** Index of ended_at in the stored array (lease-codec.ts FIELDS). */

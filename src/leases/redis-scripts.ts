@@ -291,6 +291,25 @@ return { due, read(due), pending, read(pending) }
 `);
 
 /**
+ * KEYS due, leases; ARGV after ms (exclusive), until ms, offset, count. Read only: leases due in
+ * (after, until], from the offset-th on in the schedule's order, for the sweep to work out their
+ * expiries before they are due (endings-ahead.ts). Returns { ids, their records ('' for a missing
+ * one), their due times }.
+ */
+export const UPCOMING_RECORDS = scriptOf(`
+local r = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'BYSCORE', 'LIMIT', ARGV[3], ARGV[4], 'WITHSCORES')
+local ids, scores = {}, {}
+for i = 1, #r, 2 do
+  ids[#ids + 1] = r[i]
+  scores[#scores + 1] = r[i + 1]
+end
+if #ids == 0 then return { {}, {}, {} } end
+local raws = redis.call('HMGET', KEYS[2], unpack(ids))
+for i = 1, #ids do if not raws[i] then raws[i] = '' end end
+return { ids, raws, scores }
+`);
+
+/**
  * KEYS due, pending, leases; ARGV base, now ms, retention ms, audit maxlen, then 9 per entry: id,
  * op, the record as DUE_RECORDS read it, the ended record (an expired one may be recordOf's
  * stand-in, ended_at appended), its audit event JSON, act name, task

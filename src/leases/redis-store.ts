@@ -10,8 +10,9 @@ import { legacyReplayRecords } from './legacy-replay.ts';
 import { SHARD_COUNT, actName, auditEventId, legacyShardOf, rateLimitKey, redisKeys, replayKey, shardOfSubject, shardsOfPair, taskName } from '../redis/keys.ts';
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { probeShards } from './redis-probe.ts';
-import { APPLY_ENDINGS, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
-import { endingArgs, planEnding, type PlannedEnding } from './ending-plan.ts';
+import { APPLY_ENDINGS, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, UPCOMING_RECORDS, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
+import { endingArgs, expiryAt, planEnding, prepareExpiry, type PlannedEnding, type PreparedExpiry } from './ending-plan.ts';
+import { AHEAD_MAX, AHEAD_MS, AHEAD_PER_SWEEP, createEndingsAhead } from './endings-ahead.ts';
 import { planRevocation, revokedTail } from './revocation-plan.ts';
 import { runScript, type LuaScript } from '../redis/scripts.ts';
 import { isCluster, type RedisClient } from '../redis/connect.ts';
@@ -52,6 +53,8 @@ const PRUNE_CHUNK = 1_000;
  */
 const SWEEP_SCRIPT_MAX = 100;
 const SWEEP_IN_FLIGHT = 2;
+/** Records one readAhead script reads at most (read only: no record is decoded in Lua). */
+const READ_AHEAD_SCRIPT_MAX = 200;
 
 export interface RedisLeaseStoreOptions {
   /**
@@ -101,6 +104,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const maxlen = opts.auditMaxLenPerShard ?? DEFAULT_AUDIT_MAXLEN;
   const shards = Array.from({ length: SHARD_COUNT }, (_, s) => s);
   const durability = opts.durability ?? NO_WAIT;
+  const ahead = createEndingsAhead(SHARD_COUNT);
 
   const io = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
@@ -249,13 +253,14 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     return tuples.map((t) => toEnding(shard, nowMs, t)).filter((e): e is Ending => e !== null);
   }
 
-  /** Writes endings worked out in Node (APPLY_ENDINGS); returns those applied, their events reported. */
-  async function applyEndings(shard: number, nowMs: number, plans: PlannedEnding[], what: string): Promise<Ending[]> {
-    if (plans.length === 0) return [];
+  /** Writes endings worked out in Node (APPLY_ENDINGS); answers each entry's audit stream id, '' where not applied. */
+  function writeEndings(shard: number, nowMs: number, plans: PlannedEnding[], what: string): Promise<string[]> {
     const setKeys = [keys.due(shard), keys.pending(shard), keys.leases(shard)];
-    const sids = (await io(what, () =>
-      runScript(redis, APPLY_ENDINGS, setKeys, [keys.base(shard), nowMs, retentionMs, maxlen, ...endingArgs(plans)]),
-    )) as string[];
+    return io(what, () => runScript(redis, APPLY_ENDINGS, setKeys, [keys.base(shard), nowMs, retentionMs, maxlen, ...endingArgs(plans)])) as Promise<string[]>;
+  }
+
+  /** The endings writeEndings applied, their events reported. */
+  function appliedEndings(shard: number, nowMs: number, plans: PlannedEnding[], sids: string[]): Ending[] {
     const endings: Ending[] = [];
     plans.forEach((p, i) => {
       const sid = sids[i];
@@ -264,6 +269,11 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       endings.push({ lease: p.ended.lease, ended_at_ms: nowMs });
     });
     return endings;
+  }
+
+  async function applyEndings(shard: number, nowMs: number, plans: PlannedEnding[], what: string): Promise<Ending[]> {
+    if (plans.length === 0) return [];
+    return appliedEndings(shard, nowMs, plans, await writeEndings(shard, nowMs, plans, what));
   }
 
   /**
@@ -298,6 +308,65 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     // Endings already happened (and are logged); unconfirmed, the sweep fails and runs again.
     if (endings.length > 0) await io('sweep', () => waitForReplicas(redis, durability, keys.leases(shard)));
     return { endings, used: dueIds.length + pendingIds.length };
+  }
+
+  /**
+   * Ends the expiries read ahead that are due by now, taking up to `limit`. Those whose record
+   * changed since stay due, for sweepShard to read again. One script at a time, the next sent as
+   * soon as the last is answered and before that answer is handled, so Redis runs one while Node
+   * handles the other. (Two in flight, sent in the same turn, ran back to back with their answers
+   * written together: Redis and Node took turns.)
+   */
+  async function sweepAhead(nowMs: number, limit: number): Promise<Ending[]> {
+    const endings: Ending[] = [];
+    const wrote = new Set<number>();
+    let used = 0;
+    const open = [...shards];
+    const next = (): { shard: number; plans: PlannedEnding[] } | null => {
+      while (used < limit && open.length > 0) {
+        const shard = open.shift()!;
+        const ready = ahead.take(shard, nowMs, Math.min(SWEEP_SCRIPT_MAX, limit - used));
+        if (ready.length === 0) continue;
+        used += ready.length;
+        open.push(shard);
+        return { shard, plans: ready.map((p) => expiryAt(p, nowMs)) };
+      }
+      return null;
+    };
+    let step = next();
+    let answer = step && writeEndings(step.shard, nowMs, step.plans, 'sweep');
+    while (step !== null && answer !== null) {
+      const following = next();
+      const sids = await answer;
+      answer = following && writeEndings(following.shard, nowMs, following.plans, 'sweep');
+      // Failing, it is the next turn's to report (a script that failed ended nothing).
+      answer?.catch(() => undefined);
+      // The write leaves at the end of this turn (write-batching.ts): let it go before the work below.
+      await new Promise((resolve) => setImmediate(resolve));
+      const applied = appliedEndings(step.shard, nowMs, step.plans, sids);
+      if (applied.length > 0) wrote.add(step.shard);
+      endings.push(...applied);
+      step = following;
+    }
+    // Endings already happened (and are logged); unconfirmed, the sweep fails and runs again. One
+    // WAIT a shard written: on a Cluster each goes to the node that holds the shard.
+    for (const shard of wrote) await io('sweep', () => waitForReplicas(redis, durability, keys.leases(shard)));
+    return endings;
+  }
+
+  /** Reads the shard's expiries due in (now, now + AHEAD_MS] past those held, up to `max`. */
+  async function readShardAhead(shard: number, nowMs: number, max: number): Promise<number> {
+    const [ids, raws, scores] = (await io('readAhead', () =>
+      runScript(redis, UPCOMING_RECORDS, [keys.due(shard), keys.leases(shard)], [nowMs, nowMs + AHEAD_MS, ahead.heldAfter(shard, nowMs), max]),
+    )) as [string[], string[], string[]];
+    ahead.add(
+      shard,
+      ids.map((id, i) => {
+        const dueMs = Number(scores[i]);
+        return { id, dueMs, expiry: prepareExpiry(id, raws[i] ?? '', dueMs) };
+      }),
+    );
+    return ids.length;
   }
 
   // The replay record and the subject's budget go in with the lease. On Cluster they are in the
@@ -471,8 +540,10 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {
       // Small scripts, few in flight, shards round-robin: Redis runs a connection's queued scripts
       // back to back, so 16 shards' worth at once held the exchanges' commands for 100 ms and more.
-      const out: Ending[] = [];
       let budget = Math.max(0, Math.floor(sweepOpts.limit));
+      const out = await sweepAhead(nowMs, budget);
+      // What it took and could not end (its record changed) is still due: the lanes read it below.
+      budget -= out.length;
       const open = [...shards];
       const lane = async (): Promise<void> => {
         while (budget > 0 && open.length > 0) {
@@ -488,6 +559,22 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       };
       await Promise.all(Array.from({ length: SWEEP_IN_FLIGHT }, lane));
       return out;
+    },
+
+    async readAhead(nowMs: number): Promise<number> {
+      // Shards in turn, one small script at a time: reading ahead is never urgent, the exchanges are.
+      let budget = Math.min(AHEAD_PER_SWEEP, AHEAD_MAX - ahead.size());
+      let total = 0;
+      const open = [...shards];
+      while (budget > 0 && open.length > 0) {
+        const s = open.shift()!;
+        const n = Math.min(READ_AHEAD_SCRIPT_MAX, budget);
+        const got = await readShardAhead(s, nowMs, n);
+        budget -= got;
+        total += got;
+        if (got >= n) open.push(s);
+      }
+      return total;
     },
 
     async crlEntries(sinceSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]> {

@@ -86,6 +86,13 @@ export interface LeaseStore {
    */
   sweep(nowMs: number, opts: { limit: number; pendingGraceMs: number }): Promise<Ending[]>;
   /**
+   * Reads and works out, for the sweeps to come, expiries due within the next few seconds, so that
+   * a burst of them costs its sweep only the writes. Optional (the memory store has nothing to
+   * read); a shortcut only: sweep() ends every due lease whether read ahead or not. Returns how many
+   * it read.
+   */
+  readAhead?(nowMs: number): Promise<number>;
+  /**
    * Revoked certificates whose notAfter (expires_at) is at or after `sinceSeconds`, for the CRL;
    * entries that expired before it may be dropped. The caller picks the cut: RFC 5280 3.3 keeps
    * an entry on CRLs issued after the certificate expired.

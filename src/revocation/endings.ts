@@ -41,7 +41,10 @@ export async function finalizeRevoked(deps: EndingDeps, ids: string[]): Promise<
   return endings;
 }
 
-/** The `sweep` job: expire what is due, finish revocations whose job went missing, prune retention, trim audit. */
+/**
+ * The `sweep` job: expire what is due, finish revocations whose job went missing, read ahead what
+ * comes due next, prune retention, trim audit.
+ */
 export async function sweepOnce(deps: EndingDeps): Promise<number> {
   let total = 0;
   for (;;) {
@@ -50,6 +53,8 @@ export async function sweepOnce(deps: EndingDeps): Promise<number> {
     total += endings.length;
     if (endings.length < SWEEP_BATCH) break;
   }
+  // Caught up: read what comes due next, so a burst of expiries costs its sweep only the writes.
+  await deps.store.readAhead?.(deps.now());
   await deps.store.pruneRetained(deps.now());
   // The audit trim only drops old records: a failure is logged, and the next sweep tries again.
   await deps.audit?.trim?.().catch((err: unknown) => deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'audit trim failed'));
