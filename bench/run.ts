@@ -475,7 +475,7 @@ function scaleRows(r: Results): string[] {
   const e = r.storms?.expiry;
   if (e) {
     out.push(
-      `| 12a | ${fmtInt(e.leases)} leases expiring in the same second under ${r.storms!.rate} exchanges/s (API and worker processes) | exchange p99 ${fmtMs(e.storm.latencyMs.p99)} ms during the storm vs ${fmtMs(e.quiet.latencyMs.p99)} ms quiet = ${fmtRatio(e.p99Ratio)} (max ${fmtMs(e.storm.latencyMs.max)} ms, ${e.storm.errors} errors); expiry lag p50 ${fmtInt(e.lagMs.p50)} ms, p99 ${fmtInt(e.lagMs.p99)} ms, max ${fmtInt(e.lagMs.max)} ms (${fmtInt(e.ended)} of ${fmtInt(e.leases)} ended) | p99 <= 2x quiet, lag p99 < 2,000 ms | ${verdict(e.p99Ratio <= 2 && e.lagMs.p99 < 2000 && e.ended === e.leases && e.storm.errors === 0)} |`,
+      `| 12a | ${fmtInt(e.leases)} leases expiring in the same second under ${r.storms!.rate} exchanges/s (API and worker processes) | exchange p99 ${fmtMs(e.storm.latencyMs.p99)} ms during the storm vs ${fmtMs(e.quiet.latencyMs.p99)} ms quiet = ${fmtRatio(e.p99Ratio)} (max ${fmtMs(e.storm.latencyMs.max)} ms, ${e.storm.errors} errors), ${fmtMs(e.readingAhead.latencyMs.p99)} ms = ${fmtRatio(e.readingAheadRatio)} while the worker read them ahead; expiry lag p50 ${fmtInt(e.lagMs.p50)} ms, p99 ${fmtInt(e.lagMs.p99)} ms, max ${fmtInt(e.lagMs.max)} ms (${fmtInt(e.ended)} of ${fmtInt(e.leases)} ended) | p99 <= 2x quiet, lag p99 < 2,000 ms | ${verdict(e.p99Ratio <= 2 && e.readingAheadRatio <= 2 && e.lagMs.p99 < 2000 && e.ended === e.leases && e.storm.errors + e.readingAhead.errors === 0)} |`,
     );
   }
   const b = r.storms?.bulk;

@@ -15,6 +15,7 @@
 import { Redis } from 'ioredis';
 import { redisKeys, SHARD_COUNT } from '../src/redis/keys.ts';
 import { createRedisLeaseStore } from '../src/leases/redis-store.ts';
+import { AHEAD_MS } from '../src/leases/endings-ahead.ts';
 import type { ChildServer } from './child.ts';
 import { BENCH_RULE, REDIS_PREFIX, benchPolicy, exchangeBody, exchangeOnce, firstExchange, startBroker, startRedis } from './env.ts';
 import { expiredLags } from './expiry-lag.ts';
@@ -46,8 +47,15 @@ export interface ExpiryStormResult {
   leases: number;
   writeSeconds: number;
   quiet: WindowStats;
+  /**
+   * From AHEAD_MS before expires_at to the quiet window: the worker reads the leases ahead
+   * (endings-ahead.ts), so their cost to the exchanges starts here.
+   */
+  readingAhead: WindowStats;
   storm: WindowStats;
   p99Ratio: number;
+  /** readingAhead's p99 against quiet's. */
+  readingAheadRatio: number;
   lagMs: Summary;
   ended: number;
   /** From expires_at until the last of them had ended. */
@@ -172,8 +180,9 @@ async function expiryStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Proc
   const { api } = procs;
   const keys = redisKeys(REDIS_PREFIX);
   // Writing runs at 5,000-20,000 leases/s here, slower when the machine is busy: the leases expire
-  // well after it is done, and the quiet window is the last seconds before they do.
-  const leadS = Math.ceil(opts.expiryLeases / 2_500) + opts.quietS + 5;
+  // well after it is done and the worker has read them ahead (AHEAD_MS before), and the quiet
+  // window is the last seconds before they do.
+  const leadS = Math.ceil(opts.expiryLeases / 2_500) + AHEAD_MS / 1000 + opts.quietS + 5;
   const load = await pacedExchanges(issuer, api.url, opts.rate, leadS + 40, 'storm-a');
   let stopped = false;
   try {
@@ -186,7 +195,8 @@ async function expiryStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Proc
       ids.add(l.id);
       return l;
     });
-    const writeSeconds = (performance.now() - t0) / 1000;
+    const writtenAt = performance.now();
+    const writeSeconds = (writtenAt - t0) / 1000;
     const stormFrom = perfAt(expiresAt * 1000);
     const quietTo = stormFrom - 500;
     const quietFrom = Math.max(performance.now() + 1_000, quietTo - opts.quietS * 1000);
@@ -207,11 +217,13 @@ async function expiryStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Proc
     await load.stop();
     stopped = true;
     const quiet = windowStats(load.samples, quietFrom, quietTo);
+    const readingAhead = windowStats(load.samples, Math.max(stormFrom - AHEAD_MS, writtenAt + 1_000), quietFrom);
     const storm = windowStats(load.samples, stormFrom, stormTo);
     const lags = await expiredLags(redis, ids);
     const lagMs = summarize(lags);
-    log(`expiry storm: quiet ${describe(quiet)}; storm ${describe(storm)}; lag p50 ${lagMs.p50} ms, p99 ${lagMs.p99} ms, max ${lagMs.max} ms (${lags.length} ended)`);
-    return { cpuMs, leases: written, writeSeconds, quiet, storm, p99Ratio: storm.latencyMs.p99 / quiet.latencyMs.p99, lagMs, ended: lags.length, allEndedAfterMs: lagMs.max };
+    log(`expiry storm: reading ahead ${describe(readingAhead)}; quiet ${describe(quiet)}; storm ${describe(storm)}; lag p50 ${lagMs.p50} ms, p99 ${lagMs.p99} ms, max ${lagMs.max} ms (${lags.length} ended)`);
+    const ratio = (w: WindowStats): number => w.latencyMs.p99 / quiet.latencyMs.p99;
+    return { cpuMs, leases: written, writeSeconds, quiet, readingAhead, storm, p99Ratio: ratio(storm), readingAheadRatio: ratio(readingAhead), lagMs, ended: lags.length, allEndedAfterMs: lagMs.max };
   } finally {
     if (!stopped) await load.stop();
   }

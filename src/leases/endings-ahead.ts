@@ -5,9 +5,9 @@ import type { PreparedExpiry } from './ending-plan.ts';
  * leases that expire together (a fleet's CI jobs started in the same minute) is read and worked out
  * over the seconds before it is due, so the sweep that ends it only writes.
  */
-export const AHEAD_MS = 30_000;
+export const AHEAD_MS = 60_000;
 export const AHEAD_MAX = 100_000;
-export const AHEAD_PER_SWEEP = 2_000;
+export const AHEAD_PER_SWEEP = 1_000;
 
 /** A schedule entry read ahead: its expiry worked out, or null for one the sweep takes when due. */
 export interface ReadAhead {

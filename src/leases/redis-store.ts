@@ -54,7 +54,7 @@ const PRUNE_CHUNK = 1_000;
 const SWEEP_SCRIPT_MAX = 100;
 const SWEEP_IN_FLIGHT = 2;
 /** Records one readAhead script reads at most (read only: no record is decoded in Lua). */
-const READ_AHEAD_SCRIPT_MAX = 200;
+const READ_AHEAD_SCRIPT_MAX = 100;
 
 export interface RedisLeaseStoreOptions {
   /**
