@@ -36,6 +36,31 @@ export function endingsContract(make: MakeStore): void {
       expect(await store.countActive()).toBe(1);
     });
 
+    it('ends expiries read ahead when they are due, once each, a lease revoked meanwhile as revoked', async () => {
+      const { store, audit } = await make();
+      const expiresAt = nowSeconds() + 5;
+      const leases = Array.from({ length: 40 }, (_, i) =>
+        makeLease({ subject: `repo:o/ahead-${i % 9}:ref:main`, issued_at: expiresAt - 300, expires_at: expiresAt, task_id: `ahead-${i % 4}` }),
+      );
+      for (const l of leases) await store.create(l);
+      // A store that reads ahead (Redis) reads them now; the memory store has nothing to read.
+      if (store.readAhead) expect(await store.readAhead(Date.now())).toBe(40);
+      expect(await store.sweep(expiresAt * 1000 - 1, SWEEP)).toEqual([]);
+      const revoked = leases[3]!;
+      await store.revoke(revoked.id, revokeInput({ at: expiresAt - 1 }));
+      const nowMs = expiresAt * 1000 + 25;
+      const ended = await store.sweep(nowMs, SWEEP);
+      expect(ended.map((e) => e.lease.id).sort()).toEqual(leases.map((l) => l.id).sort());
+      expect(ended.find((e) => e.lease.id === revoked.id)?.lease.status).toBe('revoked');
+      expect(await store.sweep(nowMs + 1_000, SWEEP)).toEqual([]);
+      const expired = leases[5]!;
+      const events = await endingEvents(audit, expired.id);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ type: 'lease.expired', time: nowMs, lease_id: expired.id, subject: expired.subject, task_id: expired.task_id, actor: 'worker', reason: 'expired', lag_ms: 25 });
+      expect(await endingEvents(audit, revoked.id)).toHaveLength(1);
+      expect(await store.countActive()).toBe(0);
+    });
+
     it('finalizes a revoked lease exactly once, with one audit event', async () => {
       const { store, audit } = await make();
       const lease = makeLease({ kind: 'x509', serial: 'a1b2c3', task_id: 'task-9' });
