@@ -86,8 +86,8 @@ export interface LeaseStore {
    */
   sweep(nowMs: number, opts: { limit: number; pendingGraceMs: number }): Promise<Ending[]>;
   /**
-   * Reads and works out, for the sweeps to come, expiries due within the next few seconds, so that
-   * a burst of them costs its sweep only the writes. Optional (the memory store has nothing to
+   * Reads and works out, for the sweeps to come, expiries due within the next minute, so that a
+   * burst of them costs its sweep only the writes. Optional (the memory store has nothing to
    * read); a shortcut only: sweep() ends every due lease whether read ahead or not. Returns how many
    * it read.
    */
