@@ -120,6 +120,9 @@ it('the bulk revocation process does not count a walk done until a replica confi
     const store = createRedisLeaseStore({ redis: main, prefix, durability });
     const subject = `repo:octo-org/app:walk-${uniq()}`;
     await store.create(makeLease({ subject, rule: 'deploy' }));
+    // Until the walker has started and connected it hands walks back (null); on a busy machine that
+    // takes longer than the first call waits. A walk that matches nothing shows it is up.
+    await waitFor('the walker to be up', async () => (await walker.revokeAndQueue({ subject: `${subject}-none` }, revokeInput(), {})) !== null, 20_000, 100);
     const pid = replica.pid()!;
     process.kill(pid, 'SIGSTOP');
     try {

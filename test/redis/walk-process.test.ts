@@ -51,6 +51,14 @@ function setup(opts: { redisUrl?: string; durability?: Durability } = {}) {
   return { prefix, walker, store, unreadable, errors };
 }
 
+/**
+ * Until the walker has started and connected it hands walks back (null), and on a busy machine that
+ * takes longer than a call waits: a walk that matches nothing shows it is up.
+ */
+async function up(walker: WalkProcess): Promise<void> {
+  await waitFor('the walker to be up', async () => (await walker.revokeAndQueue({ subject: 'repo:nobody/none' }, revokeInput(), {})) !== null, 20_000, 100);
+}
+
 /** The walker's connection as CLIENT LIST shows it: its last command. */
 async function walkConnectionLastCommand(): Promise<string[]> {
   const list = (await redis.client('LIST')) as string;
@@ -92,6 +100,7 @@ describe('the bulk revocation process', () => {
     const plain = createRedisLeaseStore({ redis, prefix });
     const lease = makeLease();
     await plain.create(lease);
+    await up(walker);
     const err = await walker.revokeAndQueue({ subject: lease.subject }, revokeInput(), {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotReplicatedError);
     expect(err).toMatchObject({ acked: 0, wanted: 1, status: 503 });
@@ -105,6 +114,7 @@ describe('the bulk revocation process', () => {
 
   it('reports a record it cannot read to the API process, once, and still revokes the rest', async () => {
     const { walker, store, prefix, unreadable } = setup();
+    await up(walker);
     const issuer = 'gitlab-self-managed';
     const good = makeLease({ issuer });
     const bad = makeLease({ issuer, subject: 'repo:octo-org/other' });
