@@ -48,7 +48,7 @@ export function planEnding(id: string, raw: string, from: 'due' | 'pending', now
   if (lease.status === 'active' && from === 'pending') return plan('p');
   // Lua's finish() has always taken these; nothing Leash writes today is in either state.
   if (lease.status === 'expired' || (lease.status === 'revoked' && lease.revoked_at === null)) return 'lua';
-  if (lease.status === 'active') return expiryAt(expiryOf(id, raw, stored, 0), nowMs);
+  if (lease.status === 'active') return expiryAt(expiryOf(id, raw, stored, lease.expires_at * 1000), nowMs);
   const endedLease: Lease = { ...lease, ended_at: Math.floor(nowMs / 1000) };
   const event = endingEvent(endedLease, nowMs);
   const p = plan('r', { lease: endedLease, record: encodeLease(endedLease, issuedMs), event, eventJson: JSON.stringify(event) });

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { AHEAD_MS } from '../../src/leases/endings-ahead.ts';
 import { SHARD_COUNT, redisKeys } from '../../src/redis/keys.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import type { Lease } from '../../src/leases/lease.ts';
@@ -91,6 +92,22 @@ describe('expiries read ahead', () => {
     // Leases written later are read by a later call.
     await burst(store, 5, now + 4);
     expect(await store.readAhead!(now * 1000)).toBe(5);
+  });
+
+  it('reads only what is due within AHEAD_MS, and holds no more than its cap', async () => {
+    const prefix = uniquePrefix();
+    const store = createRedisLeaseStore({ redis, prefix, readAheadMax: 50 });
+    const nowMs = nowSeconds() * 1000;
+    await burst(store, 3, (nowMs + AHEAD_MS + 1_000) / 1000);
+    expect(await store.readAhead!(nowMs)).toBe(0);
+    await burst(store, 80, (nowMs + AHEAD_MS - 1_000) / 1000);
+    // Full at 50: a later call reads nothing more until a sweep has taken some out.
+    expect(await store.readAhead!(nowMs)).toBe(50);
+    expect(await store.readAhead!(nowMs)).toBe(0);
+    const dueMs = nowMs + AHEAD_MS - 1_000;
+    expect(await sweep(store, dueMs)).toHaveLength(80);
+    // The 3 beyond the window come into it later.
+    expect(await store.readAhead!(nowMs + 5_000)).toBe(3);
   });
 
   it('ends a lease revoked after it was read ahead as revoked, never as expired', async () => {
