@@ -255,6 +255,14 @@ describe('CSR parsing: Leash and @peculiar/asn1-csr + WebCrypto agree', () => {
     await agree({ key, hash: 'SHA-256', sans: [], cn: 'one', exts: [] }, { kind: 'criAtvTag', to: 0x31 }, 'pem');
   });
 
+  // Found by this test: a keyUsage BIT STRING whose unused-bit count (0x07 flipped to 0x0f) is
+  // above 7 was read for its bits instead of refused.
+  it('a request whose keyUsage BIT STRING claims 15 unused bits is refused by both', async () => {
+    const spec: Spec = { key: 'p256', hash: 'SHA-256', sans: [{ type: 'ip', value: '2001:db8::1' }], cn: 'none', exts: ['keyUsage'] };
+    await agree(spec, { kind: 'criFlip', at: 1109776370, bit: 3 }, 'pem');
+    expect(leashVerdict(mutate(spec, await makeCsr(spec), { kind: 'criFlip', at: 1109776370, bit: 3 }), 'pem')).toMatchObject({ ok: false, why: expect.stringContaining('unused-bit count above 7') });
+  });
+
   it('on generated requests, mutated outside and inside the signed part', async () => {
     await fc.assert(
       fc.asyncProperty(specArb, mutationArb, fc.constantFrom<'pem' | 'base64url'>('pem', 'base64url'), agree),

@@ -8,6 +8,7 @@ import {
   readBoolean,
   readOctetAlignedBitString,
   readOid,
+  readNamedBits,
   readRoot,
   readSmallInteger,
   value,
@@ -208,9 +209,8 @@ function readExtensions(der: Buffer, extensions: Tlv, requested: ParsedCsr['requ
         requested.extKeyUsages = children(inner, readRoot(inner, 0x30, 'extKeyUsage')).map((t) => readOid(inner, t));
         break;
       case OID.keyUsage: {
-        // BIT STRING: one byte of unused-bit count, then bit 0 (digitalSignature) as 0x80 of the next.
-        const bits = value(inner, readRoot(inner, 0x03, 'keyUsage'));
-        requested.caKeyUsage = ((bits[1] ?? 0) & (KEY_CERT_SIGN | CRL_SIGN)) !== 0;
+        const bits = readNamedBits(inner, readRoot(inner, 0x03, 'keyUsage'));
+        requested.caKeyUsage = ((bits[0] ?? 0) & (KEY_CERT_SIGN | CRL_SIGN)) !== 0;
         break;
       }
       default:

@@ -124,6 +124,18 @@ export function readOctetAlignedBitString(buf: Buffer, t: Tlv): Buffer {
   return buf.subarray(t.valueStart + 1, t.end);
 }
 
+/**
+ * A named-bit BIT STRING (keyUsage): its bytes, first bit as 0x80 of the first byte. The unused-bit
+ * count must be 0-7 and 0 when no bytes follow (X.690 8.6.2.2-8.6.2.3).
+ */
+export function readNamedBits(buf: Buffer, t: Tlv): Buffer {
+  if (t.tag !== 0x03 || t.end - t.valueStart < 1) throw new DerError('expected a BIT STRING');
+  const unused = buf[t.valueStart] as number;
+  if (unused > 7) throw new DerError('BIT STRING unused-bit count above 7');
+  if (unused !== 0 && t.end - t.valueStart === 1) throw new DerError('empty BIT STRING with unused bits');
+  return buf.subarray(t.valueStart + 1, t.end);
+}
+
 /** Parses a complete DER value: trailing bytes mean the input is something else. */
 export function readRoot(buf: Buffer, tag: number, what: string): Tlv {
   const t = expectTlv(buf, 0, tag, buf.length, what);
