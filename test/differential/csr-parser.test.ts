@@ -263,10 +263,28 @@ describe('CSR parsing: Leash and @peculiar/asn1-csr + WebCrypto agree', () => {
     expect(leashVerdict(mutate(spec, await makeCsr(spec), { kind: 'criFlip', at: 1109776370, bit: 3 }), 'pem')).toMatchObject({ ok: false, why: expect.stringContaining('unused-bit count above 7') });
   });
 
+  // Found by this test: an Extension whose critical flag was written out as FALSE (the DEFAULT,
+  // which DER omits) was read as if it were DER.
+  it('a request whose extension spells out critical FALSE is refused by both', async () => {
+    const spec: Spec = { key: 'p256', hash: 'SHA-256', sans: [{ type: 'dns', value: 'app.acme.internal' }], cn: 'none', exts: ['ca'] };
+    const m: Mutation = { kind: 'criSet', at: 1116790741, to: 0 };
+    await agree(spec, m, 'pem');
+    expect(leashVerdict(mutate(spec, await makeCsr(spec), m), 'pem')).toMatchObject({ ok: false, why: expect.stringContaining('critical FALSE') });
+  });
+
+  // Found by this test: an Ed25519 key whose BIT STRING claimed 1 unused bit left the fast path
+  // for OpenSSL's decoder, which took it.
+  it('a request whose Ed25519 key BIT STRING claims an unused bit is refused by both', async () => {
+    const spec: Spec = { key: 'ed25519', hash: 'SHA-256', sans: [], cn: 'none', exts: [] };
+    const m: Mutation = { kind: 'criFlip', at: 18, bit: 0 };
+    await agree(spec, m, 'pem');
+    expect(leashVerdict(mutate(spec, await makeCsr(spec), m), 'pem')).toMatchObject({ ok: false, why: 'csr public key is not valid' });
+  });
+
   it('on generated requests, mutated outside and inside the signed part', async () => {
     await fc.assert(
       fc.asyncProperty(specArb, mutationArb, fc.constantFrom<'pem' | 'base64url'>('pem', 'base64url'), agree),
-      { numRuns: 200 },
+      { numRuns: Number(process.env.CSR_FUZZ_RUNS ?? 200) },
     );
   });
 });

@@ -185,7 +185,8 @@ function readExtensions(der: Buffer, extensions: Tlv, requested: ParsedCsr['requ
     const fields = children(der, expectTlv(der, ext.start, 0x30, extensions.end, 'Extension'));
     const [idTlv, second, third] = fields;
     if (!idTlv || !second || fields.length > 3) throw new DerError('malformed Extension');
-    if (third) readBoolean(der, second);
+    // critical is DEFAULT FALSE, and DER leaves a default out (X.690 11.5): an explicit FALSE is BER.
+    if (third && !readBoolean(der, second)) throw new DerError('Extension critical FALSE must be omitted in DER');
     const valueTlv = third ?? second;
     if (valueTlv.tag !== 0x04) throw new DerError('extension value must be an OCTET STRING');
     const id = readOid(der, idTlv);

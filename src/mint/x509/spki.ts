@@ -66,21 +66,23 @@ function importGeneric(spkiDer: Buffer): ImportedKey {
 /**
  * n and e of an rsaEncryption key, or undefined for other algorithms. RSA keys are only taken in
  * canonical form and with sane numbers: OpenSSL happily verifies with e = 1 or an even modulus,
- * and a certificate for such a key lets anyone who sees it sign as its holder.
+ * and a certificate for such a key lets anyone who sees it sign as its holder. Every key's
+ * subjectPublicKey is checked to hold whole octets here, since OpenSSL's decoder, which takes the
+ * others, reads past a non-zero unused-bit count.
  */
 function rsaNumbers(spkiDer: Buffer): { n: Buffer; e: Buffer } | undefined {
   const [alg, bits, extra] = children(spkiDer, readRoot(spkiDer, 0x30, 'SubjectPublicKeyInfo'));
   if (!alg || !bits || extra || alg.tag !== 0x30) throw new DerError('malformed SubjectPublicKeyInfo');
+  const keyBits = readOctetAlignedBitString(spkiDer, bits);
   const [oid, params, more] = children(spkiDer, alg);
   if (!oid || readOid(spkiDer, oid) !== RSA_ENCRYPTION) return undefined;
   if (more || !params || params.tag !== 0x05 || params.end !== params.valueStart) {
     throw new DerError('rsaEncryption parameters must be NULL');
   }
-  const rsaKey = readOctetAlignedBitString(spkiDer, bits);
-  const [n, e, rest] = children(rsaKey, readRoot(rsaKey, 0x30, 'RSAPublicKey'));
+  const [n, e, rest] = children(keyBits, readRoot(keyBits, 0x30, 'RSAPublicKey'));
   if (!n || !e || rest) throw new DerError('malformed RSAPublicKey');
-  const nBytes = positiveMagnitude(value(rsaKey, n), n.tag);
-  const eBytes = positiveMagnitude(value(rsaKey, e), e.tag);
+  const nBytes = positiveMagnitude(value(keyBits, n), n.tag);
+  const eBytes = positiveMagnitude(value(keyBits, e), e.tag);
   if (!nBytes || !eBytes) throw new DerError('RSA numbers must be minimal positive INTEGERs');
   const eIsOdd = ((eBytes[eBytes.length - 1] as number) & 1) === 1;
   if (((nBytes[nBytes.length - 1] as number) & 1) === 0) throw new UnsupportedKey('RSA key has an even modulus');
