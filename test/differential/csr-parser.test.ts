@@ -281,6 +281,18 @@ describe('CSR parsing: Leash and @peculiar/asn1-csr + WebCrypto agree', () => {
     expect(leashVerdict(mutate(spec, await makeCsr(spec), m), 'pem')).toMatchObject({ ok: false, why: 'csr public key is not valid' });
   });
 
+  // Found by this test: basicConstraints was read for a leading cA BOOLEAN only, so a cA with a
+  // broken tag, a pathLenConstraint that is not an INTEGER, or a SAN value under the
+  // basicConstraints OID were taken as "not a CA".
+  it.each<[string, Spec, Mutation]>([
+    ['a cA tag flipped to 0x00', { key: 'ed25519', hash: 'SHA-256', sans: [{ type: 'ip', value: '10.0.0.1' }], cn: 'one', exts: ['ca', 'keyUsage'] }, { kind: 'criFlip', at: 2147483642, bit: 0 }],
+    ['a pathLenConstraint tagged BIT STRING', { key: 'rsa2048', hash: 'SHA-256', sans: [{ type: 'dns', value: '*.acme.internal' }], cn: 'one', exts: ['ca'] }, { kind: 'criFlip', at: 567973459, bit: 0 }],
+    ['GeneralNames under the basicConstraints OID', { key: 'p384', hash: 'SHA-256', sans: [{ type: 'ip', value: '2001:db8::1' }, { type: 'dns', value: '*.acme.internal' }], cn: 'none', exts: ['eku'] }, { kind: 'criFlip', at: 1713059453, bit: 1 }],
+  ])('a request whose basicConstraints holds %s is refused by both', async (_, spec, m) => {
+    await agree(spec, m, 'pem');
+    expect(leashVerdict(mutate(spec, await makeCsr(spec), m), 'pem')).toMatchObject({ ok: false, why: expect.stringContaining('malformed basicConstraints') });
+  });
+
   it('on generated requests, mutated outside and inside the signed part', async () => {
     await fc.assert(
       fc.asyncProperty(specArb, mutationArb, fc.constantFrom<'pem' | 'base64url'>('pem', 'base64url'), agree),

@@ -10,6 +10,7 @@ import {
   readOid,
   readNamedBits,
   readRoot,
+  readInteger,
   readSmallInteger,
   value,
   whole,
@@ -198,9 +199,7 @@ function readExtensions(der: Buffer, extensions: Tlv, requested: ParsedCsr['requ
         readGeneralNames(inner, readRoot(inner, 0x30, 'subjectAltName'), requested);
         break;
       case OID.basicConstraints: {
-        const bc = readRoot(inner, 0x30, 'basicConstraints');
-        const first = children(inner, bc)[0];
-        requested.basicConstraintsCa = first !== undefined && first.tag === 0x01 && readBoolean(inner, first);
+        requested.basicConstraintsCa = readBasicConstraintsCa(inner);
         break;
       }
       case OID.nameConstraints:
@@ -218,6 +217,19 @@ function readExtensions(der: Buffer, extensions: Tlv, requested: ParsedCsr['requ
         requested.otherExtensions.push(id);
     }
   }
+}
+
+/** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }: its cA. */
+function readBasicConstraintsCa(inner: Buffer): boolean {
+  const fields = children(inner, readRoot(inner, 0x30, 'basicConstraints'));
+  let at = 0;
+  const ca = fields[at]?.tag === 0x01 ? readBoolean(inner, fields[at++]!) : false;
+  // DER leaves the DEFAULT out (X.690 11.5), so a cA that is there is TRUE.
+  if (at === 1 && !ca) throw new DerError('basicConstraints cA FALSE must be omitted in DER');
+  // Leash never reads the length (the certificate's constraints come from the grant): only its shape.
+  if (fields[at]?.tag === 0x02) readInteger(inner, fields[at++]!);
+  if (at !== fields.length) throw new DerError('malformed basicConstraints');
+  return ca;
 }
 
 /** The policy key type a parsed request satisfies, for messages: rsa keys are named by size. */

@@ -99,13 +99,21 @@ export function readOid(buf: Buffer, t: Tlv): string {
   return decodeOid(value(buf, t));
 }
 
-/** A small non-negative INTEGER (versions, path lengths). */
-export function readSmallInteger(buf: Buffer, t: Tlv): number {
+/** The two's-complement bytes of a minimally encoded INTEGER of any size and sign. */
+export function readInteger(buf: Buffer, t: Tlv): Buffer {
   if (t.tag !== 0x02) throw new DerError('expected an INTEGER');
   const v = value(buf, t);
-  if (v.length === 0 || v.length > 4) throw new DerError('INTEGER out of range');
+  if (v.length === 0) throw new DerError('empty INTEGER');
+  const second = (v[1] as number) & 0x80;
+  if (v.length > 1 && ((v[0] === 0 && second === 0) || (v[0] === 0xff && second !== 0))) throw new DerError('non-minimal INTEGER');
+  return v;
+}
+
+/** A small non-negative INTEGER (versions, path lengths). */
+export function readSmallInteger(buf: Buffer, t: Tlv): number {
+  const v = readInteger(buf, t);
+  if (v.length > 4) throw new DerError('INTEGER out of range');
   if ((v[0] as number) & 0x80) throw new DerError('negative INTEGER');
-  if (v.length > 1 && v[0] === 0 && ((v[1] as number) & 0x80) === 0) throw new DerError('non-minimal INTEGER');
   return v.reduce((acc, b) => acc * 256 + b, 0);
 }
 
