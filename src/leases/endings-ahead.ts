@@ -8,6 +8,12 @@ import type { PreparedExpiry } from './ending-plan.ts';
 export const AHEAD_MS = 60_000;
 export const AHEAD_MAX = 100_000;
 export const AHEAD_PER_SWEEP = 1_000;
+/**
+ * A burst worth a sweep at its due time rather than at the next scheduled one: at least BURST_MIN
+ * expiries held due within one BURST_SLOT_MS slot (bursts.ts wakes a sweep for it).
+ */
+export const BURST_MIN = 1_000;
+export const BURST_SLOT_MS = 100;
 
 /** A schedule entry read ahead: its expiry worked out, or null for one the sweep takes when due. */
 export interface ReadAhead {
@@ -29,12 +35,22 @@ export interface EndingsAhead {
   add(shard: number, read: ReadAhead[]): void;
   /** How many of the shard's entries due after `nowMs` are held: where its next read starts. */
   heldAfter(shard: number, nowMs: number): number;
+  /** The due time of the first expiry held of the first slot after `afterMs` holding at least `min`; null for none. */
+  nextBurst(afterMs: number, min: number): number | null;
   size(): number;
 }
 
 export function createEndingsAhead(shardCount: number): EndingsAhead {
   const queues: ReadAhead[][] = Array.from({ length: shardCount }, () => []);
   const held: Set<string>[] = Array.from({ length: shardCount }, () => new Set());
+  // Expiries held per BURST_SLOT_MS slot of their due time: a minute ahead is 600 slots at most.
+  const perSlot = new Map<number, number>();
+  const count = (dueMs: number, by: number): void => {
+    const slot = Math.floor(dueMs / BURST_SLOT_MS);
+    const n = (perSlot.get(slot) ?? 0) + by;
+    if (n === 0) perSlot.delete(slot);
+    else perSlot.set(slot, n);
+  };
   let size = 0;
   return {
     take(shard, nowMs, limit) {
@@ -46,6 +62,7 @@ export function createEndingsAhead(shardCount: number): EndingsAhead {
         if (e.expiry !== null) {
           if (out.length === limit) break;
           out.push(e.expiry);
+          count(e.dueMs, -1);
         }
         held[shard]!.delete(e.id);
       }
@@ -63,6 +80,7 @@ export function createEndingsAhead(shardCount: number): EndingsAhead {
         ids.add(e.id);
         if (e.dueMs < last) ordered = false;
         q.push(e);
+        if (e.expiry !== null) count(e.dueMs, 1);
         size++;
       }
       // Reads come in the schedule's order; a lease written meanwhile with an earlier expiry does not.
@@ -74,6 +92,30 @@ export function createEndingsAhead(shardCount: number): EndingsAhead {
       while (due < q.length && q[due]!.dueMs <= nowMs) due++;
       return q.length - due;
     },
+    nextBurst(afterMs, min) {
+      let first: number | null = null;
+      for (const [slot, n] of perSlot) if (n >= min && (first === null || slot < first) && (slot + 1) * BURST_SLOT_MS > afterMs) first = slot;
+      if (first === null) return null;
+      const from = Math.max(first * BURST_SLOT_MS, Math.floor(afterMs) + 1);
+      let due = Infinity;
+      for (const q of queues) {
+        const e = q[firstAtOrAfter(q, from)];
+        if (e !== undefined && e.dueMs < due) due = e.dueMs;
+      }
+      return due === Infinity ? null : due;
+    },
     size: () => size,
   };
+}
+
+/** The index of the first entry of `q` (in due order) due at or after `ms`. */
+function firstAtOrAfter(q: ReadAhead[], ms: number): number {
+  let lo = 0;
+  let hi = q.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (q[mid]!.dueMs < ms) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

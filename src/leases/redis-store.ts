@@ -12,7 +12,7 @@ import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { probeShards } from './redis-probe.ts';
 import { APPLY_ENDINGS, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, UPCOMING_RECORDS, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
 import { endingArgs, expiryAt, planEnding, prepareExpiry, type PlannedEnding, type PreparedExpiry } from './ending-plan.ts';
-import { AHEAD_MAX, AHEAD_MS, AHEAD_PER_SWEEP, createEndingsAhead } from './endings-ahead.ts';
+import { AHEAD_MAX, AHEAD_MS, AHEAD_PER_SWEEP, BURST_MIN, createEndingsAhead } from './endings-ahead.ts';
 import { planRevocation, revokedTail } from './revocation-plan.ts';
 import { runScript, type LuaScript } from '../redis/scripts.ts';
 import { isCluster, type RedisClient } from '../redis/connect.ts';
@@ -579,6 +579,8 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       }
       return total;
     },
+
+    nextBurstMs: (afterMs: number): number | null => ahead.nextBurst(afterMs, BURST_MIN),
 
     async crlEntries(sinceSeconds: number): Promise<{ serial: string; revoked_at: number; expires_at: number }[]> {
       const sinceMs = sinceSeconds * 1000;

@@ -93,6 +93,11 @@ export interface LeaseStore {
    */
   readAhead?(nowMs: number): Promise<number>;
   /**
+   * When the next burst of expiries read ahead comes due (epoch ms, after `afterMs`): a time worth
+   * a sweep of its own rather than the next scheduled one. Null when none is held.
+   */
+  nextBurstMs?(afterMs: number): number | null;
+  /**
    * Revoked certificates whose notAfter (expires_at) is at or after `sinceSeconds`, for the CRL;
    * entries that expired before it may be dropped. The caller picks the cut: RFC 5280 3.3 keeps
    * an entry on CRLs issued after the certificate expired.

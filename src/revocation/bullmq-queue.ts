@@ -1,6 +1,7 @@
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { isRedisClient } from '../redis/connect.ts';
 import type { RevocationQueue } from './queue.ts';
+import { burstWaker } from './burst-wake.ts';
 import { finalizeRevoked, sweepOnce, type EndingDeps } from './endings.ts';
 
 export const QUEUE_NAME = 'leash-revocations';
@@ -84,9 +85,15 @@ export async function startRevocationWorker(
   revocations.on('error', () => undefined);
   await revocations.removeJobScheduler(SWEEP_SCHEDULER_ID);
   await revocations.close();
+  const wakeForBurst = burstWaker(deps.store, sweepQueue, deps.now);
   const handle = async (job: Job): Promise<number> => {
     if (job.name === 'revoke') return (await finalizeRevoked(deps, (job.data as RevokeJob).ids)).length;
-    if (job.name === 'sweep') return sweepOnce(deps);
+    if (job.name === 'sweep') {
+      const ended = await sweepOnce(deps);
+      // The endings stand; a wake that cannot be asked for leaves the burst to the scheduled sweeps.
+      await wakeForBurst().catch((err: unknown) => deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not schedule a sweep for the next burst of expiries'));
+      return ended;
+    }
     throw new Error(`unknown job ${job.name}`);
   };
   // runRetryDelay: after a failed Redis call (an outage, a restart still loading its data) a worker
