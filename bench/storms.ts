@@ -221,7 +221,7 @@ async function expiryStorm(opts: StormsOptions, issuer: ProofIssuer, procs: Proc
     const storm = windowStats(load.samples, stormFrom, stormTo);
     const lags = await expiredLags(redis, ids);
     const lagMs = summarize(lags);
-    log(`expiry storm: reading ahead ${describe(readingAhead)}; quiet ${describe(quiet)}; storm ${describe(storm)}; lag p50 ${lagMs.p50} ms, p99 ${lagMs.p99} ms, max ${lagMs.max} ms (${lags.length} ended)`);
+    log(`expiry storm: reading ahead ${describe(readingAhead)}; quiet ${describe(quiet)}; storm ${describe(storm)}; lag first ${lags.reduce((a, b) => Math.min(a, b), Infinity)} ms, p50 ${lagMs.p50} ms, p99 ${lagMs.p99} ms, max ${lagMs.max} ms (${lags.length} ended)`);
     const ratio = (w: WindowStats): number => w.latencyMs.p99 / quiet.latencyMs.p99;
     return { cpuMs, leases: written, writeSeconds, quiet, readingAhead, storm, p99Ratio: ratio(storm), readingAheadRatio: ratio(readingAhead), lagMs, ended: lags.length, allEndedAfterMs: lagMs.max };
   } finally {

@@ -1,6 +1,6 @@
 import type { AuditEvent } from '../audit/events.ts';
 import { actName, taskName } from '../redis/keys.ts';
-import { endingEvent } from './ending-event.ts';
+import { endingEvent, expiredEventFields, expiredEventJson } from './ending-event.ts';
 import { FIELDS, decodeLease, encodeLease, type StoredLease } from './lease-codec.ts';
 import type { Lease } from './lease.ts';
 
@@ -75,6 +75,8 @@ export interface PreparedExpiry {
   record: string | null;
   act: string;
   task: string;
+  /** expiredEventFields of the lease: its event's JSON but for the time. */
+  eventFields: string;
 }
 
 function expiryOf(id: string, raw: string, stored: StoredLease, dueMs: number): PreparedExpiry {
@@ -88,6 +90,7 @@ function expiryOf(id: string, raw: string, stored: StoredLease, dueMs: number): 
     record: patchedRecord(raw, lease.kind, stored.stored, ENDED_AT),
     act: actName(lease.rule, lease.subject),
     task: lease.task_id === null ? '' : taskName(lease.task_id),
+    eventFields: expiredEventFields(lease),
   };
 }
 
@@ -107,7 +110,8 @@ export function expiryAt(p: PreparedExpiry, nowMs: number): PlannedEnding {
   const endedLease: Lease = { ...p.lease, status: 'expired', ended_at: Math.floor(nowMs / 1000) };
   const event = endingEvent(endedLease, nowMs);
   const record = p.record ?? encodeLease(endedLease, p.issuedMs);
-  return { id: p.id, op: 'x', was: p.was, ended: { lease: endedLease, record, event, eventJson: JSON.stringify(event) }, act: p.act, task: p.task, crlMember: '', crlScore: 0 };
+  const eventJson = expiredEventJson(p.eventFields, nowMs, p.lease.expires_at);
+  return { id: p.id, op: 'x', was: p.was, ended: { lease: endedLease, record, event, eventJson }, act: p.act, task: p.task, crlMember: '', crlScore: 0 };
 }
 
 /** Index of ended_at in the stored array (lease-codec.ts FIELDS). */

@@ -53,6 +53,8 @@ const PRUNE_CHUNK = 1_000;
  */
 const SWEEP_SCRIPT_MAX = 100;
 const SWEEP_IN_FLIGHT = 2;
+/** APPLY_ENDINGS scripts of expiries read ahead in flight at once, each sent a turn after the last. */
+const AHEAD_IN_FLIGHT = 2;
 /** Records one readAhead script reads at most (read only: no record is decoded in Lua). */
 const READ_AHEAD_SCRIPT_MAX = 100;
 
@@ -315,10 +317,11 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
 
   /**
    * Ends the expiries read ahead that are due by now, taking up to `limit`. Those whose record
-   * changed since stay due, for sweepShard to read again. One script at a time, the next sent as
-   * soon as the last is answered and before that answer is handled, so Redis runs one while Node
-   * handles the other. (Two in flight, sent in the same turn, ran back to back with their answers
-   * written together: Redis and Node took turns.)
+   * changed since stay due, for sweepShard to read again. AHEAD_IN_FLIGHT scripts in flight, each
+   * sent in a turn of its own and the next as soon as one is answered, before that answer is
+   * handled: Redis always has the next script while Node handles an answer and encodes the one
+   * after. (Two sent in the same turn ran back to back with their answers written together, so
+   * Redis and Node took turns.)
    */
   async function sweepAhead(nowMs: number, limit: number): Promise<Ending[]> {
     const endings: Ending[] = [];
@@ -336,21 +339,41 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       }
       return null;
     };
-    let step = next();
-    let answer = step && writeEndings(step.shard, nowMs, step.plans, 'sweep');
-    while (step !== null && answer !== null) {
-      const following = next();
-      const sids = await answer;
-      answer = following && writeEndings(following.shard, nowMs, following.plans, 'sweep');
-      // Failing, it is the next turn's to report (a script that failed ended nothing).
-      answer?.catch(() => undefined);
-      // The write leaves at the end of this turn (write-batching.ts): let it go before the work below.
-      await new Promise((resolve) => setImmediate(resolve));
+    const inFlight: { shard: number; plans: PlannedEnding[]; answer: Promise<string[]> }[] = [];
+    const send = (): void => {
+      const step = next();
+      if (step === null) return;
+      const answer = writeEndings(step.shard, nowMs, step.plans, 'sweep');
+      // Failing, it is reported when its turn comes to be awaited (a script that failed ended nothing).
+      answer.catch(() => undefined);
+      inFlight.push({ ...step, answer });
+    };
+    // The write leaves at the end of a turn (write-batching.ts): each script in a turn of its own.
+    const turn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
+    send();
+    for (let i = 1; i < AHEAD_IN_FLIGHT; i++) {
+      await turn();
+      send();
+    }
+    // After a failed script nothing more is sent, but the scripts already sent are still waited
+    // for: one that applied has endings to report. Then the sweep fails with the first error.
+    let failed: { err: unknown } | null = null;
+    while (inFlight.length > 0) {
+      const step = inFlight.shift()!;
+      let sids: string[];
+      try {
+        sids = await step.answer;
+      } catch (err) {
+        failed ??= { err };
+        continue;
+      }
+      if (failed === null) send();
+      await turn();
       const applied = appliedEndings(step.shard, nowMs, step.plans, sids);
       if (applied.length > 0) wrote.add(step.shard);
       endings.push(...applied);
-      step = following;
     }
+    if (failed !== null) throw failed.err;
     // Endings already happened (and are logged); unconfirmed, the sweep fails and runs again. One
     // WAIT a shard written: on a Cluster each goes to the node that holds the shard.
     for (const shard of wrote) await io('sweep', () => waitForReplicas(redis, durability, keys.leases(shard)));

@@ -18,10 +18,18 @@ const FINALIZE_CHUNK = 256;
 export const PENDING_GRACE_MS = 15_000;
 
 function record(deps: EndingDeps, endings: Ending[]): void {
+  // Counted per label pair, then added: a sweep ends thousands at once, and each inc() hashes its labels.
+  const counts = new Map<string, { status: string; reason: string; n: number }>();
   for (const e of endings) {
-    deps.metrics.endings.inc({ status: e.lease.status, reason: e.lease.status === 'expired' ? 'ttl' : reasonLabel(e.lease.reason) });
-    if (e.lease.status === 'expired') deps.metrics.expiryLagSeconds.observe(Math.max(0, e.ended_at_ms - e.lease.expires_at * 1000) / 1000);
+    const status = e.lease.status;
+    const reason = status === 'expired' ? 'ttl' : reasonLabel(e.lease.reason);
+    const key = `${status} ${reason}`;
+    const c = counts.get(key);
+    if (c) c.n++;
+    else counts.set(key, { status, reason, n: 1 });
+    if (status === 'expired') deps.metrics.expiryLagSeconds.observe(Math.max(0, e.ended_at_ms - e.lease.expires_at * 1000) / 1000);
   }
+  for (const { status, reason, n } of counts.values()) deps.metrics.endings.inc({ status, reason }, n);
 }
 
 /** Labels stay low-cardinality: free-text operator reasons are folded into "operator". */
