@@ -351,7 +351,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     // The write leaves at the end of a turn (write-batching.ts): each script in a turn of its own.
     const turn = (): Promise<unknown> => new Promise((resolve) => setImmediate(resolve));
     send();
-    for (let i = 1; i < AHEAD_IN_FLIGHT; i++) {
+    for (let i = 1; i < AHEAD_IN_FLIGHT && inFlight.length === i; i++) {
       await turn();
       send();
     }
