@@ -10,7 +10,7 @@ export const AHEAD_MAX = 100_000;
 export const AHEAD_PER_SWEEP = 1_000;
 /**
  * A burst worth a sweep at its due time rather than at the next scheduled one: at least BURST_MIN
- * expiries held due within one BURST_SLOT_MS slot (bursts.ts wakes a sweep for it).
+ * expiries held due within one BURST_SLOT_MS slot (burst-wake.ts asks for a sweep then).
  */
 export const BURST_MIN = 1_000;
 export const BURST_SLOT_MS = 100;

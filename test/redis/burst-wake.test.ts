@@ -6,7 +6,9 @@ import type { Lease } from '../../src/leases/lease.ts';
 import type { LeaseStore } from '../../src/leases/store.ts';
 import { connectRedis } from '../../src/redis/connect.ts';
 import { SHARD_COUNT, redisKeys } from '../../src/redis/keys.ts';
-import { startRevocationWorker } from '../../src/revocation/bullmq-queue.ts';
+import { Queue } from 'bullmq';
+import { SWEEP_QUEUE_NAME, startRevocationWorker } from '../../src/revocation/bullmq-queue.ts';
+import { burstWaker } from '../../src/revocation/burst-wake.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { makeLease, nowSeconds } from '../contract/lease-fixtures.ts';
@@ -51,6 +53,29 @@ describe('a sweep woken for a burst of expiries', () => {
     const endings = await store.sweep((now + 40) * 1000, { limit: 10_000, pendingGraceMs: 15_000 });
     expect(endings).toHaveLength(2 * BURST_MIN - 1 + 30);
     expect(store.nextBurstMs!((now + 40) * 1000)).toBeNull();
+  });
+
+  it('is one delayed sweep job however many workers ask for it', async () => {
+    const prefix = uniquePrefix();
+    const stores = [createRedisLeaseStore({ redis, prefix }), createRedisLeaseStore({ redis, prefix })];
+    const now = nowSeconds();
+    await leases(stores[0]!, BURST_MIN, now + 30, 'fleet');
+    const connection = connectRedis(url, { forBullmq: true });
+    const queue = new Queue(SWEEP_QUEUE_NAME, { connection, prefix: `{${prefix}bull}` });
+    try {
+      for (const store of stores) {
+        await readAll(store, now * 1000);
+        const wake = burstWaker(store, queue, () => now * 1000);
+        await wake();
+        await wake();
+      }
+      const delayed = await queue.getDelayed();
+      expect(delayed.map((j) => [j.name, j.id, j.opts.delay])).toEqual([['sweep', `burst-${(now + 30) * 1000}`, 30_000]]);
+    } finally {
+      await queue.obliterate({ force: true });
+      await queue.close();
+      connection.disconnect();
+    }
   });
 
   it('ends a burst read ahead at its due time, not at the next scheduled sweep 60 s later', async () => {
