@@ -1,4 +1,4 @@
-import { logAuditEvent } from './observability/audit-line.ts';
+import { logAuditEvents } from './observability/audit-line.ts';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, type Config } from './config.ts';
@@ -115,9 +115,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   let signingRecord: SigningRecord;
   let checkDeployment: (() => Promise<{ ok: boolean; checks: Record<string, string> }>) | undefined;
   // Events a request produced are logged on its access-log line (LOGGED_WITH_REQUEST); the rest here.
-  const logAudit = (e: AuditEvent): void => {
-    if (!isLoggedWithRequest(e)) logAuditEvent(log, e);
-  };
+  const logAudit = (events: AuditEvent[]): void => logAuditEvents(log, events.filter((e) => !isLoggedWithRequest(e)));
 
   if (config.redisUrl) {
     // A WAIT is a command too: the command timeout leaves it its whole LEASH_REDIS_WAIT_MS.
@@ -135,7 +133,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     });
     checkDeployment = () => deploymentReadiness(redis, deployment);
     signingRecord = createRedisSigningRecord(redis, config.redisPrefix);
-    audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
+    audit = withLogging(createRedisAuditLog({ redis, prefix: config.redisPrefix, maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), (e) => logAudit([e]));
     const onUnreadable = (id: string): void => {
       log.error({ lease_id: id }, 'unreadable lease');
       metrics.unreadableRecords.inc();
@@ -148,7 +146,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       // Each shard stream may hold the whole cap; the worker's audit trim keeps the total to it.
       auditMaxLenPerShard: config.auditMaxEvents,
       // Endings are audited inside the store's Lua scripts (exactly once); this logs them too.
-      onAuditEvent: logAudit,
+      onAuditEvents: logAudit,
       // Such a record stops no other ending; it is reported here, once, for an operator to look at.
       onUnreadable,
       durability,
@@ -178,7 +176,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     };
   } else {
     log.warn('dev mode: leases live in process memory and vanish on restart; set REDIS_URL for real use');
-    audit = withLogging(createMemoryAuditLog({ maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), logAudit);
+    audit = withLogging(createMemoryAuditLog({ maxEvents: config.auditMaxEvents, maxDenials: config.auditMaxDenials }), (e) => logAudit([e]));
     store = createMemoryLeaseStore({ retentionSeconds: config.retentionSeconds, audit });
     rateLimiter = createMemoryRateLimiter(config.rateLimitPerIp, now);
     signingRecord = createFileSigningRecord(config.keysDir);

@@ -72,10 +72,10 @@ export interface RedisLeaseStoreOptions {
   retentionSeconds?: number;
   auditMaxLenPerShard?: number;
   /**
-   * Called with each ending's audit event after the script that ended the lease wrote it to the
-   * stream, so the process that ran the ending can also log it (once). Must not throw.
+   * Called with the audit events of the endings (or the creation) a script wrote to the stream,
+   * one call a script, so the process that ran them can also log each (once). Must not throw.
    */
-  onAuditEvent?: (event: AuditEvent) => void;
+  onAuditEvents?: (events: AuditEvent[]) => void;
   /**
    * Called once with the id of each record a script could not read (not JSON, or not a lease), as
    * it takes the record out of the schedules so it stops no other ending. Must not throw.
@@ -130,25 +130,33 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     }
   };
 
-  const report = (event: AuditEvent): void => {
+  const report = (events: AuditEvent[]): void => {
+    if (events.length === 0) return;
     try {
-      opts.onAuditEvent?.(event);
+      opts.onAuditEvents?.(events);
     } catch {
       // Logging must never undo or fail an ending that already happened.
     }
   };
 
-  const toEnding = (shard: number, nowMs: number, [id, json, eventJson, streamId]: Tuple): Ending | null => {
-    if (opts.onAuditEvent) {
-      try {
-        report(Object.assign(JSON.parse(eventJson) as AuditEvent, { id: auditEventId(streamId, shard) }));
-      } catch {
-        // An event that does not parse is still in the stream; the ending stands.
+  /** Lua's ending tuples as endings, their audit events reported in one call. */
+  const toEndings = (shard: number, nowMs: number, tuples: Tuple[]): Ending[] => {
+    const events: AuditEvent[] = [];
+    const endings: Ending[] = [];
+    for (const [id, json, eventJson, streamId] of tuples) {
+      if (opts.onAuditEvents) {
+        try {
+          events.push(Object.assign(JSON.parse(eventJson) as AuditEvent, { id: auditEventId(streamId, shard) }));
+        } catch {
+          // An event that does not parse is still in the stream; the ending stands.
+        }
       }
+      // Lua wrote this JSON from a lease it had read, so it reads back.
+      const stored = decodeLease(id, json);
+      if (stored) endings.push({ lease: stored.lease, ended_at_ms: nowMs });
     }
-    // Lua wrote this JSON from a lease it had read, so it reads back.
-    const stored = decodeLease(id, json);
-    return stored && { lease: stored.lease, ended_at_ms: nowMs };
+    report(events);
+    return endings;
   };
 
   /** Revokes the matching active leases found in one set: a shard's `due`, or an act or task set. */
@@ -255,7 +263,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       runScript(redis, s, scriptKeys, [keys.base(shard), nowMs, retentionMs, maxlen, ...args]),
     )) as [Tuple[], string[]];
     unreadable(bad);
-    return tuples.map((t) => toEnding(shard, nowMs, t)).filter((e): e is Ending => e !== null);
+    return toEndings(shard, nowMs, tuples);
   }
 
   /** Writes endings worked out in Node (APPLY_ENDINGS); answers each entry's audit stream id, '' where not applied. */
@@ -267,12 +275,14 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   /** The endings writeEndings applied, their events reported. */
   function appliedEndings(shard: number, nowMs: number, plans: PlannedEnding[], sids: string[]): Ending[] {
     const endings: Ending[] = [];
+    const events: AuditEvent[] = [];
     plans.forEach((p, i) => {
       const sid = sids[i];
       if (!sid || p.ended === null) return;
-      report(withStreamId(p.ended.event, p.ended.eventJson, auditEventId(sid, shard)));
+      events.push(withStreamId(p.ended.event, p.ended.eventJson, auditEventId(sid, shard)));
       endings.push({ lease: p.ended.lease, ended_at_ms: nowMs });
     });
+    report(events);
     return endings;
   }
 
@@ -450,7 +460,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
       if (res === -3) throw new ProofReplayedError();
       if (Array.isArray(res)) throw new BudgetExceededError(Number(res[1]));
-      if (createOpts.audit && typeof res === 'string') opts.onAuditEvent?.(Object.assign({}, createOpts.audit, { id: auditEventId(res, shard) }));
+      if (createOpts.audit && typeof res === 'string') report([Object.assign({}, createOpts.audit, { id: auditEventId(res, shard) })]);
     },
 
     async get(id: string): Promise<Lease | null> {
@@ -523,9 +533,9 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       );
       if (tuple === 1) unreadable([id]);
       if (!Array.isArray(tuple)) return null;
-      const ending = toEnding(shard, nowMs, tuple as Tuple);
+      const [ending] = toEndings(shard, nowMs, [tuple as Tuple]);
       await io('finalize', () => waitForReplicas(redis, durability, keys.leases(shard)));
-      return ending;
+      return ending ?? null;
     },
 
     async finalizeMany(ids: string[], nowMs: number): Promise<Ending[]> {

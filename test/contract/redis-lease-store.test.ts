@@ -49,10 +49,10 @@ describe('Redis lease store', () => {
     await store.create(makeLease({ subject: lease.subject }), { maxActive: 1 });
   });
 
-  it('hands each ending\'s audit event to onAuditEvent once, as written to the stream', async () => {
+  it('hands each ending\'s audit event to onAuditEvents once, as written to the stream', async () => {
     const prefix = uniquePrefix();
     const seen: AuditEvent[] = [];
-    const store = createRedisLeaseStore({ redis, prefix, onAuditEvent: (e) => seen.push(e) });
+    const store = createRedisLeaseStore({ redis, prefix, onAuditEvents: (events) => seen.push(...events) });
     const now = nowSeconds();
     const revoked = makeLease();
     const expiring = makeLease({ expires_at: now + 1 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { captureLog, withoutTime } from '../helpers/log-capture.ts';
 import type { AuditEvent } from '../../src/audit/events.ts';
-import { logAuditEvent } from '../../src/observability/audit-line.ts';
+import { logAuditEvents } from '../../src/observability/audit-line.ts';
 import { auditEventJson, withStreamId } from '../../src/audit/event-json.ts';
 
 const event = {
@@ -24,7 +24,7 @@ describe('the log line of an audit event', () => {
   it('is the line pino writes for { audit } with msg "audit", bindings and key order included', () => {
     const mine = captureLog('info', { role: 'worker' });
     const theirs = captureLog('info', { role: 'worker' });
-    logAuditEvent(mine.log, event);
+    logAuditEvents(mine.log, [event]);
     theirs.log.info({ audit: event }, 'audit');
     expect(mine.lines).toHaveLength(1);
     expect(mine.lines[0]!.endsWith('}\n')).toBe(true);
@@ -32,9 +32,23 @@ describe('the log line of an audit event', () => {
     expect(Object.keys(JSON.parse(mine.lines[0]!))).toEqual(Object.keys(JSON.parse(theirs.lines[0]!)));
   });
 
-  it('writes nothing below the info level', () => {
+  it('of several events are the lines pino writes for each, in order, handed over in one write', () => {
+    const second = { ...event, type: 'lease.revoked', lease_id: 'BBBBBBBBBBBBBBBBBBBBBB', reason: 'task completed', id: '1796000000000-1-3' } as unknown as AuditEvent;
+    const mine = captureLog('info', { role: 'worker' });
+    const theirs = captureLog('info', { role: 'worker' });
+    logAuditEvents(mine.log, [event, second]);
+    theirs.log.info({ audit: event }, 'audit');
+    theirs.log.info({ audit: second }, 'audit');
+    expect(mine.writes).toBe(1);
+    expect(mine.lines.map(withoutTime)).toEqual(theirs.lines.map(withoutTime));
+  });
+
+  it('writes nothing below the info level, or for no events', () => {
     const quiet = captureLog('warn', { role: 'worker' });
-    logAuditEvent(quiet.log, event);
+    logAuditEvents(quiet.log, [event]);
+    const none = captureLog('info', { role: 'worker' });
+    logAuditEvents(none.log, []);
+    expect(none.writes).toBe(0);
     expect(quiet.lines).toHaveLength(0);
   });
 
