@@ -13,7 +13,7 @@ export interface PlannedEnding {
   op: EndingOp;
   /** The record as read ('' when missing): the script applies the entry only if it is unchanged. */
   was: string;
-  /** For 'x' and 'r': the ended lease, its record (or patchedRecord's stand-in) and audit event. */
+  /** For 'x' and 'r': the ended lease, its record and audit event. */
   ended: { lease: Lease; record: string; event: AuditEvent; eventJson: string } | null;
   act: string;
   task: string;
@@ -71,8 +71,8 @@ export interface PreparedExpiry {
   was: string;
   lease: Lease;
   issuedMs: number;
-  /** patchedRecord's stand-in, or null when the record must be encoded anew at the ending. */
-  record: string | null;
+  /** The expired record but for its ending time and closing bracket (expiredRecordHead), or null when it must be encoded anew. */
+  expiredHead: string | null;
   act: string;
   task: string;
   /** expiredEventFields of the lease: its event's JSON but for the time. */
@@ -87,7 +87,7 @@ function expiryOf(id: string, raw: string, stored: StoredLease, dueMs: number): 
     was: raw,
     lease,
     issuedMs: stored.issuedMs,
-    record: patchedRecord(raw, lease.kind, stored.stored, ENDED_AT),
+    expiredHead: expiredRecordHead(raw, lease.kind, stored.stored),
     act: actName(lease.rule, lease.subject),
     task: lease.task_id === null ? '' : taskName(lease.task_id),
     eventFields: expiredEventFields(lease),
@@ -109,7 +109,7 @@ export function prepareExpiry(id: string, raw: string, dueMs: number): PreparedE
 export function expiryAt(p: PreparedExpiry, nowMs: number): PlannedEnding {
   const endedLease: Lease = { ...p.lease, status: 'expired', ended_at: Math.floor(nowMs / 1000) };
   const event = endingEvent(endedLease, nowMs);
-  const record = p.record ?? encodeLease(endedLease, p.issuedMs);
+  const record = p.expiredHead === null ? encodeLease(endedLease, p.issuedMs) : `${p.expiredHead}${endedLease.ended_at}]`;
   const eventJson = expiredEventJson(p.eventFields, nowMs, p.lease.expires_at);
   return { id: p.id, op: 'x', was: p.was, ended: { lease: endedLease, record, event, eventJson }, act: p.act, task: p.task, crlMember: '', crlScore: 0 };
 }
@@ -118,16 +118,28 @@ export function expiryAt(p: PreparedExpiry, nowMs: number): PlannedEnding {
 const ENDED_AT = FIELDS.indexOf('ended_at');
 
 /**
- * The new record of an active lease as the write script makes it from the record it checked is
- * unchanged (redis-scripts.ts recordOf): `#<n>` stands for that record with its status swapped, n
- * nulls and then the fields from index `from` on appended. Sending this instead of the record
- * halves what a step writes to Redis. Null when the text is not in that shape (the caller then
+ * The new record of an active lease as a revocation's walk (WALK_APPLY) makes it from the record it
+ * checked is unchanged (redis-scripts.ts recordOf): `#<n>` stands for that record with its status
+ * swapped, n nulls and then the fields from index `from` on appended. Sending this instead of the
+ * record halves what a step writes to Redis. Null when the text is not in that shape (the caller then
  * sends the record encodeLease makes): encodeLease drops trailing nulls, so an active lease's
  * record ends before `from`.
  */
 export function patchedRecord(raw: string, kind: Lease['kind'], stored: number, from: number): string | null {
   if (!raw.startsWith(`["${kind}","active",`) || !raw.endsWith(']') || stored > from) return null;
   return `#${from - stored}`;
+}
+
+/**
+ * The expired record of an active one, as read, but for its ending time and closing bracket: the
+ * status swapped, then the nulls up to ended_at. Made when the expiry is read ahead, so the ending
+ * only appends the time; Redis then stores the text it is sent (its Lua hashes every byte of each
+ * string it makes, and building the record there made two). Null when the text is not in that shape.
+ */
+export function expiredRecordHead(raw: string, kind: Lease['kind'], stored: number): string | null {
+  const head = `["${kind}","active",`;
+  if (!raw.startsWith(head) || !raw.endsWith(']') || stored > ENDED_AT) return null;
+  return `["${kind}","expired",${raw.slice(head.length, -1)}${',null'.repeat(ENDED_AT - stored)},`;
 }
 
 /** APPLY_ENDINGS's ARGV after its first four. */

@@ -311,8 +311,7 @@ return { ids, raws, scores }
 
 /**
  * KEYS due, pending, leases; ARGV base, now ms, retention ms, audit maxlen, then 9 per entry: id,
- * op, the record as DUE_RECORDS read it, the ended record (an expired one may be recordOf's
- * stand-in, ended_at appended), its audit event JSON, act name, task
+ * op, the record as DUE_RECORDS read it, the ended record, its audit event JSON, act name, task
  * name ('' for none), CRL member ('' for none), CRL score. ops: 'x' ends an active lease as expired
  * (index removal), 'r' ends a revoked one (CRL entry), 'd' drops the id from due and pending, 'p'
  * from pending. An entry is applied only while its record is still exactly as read ('' for none),
@@ -323,7 +322,9 @@ return { ids, raws, scores }
 export const APPLY_ENDINGS = script(`
 local base, now, retention, maxlen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local W, FIRST = 9, 5
-local endedTail = string.format(',%d]', math.floor(now / 1000))
+-- Made once: a number passed to redis.call is formatted anew each time.
+local goneAt = string.format('%d', now + retention)
+local audit = auditKey(base)
 local n = (#ARGV - FIRST + 1) / W
 local ids, out = {}, {}
 for i = 0, n - 1 do ids[i + 1] = ARGV[FIRST + i * W] end
@@ -336,9 +337,9 @@ for i = 0, n - 1 do
   if (cur[i + 1] or '') == ARGV[a + 2] then
     if op == 'x' or op == 'r' then
       batch.records[#batch.records + 1] = id
-      batch.records[#batch.records + 1] = recordOf(ARGV[a + 3], ARGV[a + 2], 'expired', endedTail)
+      batch.records[#batch.records + 1] = ARGV[a + 3]
       batch.due[#batch.due + 1] = id
-      batch.gone[#batch.gone + 1] = now + retention
+      batch.gone[#batch.gone + 1] = goneAt
       batch.gone[#batch.gone + 1] = id
       if op == 'x' then
         unlinkLater(batch, 'act', ARGV[a + 5], id)
@@ -347,7 +348,7 @@ for i = 0, n - 1 do
         batch.pending[#batch.pending + 1] = id
         if ARGV[a + 7] ~= '' then redis.call('ZADD', crlKey(base), ARGV[a + 8], ARGV[a + 7]) end
       end
-      sid = redis.call('XADD', auditKey(base), 'MAXLEN', '~', maxlen, '*', 'e', ARGV[a + 4])
+      sid = redis.call('XADD', audit, 'MAXLEN', '~', maxlen, '*', 'e', ARGV[a + 4])
     elseif op == 'd' then
       batch.due[#batch.due + 1] = id
       batch.pending[#batch.pending + 1] = id
