@@ -348,7 +348,7 @@ for i = 0, n - 1 do
         batch.pending[#batch.pending + 1] = id
         if ARGV[a + 7] ~= '' then redis.call('ZADD', crlKey(base), ARGV[a + 8], ARGV[a + 7]) end
       end
-      sid = redis.call('XADD', audit, 'MAXLEN', '~', maxlen, '*', 'e', ARGV[a + 4])
+      sid = redis.call('XADD', audit, '*', 'e', ARGV[a + 4])
     elseif op == 'd' then
       batch.due[#batch.due + 1] = id
       batch.pending[#batch.pending + 1] = id
@@ -359,6 +359,8 @@ for i = 0, n - 1 do
   out[i + 1] = sid
 end
 flush(base, batch)
+-- Trimmed once for the script's events, not as each is added: the cap is approximate either way.
+if n > 0 then redis.call('XTRIM', audit, 'MAXLEN', '~', maxlen) end
 return out
 `);
 

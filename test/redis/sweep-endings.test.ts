@@ -104,4 +104,17 @@ describe('sweep endings worked out in Node', () => {
     for (const e of ended) expect(e.lease.status).toBe('expired');
     expect((await store.get(escaped.id))?.subject).toBe(escaped.subject);
   });
+  it('keeps the audit stream near its cap when a burst of expiries is written (trimmed once a script)', async () => {
+    const prefix = uniquePrefix();
+    const store = createRedisLeaseStore({ redis, prefix, auditMaxLenPerShard: 20 });
+    const now = nowSeconds();
+    // One subject: every lease lands in the same shard, and so its events in the same stream.
+    const leases = Array.from({ length: 400 }, () => makeLease({ subject: 'repo:octo-org/octo-repo:ref:refs/heads/main', issued_at: now - 60, expires_at: now - 1 }));
+    for (const l of leases) await store.create(l);
+    const shard = shardOfLeaseId(leases[0]!.id);
+    const ended = await store.sweep(Date.now(), { limit: 1_000, pendingGraceMs: 15_000 });
+    expect(ended).toHaveLength(400);
+    // Approximate trimming drops whole stream nodes only, so a node's worth above the cap may stay.
+    expect(await redis.xlen(redisKeys(prefix).audit(shard))).toBeLessThan(120);
+  });
 });
