@@ -74,7 +74,8 @@ export async function startBroker(opts: BrokerOptions): Promise<TestBroker> {
     ...opts.env,
   });
   const lines = opts.logLines;
-  const log = pino({ level: 'info' }, { write: (s: string) => { lines?.push(s); } });
+  // One write may hold several lines (a script's audit lines go out together): kept a line each.
+  const log = pino({ level: 'info' }, { write: (s: string) => { if (lines) for (const line of s.split(/(?<=\n)/)) lines.push(line); } });
   const deps = await createDeps(config, { log, ...(opts.now ? { now: opts.now } : {}) });
   const app = createApp(deps);
   const server: ServerType = await new Promise((resolve) => {
