@@ -99,7 +99,7 @@ if ('pid' in server) {
   line += `; Redis instructions an ending: ${Math.round(instructions(server.dir) / ended).toLocaleString('en-US')}`;
   if (!process.env.SWEEP_COST_KEEP) rmSync(server.dir, { recursive: true, force: true });
 } else {
-  await server.stop();
+  await server.destroy();
 }
 process.stdout.write(`${line}\n`);
 process.exit(0);

@@ -118,16 +118,25 @@ export function expiryAt(p: PreparedExpiry, nowMs: number): PlannedEnding {
 const ENDED_AT = FIELDS.indexOf('ended_at');
 
 /**
+ * The nulls to append to an active record as read so that the field at index `from` comes next, or
+ * null when the text is not in the shape the patches below rely on: `["<kind>","active",...]`
+ * holding fewer than `from` fields (encodeLease drops trailing nulls, so an active lease's record
+ * ends before the fields an ending or a revocation sets).
+ */
+function nullsBefore(raw: string, kind: Lease['kind'], stored: number, from: number): number | null {
+  return raw.startsWith(`["${kind}","active",`) && raw.endsWith(']') && stored <= from ? from - stored : null;
+}
+
+/**
  * The new record of an active lease as a revocation's walk (WALK_APPLY) makes it from the record it
  * checked is unchanged (redis-scripts.ts recordOf): `#<n>` stands for that record with its status
  * swapped, n nulls and then the fields from index `from` on appended. Sending this instead of the
  * record halves what a step writes to Redis. Null when the text is not in that shape (the caller then
- * sends the record encodeLease makes): encodeLease drops trailing nulls, so an active lease's
- * record ends before `from`.
+ * sends the record encodeLease makes).
  */
 export function patchedRecord(raw: string, kind: Lease['kind'], stored: number, from: number): string | null {
-  if (!raw.startsWith(`["${kind}","active",`) || !raw.endsWith(']') || stored > from) return null;
-  return `#${from - stored}`;
+  const n = nullsBefore(raw, kind, stored, from);
+  return n === null ? null : `#${n}`;
 }
 
 /**
@@ -137,9 +146,9 @@ export function patchedRecord(raw: string, kind: Lease['kind'], stored: number, 
  * string it makes, and building the record there made two). Null when the text is not in that shape.
  */
 export function expiredRecordHead(raw: string, kind: Lease['kind'], stored: number): string | null {
-  const head = `["${kind}","active",`;
-  if (!raw.startsWith(head) || !raw.endsWith(']') || stored > ENDED_AT) return null;
-  return `["${kind}","expired",${raw.slice(head.length, -1)}${',null'.repeat(ENDED_AT - stored)},`;
+  const n = nullsBefore(raw, kind, stored, ENDED_AT);
+  if (n === null) return null;
+  return `["${kind}","expired",${raw.slice(`["${kind}","active",`.length, -1)}${',null'.repeat(n)},`;
 }
 
 /** APPLY_ENDINGS's ARGV after its first four. */
