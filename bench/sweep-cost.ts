@@ -8,11 +8,13 @@
  * count of one build repeats to a few hundredths of a per cent, so script changes are compared by
  * it (bench/README.md, eighth pass). Run it with fewer leases (valgrind is ~50x slower), e.g.
  * `SWEEP_COST_LEASES=10000 SWEEP_COST_SUBJECTS=100 npx tsx bench/sweep-cost.ts --callgrind`.
+ * `--profile FILE` writes the worker's CPU profile of the sweep to FILE and prints its hot spots.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Session } from 'node:inspector/promises';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createRedisLeaseStore } from '../src/leases/redis-store.ts';
@@ -21,11 +23,14 @@ import { createMetrics } from '../src/observability/metrics.ts';
 import { sweepOnce } from '../src/revocation/endings.ts';
 import { freePort, startRedis } from './env.ts';
 import { benchLease, createMany } from './leases.ts';
+import { formatProfile, summarizeProfile } from './profile.ts';
 import { envInt, sleep, waitUntil } from './util.ts';
 
 const leases = envInt('SWEEP_COST_LEASES', 50_000);
 const subjects = envInt('SWEEP_COST_SUBJECTS', 1_000);
 const callgrind = process.argv.includes('--callgrind');
+/** A file to write the worker's CPU profile of the sweep to (`--profile FILE`). */
+const profileFile = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined;
 
 /** A redis-server under callgrind, instrumenting nothing until told to. */
 async function startUnderCallgrind(): Promise<{ url: string; pid: number; dir: string; stop(): Promise<void> }> {
@@ -81,6 +86,13 @@ const instrument = (on: boolean): void => {
 };
 const deps = { store, metrics: createMetrics(), log: pino({ level: 'silent' }), now: () => Date.now() };
 const redisBefore = await redisCpuUs();
+const session = profileFile === undefined ? undefined : new Session();
+if (session) {
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.start');
+}
 instrument(true);
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
@@ -89,6 +101,11 @@ while (ended < held) ended += await sweepOnce(deps);
 const wallMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 instrument(false);
+if (session && profileFile !== undefined) {
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(profileFile, JSON.stringify(profile));
+  process.stderr.write(`${formatProfile(summarizeProfile(profileFile, 40))}\n`);
+}
 const redisUs = (await redisCpuUs()) - redisBefore;
 const perEnding = (us: number): string => (us / ended).toFixed(1);
 let line = `${ended} endings (${leases} leases of ${subjects} subjects, ${held} read ahead) in ${wallMs.toFixed(0)} ms; CPU an ending: worker ${perEnding(cpu.user + cpu.system)} µs, Redis ${perEnding(redisUs)} µs`;
