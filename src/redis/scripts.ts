@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from './connect.ts';
 import { NO_WAIT, writeThenWait, type Durability } from './replicated-write.ts';
-import { OneBufferCommand } from './one-buffer-command.ts';
 import { corkUntilNextTurn } from './write-batching.ts';
 
 export interface LuaScript {
@@ -20,17 +18,15 @@ export const scriptOf = (lua: string): LuaScript => ({ lua, sha: createHash('sha
  */
 export async function runScript(redis: RedisClient, s: LuaScript, keys: string[], args: (string | number)[], durability: Durability = NO_WAIT): Promise<unknown> {
   corkUntilNextTurn(redis);
-  const call = (name: 'evalsha' | 'eval'): OneBufferCommand => new OneBufferCommand(name, [name === 'evalsha' ? s.sha : s.lua, keys.length, ...keys, ...args]);
   if (durability.replicas > 0) {
-    return writeThenWait(redis, durability, (p) => sendOn(p, call('evalsha')), (err) => (err.message.startsWith('NOSCRIPT') ? (p) => sendOn(p, call('eval')) : null));
+    return writeThenWait(redis, durability, (p) => p.evalsha(s.sha, keys.length, ...keys, ...args), (err) =>
+      err.message.startsWith('NOSCRIPT') ? (p) => p.eval(s.lua, keys.length, ...keys, ...args) : null,
+    );
   }
   try {
-    return await redis.sendCommand(call('evalsha'));
+    return await redis.evalsha(s.sha, keys.length, ...keys, ...args);
   } catch (err) {
     if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return await redis.sendCommand(call('eval'));
+    return await redis.eval(s.lua, keys.length, ...keys, ...args);
   }
 }
-
-/** Queues `command` on a pipeline (ioredis's Pipeline has sendCommand; its chainable type does not say so). */
-const sendOn = (p: ChainableCommander, command: OneBufferCommand): void => void (p as unknown as { sendCommand(c: OneBufferCommand): unknown }).sendCommand(command);
