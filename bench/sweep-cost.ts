@@ -31,6 +31,7 @@ const subjects = envInt('SWEEP_COST_SUBJECTS', 1_000);
 const callgrind = process.argv.includes('--callgrind');
 /** A file to write the worker's CPU profile of the sweep to (`--profile FILE`). */
 const profileFile = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined;
+if (process.argv.includes('--profile') && (profileFile === undefined || profileFile.startsWith('--'))) throw new Error('--profile needs a file to write the profile to');
 
 /** A redis-server under callgrind, instrumenting nothing until told to. */
 async function startUnderCallgrind(): Promise<{ url: string; pid: number; dir: string; stop(): Promise<void> }> {
@@ -103,6 +104,7 @@ const cpu = process.cpuUsage(cpu0);
 instrument(false);
 if (session && profileFile !== undefined) {
   const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
   writeFileSync(profileFile, JSON.stringify(profile));
   process.stderr.write(`${formatProfile(summarizeProfile(profileFile, 40))}\n`);
 }
