@@ -203,13 +203,19 @@ export interface LifecycleEnv {
   close(): Promise<void>;
 }
 
-export async function startLifecycleEnv(opts: { persist?: boolean; env?: Record<string, string> } = {}): Promise<LifecycleEnv> {
+/** `logLines` collects the broker's JSON log lines (startBroker's option). */
+export async function startLifecycleEnv(opts: { persist?: boolean; env?: Record<string, string>; logLines?: string[] } = {}): Promise<LifecycleEnv> {
   const redis = await startRedis({ persist: opts.persist ?? false });
   const client = new IORedis(redis.url);
   // Tests stop Redis on purpose; without a listener ioredis prints each reconnect failure.
   client.on('error', () => undefined);
   const issuers = await startIssuers();
-  const broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: redis.url, ...(opts.env ? { env: opts.env } : {}) });
+  const broker = await startBroker({
+    policy: lifecyclePolicy(issuers),
+    redisUrl: redis.url,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.logLines ? { logLines: opts.logLines } : {}),
+  });
   const op = await operatorToken(broker.url, issuers, broker.config.issuer);
   return {
     redis,
