@@ -106,7 +106,7 @@ local function revokeLease(base, id, t, at, reason, by, revokedMs)
   return json
 end
 -- With \`batch\` (from newBatch), the schedule updates are left for flush() to make in one call each.
-local function finish(base, id, t, now, retentionMs, maxlen, batch)
+local function finish(base, id, t, now, maxlen, batch)
   local expired = t[F_STATUS] == 'active'
   t[F_ENDED_AT] = math.floor(now / 1000)
   if expired then
@@ -120,13 +120,13 @@ local function finish(base, id, t, now, retentionMs, maxlen, batch)
     batch.records[#batch.records + 1] = json
     batch.due[#batch.due + 1] = id
     if not expired then batch.pending[#batch.pending + 1] = id end
-    batch.gone[#batch.gone + 1] = now + retentionMs
-    batch.gone[#batch.gone + 1] = id
+    batch.ended[#batch.ended + 1] = now
+    batch.ended[#batch.ended + 1] = id
   else
     redis.call('HSET', leasesKey(base), id, json)
     redis.call('ZREM', dueKey(base), id)
     redis.call('ZREM', pendingKey(base), id)
-    redis.call('ZADD', goneKey(base), now + retentionMs, id)
+    redis.call('RPUSH', endedKey(base), now, id)
   end
   local ev = { time = now, lease_id = id, rule = t[F_RULE], issuer = t[F_ISSUER], subject = t[F_SUBJECT],
     task_id = t[F_TASK_ID], kind = t[F_KIND], serial = t[F_SERIAL] }
@@ -150,7 +150,7 @@ end
 -- What a script's endings leave to flush(): \`done\` marks the ids ended in this script, whose
 -- records are written only at the flush.
 local function newBatch()
-  return { done = {}, records = {}, due = {}, pending = {}, gone = {},
+  return { done = {}, records = {}, due = {}, pending = {}, ended = {},
     act = { names = {}, idsOf = {} }, task = { names = {}, idsOf = {} } }
 end
 local function flush(base, batch)
@@ -159,7 +159,7 @@ local function flush(base, batch)
   ixRemMany(base, 'task', batch.task.names, batch.task.idsOf)
   each1000('ZREM', dueKey(base), batch.due)
   each1000('ZREM', pendingKey(base), batch.pending)
-  each1000('ZADD', goneKey(base), batch.gone)
+  each1000('RPUSH', endedKey(base), batch.ended)
 end
 `;
 
@@ -245,7 +245,7 @@ if not raw then return false end
 local t = decodeLease(raw)
 if not t then return quarantine(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])) and 1 or 0 end
 if t[F_STATUS] ~= 'revoked' or t[F_ENDED_AT] ~= NULL then return false end
-return finish(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
+return finish(ARGV[1], ARGV[2], t, tonumber(ARGV[3]), ARGV[5])
 `);
 
 /**
@@ -262,7 +262,7 @@ for i = 5, #ARGV do
   if raw and not t then
     if quarantine(base, id, now, retention) then bad[#bad + 1] = id end
   elseif t and t[F_STATUS] == 'revoked' and t[F_ENDED_AT] == NULL then
-    out[#out + 1] = finish(base, id, t, now, retention, maxlen)
+    out[#out + 1] = finish(base, id, t, now, maxlen)
   end
 end
 return { out, bad }
@@ -310,8 +310,8 @@ return { ids, raws, scores }
 `);
 
 /**
- * KEYS due, pending, leases; ARGV base, now ms, retention ms, audit maxlen, then 9 per entry: id,
- * op, the record as DUE_RECORDS read it, the ended record, its audit event JSON, act name, task
+ * KEYS due, pending, leases; ARGV base, now ms, retention ms (unused: an ended lease is retained
+ * by when it ended), audit maxlen, then 9 per entry: id, op, the record as DUE_RECORDS read it, the ended record, its audit event JSON, act name, task
  * name ('' for none), CRL member ('' for none), CRL score. ops: 'x' ends an active lease as expired
  * (index removal), 'r' ends a revoked one (CRL entry), 'd' drops the id from due and pending, 'p'
  * from pending. An entry is applied only while its record is still exactly as read ('' for none),
@@ -320,10 +320,10 @@ return { ids, raws, scores }
  * which every exchange waits on. Returns per entry its audit stream id, '' for none or skipped.
  */
 export const APPLY_ENDINGS = script(`
-local base, now, retention, maxlen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local base, now, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local W, FIRST = 9, 5
 -- Made once: a number passed to redis.call is formatted anew each time.
-local goneAt = string.format('%d', now + retention)
+local endedAt = string.format('%d', now)
 local audit = auditKey(base)
 local n = (#ARGV - FIRST + 1) / W
 local ids, out = {}, {}
@@ -339,8 +339,8 @@ for i = 0, n - 1 do
       batch.records[#batch.records + 1] = id
       batch.records[#batch.records + 1] = ARGV[a + 3]
       batch.due[#batch.due + 1] = id
-      batch.gone[#batch.gone + 1] = goneAt
-      batch.gone[#batch.gone + 1] = id
+      batch.ended[#batch.ended + 1] = endedAt
+      batch.ended[#batch.ended + 1] = id
       if op == 'x' then
         unlinkLater(batch, 'act', ARGV[a + 5], id)
         if ARGV[a + 6] ~= '' then unlinkLater(batch, 'task', ARGV[a + 6], id) end
@@ -391,7 +391,7 @@ local function endAll(ids, onlyRevoked)
       batch.due[#batch.due + 1] = id
       batch.pending[#batch.pending + 1] = id
     elseif t[F_STATUS] == 'revoked' or not onlyRevoked then
-      out[#out + 1] = finish(base, id, t, now, retention, maxlen, batch)
+      out[#out + 1] = finish(base, id, t, now, maxlen, batch)
     else
       batch.pending[#batch.pending + 1] = id
     end
@@ -568,13 +568,38 @@ end
 return ids
 `);
 
-/** KEYS gone, all, leases; ARGV now ms, limit. Drops leases past retention; returns how many. */
+/**
+ * KEYS ended, gone, all, leases; ARGV ended-before ms, now ms, limit. Drops up to `limit` leases
+ * past retention: from the head of the `ended` list those that ended at or before the first
+ * argument, then from `gone` those whose drop-after score has passed. Returns how many.
+ */
 export const PRUNE = script(`
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
-if #ids > 0 then
-  redis.call('ZREM', KEYS[2], unpack(ids))
-  redis.call('HDEL', KEYS[3], unpack(ids))
-  redis.call('ZREM', KEYS[1], unpack(ids))
+local limit = tonumber(ARGV[3])
+local function drop(ids)
+  redis.call('ZREM', KEYS[3], unpack(ids))
+  redis.call('HDEL', KEYS[4], unpack(ids))
 end
-return #ids
+local n = 0
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head and tonumber(head) <= tonumber(ARGV[1]) then
+  local before = tonumber(ARGV[1])
+  local entries = redis.call('LRANGE', KEYS[1], 0, 2 * limit - 1)
+  local ids = {}
+  for i = 1, #entries - 1, 2 do
+    if tonumber(entries[i]) > before then break end
+    ids[#ids + 1] = entries[i + 1]
+  end
+  redis.call('LTRIM', KEYS[1], 2 * #ids, -1)
+  drop(ids)
+  n = #ids
+end
+if n < limit then
+  local ids = redis.call('ZRANGE', KEYS[2], '-inf', ARGV[2], 'BYSCORE', 'LIMIT', 0, limit - n)
+  if #ids > 0 then
+    drop(ids)
+    redis.call('ZREM', KEYS[2], unpack(ids))
+  end
+  n = n + #ids
+end
+return n
 `);

@@ -643,7 +643,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           let total = 0;
           for (;;) {
             const n = (await io('pruneRetained', () =>
-              runScript(redis, PRUNE, [keys.gone(s), keys.all(s), keys.leases(s)], [nowMs, PRUNE_CHUNK]),
+              runScript(redis, PRUNE, [keys.ended(s), keys.gone(s), keys.all(s), keys.leases(s)], [nowMs - retentionMs, nowMs, PRUNE_CHUNK]),
             )) as number;
             total += n;
             if (n < PRUNE_CHUNK) return total;

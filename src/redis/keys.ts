@@ -14,7 +14,11 @@
  *   {sN}:task:<digest> ZSET id -> expires_at ms: likewise for a task
  *   {sN}:pending       ZSET id -> revoked ms: revoked, effects not run yet
  *   {sN}:crl           ZSET `<serial>:<revoked_at>` -> expires_at ms
- *   {sN}:gone          ZSET id -> drop-after ms: ended leases kept for the retention period
+ *   {sN}:ended         LIST of pairs <ended ms>, <id> in the order leases ended: kept for the
+ *                      retention period, then dropped from the head (an ending's push costs Redis a
+ *                      few hundred instructions, a sorted-set insert thousands)
+ *   {sN}:gone          ZSET id -> drop-after ms: quarantined records, and leases that ended before
+ *                      `ended` existed (pruned by score, as they always were)
  *   {sN}:audit         STREAM of the audit events that issued or ended credentials, field `e` = JSON
  *   {sN}:replay:<key>  STRING, on Redis Cluster: a used proof's replay record, in its subject's shard
  *   {sN}:rl:<counter>  STRING, on Redis Cluster: a subject's exchange budget, in its shard
@@ -114,6 +118,8 @@ export interface RedisKeys {
   spilled(shard: number, kind: IndexKind, name: string): string;
   pending(shard: number): string;
   crl(shard: number): string;
+  /** The retention list of ended leases (pairs of ended ms and id). */
+  ended(shard: number): string;
   gone(shard: number): string;
   audit(shard: number): string;
   /** A used proof's replay record in shard N, where Cluster keeps it (see replayKey). */
@@ -145,6 +151,7 @@ export function redisKeys(prefix: string = DEFAULT_PREFIX): RedisKeys {
     spilled: (s, kind, name) => `${base(s)}${kind}:${name}`,
     pending: (s) => `${base(s)}pending`,
     crl: (s) => `${base(s)}crl`,
+    ended: (s) => `${base(s)}ended`,
     gone: (s) => `${base(s)}gone`,
     audit: (s) => `${base(s)}audit`,
     replay: (s, proofKey) => `${base(s)}replay:${proofKey}`,
@@ -177,6 +184,7 @@ local function indexKey(base, kind) if kind == 'act' then return base .. 'act' e
 local function spilledKey(base, kind, name) return base .. kind .. ':' .. name end
 local function pendingKey(base) return base .. 'pending' end
 local function crlKey(base) return base .. 'crl' end
+local function endedKey(base) return base .. 'ended' end
 local function goneKey(base) return base .. 'gone' end
 local function auditKey(base) return base .. 'audit' end
 local function actName(rule, subject) return string.sub(redis.sha1hex(rule .. string.char(0) .. subject), 1, 24) end

@@ -4,7 +4,7 @@ import type { AuditEvent } from '../../src/audit/events.ts';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { shardOfSubject } from '../../src/redis/keys.ts';
+import { redisKeys, shardOfSubject } from '../../src/redis/keys.ts';
 import { startRedis } from '../helpers/redis-server.ts';
 import { leaseStoreContract } from './lease-store.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
@@ -36,6 +36,43 @@ describe('Redis lease store', () => {
     await store.pruneRetained(nowMs + 1000);
     // What stays: the audit stream and the CRL entry (dropped when the certificate expires).
     expect((await redis.keys(`${prefix}*`)).sort()).toEqual([`${prefix}${tag}:audit`, `${prefix}${tag}:crl`]);
+  });
+
+  it('drops ended leases by when they ended, under the retention of the store pruning, and still drops those an earlier version scored in `gone`', async () => {
+    const prefix = uniquePrefix();
+    const keys = redisKeys(prefix);
+    const store = createRedisLeaseStore({ redis, prefix, retentionSeconds: 10 });
+    const subject = 'repo:octo-org/retained';
+    const [first, later, legacy] = [makeLease({ subject }), makeLease({ subject }), makeLease({ subject })];
+    const t0 = Date.now();
+    for (const l of [first, later, legacy]) {
+      await store.create(l);
+      await store.revoke(l.id, revokeInput());
+    }
+    await store.finalize(first.id, t0);
+    await store.finalize(legacy.id, t0 + 1000);
+    await store.finalize(later.id, t0 + 5000);
+    const shard = shardOfSubject(subject);
+    expect(await redis.lrange(keys.ended(shard), 0, -1)).toEqual([String(t0), first.id, String(t0 + 1000), legacy.id, String(t0 + 5000), later.id]);
+    // Where a version before the retention list kept it: in `gone`, scored by when to drop it.
+    await redis.lrem(keys.ended(shard), 1, legacy.id);
+    await redis.lrem(keys.ended(shard), 1, String(t0 + 1000));
+    await redis.zadd(keys.gone(shard), t0 + 12_000, legacy.id);
+
+    const left = async (): Promise<string[]> =>
+      (await Promise.all([first, later, legacy].map(async (l) => ((await store.get(l.id)) ? [l.id] : [])))).flat();
+    expect(await store.pruneRetained(t0 + 9_999)).toBe(0);
+    expect(await store.pruneRetained(t0 + 10_000)).toBe(1);
+    expect(await left()).toEqual([later.id, legacy.id]);
+    expect(await store.pruneRetained(t0 + 11_999)).toBe(0);
+    expect(await store.pruneRetained(t0 + 12_000)).toBe(1);
+    expect(await left()).toEqual([later.id]);
+    // A shorter retention holds for leases that ended under the longer one too.
+    const shorter = createRedisLeaseStore({ redis, prefix, retentionSeconds: 1 });
+    expect(await shorter.pruneRetained(t0 + 5_999)).toBe(0);
+    expect(await shorter.pruneRetained(t0 + 6_000)).toBe(1);
+    expect(await left()).toEqual([]);
+    expect(await redis.exists(keys.ended(shard), keys.gone(shard), keys.leases(shard), keys.all(shard))).toBe(0);
   });
 
   it('finds index entries from Lua and TypeScript alike for non-ASCII names', async () => {

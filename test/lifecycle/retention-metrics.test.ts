@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { redisKeys } from '../../src/redis/keys.ts';
 import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
+import { retainedEndedAt } from '../helpers/retention.ts';
 import type { TestBroker } from '../helpers/broker.ts';
 import {
   api, holderRevoke, issue, waitEnded, waitFor, type Issued, type Issuers, startLifecycleEnv, type LifecycleEnv,
@@ -36,7 +37,7 @@ describe('retention', () => {
       const ended = await waitEnded(broker.url, op.token, t.lease_id, 15_000);
       expect(ended.status).toBe(status);
       const shard = shardOfLeaseId(t.lease_id);
-      const dropAfter = Number(await client.zscore(keys.gone(shard), t.lease_id)); // ended ms + retention
+      const dropAfter = (await retainedEndedAt(client, keys, shard, t.lease_id))! + 3000; // ended ms + retention
       expect(dropAfter).toBeGreaterThan(Date.now());
       const listed = await api(broker.url, 'GET', `/v1/leases?subject=${encodeURIComponent(ended.subject)}`, op.token);
       expect(listed.body.leases.map((l: { id: string }) => l.id)).toContain(t.lease_id);
@@ -49,6 +50,7 @@ describe('retention', () => {
       expect(after.body.leases).toEqual([]);
       expect(await client.hexists(keys.leases(shard), t.lease_id)).toBe(0);
       for (const k of [keys.all(shard), keys.gone(shard), keys.due(shard), keys.pending(shard)]) expect(await client.zscore(k, t.lease_id)).toBeNull();
+      expect(await retainedEndedAt(client, keys, shard, t.lease_id)).toBeNull();
     }));
     // The audit keeps the record after the lease itself is gone.
     const audit = await api(broker.url, 'GET', `/v1/audit?lease_id=${revoked.lease_id}`, op.token);
