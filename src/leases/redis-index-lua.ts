@@ -114,18 +114,16 @@ local function ixLiveCount(base, kind, name, now)
   end
   return #kept
 end
--- The ids of a set: all of a small one, or one ZSCAN step of a large one. Returns ids, next cursor.
-local function ixIds(base, kind, name, cursor, count)
+-- The ids of a set's leases that have not expired by \`now\` (an expiry leaves its entry for PRUNE).
+local function ixLiveIds(base, kind, name, now)
   local v = redis.call('HGET', indexKey(base, kind), name)
+  if not v then return {} end
+  if v == '*' then return redis.call('ZRANGE', spilledKey(base, kind, name), '(' .. now, '+inf', 'BYSCORE') end
   local ids = {}
-  if not v then return ids, '0' end
-  if v ~= '*' then
-    for i = 1, #v, IW do ids[#ids + 1] = string.sub(v, i, i + 21) end
-    return ids, '0'
+  for i = 1, #v, IW do
+    if tonumber(string.sub(v, i + 22, i + 30), 36) > now then ids[#ids + 1] = string.sub(v, i, i + 21) end
   end
-  local res = redis.call('ZSCAN', spilledKey(base, kind, name), cursor, 'COUNT', count)
-  for i = 1, #res[2], 2 do ids[#ids + 1] = res[2][i] end
-  return ids, res[1]
+  return ids
 end
 -- One step of a revocation's walk over a set: all of a small one, or the next \`count\` entries of
 -- a spilled one in order (not ZSCAN: ZREMs at random places of a large ZSET cost several times

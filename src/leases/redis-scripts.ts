@@ -78,6 +78,15 @@ local function unlinkLater(batch, kind, name, id)
   end
   ids[#ids + 1] = id
 end
+-- An expiry leaves its index entries where they are (each carries its expiry, and every reader of
+-- an index already meets entries of leases expired but not yet ended): the set's name goes into
+-- the shard's lapsed set, once a script, and PRUNE drops the expired entries after the burst.
+local function pruneLater(batch, kind, name)
+  local b = batch.lapsed[kind]
+  if b.seen[name] then return end
+  b.seen[name] = true
+  b.names[#b.names + 1] = name
+end
 -- \`walked\`: the kind of index a revocation walks, which removes its ids in one go itself. With
 -- \`batch\`, the removals wait for flush() (ixRemMany).
 local function unlinkActive(base, id, t, walked, batch)
@@ -151,7 +160,8 @@ end
 -- records are written only at the flush.
 local function newBatch()
   return { done = {}, records = {}, due = {}, pending = {}, ended = {},
-    act = { names = {}, idsOf = {} }, task = { names = {}, idsOf = {} } }
+    act = { names = {}, idsOf = {} }, task = { names = {}, idsOf = {} },
+    lapsed = { act = { names = {}, seen = {} }, task = { names = {}, seen = {} } } }
 end
 local function flush(base, batch)
   each1000('HSET', leasesKey(base), batch.records)
@@ -160,6 +170,10 @@ local function flush(base, batch)
   each1000('ZREM', dueKey(base), batch.due)
   each1000('ZREM', pendingKey(base), batch.pending)
   each1000('RPUSH', endedKey(base), batch.ended)
+  for _, kind in ipairs({ 'act', 'task' }) do
+    local names = batch.lapsed[kind].names
+    if #names > 0 then each1000('SADD', lapsedKey(base, kind), names) end
+  end
 end
 `;
 
@@ -342,8 +356,8 @@ for i = 0, n - 1 do
       batch.ended[#batch.ended + 1] = endedAt
       batch.ended[#batch.ended + 1] = id
       if op == 'x' then
-        unlinkLater(batch, 'act', ARGV[a + 5], id)
-        if ARGV[a + 6] ~= '' then unlinkLater(batch, 'task', ARGV[a + 6], id) end
+        pruneLater(batch, 'act', ARGV[a + 5])
+        if ARGV[a + 6] ~= '' then pruneLater(batch, 'task', ARGV[a + 6]) end
       else
         batch.pending[#batch.pending + 1] = id
         if ARGV[a + 7] ~= '' then redis.call('ZADD', crlKey(base), ARGV[a + 8], ARGV[a + 7]) end
@@ -557,24 +571,21 @@ end
 return { out, nextCursor }
 `);
 
-/** KEYS index hash; ARGV base, kind, name. The ids in an act or task set (read only). */
+/** KEYS index hash; ARGV base, kind, name, now ms. The ids of an act or task set's leases not expired by then (read only). */
 export const INDEX_IDS = script(`
-local ids, cursor = ixIds(ARGV[1], ARGV[2], ARGV[3], '0', 1000)
-while cursor ~= '0' do
-  local more
-  more, cursor = ixIds(ARGV[1], ARGV[2], ARGV[3], cursor, 1000)
-  for _, id in ipairs(more) do ids[#ids + 1] = id end
-end
-return ids
+return ixLiveIds(ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 `);
 
 /**
- * KEYS ended, gone, all, leases; ARGV ended-before ms, now ms, limit. Drops up to `limit` leases
- * past retention: from the head of the `ended` list those that ended at or before the first
- * argument, then from `gone` those whose drop-after score has passed. Returns how many.
+ * KEYS ended, gone, all, leases, lapsed act names, lapsed task names; ARGV ended-before ms, now ms,
+ * limit, base, sets. Drops up to `limit` leases past retention: from the head of the `ended` list
+ * those that ended at or before the first argument, then from `gone` those whose drop-after score
+ * has passed. Then drops the expired entries of up to `sets` act and as many task sets that an
+ * expiry left them in (a few calls a set: fewer than leases, so the script stays short).
+ * Returns { leases dropped, 1 when there may be more sets to prune else 0 }.
  */
 export const PRUNE = script(`
-local limit = tonumber(ARGV[3])
+local limit, now, base, sets = tonumber(ARGV[3]), tonumber(ARGV[2]), ARGV[4], tonumber(ARGV[5])
 local function drop(ids)
   redis.call('ZREM', KEYS[3], unpack(ids))
   redis.call('HDEL', KEYS[4], unpack(ids))
@@ -601,5 +612,11 @@ if n < limit then
   end
   n = n + #ids
 end
-return n
+local more = 0
+for k, kind in ipairs({ 'act', 'task' }) do
+  local names = redis.call('SPOP', KEYS[4 + k], sets)
+  for _, name in ipairs(names) do ixLiveCount(base, kind, name, now) end
+  if #names == sets then more = 1 end
+end
+return { n, more }
 `);

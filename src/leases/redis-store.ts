@@ -46,6 +46,8 @@ export const BULK_EFFECTS_AFTER_MS = 120_000;
  */
 const WALK_LANES = 2;
 const PRUNE_CHUNK = 1_000;
+/** Index sets a PRUNE script drops expired entries from, of each kind (a few calls each). */
+const PRUNE_SETS_CHUNK = 100;
 /**
  * Leases one sweep step ends at most, and how many steps are in flight. Two let Redis write one
  * step while Node works out the next; at 100,000 expiries in one second, four in flight ended them
@@ -508,7 +510,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
     async activeIdsOfTask(taskId: string): Promise<string[]> {
       const name = taskName(taskId);
       const per = await Promise.all(
-        shards.map((s) => io('activeIdsOfTask', () => runScript(redis, INDEX_IDS, [keys.index(s, 'task')], [keys.base(s), 'task', name]))),
+        shards.map((s) => io('activeIdsOfTask', () => runScript(redis, INDEX_IDS, [keys.index(s, 'task')], [keys.base(s), 'task', name, Date.now()]))),
       );
       return [...new Set((per as string[][]).flat())];
     },
@@ -642,11 +644,16 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         shards.map(async (s) => {
           let total = 0;
           for (;;) {
-            const n = (await io('pruneRetained', () =>
-              runScript(redis, PRUNE, [keys.ended(s), keys.gone(s), keys.all(s), keys.leases(s)], [nowMs - retentionMs, nowMs, PRUNE_CHUNK]),
-            )) as number;
+            const [n, more] = (await io('pruneRetained', () =>
+              runScript(
+                redis,
+                PRUNE,
+                [keys.ended(s), keys.gone(s), keys.all(s), keys.leases(s), keys.lapsed(s, 'act'), keys.lapsed(s, 'task')],
+                [nowMs - retentionMs, nowMs, PRUNE_CHUNK, keys.base(s), PRUNE_SETS_CHUNK],
+              ),
+            )) as [number, number];
             total += n;
-            if (n < PRUNE_CHUNK) return total;
+            if (n < PRUNE_CHUNK && more === 0) return total;
           }
         }),
       );

@@ -17,6 +17,9 @@
  *   {sN}:ended         LIST of pairs <ended ms>, <id> in the order leases ended: kept for the
  *                      retention period, then dropped from the head (an ending's push costs Redis a
  *                      few hundred instructions, a sorted-set insert thousands)
+ *   {sN}:lapsed:act    SET of act set names that may hold entries of expired leases: an expiry
+ *   {sN}:lapsed:task   leaves its index entries for the next sweep's PRUNE to drop by time
+ *                      (and likewise for task sets), not in the burst
  *   {sN}:gone          ZSET id -> drop-after ms: quarantined records, and leases that ended before
  *                      `ended` existed (pruned by score, as they always were)
  *   {sN}:audit         STREAM of the audit events that issued or ended credentials, field `e` = JSON
@@ -120,6 +123,8 @@ export interface RedisKeys {
   crl(shard: number): string;
   /** The retention list of ended leases (pairs of ended ms and id). */
   ended(shard: number): string;
+  /** The names of the `kind` sets that may hold entries of expired leases. */
+  lapsed(shard: number, kind: IndexKind): string;
   gone(shard: number): string;
   audit(shard: number): string;
   /** A used proof's replay record in shard N, where Cluster keeps it (see replayKey). */
@@ -152,6 +157,7 @@ export function redisKeys(prefix: string = DEFAULT_PREFIX): RedisKeys {
     pending: (s) => `${base(s)}pending`,
     crl: (s) => `${base(s)}crl`,
     ended: (s) => `${base(s)}ended`,
+    lapsed: (s, kind) => `${base(s)}lapsed:${kind}`,
     gone: (s) => `${base(s)}gone`,
     audit: (s) => `${base(s)}audit`,
     replay: (s, proofKey) => `${base(s)}replay:${proofKey}`,
@@ -185,6 +191,7 @@ local function spilledKey(base, kind, name) return base .. kind .. ':' .. name e
 local function pendingKey(base) return base .. 'pending' end
 local function crlKey(base) return base .. 'crl' end
 local function endedKey(base) return base .. 'ended' end
+local function lapsedKey(base, kind) return base .. 'lapsed:' .. kind end
 local function goneKey(base) return base .. 'gone' end
 local function auditKey(base) return base .. 'audit' end
 local function actName(rule, subject) return string.sub(redis.sha1hex(rule .. string.char(0) .. subject), 1, 24) end

@@ -4,7 +4,7 @@ import type { AuditEvent } from '../../src/audit/events.ts';
 import { createRedisAuditLog } from '../../src/audit/redis-audit-log.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
-import { redisKeys, shardOfSubject } from '../../src/redis/keys.ts';
+import { actName, redisKeys, shardOfSubject, taskName } from '../../src/redis/keys.ts';
 import { startRedis } from '../helpers/redis-server.ts';
 import { leaseStoreContract } from './lease-store.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
@@ -73,6 +73,45 @@ describe('Redis lease store', () => {
     expect(await shorter.pruneRetained(t0 + 6_000)).toBe(1);
     expect(await left()).toEqual([]);
     expect(await redis.exists(keys.ended(shard), keys.gone(shard), keys.leases(shard), keys.all(shard))).toBe(0);
+  });
+
+  it('leaves an expiry\'s index entries to the next prune, which drops the expired entries and keeps the live ones', async () => {
+    const prefix = uniquePrefix();
+    const keys = redisKeys(prefix);
+    const store = createRedisLeaseStore({ redis, prefix });
+    const subject = 'repo:octo-org/lapsed';
+    const shard = shardOfSubject(subject);
+    const now = nowSeconds();
+    const soon = makeLease({ subject, task_id: 'lapsed-task', expires_at: now + 1 });
+    // Past SPILL (32) entries the act set is a ZSET of its own; the other pair stays a hash field.
+    const live = Array.from({ length: 40 }, () => makeLease({ subject, expires_at: now + 3600 }));
+    const spilledSoon = makeLease({ subject, expires_at: now + 1 });
+    const small = makeLease({ subject, rule: 'other-rule', expires_at: now + 1 });
+    const smallLive = makeLease({ subject, rule: 'other-rule', expires_at: now + 3600 });
+    for (const l of [soon, ...live, spilledSoon, small, smallLive]) await store.create(l);
+    const act = actName(soon.rule, subject);
+    const other = actName('other-rule', subject);
+    expect(await redis.hget(keys.index(shard, 'act'), act)).toBe('*');
+
+    const ended = await store.sweep((now + 2) * 1000, { limit: 100, pendingGraceMs: 60_000 });
+    expect(ended.map((e) => e.lease.id).sort()).toEqual([soon.id, spilledSoon.id, small.id].sort());
+    // Still indexed, each set named once for the prune; every reader skips expired entries meanwhile.
+    expect(await redis.zscore(keys.spilled(shard, 'act', act), soon.id)).not.toBeNull();
+    expect(await redis.hget(keys.index(shard, 'act'), other)).toContain(small.id);
+    expect((await redis.smembers(keys.lapsed(shard, 'act'))).sort()).toEqual([act, other].sort());
+    expect(await redis.smembers(keys.lapsed(shard, 'task'))).toEqual([taskName('lapsed-task')]);
+    expect(await store.activeIdsOfTask('lapsed-task')).toEqual([soon.id]);
+
+    expect(await store.pruneRetained((now + 2) * 1000)).toBe(0);
+    expect(await redis.zscore(keys.spilled(shard, 'act', act), soon.id)).toBeNull();
+    expect(await redis.zscore(keys.spilled(shard, 'act', act), spilledSoon.id)).toBeNull();
+    expect(await redis.zcard(keys.spilled(shard, 'act', act))).toBe(live.length);
+    const smallSet = await redis.hget(keys.index(shard, 'act'), other);
+    expect(smallSet).not.toContain(small.id);
+    expect(smallSet).toContain(smallLive.id);
+    expect(await redis.hget(keys.index(shard, 'task'), taskName('lapsed-task'))).toBeNull();
+    expect(await redis.exists(keys.lapsed(shard, 'act'), keys.lapsed(shard, 'task'))).toBe(0);
+    expect(await store.activeIdsOfTask('lapsed-task')).toEqual([]);
   });
 
   it('finds index entries from Lua and TypeScript alike for non-ASCII names', async () => {

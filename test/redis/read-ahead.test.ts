@@ -70,7 +70,13 @@ describe('expiries read ahead', () => {
     for (const l of leases.slice(0, 20)) {
       expect(await store.get(l.id)).toMatchObject({ status: 'expired', ended_at: Math.floor(endedAt / 1000), scopes: l.scopes, proof_jti: l.proof_jti });
     }
-    // Their act and task index entries went with them: no active lease is left to count or revoke.
+    // The sweep's prune drops their act and task index entries: no active lease is left to count or revoke.
+    await store.pruneRetained(endedAt);
+    const keys = redisKeys(prefix);
+    for (let s = 0; s < SHARD_COUNT; s++) {
+      expect(await redis.hlen(keys.index(s, 'act'))).toBe(0);
+      expect(await redis.hlen(keys.index(s, 'task'))).toBe(0);
+    }
     expect(await store.activeIdsOfTask('task-0')).toEqual([]);
     expect(await store.countActive()).toBe(0);
     // And nothing ends twice.

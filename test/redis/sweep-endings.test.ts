@@ -46,7 +46,9 @@ describe('sweep endings worked out in Node', () => {
     expect(await redis.xlen(keys.audit(shard))).toBe(1);
     expect(await store.get(lease.id)).toMatchObject({ status: 'expired', ended_at: plan.ended!.lease.ended_at });
     expect(await redis.zscore(keys.due(shard), lease.id)).toBeNull();
-    // The act and task indexes no longer hold it: both fields are gone.
+    // Its index entries stay for the sweep's prune, which drops them by time: both fields go.
+    expect(await redis.scard(keys.lapsed(shard, 'act'))).toBe(1);
+    await store.pruneRetained(Date.now());
     expect(await redis.hlen(keys.index(shard, 'act'))).toBe(0);
     expect(await redis.hlen(keys.index(shard, 'task'))).toBe(0);
   });
