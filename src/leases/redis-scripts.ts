@@ -325,10 +325,10 @@ return { ids, raws, scores }
 
 /**
  * KEYS due, pending, leases; ARGV base, now ms, retention ms (unused: an ended lease is retained
- * by when it ended), audit maxlen, then 9 per entry: id, op, the record as DUE_RECORDS read it, the ended record, its audit event JSON, act name, task
- * name ('' for none), CRL member ('' for none), CRL score. ops: 'x' ends an active lease as expired
- * (index removal), 'r' ends a revoked one (CRL entry), 'd' drops the id from due and pending, 'p'
- * from pending. An entry is applied only while its record is still exactly as read ('' for none),
+ * by when it ended), audit maxlen, then 9 per entry: id, op, the record as DUE_RECORDS read it, the
+ * ended record, its audit event JSON, act name, task name ('' for none), CRL member ('' for none),
+ * CRL score. ops: 'x' ends an active lease as expired (its index entries left for PRUNE), 'r' ends
+ * a revoked one (CRL entry), 'd' drops the id from due and pending, 'p' from pending. An entry is applied only while its record is still exactly as read ('' for none),
  * so of two sweeps, or a sweep and a finalize, racing on a lease, one ends it. Node works out the
  * records and events: decoding and encoding JSON in Lua was most of an ending's cost to Redis,
  * which every exchange waits on. Returns per entry its audit stream id, '' for none or skipped.
@@ -590,10 +590,9 @@ local function drop(ids)
   redis.call('ZREM', KEYS[3], unpack(ids))
   redis.call('HDEL', KEYS[4], unpack(ids))
 end
-local n = 0
+local n, before = 0, tonumber(ARGV[1])
 local head = redis.call('LINDEX', KEYS[1], 0)
-if head and tonumber(head) <= tonumber(ARGV[1]) then
-  local before = tonumber(ARGV[1])
+if head and tonumber(head) <= before then
   local entries = redis.call('LRANGE', KEYS[1], 0, 2 * limit - 1)
   local ids = {}
   for i = 1, #entries - 1, 2 do
