@@ -328,8 +328,9 @@ return { ids, raws, scores }
  * by when it ended), audit maxlen, then 9 per entry: id, op, the record as DUE_RECORDS read it, the
  * ended record, its audit event JSON, act name, task name ('' for none), CRL member ('' for none),
  * CRL score. ops: 'x' ends an active lease as expired (its index entries left for PRUNE), 'r' ends
- * a revoked one (CRL entry), 'd' drops the id from due and pending, 'p' from pending. An entry is applied only while its record is still exactly as read ('' for none),
- * so of two sweeps, or a sweep and a finalize, racing on a lease, one ends it. Node works out the
+ * a revoked one (CRL entry), 'd' drops the id from due and pending, 'p' from pending. An entry is
+ * applied only while its record is still exactly as read ('' for none), so of two sweeps, or a
+ * sweep and a finalize, racing on a lease, one ends it. Node works out the
  * records and events: decoding and encoding JSON in Lua was most of an ending's cost to Redis,
  * which every exchange waits on. Returns per entry its audit stream id, '' for none or skipped.
  */

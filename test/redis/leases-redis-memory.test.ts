@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { SHARD_COUNT, redisKeys } from '../../src/redis/keys.ts';
 import { makeLease, nowSeconds } from '../contract/lease-fixtures.ts';
 import { uniquePrefix, withTestRedis } from '../contract/redis-client.ts';
 
@@ -44,3 +45,29 @@ for (const scenario of scenarios) {
     expect(perLease).toBeLessThan(1024);
   });
 }
+
+// The README's figure for LEASH_RETENTION: an ended lease kept for retention (its record, its
+// listing entry and its place on the retention list; its audit event is the audit's, not counted).
+it('keeps an ended lease for retention in under 600 bytes of Redis', async () => {
+  const prefix = uniquePrefix();
+  const store = createRedisLeaseStore({ redis, prefix, retentionSeconds: 3600 });
+  const now = nowSeconds();
+  for (let batch = 0; batch < N / 1000; batch++) {
+    await Promise.all(
+      Array.from({ length: 1000 }, (_, i) => store.create(makeLease({ subject: `repo:octo-org/octo-repo-${(batch * 1000 + i) % 1000}:environment:prod`, expires_at: now + 1 }))),
+    );
+  }
+  let ended = 0;
+  while (ended < N) {
+    const swept = await store.sweep((now + 2) * 1000, { limit: 2000, pendingGraceMs: 60_000 });
+    expect(swept.length).toBeGreaterThan(0);
+    ended += swept.length;
+  }
+  await store.pruneRetained((now + 2) * 1000); // the index entries go; the ended leases stay
+  await redis.del(...Array.from({ length: SHARD_COUNT }, (_, s) => redisKeys(prefix).audit(s)));
+  const kept = await usedMemory();
+  expect(await store.pruneRetained((now + 2) * 1000 + 3_601_000)).toBe(N);
+  const perLease = (kept - (await usedMemory())) / N;
+  console.log(`Redis bytes per ended lease kept for retention: ${perLease.toFixed(0)} (${N} leases)`);
+  expect(perLease).toBeLessThan(600);
+});
