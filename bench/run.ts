@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: every figure of DESIGN.md "Quality bars", measured in this one run on this
+ * `npm run bench`: every speed and memory target (README "Benchmarks"), measured in this one run on this
  * machine, printed as markdown and written to bench/results/latest.json.
  *
  * Options and environment: `npm run bench -- --help` (USAGE in args.ts).
@@ -448,7 +448,7 @@ function render(r: Results): string {
 
 const sec = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(1)} s` : 'n/a');
 
-/** Figures 9-12: DESIGN.md "Targets at scale". */
+/** Figures 9-12: the targets at scale (Cluster, Sentinel failover, storms). */
 function scaleRows(r: Results): string[] {
   const out: string[] = [];
   const ratioCell = (x: RatioSummary): string => `${fmtRatio(x.geoMean)} (95% interval ${x.low.toFixed(2)}–${x.high.toFixed(2)}x)`;

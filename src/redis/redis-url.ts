@@ -1,6 +1,6 @@
 /**
  * REDIS_URL, parsed into what connect.ts needs: one server, a Sentinel set or a Cluster. Only the
- * forms in DESIGN.md "Redis deployments and durability" are accepted; ioredis would take anything
+ * forms in REDIS_URL_FORMS (README "Redis deployments") are accepted; ioredis would take anything
  * else as a Unix socket path or ignore parts of it, which a typo should never silently become.
  */
 

@@ -3,7 +3,7 @@ import { LeashScopeError, LeashTokenExpiredError, LeashTokenInvalidError, LeashU
 import { createIntrospectionCheck, type IntrospectionOptions } from './introspection.ts';
 import { createLeashJwks } from './jwks.ts';
 
-/** The claims of a Leash access token (RFC 9068 profile, see DESIGN.md "Token exchange"). */
+/** The claims of a Leash access token (RFC 9068 profile; README "Token exchange"). */
 export interface LeashClaims extends JWTPayload {
   iss: string;
   sub: string;

@@ -62,7 +62,7 @@ const nonEmptyString = (v: unknown): boolean => typeof v === 'string' && v !== '
  * deliberate choice, with the rule it comes from:
  */
 export function leashStricter(token: string): string | null {
-  // ProofVerifier's maxTokenBytes (16 KiB): an oversized token costs one comparison (DESIGN "budgets").
+  // ProofVerifier's maxTokenBytes (16 KiB): an oversized token costs one comparison (docs/errors.md, too_large).
   if (Buffer.byteLength(token) > MAX_TOKEN_BYTES) return 'too_large';
   const parts = token.split('.');
   // RFC 7515 section 2: base64url "without the inclusion of any line breaks, whitespace, or other
@@ -70,7 +70,7 @@ export function leashStricter(token: string): string | null {
   if (parts.some((p) => !B64URL.test(p))) return 'not base64url (RFC 7515 section 2)';
   const header = decodeJson(parts[0]!) as Record<string, unknown>;
   const claims = decodeJson(parts[1]!) as Record<string, unknown>;
-  // DESIGN "Hardening": a string that is not well-formed Unicode (a lone surrogate), anywhere in
+  // A string that is not well-formed Unicode (a lone surrogate), anywhere in
   // header or claims, is refused (malformed_claims): Redis's Lua cjson cannot read it back.
   if (!wellFormedDeep(header) || !wellFormedDeep(claims)) return 'malformed_claims';
   // RFC 7515 section 4.1.11: Leash understands no JWS extension, so any crit is refused; jose

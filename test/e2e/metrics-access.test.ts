@@ -1,5 +1,5 @@
 /**
- * Who may read /metrics (DESIGN.md "Hardening"): the metrics name the policy's rules and issuers
+ * Who may read /metrics: the metrics name the policy's rules and issuers
  * with per-rule counts. On the API port they need a token with leash:metrics or leash:admin unless
  * LEASH_METRICS_PUBLIC=true (the default in dev mode); the LEASH_METRICS_PORT listener serves them
  * without one, bound to LEASH_METRICS_HOST. The token checks themselves are in

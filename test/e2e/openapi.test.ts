@@ -7,8 +7,8 @@ import { parseTokenRequest } from '../../src/exchange/parse-token-request.ts';
 
 type Json = Record<string, any>;
 
-/** DESIGN.md's endpoint table (plus /docs and the dashboard), with the methods each must have. */
-const DESIGN_ENDPOINTS: [string, string[]][] = [
+/** The documented endpoints (README "HTTP API", plus /docs and the dashboard), with the methods each must have. */
+const DOCUMENTED_ENDPOINTS: [string, string[]][] = [
   ['/token', ['post']],
   ['/introspect', ['post']],
   ['/revoke', ['post']],
@@ -73,7 +73,7 @@ describe('GET /openapi.json', () => {
     expect(Object.keys(doc.components['x-leash-operator-scopes'])).toEqual(expect.arrayContaining(['leash:leases:read', 'leash:leases:revoke', 'leash:audit:read', 'leash:metrics', 'leash:admin']));
   });
 
-  it.each(DESIGN_ENDPOINTS)('documents %s with its methods', (path, methods) => {
+  it.each(DOCUMENTED_ENDPOINTS)('documents %s with its methods', (path, methods) => {
     const item = doc.paths[path];
     expect(item, path).toBeDefined();
     expect(Object.keys(item).filter((k) => METHODS.includes(k)).sort()).toEqual(expect.arrayContaining(methods));

@@ -1,5 +1,5 @@
 /**
- * Fail-closed matrix (DESIGN.md principle 1): when Redis, an issuer's JWKS, the keys or the policy
+ * Fail-closed matrix: when Redis, an issuer's JWKS, the keys or the policy
  * are missing or broken, the answer is a clear error and no credential; when they come back,
  * issuing resumes without a restart and nothing from the outage is left half-done.
  */

@@ -21,7 +21,7 @@ const scenarios = [
   { name: 'worst case', subject: (n: number) => `repo:octo-org/octo-repo-${n}:environment:prod` },
 ];
 
-// A memory bound (DESIGN: at most 1 KB of Redis per active lease), not a timing assertion.
+// A memory bound (the target: at most 1 KB of Redis per active lease), not a timing assertion.
 // At 1,000,000 leases the figures are lower (fuller hash tables): 864 and 949 bytes when measured.
 for (const scenario of scenarios) {
   it(`stores an active lease in under 1024 bytes of Redis (${scenario.name})`, async () => {

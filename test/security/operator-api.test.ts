@@ -1,5 +1,5 @@
 /**
- * Authentication and authorisation of Leash's own endpoints (DESIGN.md "HTTP API"): operator API
+ * Authentication and authorisation of Leash's own endpoints: operator API
  * and introspection need a live Leash token for Leash's audience with the scope (no or bad token
  * 401, valid token without the scope 403); POST /revoke and task completion take possession of a
  * live token of that lease or task as the authority, and nothing more.

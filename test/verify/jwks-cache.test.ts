@@ -1,6 +1,5 @@
 /**
- * `leash/verify` keeps Leash's JWKS no longer than the max-age Leash sends with it (DESIGN.md
- * "Hardening"): after an emergency key removal, a resource server stops trusting the removed key
+ * `leash/verify` keeps Leash's JWKS no longer than the max-age Leash sends with it: after an emergency key removal, a resource server stops trusting the removed key
  * when Leash said it would, not after jose's default 10 minutes. Real broker, real HTTP; a small
  * pass-through proxy in front of the JWKS counts fetches and, like a shared cache that has held
  * the answer a while, adds an Age header, so Leash's own max-age=300 runs out in seconds.
