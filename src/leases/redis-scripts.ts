@@ -330,9 +330,9 @@ return { ids, raws, scores }
  * CRL score. ops: 'x' ends an active lease as expired (its index entries left for PRUNE), 'r' ends
  * a revoked one (CRL entry), 'd' drops the id from due and pending, 'p' from pending. An entry is
  * applied only while its record is still exactly as read ('' for none), so of two sweeps, or a
- * sweep and a finalize, racing on a lease, one ends it. Node works out the
- * records and events: decoding and encoding JSON in Lua was most of an ending's cost to Redis,
- * which every exchange waits on. Returns per entry its audit stream id, '' for none or skipped.
+ * sweep and a finalize, racing on a lease, one ends it. Node works out the records and events:
+ * decoding and encoding JSON in Lua was most of an ending's cost to Redis, which every exchange
+ * waits on. Returns per entry its audit stream id, '' for none or skipped.
  */
 export const APPLY_ENDINGS = script(`
 local base, now, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[4]

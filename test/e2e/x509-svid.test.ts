@@ -1,7 +1,8 @@
 /**
- * Certificates whose SAN holds a SPIFFE ID are X509-SVIDs and follow that spec: every rule of X509-SVID.md sections 2 to 4 and Appendix A, and SPIFFE-ID.md section 2
- * for the ID, checked on certificates issued by a real broker over HTTP for every key type, under
- * rules that leave server_auth false; then OpenSSL validates them for both TLS purposes. The
+ * Certificates whose SAN holds a SPIFFE ID are X509-SVIDs and follow that spec: every rule of
+ * X509-SVID.md sections 2 to 4 and Appendix A, and SPIFFE-ID.md section 2 for the ID, checked on
+ * certificates issued by a real broker over HTTP for every key type, under rules that leave
+ * server_auth false; then OpenSSL validates them for both TLS purposes. The
  * checker itself is shown to catch each violation on a certificate built to break them.
  */
 import 'reflect-metadata';
