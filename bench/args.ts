@@ -32,7 +32,8 @@ Environment (all optional):
   BENCH_QUIET_WAIT_S   wait up to this long for the machine to go quiet before each part (10)
   BENCH_PROFILE        1: always CPU-profile the exchange and certificates; 0: never
   BENCH_LOG_LEVEL      the broker's LEASH_LOG_LEVEL (info)
-  BENCH_CHILD_FLAGS    node flags for the broker processes, space-separated (none)
+  BENCH_CHILD_FLAGS    node flags for the broker processes, space-separated (none);
+                       BENCH_CHILD_FLAGS_API, _WORKER, _ALL: for the processes of that LEASH_ROLE only
   BENCH_ES256          0: skip the run with ES256 proofs
 `;
 

@@ -44,7 +44,9 @@ export async function startChild(opts: StartChildOptions): Promise<ChildServer> 
   mkdirSync(LOGS_DIR, { recursive: true });
   const logPath = join(LOGS_DIR, `${opts.name}.log`);
   const logFd = openSync(logPath, 'w');
-  const execArgv = ['--import', 'tsx', ...(process.env.BENCH_CHILD_FLAGS ?? '').split(/\s+/).filter(Boolean)];
+  const role = opts.env?.LEASH_ROLE?.toUpperCase();
+  const flags = `${process.env.BENCH_CHILD_FLAGS ?? ''} ${role ? (process.env[`BENCH_CHILD_FLAGS_${role}`] ?? '') : ''}`;
+  const execArgv = ['--import', 'tsx', ...flags.split(/\s+/).filter(Boolean)];
   const child = fork(join(BENCH_DIR, opts.entry), [], {
     execArgv,
     env: { ...process.env, NODE_ENV: 'production', ...opts.env },
