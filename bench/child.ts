@@ -32,6 +32,8 @@ export interface StartChildOptions {
   /** Used for the log file name. */
   name: string;
   env?: Record<string, string>;
+  /** Node flags the process runs with, before any from BENCH_CHILD_FLAGS (which may undo them). */
+  nodeFlags?: string[];
   startTimeoutMs?: number;
 }
 
@@ -46,7 +48,7 @@ export async function startChild(opts: StartChildOptions): Promise<ChildServer> 
   const logFd = openSync(logPath, 'w');
   const role = opts.env?.LEASH_ROLE?.toUpperCase();
   const flags = `${process.env.BENCH_CHILD_FLAGS ?? ''} ${role ? (process.env[`BENCH_CHILD_FLAGS_${role}`] ?? '') : ''}`;
-  const execArgv = ['--import', 'tsx', ...flags.split(/\s+/).filter(Boolean)];
+  const execArgv = ['--import', 'tsx', ...(opts.nodeFlags ?? []), ...flags.split(/\s+/).filter(Boolean)];
   const child = fork(join(BENCH_DIR, opts.entry), [], {
     execArgv,
     env: { ...process.env, NODE_ENV: 'production', ...opts.env },

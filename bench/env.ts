@@ -100,6 +100,13 @@ export interface BrokerSpec {
   env?: Record<string, string>;
 }
 
+/**
+ * The node flags the README has a dedicated worker (LEASH_ROLE=worker) run with, as the compose
+ * files run it: its garbage collector stays on its own thread instead of taking helper threads on
+ * every core, which in a storm of expiries took CPU from Redis and the API beside it.
+ */
+export const WORKER_NODE_FLAGS = ['--single-threaded-gc'];
+
 /** A broker child process on a free loopback port. */
 export async function startBroker(spec: BrokerSpec): Promise<ChildServer & { issuer: string }> {
   const port = await freePort();
@@ -107,6 +114,7 @@ export async function startBroker(spec: BrokerSpec): Promise<ChildServer & { iss
   const child = await startChild({
     entry: 'broker-process.ts',
     name: spec.name,
+    nodeFlags: spec.role === 'worker' ? WORKER_NODE_FLAGS : [],
     env: {
       PORT: String(port),
       HOST: '127.0.0.1',

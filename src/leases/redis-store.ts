@@ -94,7 +94,7 @@ export interface RedisLeaseStoreOptions {
    * otherwise they fail with NotReplicatedError (503). Default: no WAIT.
    */
   durability?: Durability;
-  /** Expiries readAhead holds at most (default AHEAD_MAX, 100,000: about 130 MB of heap). */
+  /** Expiries readAhead holds at most (default AHEAD_MAX, 100,000: about 170 MB of heap). */
   readAheadMax?: number;
 }
 

@@ -12,6 +12,8 @@ import { e2ePolicy } from '../helpers/policies.ts';
 import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { WALK_CONNECTION_NAME } from '../../src/revocation/walk-process-wire.ts';
+import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { makeLease, nowSeconds } from '../contract/lease-fixtures.ts';
 
 // The production start command, exactly: `node dist/main.js`. The pid an operator signals is the
 // broker's own, so SIGHUP reloads it (through npm or tsx it would kill a wrapper instead).
@@ -74,3 +76,34 @@ it('forks its bulk-revocation walker from dist/, which connects to Redis under i
     observer.disconnect();
   }
 });
+
+it('a dedicated worker started as the compose files start it (`node --single-threaded-gc dist/main.js`) ends an expired lease', async () => {
+  // A Redis of its own, so that only this worker can end the lease.
+  const own = await startRedis();
+  const client = new Redis(own.url);
+  let worker: ChildProcess | undefined;
+  let workerErr = '';
+  try {
+    const store = createRedisLeaseStore({ redis: client });
+    const now = nowSeconds();
+    const lease = makeLease({ issued_at: now - 60, expires_at: now + 1 });
+    await store.create(lease);
+    worker = spawn(process.execPath, ['--single-threaded-gc', join(ROOT, 'dist/main.js')], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', LEASH_ROLE: 'worker', REDIS_URL: own.url, LEASH_POLICY: join(dir, 'policy.yaml'), LEASH_KEYS_DIR: join(dir, 'keys'), LEASH_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    worker.stderr!.setEncoding('utf8').on('data', (d: string) => (workerErr += d));
+    await waitFor('the worker to end the lease', async () => (await store.get(lease.id))?.status === 'expired', 20_000, 100)
+      .catch((err: Error) => { throw new Error(`${err.message}; worker stderr: ${workerErr}`); });
+    expect(worker.exitCode).toBeNull();
+  } finally {
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((r) => worker!.once('exit', r));
+      worker.kill('SIGTERM');
+      await exited;
+    }
+    client.disconnect();
+    await own.destroy();
+  }
+}, 40_000);

@@ -14,6 +14,9 @@ it('runs Redis, two API replicas and a worker over one Redis', () => {
   expect(api.deploy.replicas).toBe(2);
   expect(api.environment.LEASH_ROLE).toBe('api');
   expect(worker.environment.LEASH_ROLE).toBe('worker');
+  // The worker's GC on its own thread (README, roles and scaling out); the API runs the image's CMD.
+  expect(worker.command).toEqual(['node', '--single-threaded-gc', 'dist/main.js']);
+  expect(api.command).toBeUndefined();
   for (const svc of [api, worker]) {
     expect(svc.build).toBe('.');
     expect(svc.environment.REDIS_URL).toBe('redis://redis:6379');
