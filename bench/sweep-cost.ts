@@ -9,6 +9,7 @@
  * it (bench/README.md, eighth pass). Run it with fewer leases (valgrind is ~50x slower), e.g.
  * `SWEEP_COST_LEASES=10000 SWEEP_COST_SUBJECTS=100 npx tsx bench/sweep-cost.ts --callgrind`.
  * `--profile FILE` writes the worker's CPU profile of the sweep to FILE and prints its hot spots.
+ * Run by `node --expose-gc --import tsx` it also prints the heap the read-ahead holds.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -73,8 +74,16 @@ const store = createRedisLeaseStore({ redis, onAuditEvents: (events) => logAudit
 const now = Math.floor(Date.now() / 1000);
 const expiresAt = now + Math.ceil(leases / 2_000) + 5;
 await createMany(store, leases, (i) => benchLease({ subject: `repo:octo-org/app-${i % subjects}:ref:refs/heads/main`, issuedAt: now, expiresAt }));
+// With --expose-gc (`node --expose-gc --import tsx bench/sweep-cost.ts`), the heap the read-ahead holds.
+const gc = (globalThis as { gc?: () => void }).gc;
+const heapNow = (): number => (gc?.(), gc?.(), process.memoryUsage().heapUsed);
+const heapBefore = heapNow();
 let held = 0;
 for (let got = -1; got !== 0; held += got) got = await store.readAhead!(Date.now());
+if (gc) {
+  const bytes = heapNow() - heapBefore;
+  process.stdout.write(`read ahead: ${held} expiries hold ${(bytes / 1e6).toFixed(1)} MB of heap, ${Math.round(bytes / held)} bytes each\n`);
+}
 await sleep(expiresAt * 1000 - Date.now() + 5);
 
 const redisCpuUs = async (): Promise<number> => {
