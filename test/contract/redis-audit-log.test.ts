@@ -35,3 +35,15 @@ it('maxEvents is the total over the shard streams: trim() keeps the newest, howe
   expect(after.filter((e) => e.type === 'exchange.denied')).toHaveLength(1);
   expect(await audit.trim!()).toBe(0);
 });
+
+it('trim() drops exactly the oldest when all of them are in one stream (it reads no more of each stream than the excess)', async () => {
+  const audit = createRedisAuditLog({ redis, prefix: uniquePrefix(), maxEvents: 100 });
+  const old = newLeaseId('repo:old');
+  for (let i = 0; i < 40; i++) await audit.write({ type: 'lease.revoked', time: Date.now(), lease_id: old, subject: 'x', n: i });
+  for (let i = 0; i < 80; i++) await audit.write({ type: 'lease.revoked', time: Date.now(), lease_id: newLeaseId(`repo:${i}`), subject: 'x', n: 40 + i });
+  const before = (await audit.list({ limit: 1000 })).events;
+  expect(await audit.trim!()).toBe(20);
+  const after = (await audit.list({ limit: 1000 })).events;
+  expect(after).toEqual(before.slice(0, 100));
+  expect(after.filter((e) => e.lease_id === old).map((e) => e['n'])).toEqual(Array.from({ length: 20 }, (_, i) => 39 - i));
+});
