@@ -76,7 +76,11 @@ const expiresAt = now + Math.ceil(leases / 2_000) + 5;
 await createMany(store, leases, (i) => benchLease({ subject: `repo:octo-org/app-${i % subjects}:ref:refs/heads/main`, issuedAt: now, expiresAt }));
 // With --expose-gc (`node --expose-gc --import tsx bench/sweep-cost.ts`), the heap the read-ahead holds.
 const gc = (globalThis as { gc?: () => void }).gc;
-const heapNow = (): number => (gc?.(), gc?.(), process.memoryUsage().heapUsed);
+const heapNow = (): number => {
+  gc?.();
+  gc?.();
+  return process.memoryUsage().heapUsed;
+};
 const heapBefore = heapNow();
 let held = 0;
 for (let got = -1; got !== 0; held += got) got = await store.readAhead!(Date.now());
