@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { NotReplicatedError, type Durability } from '../../src/redis/replicated-write.ts';
+import { makeLease } from '../contract/lease-fixtures.ts';
+import { connectTestRedis, uniquePrefix } from '../contract/redis-client.ts';
+import { freePort, startRedis, type TestRedis } from '../helpers/redis-server.ts';
+import { baseArgs, spawnRedisNode, type RedisNode } from '../helpers/redis-nodes.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+/**
+ * LEASH_REDIS_MIN_REPLICAS on one server (or Sentinel's primary): the lease writes a connection
+ * sends in one turn of the event loop share one WAIT, and each is still confirmed, or refused, as
+ * if it had its own.
+ */
+let primary: TestRedis;
+let replica: RedisNode | undefined;
+let redis: Redis;
+let observer: Redis;
+const durability: Durability = { replicas: 1, waitMs: 300 };
+
+const startReplica = async (): Promise<RedisNode> => {
+  const port = await freePort();
+  const dir = `${primary.dir}/replica-${port}`;
+  return spawnRedisNode(port, dir, [...baseArgs(port, dir), '--replicaof', '127.0.0.1', String(primary.port)]);
+};
+const connectedReplicas = async (): Promise<number> => Number(/connected_slaves:(\d+)/.exec(await observer.info('replication'))?.[1] ?? 0);
+/** WAIT commands the primary has run so far (INFO commandstats). */
+const waitsRun = async (): Promise<number> => Number(/cmdstat_wait:calls=(\d+)/.exec(await observer.info('commandstats'))?.[1] ?? 0);
+
+beforeAll(async () => {
+  primary = await startRedis();
+  redis = await connectTestRedis(primary.url);
+  observer = await connectTestRedis(primary.url);
+});
+afterAll(async () => {
+  redis?.disconnect();
+  observer?.disconnect();
+  await replica?.kill();
+  await primary?.destroy();
+});
+
+const leasesOf = (tag: string, n: number) => Array.from({ length: n }, (_, i) => makeLease({ subject: `repo:octo-org/${tag}-${i}:ref:refs/heads/main` }));
+
+describe('lease writes with LEASH_REDIS_MIN_REPLICAS=1', () => {
+  it('made in one turn share one WAIT, and each is confirmed and stored', async () => {
+    replica = await startReplica();
+    await waitFor('the replica to be connected', async () => (await connectedReplicas()) === 1, 15_000, 50);
+    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix(), durability });
+    // A replica still catching up may miss one WAIT: the warm-up waits until one is confirmed.
+    await waitFor('a first write to be confirmed', async () => store.create(makeLease()).then(() => true, () => false), 15_000, 100);
+    const leases = leasesOf('turn', 40);
+    const before = await waitsRun();
+    await Promise.all(leases.map((l) => store.create(l)));
+    // Every one of the 40 went out in this turn: one WAIT after them all, not one each.
+    expect((await waitsRun()) - before).toBe(1);
+    const stored = await Promise.all(leases.map((l) => store.get(l.id)));
+    expect(stored.map((l) => l?.status)).toEqual(leases.map(() => 'active'));
+  });
+
+  it('made in different turns each wait for their own turn\'s WAIT', async () => {
+    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix(), durability });
+    const [a, b] = leasesOf('turns', 2);
+    const before = await waitsRun();
+    const first = store.create(a!);
+    // The next turn: the first turn's WAIT has left, so this write must not count on it.
+    await new Promise((resolve) => setImmediate(resolve));
+    const second = store.create(b!);
+    await Promise.all([first, second]);
+    expect((await waitsRun()) - before).toBe(2);
+  });
+
+  it('sent again after NOSCRIPT (the turn\'s WAIT has left by then) each take a WAIT of their own', async () => {
+    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix(), durability });
+    await store.create(makeLease());
+    await observer.script('FLUSH');
+    const leases = leasesOf('noscript', 5);
+    const before = await waitsRun();
+    await Promise.all(leases.map((l) => store.create(l)));
+    // The turn's WAIT, which covered only the refused EVALSHAs, and one after each EVAL.
+    expect((await waitsRun()) - before).toBe(1 + leases.length);
+    const stored = await Promise.all(leases.map((l) => store.get(l.id)));
+    expect(stored.map((l) => l?.status)).toEqual(leases.map(() => 'active'));
+  });
+
+  it('made in one turn with no replica are each refused as not replicated', async () => {
+    await replica!.kill();
+    await waitFor('the replica to be gone', async () => (await connectedReplicas()) === 0, 15_000, 50);
+    const store = createRedisLeaseStore({ redis, prefix: uniquePrefix(), durability });
+    const leases = leasesOf('unreplicated', 20);
+    const before = await waitsRun();
+    const outcomes = await Promise.allSettled(leases.map((l) => store.create(l)));
+    expect((await waitsRun()) - before).toBe(1);
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected');
+      expect((o as PromiseRejectedResult).reason).toBeInstanceOf(NotReplicatedError);
+    }
+  });
+});
