@@ -1,4 +1,4 @@
-import type { ChainableCommander } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { StoreUnavailableError } from '../errors.ts';
 import { isCluster, type RedisClient } from './connect.ts';
 
@@ -81,29 +81,41 @@ function confirmed(d: Durability, replies: [Error | null, unknown][]): unknown {
   return result;
 }
 
-/** The WAIT each connection sends at the end of the current turn, per durability setting. */
-const turnWaits = new WeakMap<RedisClient, Map<string, Promise<unknown>>>();
+/** A WAIT to be sent at the end of this turn, on the connection the turn's writes went out on. */
+interface TurnWait {
+  stream: unknown;
+  reply: Promise<unknown>;
+}
+
+/** Per client, the WAIT of the current turn for each durability setting. */
+const turnWaits = new WeakMap<Redis, Map<string, TurnWait>>();
 
 /**
  * The reply of the WAIT `redis` sends at the end of this turn, after every write sent before it.
  * A write sent after that WAIT has left joins the next turn's.
  */
-function turnWait(redis: RedisClient, d: Durability): Promise<unknown> {
+function turnWait(redis: Redis, d: Durability): Promise<unknown> {
   let open = turnWaits.get(redis);
   if (open === undefined) turnWaits.set(redis, (open = new Map()));
   const key = `${d.replicas}/${d.waitMs}`;
-  let wait = open.get(key);
-  if (wait === undefined) {
-    const group = open;
-    wait = new Promise((resolve, reject) =>
+  const stream = redis.stream;
+  const current = open.get(key);
+  if (current !== undefined && current.stream === stream) return current.reply;
+  const group = open;
+  const wait: TurnWait = {
+    stream,
+    reply: new Promise((resolve, reject) =>
       setImmediate(() => {
-        group.delete(key);
+        if (group.get(key) === wait) group.delete(key);
+        // A WAIT on a newer connection (a reconnect, perhaps to a new primary) would not answer
+        // for writes sent on the old one.
+        if (redis.stream !== stream) return reject(new Error('the connection to Redis changed before WAIT'));
         redis.wait(d.replicas, d.waitMs).then(resolve, reject);
       }),
-    );
-    open.set(key, wait);
-  }
-  return wait;
+    ),
+  };
+  group.set(key, wait);
+  return wait.reply;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { NotReplicatedError, type Durability } from '../../src/redis/replicated-write.ts';
 import { makeLease } from '../contract/lease-fixtures.ts';
@@ -50,10 +50,21 @@ describe('lease writes with LEASH_REDIS_MIN_REPLICAS=1', () => {
     // A replica still catching up may miss one WAIT: the warm-up waits until one is confirmed.
     await waitFor('a first write to be confirmed', async () => store.create(makeLease()).then(() => true, () => false), 15_000, 100);
     const leases = leasesOf('turn', 40);
-    const before = await waitsRun();
-    await Promise.all(leases.map((l) => store.create(l)));
-    // Every one of the 40 went out in this turn: one WAIT after them all, not one each.
-    expect((await waitsRun()) - before).toBe(1);
+    // The commands as the primary runs them: the WAIT must come after every write it answers for.
+    const monitor = await new Redis(primary.url).monitor();
+    const ran: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => ran.push(String(args[0]).toLowerCase()));
+    try {
+      const before = await waitsRun();
+      await Promise.all(leases.map((l) => store.create(l)));
+      // Every one of the 40 went out in this turn: one WAIT after them all, not one each.
+      expect((await waitsRun()) - before).toBe(1);
+      await waitFor('MONITOR to show the WAIT', async () => ran.includes('wait'), 5_000, 20);
+      const order = ran.filter((c) => c === 'evalsha' || c === 'wait');
+      expect(order).toEqual([...leases.map(() => 'evalsha'), 'wait']);
+    } finally {
+      monitor.disconnect();
+    }
     const stored = await Promise.all(leases.map((l) => store.get(l.id)));
     expect(stored.map((l) => l?.status)).toEqual(leases.map(() => 'active'));
   });
