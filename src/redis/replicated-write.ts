@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { StoreUnavailableError } from '../errors.ts';
 import { isCluster, type RedisClient } from './connect.ts';
 
@@ -22,57 +22,53 @@ export class NotReplicatedError extends StoreUnavailableError {
   }
 }
 
+/** Adds one write command to the pipeline. */
+type Write = (p: ChainableCommander) => void;
+type Reply = [Error | null, unknown];
+
 /**
- * Sends `write` (commands on one key's slot), then makes sure `d.replicas` replicas hold it.
+ * Sends `write` (commands on the slot of `key`), then makes sure `d.replicas` replicas hold it.
  * Resolves with the write's reply once they do. `retry` may ask for the write to be sent again
  * (e.g. EVAL after NOSCRIPT).
  *
- * On one server or Sentinel, the writes a connection sends in one turn of the event loop share a
- * single WAIT sent after them (group commit: WAIT covers every earlier write of its connection).
- * A WAIT blocks its connection until it is answered, so one WAIT a write held the next write back
- * for a replica's round trip each (bench/README.md: 0.71x exchanges/s against no WAIT). On a
- * Cluster the write and its WAIT go in one pipeline, which goes to the node of the write's slot
- * and is sent again as a whole after a redirection.
+ * The writes of one turn of the event loop share a WAIT (group commit): a WAIT answers for every
+ * earlier write of its connection, and blocks that connection until it is answered, so a WAIT a
+ * write held each write back by a replica's round trip (bench/README.md: 0.67-0.70x exchanges/s
+ * against no WAIT). On one server or Sentinel each write is sent as it comes and the turn's WAIT
+ * after them. On a Cluster the turn's writes to one slot go in one pipeline ending in their WAIT,
+ * so it runs on the node that ran them; a write redirected elsewhere fails (MOVED) rather than
+ * count that WAIT. A write sent again after `retry`, when the turn's WAIT has left, takes its own.
  */
-export async function writeThenWait(
-  redis: RedisClient,
-  d: Durability,
-  write: (p: ChainableCommander) => void,
-  retry?: (err: Error) => ((p: ChainableCommander) => void) | null,
-): Promise<unknown> {
-  const pipeline = (w: (p: ChainableCommander) => void, thenWait: boolean): Promise<[Error | null, unknown][] | null> => {
-    const p = redis.pipeline();
-    w(p);
-    if (thenWait) p.wait(d.replicas, d.waitMs);
-    return p.exec();
-  };
-  const retryOf = (replies: [Error | null, unknown][]): ((p: ChainableCommander) => void) | null => {
-    const err = replies[0]?.[0];
-    return err && retry ? retry(err) : null;
-  };
+export async function writeThenWait(redis: RedisClient, d: Durability, key: string, write: Write, retry?: (err: Error) => Write | null): Promise<unknown> {
+  let replies: Reply[];
   if (isCluster(redis)) {
-    const replies = (await pipeline(write, true)) ?? [];
-    const again = retryOf(replies);
-    return confirmed(d, again ? ((await pipeline(again, true)) ?? []) : replies);
+    replies = await slotTurnWrite(redis, d, key, write);
+  } else {
+    // Sent now (a pipeline of plain commands is written as exec() is called), so the turn's WAIT,
+    // sent at the end of the turn, comes after it on the connection.
+    const writing = pipelined(redis, [write]);
+    const waiting = turnWait(redis, d);
+    waiting.catch(() => undefined); // the write's own failure is the one reported
+    const [writeReply = [new Error('empty pipeline reply'), null]] = await writing;
+    replies = writeReply[0] ? [writeReply] : [writeReply, await waiting.then((n): Reply => [null, n], (err: unknown): Reply => [asError(err), null])];
   }
-  // Sent now (a pipeline of plain commands is written as exec() is called), so the turn's WAIT,
-  // sent at the end of the turn, comes after it on the connection.
-  const writing = pipeline(write, false);
-  const waiting = turnWait(redis, d);
-  waiting.catch(() => undefined); // the write's own failure is the one reported
-  const [writeReply] = (await writing) ?? [];
-  const again = writeReply ? retryOf([writeReply]) : null;
-  // Sent again after the turn's WAIT left: that WAIT does not cover it, so it takes its own.
-  if (again) return confirmed(d, (await pipeline(again, true)) ?? []);
-  const acked = await waiting.then(
-    (n): [Error | null, unknown] => [null, n],
-    (err: unknown): [Error | null, unknown] => [err instanceof Error ? err : new Error(String(err)), null],
-  );
-  return confirmed(d, [writeReply ?? [new Error('empty pipeline reply'), null], acked]);
+  const err = replies[0]?.[0];
+  const again = err && retry ? retry(err) : null;
+  return confirmed(d, again ? await pipelined(redis, [again], d) : replies);
+}
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/** The replies of `writes` sent in one pipeline, then of a WAIT if `d` is given. */
+async function pipelined(redis: RedisClient, writes: Write[], d?: Durability): Promise<Reply[]> {
+  const p = redis.pipeline();
+  for (const w of writes) w(p);
+  if (d) p.wait(d.replicas, d.waitMs);
+  return ((await p.exec()) ?? []) as Reply[];
 }
 
 /** The write's reply, given its reply and its WAIT's: throws unless enough replicas confirmed it. */
-function confirmed(d: Durability, replies: [Error | null, unknown][]): unknown {
+function confirmed(d: Durability, replies: Reply[]): unknown {
   const [writeErr, result] = replies[0] ?? [new Error('empty pipeline reply'), null];
   if (writeErr) throw writeErr;
   const [waitErr, acked] = replies[1] ?? [new Error('no WAIT reply'), null];
@@ -118,11 +114,51 @@ function turnWait(redis: Redis, d: Durability): Promise<unknown> {
   return wait.reply;
 }
 
+/** A Cluster's writes to one slot in this turn, sent together at its end with their WAIT. */
+interface SlotBatch {
+  writes: Write[];
+  answers: ((replies: Reply[]) => void)[];
+}
+
+const slotBatches = new WeakMap<Cluster, Map<string, SlotBatch>>();
+
+/**
+ * What a Cluster hashes to place `key` (Redis's rule: the first non-empty `{...}`, else the whole
+ * key): keys with the same one share a slot. Two tags may share a slot too; they just go apart.
+ */
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/** `[the write's reply, the WAIT's reply]`, from the pipeline of its slot's writes in this turn. */
+function slotTurnWrite(redis: Cluster, d: Durability, key: string, write: Write): Promise<Reply[]> {
+  let open = slotBatches.get(redis);
+  if (open === undefined) slotBatches.set(redis, (open = new Map()));
+  const id = `${d.replicas}/${d.waitMs}/${hashTag(key)}`;
+  let batch = open.get(id);
+  if (batch === undefined) {
+    const b: SlotBatch = { writes: [], answers: [] };
+    const group = open;
+    setImmediate(() => {
+      group.delete(id);
+      pipelined(redis, b.writes, d).then(
+        (replies) => b.answers.forEach((answer, i) => answer([replies[i] ?? [new Error('empty pipeline reply'), null], replies[b.writes.length] ?? [new Error('no WAIT reply'), null]])),
+        (err: unknown) => b.answers.forEach((answer) => answer([[asError(err), null]])),
+      );
+    });
+    open.set(id, (batch = b));
+  }
+  batch.writes.push(write);
+  return new Promise((resolve) => batch.answers.push(resolve));
+}
+
 /**
  * WAIT for writes already made on `key`'s node by this connection (a worker's endings, after the
  * script that made them), sent with a read of `key` so that a Cluster routes it to that node.
  * Only worth a round trip when something was written: WAIT blocks the connection while it waits.
  */
 export async function waitForReplicas(redis: RedisClient, d: Durability, key: string): Promise<void> {
-  if (d.replicas > 0) await writeThenWait(redis, d, (p) => p.exists(key));
+  if (d.replicas > 0) await writeThenWait(redis, d, key, (p) => p.exists(key));
 }

@@ -19,7 +19,7 @@ export const scriptOf = (lua: string): LuaScript => ({ lua, sha: createHash('sha
 export async function runScript(redis: RedisClient, s: LuaScript, keys: string[], args: (string | number)[], durability: Durability = NO_WAIT): Promise<unknown> {
   corkUntilNextTurn(redis);
   if (durability.replicas > 0) {
-    return writeThenWait(redis, durability, (p) => p.evalsha(s.sha, keys.length, ...keys, ...args), (err) =>
+    return writeThenWait(redis, durability, keys[0] ?? '', (p) => p.evalsha(s.sha, keys.length, ...keys, ...args), (err) =>
       err.message.startsWith('NOSCRIPT') ? (p) => p.eval(s.lua, keys.length, ...keys, ...args) : null,
     );
   }

@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
+import { connectRedis, whenReady } from '../../src/redis/connect.ts';
+import { redisKeys, shardOfLeaseId, SHARD_COUNT } from '../../src/redis/keys.ts';
+import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { NotReplicatedError, type Durability } from '../../src/redis/replicated-write.ts';
 import { makeLease } from '../contract/lease-fixtures.ts';
 import { connectTestRedis, uniquePrefix } from '../contract/redis-client.ts';
 import { freePort, startRedis, type TestRedis } from '../helpers/redis-server.ts';
-import { baseArgs, spawnRedisNode, type RedisNode } from '../helpers/redis-nodes.ts';
+import { baseArgs, command, spawnRedisNode, type RedisNode } from '../helpers/redis-nodes.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /**
@@ -105,6 +108,64 @@ describe('lease writes with LEASH_REDIS_MIN_REPLICAS=1', () => {
     for (const o of outcomes) {
       expect(o.status).toBe('rejected');
       expect((o as PromiseRejectedResult).reason).toBeInstanceOf(NotReplicatedError);
+    }
+  });
+});
+
+describe('lease writes with LEASH_REDIS_MIN_REPLICAS=1 on a Cluster', () => {
+  let deployment: TestRedisCluster;
+  let cluster: Cluster;
+  beforeAll(async () => {
+    deployment = await startRedisCluster({ primaries: 3, replicas: 1 });
+    cluster = connectRedis(deployment.url) as Cluster;
+    await whenReady(cluster, 15_000);
+  }, 60_000);
+  afterAll(async () => {
+    cluster?.disconnect();
+    await deployment?.destroy();
+  });
+  const clusterWaits = async (): Promise<number> => {
+    const counts = await Promise.all((await deployment.primaries()).map(async (n) => Number(/cmdstat_wait:calls=(\d+)/.exec(String(await command(n.port, 'INFO', 'commandstats')))?.[1] ?? 0)));
+    return counts.reduce((a, b) => a + b, 0);
+  };
+
+  it('made in one turn share a WAIT per slot, sent after them in one pipeline to the node that ran them', async () => {
+    const store = createRedisLeaseStore({ redis: cluster, prefix: uniquePrefix(), durability });
+    await waitFor('a first write to be confirmed', async () => store.create(makeLease()).then(() => true, () => false), 15_000, 100);
+    // Every primary learns the script (its first EVALSHA there is refused NOSCRIPT, and sent again).
+    await Promise.all(leasesOf('cluster-warm-up', 64).map((l) => store.create(l)));
+    const leases = leasesOf('cluster-turn', 64);
+    const before = await clusterWaits();
+    await Promise.all(leases.map((l) => store.create(l)));
+    const waits = (await clusterWaits()) - before;
+    // One per lease shard written (each shard is a slot of its own), not one per write.
+    expect(waits).toBeGreaterThan(0);
+    expect(waits).toBeLessThanOrEqual(SHARD_COUNT);
+    const stored = await Promise.all(leases.map((l) => store.get(l.id)));
+    expect(stored.map((l) => l?.status)).toEqual(leases.map(() => 'active'));
+  });
+
+  it('made in one turn with a primary\'s replica gone: that node\'s writes are refused as not replicated, the others are confirmed', async () => {
+    const prefix = uniquePrefix();
+    const store = createRedisLeaseStore({ redis: cluster, prefix, durability });
+    const [primaryNode] = await deployment.primaries();
+    const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(String(await command(primaryNode!.port, 'INFO', 'replication')))?.[1]);
+    const replicaNode = deployment.nodes.find((n) => n.port === replicaPort)!;
+    await replicaNode.kill();
+    try {
+      await waitFor('the replica to be gone', async () => /connected_slaves:0/.test(String(await command(primaryNode!.port, 'INFO', 'replication'))), 15_000, 50);
+      const leases = leasesOf('cluster-unreplicated', 48);
+      const outcomes = await Promise.allSettled(leases.map((l) => store.create(l)));
+      const refused = outcomes.filter((o) => o.status === 'rejected');
+      // Every refusal is the WAIT's, and only the leases on that primary's slots were refused.
+      expect(refused.length).toBeGreaterThan(0);
+      expect(refused.length).toBeLessThan(leases.length);
+      for (const o of refused) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(NotReplicatedError);
+      const slotOf = async (key: string): Promise<number> => Number(await command(primaryNode!.port, 'CLUSTER', 'KEYSLOT', key));
+      const onThatPrimary = await Promise.all(leases.map(async (l) => (await deployment.primaryOfSlot(await slotOf(redisKeys(prefix).leases(shardOfLeaseId(l.id))))).port === primaryNode!.port));
+      expect(outcomes.map((o) => o.status)).toEqual(onThatPrimary.map((on) => (on ? 'rejected' : 'fulfilled')));
+    } finally {
+      await replicaNode.start();
     }
   });
 });
