@@ -82,18 +82,21 @@ describe('Redis lease store', () => {
     const subject = 'repo:octo-org/lapsed';
     const shard = shardOfSubject(subject);
     const now = nowSeconds();
-    const soon = makeLease({ subject, task_id: 'lapsed-task', expires_at: now + 1 });
+    // Due 30 s from now and swept as if then: readers go by the real clock, so until then they
+    // still see the entries the sweep left (a lease due in 1 s could pass on a busy machine).
+    const due = now + 30;
+    const soon = makeLease({ subject, task_id: 'lapsed-task', expires_at: due });
     // Past SPILL (32) entries the act set is a ZSET of its own; the other pair stays a hash field.
     const live = Array.from({ length: 40 }, () => makeLease({ subject, expires_at: now + 3600 }));
-    const spilledSoon = makeLease({ subject, expires_at: now + 1 });
-    const small = makeLease({ subject, rule: 'other-rule', expires_at: now + 1 });
+    const spilledSoon = makeLease({ subject, expires_at: due });
+    const small = makeLease({ subject, rule: 'other-rule', expires_at: due });
     const smallLive = makeLease({ subject, rule: 'other-rule', expires_at: now + 3600 });
     for (const l of [soon, ...live, spilledSoon, small, smallLive]) await store.create(l);
     const act = actName(soon.rule, subject);
     const other = actName('other-rule', subject);
     expect(await redis.hget(keys.index(shard, 'act'), act)).toBe('*');
 
-    const ended = await store.sweep((now + 2) * 1000, { limit: 100, pendingGraceMs: 60_000 });
+    const ended = await store.sweep((due + 1) * 1000, { limit: 100, pendingGraceMs: 60_000 });
     expect(ended.map((e) => e.lease.id).sort()).toEqual([soon.id, spilledSoon.id, small.id].sort());
     // Still indexed, each set named once for the prune; every reader skips expired entries meanwhile.
     expect(await redis.zscore(keys.spilled(shard, 'act', act), soon.id)).not.toBeNull();
@@ -102,7 +105,7 @@ describe('Redis lease store', () => {
     expect(await redis.smembers(keys.lapsed(shard, 'task'))).toEqual([taskName('lapsed-task')]);
     expect(await store.activeIdsOfTask('lapsed-task')).toEqual([soon.id]);
 
-    expect(await store.pruneRetained((now + 2) * 1000)).toBe(0);
+    expect(await store.pruneRetained((due + 1) * 1000)).toBe(0);
     expect(await redis.zscore(keys.spilled(shard, 'act', act), soon.id)).toBeNull();
     expect(await redis.zscore(keys.spilled(shard, 'act', act), spilledSoon.id)).toBeNull();
     expect(await redis.zcard(keys.spilled(shard, 'act', act))).toBe(live.length);

@@ -31,7 +31,8 @@ export async function spawnRedisNode(port: number, dir: string, args: string[]):
     child = c;
     running.add(c);
     c.once('exit', () => running.delete(c));
-    await until(`redis-server on port ${port}`, async () => (await command(port, 'PING')) === 'PONG', 10_000);
+    // A Cluster starts six of these at once beside the rest of the suite: 10 s was once not enough.
+    await until(`redis-server on port ${port}`, async () => (await command(port, 'PING')) === 'PONG', 30_000);
   };
   const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
     const c = child;
