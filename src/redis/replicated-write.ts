@@ -1,4 +1,4 @@
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import { StoreUnavailableError } from '../errors.ts';
 import { isCluster, type RedisClient } from './connect.ts';
 
@@ -31,27 +31,16 @@ type Reply = [Error | null, unknown];
  * Resolves with the write's reply once they do. `retry` may ask for the write to be sent again
  * (e.g. EVAL after NOSCRIPT).
  *
- * The writes of one turn of the event loop share a WAIT (group commit): a WAIT answers for every
- * earlier write of its connection, and blocks that connection until it is answered, so a WAIT a
- * write held each write back by a replica's round trip (bench/README.md: 0.67-0.70x exchanges/s
- * against no WAIT). On one server or Sentinel each write is sent as it comes and the turn's WAIT
- * after them. On a Cluster the turn's writes to one slot go in one pipeline ending in their WAIT,
- * so it runs on the node that ran them; a write redirected elsewhere fails (MOVED) rather than
- * count that WAIT. A write sent again after `retry`, when the turn's WAIT has left, takes its own.
+ * The writes of one turn of the event loop share a WAIT (group commit): they go at the end of the
+ * turn in one pipeline that ends with their WAIT, which answers for every earlier write of its
+ * connection. A WAIT blocks its connection until it is answered, so a WAIT a write held each write
+ * back by a replica's round trip (bench/README.md: 0.67-0.70x exchanges/s against no WAIT). On a
+ * Cluster there is a pipeline per slot, so its WAIT runs on the node that ran its writes; a write
+ * redirected elsewhere fails (MOVED) rather than count that WAIT. A write sent again after `retry`,
+ * when the turn's WAIT has been answered, takes its own.
  */
 export async function writeThenWait(redis: RedisClient, d: Durability, key: string, write: Write, retry?: (err: Error) => Write | null): Promise<unknown> {
-  let replies: Reply[];
-  if (isCluster(redis)) {
-    replies = await slotTurnWrite(redis, d, key, write);
-  } else {
-    // Sent now (a pipeline of plain commands is written as exec() is called), so the turn's WAIT,
-    // sent at the end of the turn, comes after it on the connection.
-    const writing = pipelined(redis, [write]);
-    const waiting = turnWait(redis, d);
-    waiting.catch(() => undefined); // the write's own failure is the one reported
-    const [writeReply = [new Error('empty pipeline reply'), null]] = await writing;
-    replies = writeReply[0] ? [writeReply] : [writeReply, await waiting.then((n): Reply => [null, n], (err: unknown): Reply => [asError(err), null])];
-  }
+  const replies = await turnWrite(redis, d, key, write);
   const err = replies[0]?.[0];
   const again = err && retry ? retry(err) : null;
   return confirmed(d, again ? await pipelined(redis, [again], d) : replies);
@@ -77,50 +66,13 @@ function confirmed(d: Durability, replies: Reply[]): unknown {
   return result;
 }
 
-/** A WAIT to be sent at the end of this turn, on the connection the turn's writes went out on. */
-interface TurnWait {
-  stream: unknown;
-  reply: Promise<unknown>;
-}
-
-/** Per client, the WAIT of the current turn for each durability setting. */
-const turnWaits = new WeakMap<Redis, Map<string, TurnWait>>();
-
-/**
- * The reply of the WAIT `redis` sends at the end of this turn, after every write sent before it.
- * A write sent after that WAIT has left joins the next turn's.
- */
-function turnWait(redis: Redis, d: Durability): Promise<unknown> {
-  let open = turnWaits.get(redis);
-  if (open === undefined) turnWaits.set(redis, (open = new Map()));
-  const key = `${d.replicas}/${d.waitMs}`;
-  const stream = redis.stream;
-  const current = open.get(key);
-  if (current !== undefined && current.stream === stream) return current.reply;
-  const group = open;
-  const wait: TurnWait = {
-    stream,
-    reply: new Promise((resolve, reject) =>
-      setImmediate(() => {
-        if (group.get(key) === wait) group.delete(key);
-        // A WAIT on a newer connection (a reconnect, perhaps to a new primary) would not answer
-        // for writes sent on the old one.
-        if (redis.stream !== stream) return reject(new Error('the connection to Redis changed before WAIT'));
-        redis.wait(d.replicas, d.waitMs).then(resolve, reject);
-      }),
-    ),
-  };
-  group.set(key, wait);
-  return wait.reply;
-}
-
-/** A Cluster's writes to one slot in this turn, sent together at its end with their WAIT. */
-interface SlotBatch {
+/** Writes of this turn that go together at its end, in one pipeline ending with their WAIT. */
+interface TurnBatch {
   writes: Write[];
   answers: ((replies: Reply[]) => void)[];
 }
 
-const slotBatches = new WeakMap<Cluster, Map<string, SlotBatch>>();
+const turnBatches = new WeakMap<RedisClient, Map<string, TurnBatch>>();
 
 /**
  * What a Cluster hashes to place `key` (Redis's rule: the first non-empty `{...}`, else the whole
@@ -132,14 +84,15 @@ function hashTag(key: string): string {
   return close > open + 1 ? key.slice(open + 1, close) : key;
 }
 
-/** `[the write's reply, the WAIT's reply]`, from the pipeline of its slot's writes in this turn. */
-function slotTurnWrite(redis: Cluster, d: Durability, key: string, write: Write): Promise<Reply[]> {
-  let open = slotBatches.get(redis);
-  if (open === undefined) slotBatches.set(redis, (open = new Map()));
-  const id = `${d.replicas}/${d.waitMs}/${hashTag(key)}`;
+/** `[the write's reply, the WAIT's reply]`, from the pipeline of this turn's writes it goes with. */
+function turnWrite(redis: RedisClient, d: Durability, key: string, write: Write): Promise<Reply[]> {
+  let open = turnBatches.get(redis);
+  if (open === undefined) turnBatches.set(redis, (open = new Map()));
+  // One server or Sentinel: one connection, one batch. A Cluster pipeline must keep to one slot.
+  const id = `${d.replicas}/${d.waitMs}/${isCluster(redis) ? hashTag(key) : ''}`;
   let batch = open.get(id);
   if (batch === undefined) {
-    const b: SlotBatch = { writes: [], answers: [] };
+    const b: TurnBatch = { writes: [], answers: [] };
     const group = open;
     setImmediate(() => {
       group.delete(id);
