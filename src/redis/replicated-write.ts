@@ -1,4 +1,5 @@
 import type { ChainableCommander } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
 import { StoreUnavailableError } from '../errors.ts';
 import { isCluster, type RedisClient } from './connect.ts';
 
@@ -16,8 +17,8 @@ export const NO_WAIT: Durability = { replicas: 0, waitMs: 0 };
  */
 export class NotReplicatedError extends StoreUnavailableError {
   /** `result` is the write's own reply (a script's refusal code tells that nothing was written). */
-  constructor(readonly acked: number, readonly wanted: number, readonly result: unknown = undefined) {
-    super(`redis WAIT: ${acked} of ${wanted} replica(s) confirmed the write`);
+  constructor(readonly acked: number, readonly wanted: number, readonly result: unknown = undefined, cause?: Error) {
+    super(`redis WAIT: ${acked} of ${wanted} replica(s) confirmed the write${cause ? ` (${cause.message})` : ''}`, cause);
     this.name = 'NotReplicatedError';
   }
 }
@@ -35,7 +36,7 @@ type Reply = [Error | null, unknown];
  * turn in one pipeline that ends with their WAIT, which answers for every earlier write of its
  * connection. A WAIT blocks its connection until it is answered, so a WAIT a write held each write
  * back by a replica's round trip (bench/README.md: 0.67-0.70x exchanges/s against no WAIT). On a
- * Cluster there is a pipeline per slot, so its WAIT runs on the node that ran its writes; a write
+ * Cluster there is a pipeline per node, so its WAIT runs on the node that ran its writes; a write
  * redirected elsewhere fails (MOVED) rather than count that WAIT. A write sent again after `retry`,
  * when the turn's WAIT has been answered, takes its own.
  */
@@ -61,7 +62,10 @@ function confirmed(d: Durability, replies: Reply[]): unknown {
   const [writeErr, result] = replies[0] ?? [new Error('empty pipeline reply'), null];
   if (writeErr) throw writeErr;
   const [waitErr, acked] = replies[1] ?? [new Error('no WAIT reply'), null];
-  if (waitErr) throw new StoreUnavailableError(`redis WAIT: ${waitErr.message}`, waitErr);
+  // The write is on the primary, unconfirmed: a WAIT that failed (a Cluster node running its slots'
+  // WAITs one after another can outlast the command timeout) is a refusal like a short count, so the
+  // caller ends the lease and frees the proof rather than leave them to a write no one was told of.
+  if (waitErr) throw new NotReplicatedError(0, d.replicas, result, waitErr);
   if (typeof acked !== 'number' || acked < d.replicas) throw new NotReplicatedError(Number(acked) || 0, d.replicas, result);
   return result;
 }
@@ -75,21 +79,22 @@ interface TurnBatch {
 const turnBatches = new WeakMap<RedisClient, Map<string, TurnBatch>>();
 
 /**
- * What a Cluster hashes to place `key` (Redis's rule: the first non-empty `{...}`, else the whole
- * key): keys with the same one share a slot. Two tags may share a slot too; they just go apart.
+ * The batch a write on `key` joins: one per connection, so on a Cluster one per node (the nodes that
+ * serve the key's slot; ioredis takes a pipeline whose keys are all served by one set of nodes). A
+ * batch per slot would have a node run one WAIT per slot written, one after another, long enough
+ * for the last writes to time out (bench/README.md, fourteenth pass).
  */
-function hashTag(key: string): string {
-  const open = key.indexOf('{');
-  const close = open === -1 ? -1 : key.indexOf('}', open + 1);
-  return close > open + 1 ? key.slice(open + 1, close) : key;
+function batchOf(redis: RedisClient, key: string): string {
+  if (!isCluster(redis)) return '';
+  const slot = calculateSlot(key);
+  return redis.slots[slot]?.join(';') ?? `slot ${slot}`;
 }
 
 /** `[the write's reply, the WAIT's reply]`, from the pipeline of this turn's writes it goes with. */
 function turnWrite(redis: RedisClient, d: Durability, key: string, write: Write): Promise<Reply[]> {
   let open = turnBatches.get(redis);
   if (open === undefined) turnBatches.set(redis, (open = new Map()));
-  // One server or Sentinel: one connection, one batch. A Cluster pipeline must keep to one slot.
-  const id = `${d.replicas}/${d.waitMs}/${isCluster(redis) ? hashTag(key) : ''}`;
+  const id = `${d.replicas}/${d.waitMs}/${batchOf(redis, key)}`;
   let batch = open.get(id);
   if (batch === undefined) {
     const b: TurnBatch = { writes: [], answers: [] };
