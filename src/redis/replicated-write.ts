@@ -1,6 +1,7 @@
 import type { ChainableCommander } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { StoreUnavailableError } from '../errors.ts';
+import type { Cluster } from 'ioredis';
 import { isCluster, type RedisClient } from './connect.ts';
 
 /** LEASH_REDIS_MIN_REPLICAS and LEASH_REDIS_WAIT_MS; `replicas: 0` sends no WAIT at all. */
@@ -32,28 +33,28 @@ type Reply = [Error | null, unknown];
  * Resolves with the write's reply once they do. `retry` may ask for the write to be sent again
  * (e.g. EVAL after NOSCRIPT).
  *
- * The writes of one turn of the event loop share a WAIT (group commit): they go at the end of the
- * turn in one pipeline that ends with their WAIT, which answers for every earlier write of its
- * connection. A WAIT blocks its connection until it is answered, so a WAIT a write held each write
- * back by a replica's round trip (bench/README.md: 0.67-0.70x exchanges/s against no WAIT). On a
- * Cluster there is a pipeline per node, so its WAIT runs on the node that ran its writes; a write
- * redirected elsewhere fails (MOVED) rather than count that WAIT. A write sent again after `retry`,
- * when the turn's WAIT has been answered, takes its own.
+ * Writes share a WAIT (group commit): those of a turn of the event loop go at its end in one
+ * pipeline that ends with their WAIT, which answers for every earlier write of its connection. A
+ * WAIT blocks its connection until it is answered, so a WAIT a write held each write back by a
+ * replica's round trip (bench/README.md: 0.67-0.70x exchanges/s against no WAIT). On a Cluster
+ * there is a pipeline per node, so its WAIT runs on the node that ran its writes; a write
+ * redirected elsewhere fails (MOVED) rather than count that WAIT. A write sent again after `retry`
+ * goes with the next batch.
  */
 export async function writeThenWait(redis: RedisClient, d: Durability, key: string, write: Write, retry?: (err: Error) => Write | null): Promise<unknown> {
   const replies = await turnWrite(redis, d, key, write);
   const err = replies[0]?.[0];
   const again = err && retry ? retry(err) : null;
-  return confirmed(d, again ? await pipelined(redis, [again], d) : replies);
+  return confirmed(d, again ? await turnWrite(redis, d, key, again) : replies);
 }
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
-/** The replies of `writes` sent in one pipeline, then of a WAIT if `d` is given. */
-async function pipelined(redis: RedisClient, writes: Write[], d?: Durability): Promise<Reply[]> {
+/** The replies of `writes` sent in one pipeline, then of their WAIT. */
+async function pipelined(redis: RedisClient, writes: Write[], d: Durability): Promise<Reply[]> {
   const p = redis.pipeline();
   for (const w of writes) w(p);
-  if (d) p.wait(d.replicas, d.waitMs);
+  p.wait(d.replicas, d.waitMs);
   return ((await p.exec()) ?? []) as Reply[];
 }
 
@@ -70,46 +71,73 @@ function confirmed(d: Durability, replies: Reply[]): unknown {
   return result;
 }
 
-/** Writes of this turn that go together at its end, in one pipeline ending with their WAIT. */
-interface TurnBatch {
+/** Writes that go together in one pipeline ending with their WAIT. */
+interface Batch {
   writes: Write[];
   answers: ((replies: Reply[]) => void)[];
 }
 
-const turnBatches = new WeakMap<RedisClient, Map<string, TurnBatch>>();
-
-/**
- * The batch a write on `key` joins: one per connection, so on a Cluster one per node (the nodes that
- * serve the key's slot; ioredis takes a pipeline whose keys are all served by one set of nodes). A
- * batch per slot would have a node run one WAIT per slot written, one after another, long enough
- * for the last writes to time out (bench/README.md, fourteenth pass).
- */
-function batchOf(redis: RedisClient, key: string): string {
-  if (!isCluster(redis)) return '';
-  const slot = calculateSlot(key);
-  return redis.slots[slot]?.join(';') ?? `slot ${slot}`;
+/** One connection's replicated writes: those waiting for the next batch, and whether one is out. */
+interface Lane {
+  next: Batch | null;
+  /** A batch is sent or about to be, and its WAIT not yet answered. */
+  busy: boolean;
 }
 
-/** `[the write's reply, the WAIT's reply]`, from the pipeline of this turn's writes it goes with. */
+const lanes = new WeakMap<RedisClient, Map<string, Lane>>();
+
+/**
+ * The lane a write on `key` joins: one per connection, so on a Cluster one per node (the nodes that
+ * serve the key's slot; ioredis takes a pipeline whose keys are all served by one set of nodes). A
+ * lane per slot would have a node run one WAIT per slot written, one after another, long enough
+ * for the last writes to time out (bench/README.md, fourteenth pass).
+ */
+function laneOf(redis: RedisClient, d: Durability, key: string): Lane {
+  let byId = lanes.get(redis);
+  if (byId === undefined) lanes.set(redis, (byId = new Map()));
+  const id = `${d.replicas}/${d.waitMs}/${isCluster(redis) ? nodeOf(redis, key) : ''}`;
+  let lane = byId.get(id);
+  if (lane === undefined) byId.set(id, (lane = { next: null, busy: false }));
+  return lane;
+}
+
+/** The nodes serving `key`'s slot, as ioredis routes a pipeline (the slot alone before it knows). */
+function nodeOf(cluster: Cluster, key: string): string {
+  const slot = calculateSlot(key);
+  return cluster.slots[slot]?.join(';') ?? `slot ${slot}`;
+}
+
+/**
+ * `[the write's reply, the WAIT's reply]`, from the batch it goes out with. A batch leaves at the
+ * end of a turn, and only once the lane's last batch is answered: a WAIT blocks its connection, so a
+ * batch sent behind one waits for it on the server anyway, and with the replicas gone each would
+ * add a whole LEASH_REDIS_WAIT_MS, until writes timed out at the client with their outcome unknown.
+ * One WAIT out at a time keeps any write within two of them.
+ */
 function turnWrite(redis: RedisClient, d: Durability, key: string, write: Write): Promise<Reply[]> {
-  let open = turnBatches.get(redis);
-  if (open === undefined) turnBatches.set(redis, (open = new Map()));
-  const id = `${d.replicas}/${d.waitMs}/${batchOf(redis, key)}`;
-  let batch = open.get(id);
-  if (batch === undefined) {
-    const b: TurnBatch = { writes: [], answers: [] };
-    const group = open;
-    setImmediate(() => {
-      group.delete(id);
-      pipelined(redis, b.writes, d).then(
-        (replies) => b.answers.forEach((answer, i) => answer([replies[i] ?? [new Error('empty pipeline reply'), null], replies[b.writes.length] ?? [new Error('no WAIT reply'), null]])),
-        (err: unknown) => b.answers.forEach((answer) => answer([[asError(err), null]])),
-      );
-    });
-    open.set(id, (batch = b));
-  }
+  const lane = laneOf(redis, d, key);
+  const batch = (lane.next ??= { writes: [], answers: [] });
   batch.writes.push(write);
+  if (!lane.busy) {
+    lane.busy = true;
+    setImmediate(() => sendNext(redis, d, lane));
+  }
   return new Promise((resolve) => batch.answers.push(resolve));
+}
+
+function sendNext(redis: RedisClient, d: Durability, lane: Lane): void {
+  const b = lane.next;
+  lane.next = null;
+  if (b === null) {
+    lane.busy = false;
+    return;
+  }
+  pipelined(redis, b.writes, d)
+    .then(
+      (replies) => b.answers.forEach((answer, i) => answer([replies[i] ?? [new Error('empty pipeline reply'), null], replies[b.writes.length] ?? [new Error('no WAIT reply'), null]])),
+      (err: unknown) => b.answers.forEach((answer) => answer([[asError(err), null]])),
+    )
+    .finally(() => setImmediate(() => sendNext(redis, d, lane)));
 }
 
 /**

@@ -84,15 +84,15 @@ describe('lease writes with LEASH_REDIS_MIN_REPLICAS=1', () => {
     expect((await waitsRun()) - before).toBe(2);
   });
 
-  it('sent again after NOSCRIPT (the turn\'s WAIT has left by then) each take a WAIT of their own', async () => {
+  it('sent again after NOSCRIPT (the turn\'s WAIT has left by then) share the next batch\'s WAIT', async () => {
     const store = createRedisLeaseStore({ redis, prefix: uniquePrefix(), durability });
     await store.create(makeLease());
     await observer.script('FLUSH');
     const leases = leasesOf('noscript', 5);
     const before = await waitsRun();
     await Promise.all(leases.map((l) => store.create(l)));
-    // The turn's WAIT, which covered only the refused EVALSHAs, and one after each EVAL.
-    expect((await waitsRun()) - before).toBe(1 + leases.length);
+    // The turn's WAIT, which covered only the refused EVALSHAs, and one after the EVALs.
+    expect((await waitsRun()) - before).toBe(2);
     const stored = await Promise.all(leases.map((l) => store.get(l.id)));
     expect(stored.map((l) => l?.status)).toEqual(leases.map(() => 'active'));
   });
@@ -108,6 +108,30 @@ describe('lease writes with LEASH_REDIS_MIN_REPLICAS=1', () => {
     for (const o of outcomes) {
       expect(o.status).toBe('rejected');
       expect((o as PromiseRejectedResult).reason).toBeInstanceOf(NotReplicatedError);
+    }
+  });
+
+  it('made while a WAIT is out go in one batch after it, so with no replica none waits out more than two WAITs', async () => {
+    expect(await connectedReplicas()).toBe(0);
+    // As the broker sets it up: a command timeout of 2 s plus LEASH_REDIS_WAIT_MS.
+    const waitMs = 400;
+    const client = new Redis(primary.url, { commandTimeout: 2_000 + waitMs, maxRetriesPerRequest: 1 });
+    client.on('error', () => undefined);
+    try {
+      await client.ping();
+      const store = createRedisLeaseStore({ redis: client, prefix: uniquePrefix(), durability: { replicas: 1, waitMs } });
+      const leases = leasesOf('successive-turns', 12);
+      const before = await waitsRun();
+      // A write every 50 ms: a WAIT each would queue twelve 400 ms WAITs on the connection, and the
+      // writes behind the fifth would time out at the client, written but with their outcome unknown.
+      const outcomes = await Promise.allSettled(leases.map(async (l, i) => {
+        await new Promise((resolve) => setTimeout(resolve, i * 50));
+        return store.create(l);
+      }));
+      for (const o of outcomes) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(NotReplicatedError);
+      expect((await waitsRun()) - before).toBeLessThanOrEqual(3);
+    } finally {
+      client.disconnect();
     }
   });
 
