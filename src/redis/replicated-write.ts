@@ -1,7 +1,6 @@
-import type { ChainableCommander } from 'ioredis';
+import type { ChainableCommander, Cluster } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { StoreUnavailableError } from '../errors.ts';
-import type { Cluster } from 'ioredis';
 import { isCluster, type RedisClient } from './connect.ts';
 
 /** LEASH_REDIS_MIN_REPLICAS and LEASH_REDIS_WAIT_MS; `replicas: 0` sends no WAIT at all. */
@@ -33,13 +32,13 @@ type Reply = [Error | null, unknown];
  * Resolves with the write's reply once they do. `retry` may ask for the write to be sent again
  * (e.g. EVAL after NOSCRIPT).
  *
- * Writes share a WAIT (group commit): those of a turn of the event loop go at its end in one
- * pipeline that ends with their WAIT, which answers for every earlier write of its connection. A
- * WAIT blocks its connection until it is answered, so a WAIT a write held each write back by a
- * replica's round trip (bench/README.md: 0.67-0.70x exchanges/s against no WAIT). On a Cluster
- * there is a pipeline per node, so its WAIT runs on the node that ran its writes; a write
- * redirected elsewhere fails (MOVED) rather than count that WAIT. A write sent again after `retry`
- * goes with the next batch.
+ * Writes share a WAIT (group commit): they go at the end of their turn of the event loop, or once
+ * their connection's last WAIT is answered, in one pipeline that ends with their WAIT, which
+ * answers for every earlier write of its connection. A WAIT blocks its connection until it is
+ * answered, so a WAIT a write held each write back by a replica's round trip (bench/README.md:
+ * 0.67-0.70x exchanges/s against no WAIT). On a Cluster there is a pipeline per node, so its WAIT
+ * runs on the node that ran its writes; a write redirected elsewhere fails (MOVED) rather than
+ * count that WAIT. A write sent again after `retry` goes with the next batch.
  */
 export async function writeThenWait(redis: RedisClient, d: Durability, key: string, write: Write, retry?: (err: Error) => Write | null): Promise<unknown> {
   const replies = await turnWrite(redis, d, key, write);
@@ -63,9 +62,9 @@ function confirmed(d: Durability, replies: Reply[]): unknown {
   const [writeErr, result] = replies[0] ?? [new Error('empty pipeline reply'), null];
   if (writeErr) throw writeErr;
   const [waitErr, acked] = replies[1] ?? [new Error('no WAIT reply'), null];
-  // The write is on the primary, unconfirmed: a WAIT that failed (a Cluster node running its slots'
-  // WAITs one after another can outlast the command timeout) is a refusal like a short count, so the
-  // caller ends the lease and frees the proof rather than leave them to a write no one was told of.
+  // The write is on the primary, unconfirmed: a WAIT that failed (timed out at the client, its
+  // connection dropped) is a refusal like a short count, so the caller ends the lease and frees the
+  // proof rather than leave them to a write no one was told of.
   if (waitErr) throw new NotReplicatedError(0, d.replicas, result, waitErr);
   if (typeof acked !== 'number' || acked < d.replicas) throw new NotReplicatedError(Number(acked) || 0, d.replicas, result);
   return result;
