@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis, type Cluster } from 'ioredis';
 import { connectRedis, whenReady } from '../../src/redis/connect.ts';
-import { redisKeys, shardOfLeaseId, SHARD_COUNT } from '../../src/redis/keys.ts';
+import { redisKeys, shardOfLeaseId } from '../../src/redis/keys.ts';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { NotReplicatedError, type Durability } from '../../src/redis/replicated-write.ts';
@@ -129,7 +129,8 @@ describe('lease writes with LEASH_REDIS_MIN_REPLICAS=1', () => {
         return store.create(l);
       }));
       for (const o of outcomes) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(NotReplicatedError);
-      expect((await waitsRun()) - before).toBeLessThanOrEqual(3);
+      // Batches at 0, 400 and 800 ms; a slow machine's late timers may split one more.
+      expect((await waitsRun()) - before).toBeLessThan(leases.length / 2);
     } finally {
       client.disconnect();
     }
@@ -196,8 +197,8 @@ describe('lease writes with LEASH_REDIS_MIN_REPLICAS=1 on a Cluster', () => {
 
   it('made in one turn with a primary\'s replica gone: that node\'s writes are refused as not replicated, the others are confirmed', async () => {
     const prefix = uniquePrefix();
-    // The default LEASH_REDIS_WAIT_MS. A node runs its slots' WAITs one after another, so the last
-    // ones outlast the client's 2 s command timeout: refused all the same, as not replicated.
+    // The default LEASH_REDIS_WAIT_MS: one WAIT for the node's writes, within the client's 2 s
+    // command timeout (a WAIT per slot, run one after another, had the last writes time out).
     const store = createRedisLeaseStore({ redis: cluster, prefix, durability: { replicas: 1, waitMs: 1_000 } });
     const [primaryNode] = await deployment.primaries();
     const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(String(await command(primaryNode!.port, 'INFO', 'replication')))?.[1]);
