@@ -41,10 +41,9 @@ type Reply = [Error | null, unknown];
  * count that WAIT. A write sent again after `retry` goes with the next batch.
  */
 export async function writeThenWait(redis: RedisClient, d: Durability, key: string, write: Write, retry?: (err: Error) => Write | null): Promise<unknown> {
-  const replies = await turnWrite(redis, d, key, write);
-  const err = replies[0]?.[0];
-  const again = err && retry ? retry(err) : null;
-  return confirmed(d, again ? await turnWrite(redis, d, key, again) : replies);
+  const sent = await turnWrite(redis, d, key, write);
+  const again = sent.write[0] && retry ? retry(sent.write[0]) : null;
+  return confirmed(d, again ? await turnWrite(redis, d, key, again) : sent);
 }
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
@@ -57,11 +56,17 @@ async function pipelined(redis: RedisClient, writes: Write[], d: Durability): Pr
   return ((await p.exec()) ?? []) as Reply[];
 }
 
-/** The write's reply, given its reply and its WAIT's: throws unless enough replicas confirmed it. */
-function confirmed(d: Durability, replies: Reply[]): unknown {
-  const [writeErr, result] = replies[0] ?? [new Error('empty pipeline reply'), null];
+/** What a write's batch answered for it: its own reply and its WAIT's. */
+interface Sent {
+  write: Reply;
+  wait: Reply;
+}
+
+/** The write's reply, unless too few replicas confirmed it. */
+function confirmed(d: Durability, { write, wait }: Sent): unknown {
+  const [writeErr, result] = write;
   if (writeErr) throw writeErr;
-  const [waitErr, acked] = replies[1] ?? [new Error('no WAIT reply'), null];
+  const [waitErr, acked] = wait;
   // The write is on the primary, unconfirmed: a WAIT that failed (timed out at the client, its
   // connection dropped) is a refusal like a short count, so the caller ends the lease and frees the
   // proof rather than leave them to a write no one was told of.
@@ -73,7 +78,7 @@ function confirmed(d: Durability, replies: Reply[]): unknown {
 /** Writes that go together in one pipeline ending with their WAIT. */
 interface Batch {
   writes: Write[];
-  answers: ((replies: Reply[]) => void)[];
+  answers: ((sent: Sent) => void)[];
 }
 
 /** One connection's replicated writes: those waiting for the next batch, and whether one is out. */
@@ -107,13 +112,13 @@ function nodeOf(cluster: Cluster, key: string): string {
 }
 
 /**
- * `[the write's reply, the WAIT's reply]`, from the batch it goes out with. A batch leaves at the
+ * The write's and its WAIT's replies, from the batch it goes out with. A batch leaves at the
  * end of a turn, and only once the lane's last batch is answered: a WAIT blocks its connection, so a
  * batch sent behind one waits for it on the server anyway, and with the replicas gone each would
  * add a whole LEASH_REDIS_WAIT_MS, until writes timed out at the client with their outcome unknown.
  * One WAIT out at a time keeps any write within two of them.
  */
-function turnWrite(redis: RedisClient, d: Durability, key: string, write: Write): Promise<Reply[]> {
+function turnWrite(redis: RedisClient, d: Durability, key: string, write: Write): Promise<Sent> {
   const lane = laneOf(redis, d, key);
   const batch = (lane.next ??= { writes: [], answers: [] });
   batch.writes.push(write);
@@ -133,8 +138,14 @@ function sendNext(redis: RedisClient, d: Durability, lane: Lane): void {
   }
   pipelined(redis, b.writes, d)
     .then(
-      (replies) => b.answers.forEach((answer, i) => answer([replies[i] ?? [new Error('empty pipeline reply'), null], replies[b.writes.length] ?? [new Error('no WAIT reply'), null]])),
-      (err: unknown) => b.answers.forEach((answer) => answer([[asError(err), null]])),
+      (replies) => {
+        const wait = replies[b.writes.length] ?? [new Error('no WAIT reply'), null];
+        b.answers.forEach((answer, i) => answer({ write: replies[i] ?? [new Error('empty pipeline reply'), null], wait }));
+      },
+      (err: unknown) => {
+        const failed: Reply = [asError(err), null];
+        b.answers.forEach((answer) => answer({ write: failed, wait: failed }));
+      },
     )
     .finally(() => setImmediate(() => sendNext(redis, d, lane)));
 }

@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/wait.ts';
 
 /**
  * LEASH_REDIS_MIN_REPLICAS: the lease writes a connection sends in one turn of the event loop share
- * one WAIT (on a Cluster, one per slot), and each is still confirmed, or refused, as if it had its own.
+ * one WAIT (on a Cluster, one per node), and each is still confirmed, or refused, as if it had its own.
  */
 let primary: TestRedis;
 let replica: RedisNode | undefined;
