@@ -40,6 +40,9 @@ it('trim() drops exactly the oldest when all of them are in one stream (it reads
   const audit = createRedisAuditLog({ redis, prefix: uniquePrefix(), maxEvents: 100 });
   const old = newLeaseId('repo:old');
   for (let i = 0; i < 40; i++) await audit.write({ type: 'lease.revoked', time: Date.now(), lease_id: old, subject: 'x', n: i });
+  // Stream ids of one millisecond do not order across streams (each has its own sequence): the
+  // newer events start in a later one.
+  await new Promise((resolve) => setTimeout(resolve, 5));
   for (let i = 0; i < 80; i++) await audit.write({ type: 'lease.revoked', time: Date.now(), lease_id: newLeaseId(`repo:${i}`), subject: 'x', n: 40 + i });
   const before = (await audit.list({ limit: 1000 })).events;
   expect(await audit.trim!()).toBe(20);
