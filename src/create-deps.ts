@@ -9,6 +9,7 @@ import { createMemoryAuditLog } from './audit/memory-audit-log.ts';
 import { createRedisAuditLog } from './audit/redis-audit-log.ts';
 import { withLogging } from './audit/log-sink.ts';
 import type { LeaseStore } from './leases/store.ts';
+import { AbandonedLeases, abandonedLeaseSteps } from './exchange/abandoned-leases.ts';
 import { createMemoryLeaseStore } from './leases/memory-store.ts';
 import { createRedisLeaseStore } from './leases/redis-store.ts';
 import { startWalkProcess, type WalkProcess } from './revocation/walk-process.ts';
@@ -106,6 +107,8 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     onJwksFetch: (issuer, ok) => metrics.jwksFetches.inc({ issuer, result: ok ? 'ok' : 'error' }),
   });
 
+  // Its steps read deps when they run, never before deps is built: nothing is abandoned before a request.
+  const abandoned = new AbandonedLeases(abandonedLeaseSteps(() => deps), log, now);
   let store: LeaseStore;
   let walker: WalkProcess | undefined;
   let audit: AuditLog;
@@ -124,7 +127,10 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     const where = describeRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
-    redis.on('ready', () => void heartbeat?.beat());
+    redis.on('ready', () => {
+      void heartbeat?.beat();
+      abandoned.retryNow();
+    });
     redisReady = () => redis.status === 'ready';
     const deployment = { minReplicas: config.redisMinReplicas, allowEviction: config.allowEviction };
     await checkEvictionAtStart(redis, deployment, log).catch((err: unknown) => {
@@ -203,6 +209,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   const closeAll = closeBackends;
   closeBackends = async () => {
     heartbeat?.stop();
+    abandoned.close();
     await closeAll();
   };
 
@@ -231,6 +238,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     revocations,
     ...(walker ? { walker } : {}),
     rateLimiter,
+    abandoned,
     now,
     async ready() {
       const checks: Record<string, string> = {};

@@ -1,4 +1,5 @@
 import type { AuditLog } from './audit/events.ts';
+import type { AbandonedLeases } from './exchange/abandoned-leases.ts';
 import type { Config } from './config.ts';
 import type { LeaseStore } from './leases/store.ts';
 import type { KeyStore } from './mint/jwt/keystore.ts';
@@ -30,6 +31,8 @@ export interface Deps {
   /** API processes on Redis: the process that walks bulk revocations and queues their effects. */
   walker?: WalkProcess;
   rateLimiter: RateLimiter;
+  /** Leases whose write the exchange could not count as done: ended, and their proofs freed, with retries. */
+  abandoned: AbandonedLeases;
   /** epoch milliseconds; injectable for clock-skew tests */
   now(): number;
   /** Health of the backing store and keys, for /readyz. */

@@ -1,4 +1,4 @@
-import { LeashError } from '../errors.ts';
+import { LeashError, StoreUnavailableError } from '../errors.ts';
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
 import { BudgetExceededError, LeaseLimitError, ProofReplayedError, type CreateOptions } from '../leases/store.ts';
@@ -172,20 +172,46 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
   const perSubject = deps.config.rateLimitPerSubject;
   if (perSubject > 0) opts.budget = { key: `sub:${proof.issuer.name}:${proof.subject}`, limit: perSubject, windowMs: RATE_LIMIT_WINDOW_MS };
   try {
-    await deps.store.create(lease, opts);
+    await createFreeingAbandonedProof(deps, lease, opts);
   } catch (err) {
     if (err instanceof ProofReplayedError) throw new LeashError('invalid_request', 'subject_token has already been exchanged (single use)');
     if (err instanceof BudgetExceededError) throw rateLimited('subject', err.retryAfterMs);
     if (err instanceof LeaseLimitError) {
       throw new LeashError('invalid_request', `this subject already holds the maximum of ${err.limit} active leases under rule ${lease.rule}`);
     }
-    // Written on the primary but not confirmed by enough replicas: no credential is handed out (503),
-    // so the lease is ended rather than left active with nothing behind it.
-    if (err instanceof NotReplicatedError) {
-      void revokeLeases(deps, [lease.id], { reason: 'not replicated', by: 'leash', path: 'internal' }).catch((revokeErr) =>
-        deps.log.warn({ err: revokeErr, lease_id: lease.id }, 'could not revoke an unreplicated lease; it expires with no credential behind it'),
-      );
+    // Written but not confirmed by enough replicas, or maybe written (Redis never answered): no
+    // credential is handed out (503), so the lease is ended and the proof freed, with retries.
+    if (err instanceof StoreUnavailableError && mayHaveBeenWritten(err)) {
+      const proofKey = opts.replay?.key ?? null;
+      const untilMs = Math.max(lease.expires_at * 1000, deps.now() + (opts.replay?.ttlSeconds ?? 0) * 1000);
+      const reason = err instanceof NotReplicatedError ? 'not replicated' : 'store unavailable';
+      await deps.abandoned.add({ leaseId: lease.id, proofKey, reason, untilMs });
     }
     throw err;
   }
+}
+
+/**
+ * A proof held by a lease this process abandoned (a 503 whose write it could not confirm) is the
+ * CI job's retry of that 503: it is freed now and the lease written, rather than refused as a
+ * replay until the next try at undoing the abandoned lease.
+ */
+async function createFreeingAbandonedProof(deps: Deps, lease: Lease, opts: CreateOptions): Promise<void> {
+  try {
+    await deps.store.create(lease, opts);
+  } catch (err) {
+    if (!(err instanceof ProofReplayedError && opts.replay && (await deps.abandoned.releaseNow(opts.replay.key)))) throw err;
+    await deps.store.create(lease, opts);
+  }
+}
+
+/**
+ * Whether a write that failed may still have reached Redis. ioredis refuses at once, sending
+ * nothing, while a connection is down (Leash keeps no offline queue): nothing to undo then.
+ */
+function mayHaveBeenWritten(err: StoreUnavailableError): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e.message.includes('enableOfflineQueue options is false')) return false;
+  }
+  return true;
 }

@@ -5,7 +5,7 @@ import type { ReplayGuard } from './replay-guard.ts';
  * by a sweep at most every `sweepIntervalMs`, so a claim stays O(1) amortised.
  */
 export class MemoryReplayGuard implements ReplayGuard {
-  private readonly until = new Map<string, number>();
+  private readonly held = new Map<string, { until: number; owner: string }>();
   private readonly now: () => number;
   private readonly sweepIntervalMs: number;
   private nextSweepAt = 0;
@@ -15,27 +15,28 @@ export class MemoryReplayGuard implements ReplayGuard {
     this.sweepIntervalMs = opts.sweepIntervalMs ?? 10_000;
   }
 
-  async claim(key: string, ttlSeconds: number): Promise<boolean> {
+  async claim(key: string, ttlSeconds: number, owner = ''): Promise<boolean> {
     const now = this.now();
     this.sweep(now);
-    const held = this.until.get(key);
-    if (held !== undefined && held > now) return false;
-    this.until.set(key, now + Math.max(1, Math.ceil(ttlSeconds)) * 1000);
+    const held = this.held.get(key);
+    if (held !== undefined && held.until > now) return false;
+    this.held.set(key, { until: now + Math.max(1, Math.ceil(ttlSeconds)) * 1000, owner });
     return true;
   }
 
-  async release(key: string): Promise<void> {
-    this.until.delete(key);
+  async release(key: string, owner?: string): Promise<boolean> {
+    if (owner !== undefined && this.held.get(key)?.owner !== owner) return false;
+    return this.held.delete(key);
   }
 
   /** Keys currently held (expired ones may linger until the next sweep); for tests and metrics. */
   get size(): number {
-    return this.until.size;
+    return this.held.size;
   }
 
   private sweep(now: number): void {
     if (now < this.nextSweepAt) return;
     this.nextSweepAt = now + this.sweepIntervalMs;
-    for (const [key, until] of this.until) if (until <= now) this.until.delete(key);
+    for (const [key, { until }] of this.held) if (until <= now) this.held.delete(key);
   }
 }

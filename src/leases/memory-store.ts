@@ -80,6 +80,10 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
   };
 
   return {
+    async releaseProof(leaseId: string, proofKey: string): Promise<boolean> {
+      return replay.release(proofKey, leaseId);
+    },
+
     async create(lease: Lease, createOpts: CreateOptions = {}): Promise<void> {
       checkNewLease(lease);
       const max = createOpts.maxActive;
@@ -87,7 +91,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
       if (entries.has(lease.id)) throw new TypeError(`create(): lease ${lease.id} already exists`);
       // The claim is the only await: the limit check and the write after it run without a gap.
       const claimed = createOpts.replay;
-      if (claimed && !(await replay.claim(claimed.key, claimed.ttlSeconds))) throw new ProofReplayedError();
+      if (claimed && !(await replay.claim(claimed.key, claimed.ttlSeconds, lease.id))) throw new ProofReplayedError();
       const now = Date.now();
       // Charged only past the replay check, as in the Redis script; a refusal leaves the proof unclaimed.
       const budget = createOpts.budget;

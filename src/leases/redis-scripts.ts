@@ -195,12 +195,13 @@ local replay = tonumber(ARGV[12]) > 0 and KEYS[6] or nil
 local budget = tonumber(ARGV[13])
 local legacyBase = ARGV[15]
 -- The replay record: a replay is the first refusal to report, and the record stays written only
--- once nothing else refuses, so no other refusal burns the proof. Without a lease limit the claim
+-- once nothing else refuses, so no other refusal burns the proof. It holds the lease's id, so that
+-- RELEASE_PROOF frees it only for the lease that claimed it. Without a lease limit the claim
 -- is one SET NX; with one, the count decides before the claim.
 local claimed = false
 if replay then
   if max < 0 then
-    if not redis.call('SET', replay, '1', 'EX', ARGV[12], 'NX') then return -3 end
+    if not redis.call('SET', replay, id, 'EX', ARGV[12], 'NX') then return -3 end
     claimed = true
   elseif redis.call('EXISTS', replay) == 1 then
     return -3
@@ -223,7 +224,7 @@ if redis.call('HSETNX', KEYS[1], id, ARGV[3]) == 0 then
   if claimed then redis.call('DEL', replay) end
   return -2
 end
-if replay and not claimed then redis.call('SET', replay, '1', 'EX', ARGV[12]) end
+if replay and not claimed then redis.call('SET', replay, id, 'EX', ARGV[12]) end
 redis.call('ZADD', KEYS[2], expMs, id)
 redis.call('ZADD', KEYS[3], ARGV[5], id)
 ixAdd(base, 'act', ARGV[8], id, expMs)
@@ -280,6 +281,16 @@ for i = 5, #ARGV do
   end
 end
 return { out, bad }
+`);
+
+/**
+ * KEYS the replay record; ARGV the lease id. Frees a single-use proof claimed by that lease, and
+ * only then: a later exchange of the proof (after the record was freed once) holds it with its own
+ * lease. Returns 1 when freed, else 0.
+ */
+export const RELEASE_PROOF = scriptOf(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 `);
 
 /**

@@ -10,7 +10,7 @@ import { legacyReplayRecords } from './legacy-replay.ts';
 import { SHARD_COUNT, actName, auditEventId, legacyShardOf, rateLimitKey, redisKeys, replayKey, shardOfSubject, shardsOfPair, taskName } from '../redis/keys.ts';
 import { isLeaseId, shardOfLeaseId } from './lease-id.ts';
 import { probeShards } from './redis-probe.ts';
-import { APPLY_ENDINGS, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, REVOKE, REVOKE_SCAN, UPCOMING_RECORDS, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
+import { APPLY_ENDINGS, CREATE, DUE_RECORDS, END_IDS, FINALIZE, FINALIZE_MANY, INDEX_IDS, PRUNE, RELEASE_PROOF, REVOKE, REVOKE_SCAN, UPCOMING_RECORDS, WALK_APPLY, WALK_READ } from './redis-scripts.ts';
 import { endingArgs, expiryAt, planEnding, prepareExpiry, type PlannedEnding, type PreparedExpiry } from './ending-plan.ts';
 import { AHEAD_MAX, AHEAD_MS, AHEAD_PER_SWEEP, BURST_MIN, createEndingsAhead } from './endings-ahead.ts';
 import { planRevocation, revokedTail } from './revocation-plan.ts';
@@ -456,18 +456,22 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         );
       } catch (err) {
         // A refusal (a negative code, or the budget's) wrote no lease, so it needs no replica to confirm it.
+        // Otherwise the lease and its replay record may be written: the caller, which hands out
+        // nothing, ends the lease and releases the proof (exchange/abandoned-leases.ts).
         if (err instanceof NotReplicatedError && (typeof err.result === 'number' ? err.result < 0 : Array.isArray(err.result))) res = err.result;
-        else {
-          // Written but unconfirmed: the caller hands out nothing, so the proof may be tried again.
-          if (replay && err instanceof NotReplicatedError) await redis.del(replayAt).catch(() => undefined);
-          throw err;
-        }
+        else throw err;
       }
       if (res === -1) throw new LeaseLimitError(max ?? 0);
       if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
       if (res === -3) throw new ProofReplayedError();
       if (Array.isArray(res)) throw new BudgetExceededError(Number(res[1]));
       if (createOpts.audit && typeof res === 'string') report([Object.assign({}, createOpts.audit, { id: auditEventId(res, shard) })]);
+    },
+
+    async releaseProof(leaseId: string, proofKey: string): Promise<boolean> {
+      if (!isLeaseId(leaseId)) return false;
+      const freed = await io('releaseProof', () => runScript(redis, RELEASE_PROOF, [replayKeyOf(shardOfLeaseId(leaseId), proofKey)], [leaseId]));
+      return freed === 1;
     },
 
     async get(id: string): Promise<Lease | null> {

@@ -53,6 +53,13 @@ export interface LeaseStore {
    * known not to be a replay (BudgetExceededError over its limit, and nothing written).
    */
   create(lease: Lease, opts?: CreateOptions): Promise<void>;
+  /**
+   * Frees the single-use proof that lease `leaseId` claimed (CreateOptions.replay, by its key), and
+   * only while that lease still holds it. For a create() whose outcome the caller never learnt
+   * (StoreUnavailableError, NotReplicatedError): the lease may be written, but no credential was
+   * handed out, so the proof may be exchanged again. Returns whether it was freed.
+   */
+  releaseProof(leaseId: string, proofKey: string): Promise<boolean>;
   get(id: string): Promise<Lease | null>;
   /**
    * Flips an active lease to revoked now (introspection sees it from the next request on).

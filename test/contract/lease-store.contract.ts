@@ -63,6 +63,29 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       await expect(store.create(makeLease(), { maxActive: 5, replay: replay('limited') })).rejects.toBeInstanceOf(ProofReplayedError);
     });
 
+    it('releases a proof only for the lease that holds it, so a late release cannot free a proof exchanged since', async () => {
+      const { store } = await make();
+      const replay = { key: `test:jti:release-${Math.random()}`, ttlSeconds: 60 };
+      const abandoned = makeLease();
+      await store.create(abandoned, { replay });
+      // Another lease's id, or a lease that claimed nothing, frees nothing.
+      expect(await store.releaseProof(makeLease().id, replay.key)).toBe(false);
+      await expect(store.create(makeLease(), { replay })).rejects.toBeInstanceOf(ProofReplayedError);
+      expect(await store.releaseProof(abandoned.id, replay.key)).toBe(true);
+      const retried = makeLease();
+      await store.create(retried, { replay });
+      // The abandoned lease's release, tried again after the retry claimed the proof: refused.
+      expect(await store.releaseProof(abandoned.id, replay.key)).toBe(false);
+      await expect(store.create(makeLease(), { replay })).rejects.toBeInstanceOf(ProofReplayedError);
+      // With a lease limit the claim is made after the count; the record names its lease there too.
+      const limited = { key: `${replay.key}-limited`, ttlSeconds: 60 };
+      const held = makeLease();
+      await store.create(held, { replay: limited, maxActive: 50 });
+      expect(await store.releaseProof(retried.id, limited.key)).toBe(false);
+      expect(await store.releaseProof(held.id, limited.key)).toBe(true);
+      await store.create(makeLease(), { replay: limited, maxActive: 50 });
+    });
+
     it('charges a budget only past the replay check; over it nothing is written and the proof stays unclaimed', async () => {
       const { store } = await make();
       const budget = { key: `sub:test:${Math.random()}`, limit: 2, windowMs: 60_000 };

@@ -1,0 +1,173 @@
+import type { Deps } from '../deps.ts';
+import type { Logger } from '../observability/logger.ts';
+import { revokeLeases } from '../revocation/revoke-leases.ts';
+
+/**
+ * A lease whose write the exchange cannot count as done (Redis refused to confirm it, or never
+ * answered), so no credential was handed out for it. It may still be in Redis, active, holding its
+ * proof's replay record: both are undone here.
+ */
+export interface AbandonedLease {
+  leaseId: string;
+  /** The proof's replay key when it was claimed with the lease, else null. */
+  proofKey: string | null;
+  /** The revocation's reason. */
+  reason: string;
+  /** epoch ms after which there is nothing left worth undoing (the lease and the proof have both expired). */
+  untilMs: number;
+}
+
+export interface AbandonedLeaseSteps {
+  /** Ends the lease if it is active; done (no throw) when it is unknown or already ended. */
+  end(a: AbandonedLease): Promise<void>;
+  /** Frees the proof's replay record while this lease holds it; done when it does not. */
+  release(a: AbandonedLease, proofKey: string): Promise<void>;
+}
+
+interface Pending {
+  lease: AbandonedLease;
+  ended: boolean;
+  released: boolean;
+  delayMs: number;
+  timer?: NodeJS.Timeout;
+}
+
+const FIRST_RETRY_MS = 250;
+/** Short: a CI job retrying its 503 meanwhile is refused as a replay until the proof is freed. */
+const MAX_RETRY_MS = 2_000;
+/** Undone leases held for retry at once; past it a new one is tried once and then left to expire. */
+const MAX_HELD = 10_000;
+
+/**
+ * Undoes abandoned leases, retrying each step until it succeeds or the lease's `untilMs` passes.
+ * One try is not enough: when a primary dies after taking a lease write (and passing it to a
+ * replica) but before answering, the first try fails too, and the lease would then outlive the
+ * failover active with no credential behind it and its proof used, so the CI job's retry with the
+ * same proof would be refused as a replay. Retries live in this process: if it stops, the lease
+ * still ends at its expiry.
+ */
+export class AbandonedLeases {
+  private readonly pending = new Map<string, Pending>();
+  private closed = false;
+
+  constructor(
+    private readonly steps: AbandonedLeaseSteps,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Takes a lease to undo and makes the first try at once. Resolves once the proof's first release
+   * has been tried, so that a retry the client sends on the 503 finds the proof free when Redis
+   * answered; the lease's own ending goes on in the background.
+   */
+  async add(lease: AbandonedLease): Promise<void> {
+    if (this.closed || this.pending.has(lease.leaseId)) return;
+    const p: Pending = { lease, ended: false, released: lease.proofKey === null, delayMs: FIRST_RETRY_MS };
+    const held = this.pending.size < MAX_HELD;
+    if (held) this.pending.set(lease.leaseId, p);
+    else this.log.warn({ lease_id: lease.leaseId, held: this.pending.size }, 'too many abandoned leases held for retry; this one is tried once');
+    const releasing = this.tryRelease(p);
+    void Promise.all([this.tryEnd(p), releasing]).then(() => {
+      if (held) this.settle(p);
+    });
+    await releasing;
+  }
+
+  /**
+   * For an exchange refused as a replay: frees the proof now if a lease abandoned here holds it,
+   * so that the job's retry is not refused while the next try waits. True when it was freed.
+   */
+  async releaseNow(proofKey: string): Promise<boolean> {
+    for (const p of this.pending.values()) {
+      if (p.lease.proofKey !== proofKey || p.released) continue;
+      await this.tryRelease(p);
+      return p.released;
+    }
+    return false;
+  }
+
+  /** Tries every held lease again now (Redis is back: a reconnection), not at its next turn. */
+  retryNow(): void {
+    for (const p of this.pending.values()) {
+      if (p.timer === undefined) continue;
+      clearTimeout(p.timer);
+      p.timer = undefined;
+      void this.retry(p);
+    }
+  }
+
+  /** Leases still to undo (for tests and metrics). */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.pending.clear();
+  }
+
+  private async tryEnd(p: Pending): Promise<void> {
+    try {
+      await this.steps.end(p.lease);
+      p.ended = true;
+    } catch (err) {
+      this.log.debug({ err, lease_id: p.lease.leaseId }, 'could not end an abandoned lease yet');
+    }
+  }
+
+  private async tryRelease(p: Pending): Promise<void> {
+    if (p.released || p.lease.proofKey === null) return;
+    try {
+      await this.steps.release(p.lease, p.lease.proofKey);
+      p.released = true;
+    } catch (err) {
+      this.log.debug({ err, lease_id: p.lease.leaseId }, 'could not release an abandoned lease\'s proof yet');
+    }
+  }
+
+  /** Drops a lease that is fully undone or out of time; otherwise schedules its next try. */
+  private settle(p: Pending): void {
+    if (this.closed || this.pending.get(p.lease.leaseId) !== p) return;
+    if (p.ended && p.released) {
+      this.pending.delete(p.lease.leaseId);
+      return;
+    }
+    if (this.now() >= p.lease.untilMs) {
+      this.pending.delete(p.lease.leaseId);
+      this.log.warn(
+        { lease_id: p.lease.leaseId, ended: p.ended, proof_released: p.released },
+        'gave up undoing an abandoned lease: it has expired, with no credential behind it',
+      );
+      return;
+    }
+    p.timer = setTimeout(() => {
+      p.timer = undefined;
+      void this.retry(p);
+    }, p.delayMs);
+    p.timer.unref();
+    p.delayMs = Math.min(p.delayMs * 2, MAX_RETRY_MS);
+  }
+
+  private async retry(p: Pending): Promise<void> {
+    if (!p.ended) await this.tryEnd(p);
+    await this.tryRelease(p);
+    this.settle(p);
+  }
+}
+
+/**
+ * The steps on a broker's store: the lease is revoked as any other (its effects queued), the proof
+ * freed by its owner. `deps` is read at each step: the broker's deps hold this.
+ */
+export function abandonedLeaseSteps(deps: () => Deps): AbandonedLeaseSteps {
+  return {
+    async end(a) {
+      await revokeLeases(deps(), [a.leaseId], { reason: a.reason, by: 'leash', path: 'internal' });
+    },
+    async release(a, proofKey) {
+      await deps().store.releaseProof(a.leaseId, proofKey);
+    },
+  };
+}

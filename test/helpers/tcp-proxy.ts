@@ -1,0 +1,65 @@
+import { createServer, connect, type Socket } from 'node:net';
+import { freePort } from './redis-server.ts';
+
+/**
+ * A real TCP proxy on a free loopback port, in front of a server the test started. It can hold
+ * back the server's replies (the requests still go through) and then cut every connection: what a
+ * client sees when its primary dies after taking a write but before its reply left.
+ */
+export interface TcpProxy {
+  port: number;
+  /** From now on the server's replies are dropped; the clients' requests still reach it. */
+  holdReplies(): void;
+  /**
+   * Closes every connection through the proxy, then closes new ones at once for `refuseMs` (the
+   * time a failover takes), and lets replies through again after.
+   */
+  cutAll(refuseMs?: number): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  const port = await freePort();
+  const sockets = new Set<Socket>();
+  let holding = false;
+  let refuseUntil = 0;
+  const track = (s: Socket): void => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => s.destroy());
+  };
+  const server = createServer((client) => {
+    if (Date.now() < refuseUntil) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(targetPort, '127.0.0.1');
+    track(client);
+    track(upstream);
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d) => {
+      if (!holding) client.write(d);
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    port,
+    holdReplies() {
+      holding = true;
+    },
+    cutAll(refuseMs = 0) {
+      refuseUntil = Date.now() + refuseMs;
+      for (const s of sockets) s.destroy();
+      holding = false;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

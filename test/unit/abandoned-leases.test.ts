@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { AbandonedLeases, type AbandonedLease, type AbandonedLeaseSteps } from '../../src/exchange/abandoned-leases.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+/** Steps that fail their first `failures` calls each, counting every call. */
+function flakySteps(failures: { end: number; release: number }, gate?: Promise<void>) {
+  const calls = { end: 0, release: 0 };
+  const steps: AbandonedLeaseSteps = {
+    async end() {
+      await gate;
+      if (++calls.end <= failures.end) throw new Error('Connection is closed.');
+    },
+    async release() {
+      if (++calls.release <= failures.release) throw new Error("Stream isn't writeable");
+    },
+  };
+  return { steps, calls };
+}
+
+function capture() {
+  const lines: string[] = [];
+  return { lines, log: pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) }) };
+}
+
+const lease = (over: Partial<AbandonedLease> = {}): AbandonedLease => ({
+  leaseId: `lease-${Math.random()}`,
+  proofKey: 'jti:abc',
+  reason: 'store unavailable',
+  untilMs: Date.now() + 60_000,
+  ...over,
+});
+
+describe('AbandonedLeases', () => {
+  it('retries each step on its own until it succeeds, then holds nothing', async () => {
+    const { steps, calls } = flakySteps({ end: 0, release: 2 });
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease());
+    expect(abandoned.size).toBe(1);
+    await waitFor('the proof to be released', async () => abandoned.size === 0, 5_000);
+    expect(calls).toEqual({ end: 1, release: 3 });
+  });
+
+  it('answers once the proof is released, while the lease is still being ended', async () => {
+    let open!: () => void;
+    const { steps, calls } = flakySteps({ end: 0, release: 0 }, new Promise<void>((r) => (open = r)));
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease());
+    expect(calls.release).toBe(1);
+    expect(abandoned.size).toBe(1);
+    open();
+    await waitFor('the lease to be ended', async () => abandoned.size === 0);
+  });
+
+  it('frees a held proof at once for a retry of the same proof, and retries everything at once on reconnection', async () => {
+    const { steps, calls } = flakySteps({ end: 1, release: 1 });
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease({ proofKey: 'jti:held' }));
+    expect(await abandoned.releaseNow('jti:other')).toBe(false);
+    expect(await abandoned.releaseNow('jti:held')).toBe(true);
+    expect(calls.release).toBe(2);
+    // The lease's end is still due for its next try, 250 ms away: a reconnection brings it forward.
+    await waitFor('the first try to fail', async () => calls.end === 1);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    abandoned.retryNow();
+    await waitFor('the lease to be ended', async () => abandoned.size === 0, 200, 5);
+    abandoned.close();
+  });
+
+  it('gives up on a lease once it and its proof have expired, and says so', async () => {
+    let now = 1_000_000;
+    const { steps } = flakySteps({ end: Infinity, release: Infinity });
+    const { lines, log } = capture();
+    const abandoned = new AbandonedLeases(steps, log, () => now);
+    await abandoned.add(lease({ leaseId: 'lease-gone', untilMs: now + 1_000 }));
+    await waitFor('the first try to settle', async () => lines.some((l) => l.includes('could not end')));
+    now += 2_000;
+    await waitFor('the lease to be given up', async () => abandoned.size === 0, 5_000);
+    const warning = lines.map((l) => JSON.parse(l)).find((l) => l.msg.startsWith('gave up'));
+    expect(warning).toMatchObject({ lease_id: 'lease-gone', ended: false, proof_released: false });
+  });
+
+  it('a lease with no proof claimed only needs ending', async () => {
+    const { steps, calls } = flakySteps({ end: 0, release: 0 });
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease({ proofKey: null }));
+    await waitFor('the lease to be ended', async () => abandoned.size === 0);
+    expect(calls).toEqual({ end: 1, release: 0 });
+  });
+});
