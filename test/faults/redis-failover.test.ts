@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { connectRedis, whenReady, type RedisClient } from '../../src/redis/connect.ts';
 import { shardOfLeaseId } from '../../src/leases/lease-id.ts';
+import type { Lease } from '../../src/leases/lease.ts';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';
 import { startRedisCluster } from '../helpers/redis-cluster.ts';
@@ -12,8 +13,9 @@ import {
 
 /**
  * A primary SIGKILLed under steady exchange load with LEASH_REDIS_MIN_REPLICAS=1: nothing that was
- * acknowledged is lost (no lease whose credential was handed out, no confirmed revocation), endings
- * still happen once, and exchanges succeed again on their own. Counts are printed for the README.
+ * acknowledged is lost (no lease whose credential was handed out, no confirmed revocation), no lease
+ * is left active without a credential, endings still happen once, and exchanges succeed again on
+ * their own. Counts are printed for the README.
  */
 interface Deployment {
   url: string;
@@ -47,6 +49,17 @@ const deployments: [string, () => Promise<Deployment>][] = [
     };
   }],
 ];
+
+async function activeLeases(broker: TestBroker): Promise<Lease[]> {
+  const out: Lease[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = await broker.deps.store.list({ status: 'active' }, { limit: 500, cursor });
+    out.push(...page.leases);
+    cursor = page.next_cursor;
+  } while (cursor !== null);
+  return out;
+}
 
 describe.each(deployments)('failover on %s', (name, start) => {
   let deployment: Deployment | undefined;
@@ -154,6 +167,17 @@ describe.each(deployments)('failover on %s', (name, start) => {
     const events = await endingEvents(client as Redis, broker.config.redisPrefix);
     const twice = ending.filter((a) => events.get(a.lease_id)!.length !== 1).map((a) => a.lease_id);
     expect(twice).toEqual([]);
+
+    // And no lease is left active with no credential behind it: what a 503 may have written is undone.
+    const handedOut = new Set(acknowledged.map((a) => a.lease_id));
+    let orphans: string[] = [];
+    await waitFor('no active lease without a credential', async () => {
+      orphans = (await activeLeases(broker!))
+        .filter((l) => l.subject.startsWith('repo:octo-org/app:load-') && l.expires_at * 1000 > Date.now() + 1_000 && !handedOut.has(l.id))
+        .map((l) => `${l.id} (shard ${shardOfLeaseId(l.id)})`);
+      return orphans.length === 0;
+    }, 30_000, 250).catch(() => undefined);
+    expect(orphans).toEqual([]);
 
     // A fresh exchange works, with no restart of the broker.
     const proof = await github.mint({ iss: github.url, aud: AUD, sub: 'repo:octo-org/app:after', jti: `jti-${uniq()}` });
