@@ -20,8 +20,8 @@ export interface AbandonedLease {
 export interface AbandonedLeaseSteps {
   /** Ends the lease if it is active; done (no throw) when it is unknown or already ended. */
   end(a: AbandonedLease): Promise<void>;
-  /** Frees the proof's replay record while this lease holds it; done when it does not. */
-  release(a: AbandonedLease, proofKey: string): Promise<void>;
+  /** Frees the proof's replay record while this lease holds it (true), else leaves it (false): done either way. */
+  release(a: AbandonedLease, proofKey: string): Promise<boolean>;
 }
 
 interface Pending {
@@ -48,6 +48,8 @@ const MAX_HELD = 10_000;
  */
 export class AbandonedLeases {
   private readonly pending = new Map<string, Pending>();
+  /** The same, by proof key: a replayed proof's refusal looks here, so it must not scan. */
+  private readonly byProof = new Map<string, Pending>();
   private closed = false;
 
   constructor(
@@ -65,7 +67,7 @@ export class AbandonedLeases {
     if (this.closed || this.pending.has(lease.leaseId)) return;
     const p: Pending = { lease, ended: false, released: lease.proofKey === null, delayMs: FIRST_RETRY_MS };
     const held = this.pending.size < MAX_HELD;
-    if (held) this.pending.set(lease.leaseId, p);
+    if (held) this.hold(p);
     else this.log.warn({ lease_id: lease.leaseId, held: this.pending.size }, 'too many abandoned leases held for retry; this one is tried once');
     const releasing = this.tryRelease(p);
     void Promise.all([this.tryEnd(p), releasing]).then(() => {
@@ -79,12 +81,9 @@ export class AbandonedLeases {
    * so that the job's retry is not refused while the next try waits. True when it was freed.
    */
   async releaseNow(proofKey: string): Promise<boolean> {
-    for (const p of this.pending.values()) {
-      if (p.lease.proofKey !== proofKey || p.released) continue;
-      await this.tryRelease(p);
-      return p.released;
-    }
-    return false;
+    const p = this.byProof.get(proofKey);
+    if (p === undefined || p.released) return false;
+    return this.tryRelease(p);
   }
 
   /** Tries every held lease again now (Redis is back: a reconnection), not at its next turn. */
@@ -106,6 +105,7 @@ export class AbandonedLeases {
     this.closed = true;
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    this.byProof.clear();
   }
 
   private async tryEnd(p: Pending): Promise<void> {
@@ -117,13 +117,16 @@ export class AbandonedLeases {
     }
   }
 
-  private async tryRelease(p: Pending): Promise<void> {
-    if (p.released || p.lease.proofKey === null) return;
+  /** True when this try freed the proof. */
+  private async tryRelease(p: Pending): Promise<boolean> {
+    if (p.released || p.lease.proofKey === null) return false;
     try {
-      await this.steps.release(p.lease, p.lease.proofKey);
+      const freed = await this.steps.release(p.lease, p.lease.proofKey);
       p.released = true;
+      return freed;
     } catch (err) {
       this.log.debug({ err, lease_id: p.lease.leaseId }, 'could not release an abandoned lease\'s proof yet');
+      return false;
     }
   }
 
@@ -131,11 +134,11 @@ export class AbandonedLeases {
   private settle(p: Pending): void {
     if (this.closed || this.pending.get(p.lease.leaseId) !== p) return;
     if (p.ended && p.released) {
-      this.pending.delete(p.lease.leaseId);
+      this.drop(p);
       return;
     }
     if (this.now() >= p.lease.untilMs) {
-      this.pending.delete(p.lease.leaseId);
+      this.drop(p);
       this.log.warn(
         { lease_id: p.lease.leaseId, ended: p.ended, proof_released: p.released },
         'gave up undoing an abandoned lease: it has expired, with no credential behind it',
@@ -148,6 +151,16 @@ export class AbandonedLeases {
     }, p.delayMs);
     p.timer.unref();
     p.delayMs = Math.min(p.delayMs * 2, MAX_RETRY_MS);
+  }
+
+  private hold(p: Pending): void {
+    this.pending.set(p.lease.leaseId, p);
+    if (p.lease.proofKey !== null) this.byProof.set(p.lease.proofKey, p);
+  }
+
+  private drop(p: Pending): void {
+    this.pending.delete(p.lease.leaseId);
+    if (p.lease.proofKey !== null && this.byProof.get(p.lease.proofKey) === p) this.byProof.delete(p.lease.proofKey);
   }
 
   private async retry(p: Pending): Promise<void> {
@@ -166,8 +179,6 @@ export function abandonedLeaseSteps(deps: () => Deps): AbandonedLeaseSteps {
     async end(a) {
       await revokeLeases(deps(), [a.leaseId], { reason: a.reason, by: 'leash', path: 'internal' });
     },
-    async release(a, proofKey) {
-      await deps().store.releaseProof(a.leaseId, proofKey);
-    },
+    release: (a, proofKey) => deps().store.releaseProof(a.leaseId, proofKey),
   };
 }

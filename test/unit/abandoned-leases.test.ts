@@ -13,6 +13,7 @@ function flakySteps(failures: { end: number; release: number }, gate?: Promise<v
     },
     async release() {
       if (++calls.release <= failures.release) throw new Error("Stream isn't writeable");
+      return true;
     },
   };
   return { steps, calls };
@@ -64,6 +65,24 @@ describe('AbandonedLeases', () => {
     await new Promise((resolve) => setTimeout(resolve, 10));
     abandoned.retryNow();
     await waitFor('the lease to be ended', async () => abandoned.size === 0, 200, 5);
+    abandoned.close();
+  });
+
+  it('does not count a proof as freed when another lease holds it since (the record names that lease)', async () => {
+    let tries = 0;
+    // The first try fails (Redis away), so the proof is still to be released when the retry comes
+    // in; by then another lease holds it, and the owner check frees nothing.
+    const steps: AbandonedLeaseSteps = {
+      end: async () => undefined,
+      release: async () => {
+        if (++tries === 1) throw new Error('Connection is closed.');
+        return false;
+      },
+    };
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease({ proofKey: 'jti:taken' }));
+    expect(await abandoned.releaseNow('jti:taken')).toBe(false);
+    expect(tries).toBe(2);
     abandoned.close();
   });
 
