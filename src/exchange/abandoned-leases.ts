@@ -27,7 +27,12 @@ export interface AbandonedLeaseSteps {
 interface Pending {
   lease: AbandonedLease;
   ended: boolean;
+  /** The release step is done: the proof freed, or found held by another lease. */
   released: boolean;
+  /** The release freed the proof (a later exchange of it may have claimed it again since). */
+  freed: boolean;
+  /** The release in flight, shared by whoever needs it meanwhile. */
+  releasing?: Promise<void>;
   delayMs: number;
   timer?: NodeJS.Timeout;
 }
@@ -65,7 +70,7 @@ export class AbandonedLeases {
    */
   async add(lease: AbandonedLease): Promise<void> {
     if (this.closed || this.pending.has(lease.leaseId)) return;
-    const p: Pending = { lease, ended: false, released: lease.proofKey === null, delayMs: FIRST_RETRY_MS };
+    const p: Pending = { lease, ended: false, released: lease.proofKey === null, freed: false, delayMs: FIRST_RETRY_MS };
     const held = this.pending.size < MAX_HELD;
     if (held) this.hold(p);
     else this.log.warn({ lease_id: lease.leaseId, held: this.pending.size }, 'too many abandoned leases held for retry; this one is tried once');
@@ -78,12 +83,14 @@ export class AbandonedLeases {
 
   /**
    * For an exchange refused as a replay: frees the proof now if a lease abandoned here holds it,
-   * so that the job's retry is not refused while the next try waits. True when it was freed.
+   * so that the job's retry is not refused while the next try waits. True when the proof was freed
+   * (now, by a try in flight, or by one that landed while the refused write was on its way).
    */
   async releaseNow(proofKey: string): Promise<boolean> {
     const p = this.byProof.get(proofKey);
-    if (p === undefined || p.released) return false;
-    return this.tryRelease(p);
+    if (p === undefined) return false;
+    await this.tryRelease(p);
+    return p.freed;
   }
 
   /** Tries every held lease again now (Redis is back: a reconnection), not at its next turn. */
@@ -117,17 +124,19 @@ export class AbandonedLeases {
     }
   }
 
-  /** True when this try freed the proof. */
-  private async tryRelease(p: Pending): Promise<boolean> {
-    if (p.released || p.lease.proofKey === null) return false;
-    try {
-      const freed = await this.steps.release(p.lease, p.lease.proofKey);
-      p.released = true;
-      return freed;
-    } catch (err) {
-      this.log.debug({ err, lease_id: p.lease.leaseId }, 'could not release an abandoned lease\'s proof yet');
-      return false;
-    }
+  private tryRelease(p: Pending): Promise<void> {
+    const proofKey = p.lease.proofKey;
+    if (p.released || proofKey === null) return Promise.resolve();
+    p.releasing ??= this.steps.release(p.lease, proofKey).then(
+      (freed) => {
+        p.released = true;
+        p.freed = freed;
+      },
+      (err: unknown) => this.log.debug({ err, lease_id: p.lease.leaseId }, 'could not release an abandoned lease\'s proof yet'),
+    ).finally(() => {
+      p.releasing = undefined;
+    });
+    return p.releasing;
   }
 
   /** Drops a lease that is fully undone or out of time; otherwise schedules its next try. */

@@ -68,6 +68,17 @@ describe('AbandonedLeases', () => {
     abandoned.close();
   });
 
+  it('counts a proof freed by a try that landed while the refused retry was on its way', async () => {
+    let ending!: () => void;
+    const steps: AbandonedLeaseSteps = { end: () => new Promise<void>((r) => (ending = r)), release: async () => true };
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    // The first try frees the proof; a retry of it refused meanwhile (its write sent before) asks after.
+    await abandoned.add(lease({ proofKey: 'jti:raced' }));
+    expect(await abandoned.releaseNow('jti:raced')).toBe(true);
+    ending();
+    abandoned.close();
+  });
+
   it('does not count a proof as freed when another lease holds it since (the record names that lease)', async () => {
     let tries = 0;
     // The first try fails (Redis away), so the proof is still to be released when the retry comes
