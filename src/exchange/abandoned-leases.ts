@@ -172,9 +172,9 @@ export class AbandonedLeases {
     if (p.lease.proofKey !== null && this.byProof.get(p.lease.proofKey) === p) this.byProof.delete(p.lease.proofKey);
   }
 
+  /** Both steps at once: the release, which the job's retry waits on, never waits on the revocation's WAIT. */
   private async retry(p: Pending): Promise<void> {
-    if (!p.ended) await this.tryEnd(p);
-    await this.tryRelease(p);
+    await Promise.all([p.ended ? undefined : this.tryEnd(p), this.tryRelease(p)]);
     this.settle(p);
   }
 }
