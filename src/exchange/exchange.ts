@@ -15,7 +15,6 @@ import { MAX_OWN_TOKEN_CHARS } from '../mint/jwt/verify-own.ts';
 import { mintCertificate } from './mint-certificate.ts';
 import { allowedEvent, auditDenied } from './audit-exchange.ts';
 import type { AuditEvent } from '../audit/events.ts';
-import { revokeLeases } from '../revocation/revoke-leases.ts';
 import { NotReplicatedError } from '../redis/replicated-write.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
@@ -42,8 +41,9 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
     const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
     const token = accessToken ? signedToken(accessToken.signingInput, pending.signed) : undefined;
     if (token !== undefined) refuseOversized(token);
-    await recordLease(deps, proof, lease, decision, allowedEvent(deps, ctx, req, proof, decision, lease));
-    const response = token !== undefined ? accessTokenResponse(req, lease, token) : await mintCertificateOrRevoke(deps, lease, decision, csr!);
+    const replay = replayClaim(deps, proof);
+    await recordLease(deps, proof, lease, decision, replay, allowedEvent(deps, ctx, req, proof, decision, lease));
+    const response = token !== undefined ? accessTokenResponse(req, lease, token) : await mintCertificateOrRevoke(deps, lease, decision, csr!, replay);
     deps.metrics.exchanges.inc({ outcome: 'issued', code: '', rule: lease.rule, kind: lease.kind });
     return response;
   } catch (err) {
@@ -146,27 +146,38 @@ function buildLease(deps: Deps, req: ExchangeRequest, ctx: ExchangeContext, proo
   };
 }
 
-/** A certificate is issued after its lease is written; if that fails, the lease is revoked so none is left without a credential. */
-async function mintCertificateOrRevoke(deps: Deps, lease: Lease, decision: Allowed, csr: ParsedCsr): Promise<ExchangeResponse> {
+/**
+ * A certificate is issued after its lease is written; if that fails, nothing was handed out, so the
+ * lease is ended and the proof freed (with retries), as for a write that was not confirmed.
+ */
+async function mintCertificateOrRevoke(deps: Deps, lease: Lease, decision: Allowed, csr: ParsedCsr, replay: ReplayClaim): Promise<ExchangeResponse> {
   try {
     return await mintCertificate(deps, lease, decision, csr);
   } catch (err) {
-    void revokeLeases(deps, [lease.id], { reason: 'minting failed', by: 'leash', path: 'internal' }).catch((revokeErr) =>
-      // The lease then runs to its expiry with no credential behind it: an operator should know.
-      deps.log.error({ err: revokeErr, lease_id: lease.id }, 'could not revoke the lease of a failed mint'),
-    );
+    await abandon(deps, lease, replay, 'minting failed');
     throw new LeashError('server_error', 'the credential could not be minted', { status: 500, cause: err, detail: `lease ${lease.id}: ${String(err)}` });
   }
 }
 
-async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decision: Allowed, audit: AuditEvent): Promise<void> {
+type ReplayClaim = CreateOptions['replay'];
+
+/** The proof's claim, made with its lease: single-use proofs only. */
+function replayClaim(deps: Deps, proof: VerifiedProof): ReplayClaim {
+  return proof.issuer.replay === 'single_use' ? { key: proof.replayKey, ttlSeconds: replayTtlSeconds(proof, deps.now()) } : undefined;
+}
+
+/** Hands a lease whose credential was never handed out to be ended, and its proof freed, with retries. */
+async function abandon(deps: Deps, lease: Lease, replay: ReplayClaim, reason: string): Promise<void> {
+  const untilMs = Math.max(lease.expires_at * 1000, deps.now() + (replay?.ttlSeconds ?? 0) * 1000);
+  await deps.abandoned.add({ leaseId: lease.id, proofKey: replay?.key ?? null, reason, untilMs });
+}
+
+async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decision: Allowed, replay: ReplayClaim, audit: AuditEvent): Promise<void> {
   const opts: CreateOptions = { audit };
   if (decision.max_active_leases !== undefined) opts.maxActive = decision.max_active_leases;
   // The proof is claimed in the same atomic step as the lease: one round trip, and a refusal
   // (lease limit, store down) leaves it unclaimed so it can be tried again.
-  if (proof.issuer.replay === 'single_use') {
-    opts.replay = { key: proof.replayKey, ttlSeconds: replayTtlSeconds(proof, deps.now()) };
-  }
+  if (replay) opts.replay = replay;
   // The subject's budget is charged in that step too, past the replay check: replays of a leaked,
   // used proof cannot lock its subject out (they count against their address only).
   const perSubject = deps.config.rateLimitPerSubject;
@@ -182,10 +193,7 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
     // Written but not confirmed by enough replicas, or maybe written (Redis never answered): no
     // credential is handed out (503), so the lease is ended and the proof freed, with retries.
     if (err instanceof StoreUnavailableError && mayHaveBeenWritten(err)) {
-      const proofKey = opts.replay?.key ?? null;
-      const untilMs = Math.max(lease.expires_at * 1000, deps.now() + (opts.replay?.ttlSeconds ?? 0) * 1000);
-      const reason = err instanceof NotReplicatedError ? 'not replicated' : 'store unavailable';
-      await deps.abandoned.add({ leaseId: lease.id, proofKey, reason, untilMs });
+      await abandon(deps, lease, replay, err instanceof NotReplicatedError ? 'not replicated' : 'store unavailable');
     }
     throw err;
   }
