@@ -1,4 +1,6 @@
 import type { Deps } from '../deps.ts';
+import type { Lease } from '../leases/lease.ts';
+import type { CreateOptions } from '../leases/store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
 
@@ -190,4 +192,16 @@ export function abandonedLeaseSteps(deps: () => Deps): AbandonedLeaseSteps {
     },
     release: (a, proofKey) => deps().store.releaseProof(a.leaseId, proofKey),
   };
+}
+
+/** A proof's claim as the exchange made it with its lease (undefined: the proof is not single-use). */
+export type ReplayClaim = CreateOptions['replay'];
+
+/**
+ * Hands a lease whose credential was never handed out to be ended, and its proof freed: kept for
+ * retries until both the lease and the proof have expired.
+ */
+export async function abandon(deps: Deps, lease: Lease, replay: ReplayClaim, reason: string): Promise<void> {
+  const untilMs = Math.max(lease.expires_at * 1000, deps.now() + (replay?.ttlSeconds ?? 0) * 1000);
+  await deps.abandoned.add({ leaseId: lease.id, proofKey: replay?.key ?? null, reason, untilMs });
 }

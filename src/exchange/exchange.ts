@@ -16,6 +16,8 @@ import { mintCertificate } from './mint-certificate.ts';
 import { allowedEvent, auditDenied } from './audit-exchange.ts';
 import type { AuditEvent } from '../audit/events.ts';
 import { NotReplicatedError } from '../redis/replicated-write.ts';
+import { mayHaveReachedRedis } from '../redis/connect.ts';
+import { abandon, type ReplayClaim } from './abandoned-leases.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
 /**
@@ -159,17 +161,9 @@ async function mintCertificateOrRevoke(deps: Deps, lease: Lease, decision: Allow
   }
 }
 
-type ReplayClaim = CreateOptions['replay'];
-
 /** The proof's claim, made with its lease: single-use proofs only. */
 function replayClaim(deps: Deps, proof: VerifiedProof): ReplayClaim {
   return proof.issuer.replay === 'single_use' ? { key: proof.replayKey, ttlSeconds: replayTtlSeconds(proof, deps.now()) } : undefined;
-}
-
-/** Hands a lease whose credential was never handed out to be ended, and its proof freed, with retries. */
-async function abandon(deps: Deps, lease: Lease, replay: ReplayClaim, reason: string): Promise<void> {
-  const untilMs = Math.max(lease.expires_at * 1000, deps.now() + (replay?.ttlSeconds ?? 0) * 1000);
-  await deps.abandoned.add({ leaseId: lease.id, proofKey: replay?.key ?? null, reason, untilMs });
 }
 
 async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decision: Allowed, replay: ReplayClaim, audit: AuditEvent): Promise<void> {
@@ -192,7 +186,7 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
     }
     // Written but not confirmed by enough replicas, or maybe written (Redis never answered): no
     // credential is handed out (503), so the lease is ended and the proof freed, with retries.
-    if (err instanceof StoreUnavailableError && mayHaveBeenWritten(err)) {
+    if (err instanceof StoreUnavailableError && mayHaveReachedRedis(err)) {
       await abandon(deps, lease, replay, err instanceof NotReplicatedError ? 'not replicated' : 'store unavailable');
     }
     throw err;
@@ -213,13 +207,3 @@ async function createFreeingAbandonedProof(deps: Deps, lease: Lease, opts: Creat
   }
 }
 
-/**
- * Whether a write that failed may still have reached Redis. ioredis refuses at once, sending
- * nothing, while a connection is down (Leash keeps no offline queue): nothing to undo then.
- */
-function mayHaveBeenWritten(err: StoreUnavailableError): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e.message.includes('enableOfflineQueue options is false')) return false;
-  }
-  return true;
-}

@@ -91,6 +91,17 @@ function nodeOptions(target: RedisTarget, opts: ConnectOptions): RedisOptions {
   };
 }
 
+/**
+ * Whether a command that failed may still have reached Redis (and run there). Without an offline
+ * queue, ioredis refuses a command at once, sending nothing, while its connection is not ready.
+ */
+export function mayHaveReachedRedis(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e.message.includes('enableOfflineQueue options is false')) return false;
+  }
+  return true;
+}
+
 /** REDIS_URL as a log may show it: no user name or password. */
 export function describeRedis(url: string | RedisTarget): string {
   return describeRedisTarget(typeof url === 'string' ? parseRedisUrl(url) : url);
