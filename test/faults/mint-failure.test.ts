@@ -15,22 +15,30 @@ describe('a credential that cannot be minted', () => {
   }, 60_000);
   afterAll(async () => env?.close());
 
-  it('answers 500 server_error with no token, writes no lease and leaves the proof unclaimed', async () => {
-    const keys = env.broker.deps.keys;
-    const real = keys.active.bind(keys);
-    // A public key cannot sign: node:crypto throws on the signature thread and on the event loop alike.
-    keys.active = (): SigningKey => ({ ...real(), privateKey: real().publicKey });
-    const subject = 'repo:octo-org/octo-repo:ref:refs/heads/main:mint-fails';
-    const proof = await env.githubProof({ sub: subject });
+  /** Exchanges `proof` while `breakMinting` has the broker broken (it returns the repair): 500, nothing handed out. */
+  async function refusedWhileBroken(breakMinting: () => () => void, proof: string, extra: Record<string, string> = {}): Promise<void> {
+    const repair = breakMinting();
     let res: Awaited<ReturnType<typeof exchangeProof>>;
     try {
-      res = await exchangeProof(env.broker.url, proof);
+      res = await exchangeProof(env.broker.url, proof, extra);
     } finally {
-      keys.active = real;
+      repair();
     }
     expect(res.status).toBe(500);
     expect(res.body.error).toBe('server_error');
     expect(res.body.access_token).toBeUndefined();
+  }
+
+  it('answers 500 server_error with no token, writes no lease and leaves the proof unclaimed', async () => {
+    const subject = 'repo:octo-org/octo-repo:ref:refs/heads/main:mint-fails';
+    const proof = await env.githubProof({ sub: subject });
+    await refusedWhileBroken(() => {
+      const keys = env.broker.deps.keys;
+      const real = keys.active.bind(keys);
+      // A public key cannot sign: node:crypto throws on the signature thread and on the event loop alike.
+      keys.active = (): SigningKey => ({ ...real(), privateKey: real().publicKey });
+      return () => (keys.active = real);
+    }, proof);
 
     const store = env.broker.deps.store;
     expect((await store.list({ subject }, { limit: 10 })).leases).toEqual([]);
@@ -45,23 +53,17 @@ describe('a credential that cannot be minted', () => {
   // A certificate is issued after its lease is written: one that cannot be issued leaves a lease
   // with nothing behind it, which is ended, and the proof it used, which is freed.
   it('a certificate that cannot be issued answers 500, ends its lease and leaves the proof usable', async () => {
-    const ca = env.broker.deps.ca!;
-    const real = ca.issue.bind(ca);
-    ca.issue = () => {
-      throw new Error('the CA key is unusable');
-    };
     const subject = 'repo:octo-org/octo-repo:ref:refs/heads/main:cert-mint-fails';
     const proof = await env.githubProof({ sub: subject });
     const { csrPem } = await makeCsr({ keyType: 'ec-p256' });
-    let res: Awaited<ReturnType<typeof exchangeProof>>;
-    try {
-      res = await exchangeProof(env.broker.url, proof, { requested_token_type: X509_TYPE, csr: csrPem });
-    } finally {
-      ca.issue = real;
-    }
-    expect(res.status).toBe(500);
-    expect(res.body.error).toBe('server_error');
-    expect(res.body.access_token).toBeUndefined();
+    await refusedWhileBroken(() => {
+      const ca = env.broker.deps.ca!;
+      const real = ca.issue.bind(ca);
+      ca.issue = () => {
+        throw new Error('the CA key is unusable');
+      };
+      return () => (ca.issue = real);
+    }, proof, { requested_token_type: X509_TYPE, csr: csrPem });
 
     const store = env.broker.deps.store;
     const [written] = (await store.list({ subject }, { limit: 10 })).leases;
