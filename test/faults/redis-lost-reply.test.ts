@@ -20,15 +20,14 @@ let redis: TestRedis;
 let proxy: TcpProxy;
 let issuers: Issuers;
 let broker: TestBroker;
-let direct: Redis;
-let seen: LeaseStore;
+/** What Redis holds, read past the proxy. */
+let direct: Redis, seen: LeaseStore;
 
 beforeAll(async () => {
   redis = await startRedis();
   proxy = await startTcpProxy(redis.port);
   issuers = await startIssuers();
   broker = await startBroker({ policy: lifecyclePolicy(issuers), redisUrl: `redis://127.0.0.1:${proxy.port}`, worker: false });
-  // What Redis holds, read past the proxy.
   direct = await connectTestRedis(redis.url);
   seen = createRedisLeaseStore({ redis: direct, prefix: broker.config.redisPrefix });
 });
