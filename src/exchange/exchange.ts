@@ -1,7 +1,7 @@
 import { LeashError, StoreUnavailableError } from '../errors.ts';
 import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
-import { BudgetExceededError, LeaseLimitError, ProofReplayedError, type CreateOptions } from '../leases/store.ts';
+import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type CreateOptions } from '../leases/store.ts';
 import { RATE_LIMIT_WINDOW_MS, rateLimited } from '../rate-limit/rate-limiter.ts';
 import { newLeaseId } from '../leases/lease-id.ts';
 import { explain } from '../policy/decide.ts';
@@ -180,6 +180,12 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
     await createFreeingAbandonedProof(deps, lease, opts);
   } catch (err) {
     if (err instanceof ProofReplayedError) throw new LeashError('invalid_request', 'subject_token has already been exchanged (single use)');
+    // A fresh id already written is this write sent twice (ioredis Cluster resends a command whose
+    // node's connection closed): the first send wrote it, and its answer is lost. Undone as such.
+    if (err instanceof LeaseExistsError) {
+      await abandon(deps, lease, replay, 'store unavailable');
+      throw new StoreUnavailableError(`redis create: lease ${lease.id} was written by an earlier send whose answer was lost`, err);
+    }
     if (err instanceof BudgetExceededError) throw rateLimited('subject', err.retryAfterMs);
     if (err instanceof LeaseLimitError) {
       throw new LeashError('invalid_request', `this subject already holds the maximum of ${err.limit} active leases under rule ${lease.rule}`);

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
-import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './store.ts';
+import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError } from './store.ts';
 import { MemoryReplayGuard } from './memory-replay-guard.ts';
 import { createFixedWindows } from '../util/fixed-windows.ts';
 import type { Lease } from './lease.ts';
@@ -88,7 +88,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
       checkNewLease(lease);
       const max = createOpts.maxActive;
       if (max !== undefined && !(Number.isSafeInteger(max) && max >= 0)) throw new TypeError('create(): maxActive must be a whole number >= 0');
-      if (entries.has(lease.id)) throw new TypeError(`create(): lease ${lease.id} already exists`);
+      if (entries.has(lease.id)) throw new LeaseExistsError(lease.id);
       // The claim is the only await: the limit check and the write after it run without a gap.
       const claimed = createOpts.replay;
       if (claimed && !(await replay.claim(claimed.key, claimed.ttlSeconds, lease.id))) throw new ProofReplayedError();

@@ -198,13 +198,16 @@ local legacyBase = ARGV[15]
 -- once nothing else refuses, so no other refusal burns the proof. It holds the lease's id, so that
 -- RELEASE_PROOF frees it only for the lease that claimed it. Without a lease limit the claim
 -- is one SET NX; with one, the count decides before the claim.
+-- A record naming this very lease is a resend of this create, whose first send wrote it (ioredis
+-- Cluster sends a command again when its node's connection closed): -2, as for an existing id.
 local claimed = false
 if replay then
-  if max < 0 then
-    if not redis.call('SET', replay, id, 'EX', ARGV[12], 'NX') then return -3 end
+  if max < 0 and redis.call('SET', replay, id, 'EX', ARGV[12], 'NX') then
     claimed = true
-  elseif redis.call('EXISTS', replay) == 1 then
-    return -3
+  else
+    local holder = redis.call('GET', replay)
+    if holder == id then return -2 end
+    if holder then return -3 end
   end
 end
 -- The budget is charged after the replay check: a refused replay never uses up its subject's.

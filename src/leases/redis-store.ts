@@ -2,7 +2,7 @@ import type { AuditEvent } from '../audit/events.ts';
 import { auditEventJson, withStreamId } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
-import { BudgetExceededError, LeaseLimitError, ProofReplayedError } from './store.ts';
+import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
@@ -462,7 +462,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         else throw err;
       }
       if (res === -1) throw new LeaseLimitError(max ?? 0);
-      if (res === -2) throw new TypeError(`create(): lease ${lease.id} already exists`);
+      if (res === -2) throw new LeaseExistsError(lease.id);
       if (res === -3) throw new ProofReplayedError();
       if (Array.isArray(res)) throw new BudgetExceededError(Number(res[1]));
       if (createOpts.audit && typeof res === 'string') report([Object.assign({}, createOpts.audit, { id: auditEventId(res, shard) })]);

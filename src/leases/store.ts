@@ -138,6 +138,20 @@ export class ProofReplayedError extends Error {
   }
 }
 
+/**
+ * create() of a lease id that is already written. Also what a create sent twice comes back as (an
+ * ioredis Cluster client sends a command again after its node's connection closed): the first send
+ * wrote the lease, and claimed its proof for it, but its answer was lost. A TypeError, as any
+ * other misuse of create().
+ */
+export class LeaseExistsError extends TypeError {
+  readonly code = 'ERR_LEASE_EXISTS';
+  constructor(readonly leaseId: string) {
+    super(`create(): lease ${leaseId} already exists`);
+    this.name = 'LeaseExistsError';
+  }
+}
+
 export class LeaseLimitError extends Error {
   readonly code = 'ERR_LEASE_LIMIT';
   constructor(readonly limit: number) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../src/audit/events.ts';
 import type { Lease } from '../../src/leases/lease.ts';
-import { BudgetExceededError, LeaseLimitError, ProofReplayedError, type LeaseStore } from '../../src/leases/store.ts';
+import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type LeaseStore } from '../../src/leases/store.ts';
 import { newLeaseId } from '../../src/leases/lease-id.ts';
 import { endingsContract } from './lease-store-endings.contract.ts';
 import { makeLease, nowSeconds, revokeInput } from './lease-fixtures.ts';
@@ -61,6 +61,17 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       await expect(store.create(limited, { maxActive: 1, replay: replay('limited') })).rejects.toBeInstanceOf(LeaseLimitError);
       await store.create(makeLease(), { maxActive: 5, replay: replay('limited') });
       await expect(store.create(makeLease(), { maxActive: 5, replay: replay('limited') })).rejects.toBeInstanceOf(ProofReplayedError);
+    });
+
+    it('a create sent again after it was written is told apart from a replay: the lease exists', async () => {
+      const { store } = await make();
+      const replay = { key: `test:jti:twice-${Math.random()}`, ttlSeconds: 60 };
+      const lease = makeLease();
+      await store.create(lease, { replay });
+      await expect(store.create(lease, { replay })).rejects.toBeInstanceOf(LeaseExistsError);
+      await expect(store.create(lease, { replay, maxActive: 50 })).rejects.toBeInstanceOf(LeaseExistsError);
+      // Another lease with that proof is a replay, as ever.
+      await expect(store.create(makeLease(), { replay })).rejects.toBeInstanceOf(ProofReplayedError);
     });
 
     it('releases a proof only for the lease that holds it, so a late release cannot free a proof exchanged since', async () => {

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { exchangeProof, startBroker, type TestBroker } from '../helpers/broker.ts';
 import { AUD } from '../helpers/policies.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
+import { CREATE } from '../../src/leases/redis-scripts.ts';
 import type { LeaseStore } from '../../src/leases/store.ts';
 import { connectTestRedis } from '../contract/redis-client.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
@@ -77,6 +78,25 @@ it('a lease whose write got no reply is revoked, and its proof exchanged on the 
   // Still single use: the retry's claim is not freed by anything the abandoned lease left behind.
   expect((await exchangeProof(broker.url, proof)).body.error).toBe('invalid_request');
   await waitFor('nothing left to undo', async () => broker.deps.abandoned.size === 0);
+});
+
+it('a lease write sent twice (as ioredis Cluster resends after a failover) answers 503, is undone, and the proof exchanges on the retry', async () => {
+  await issue(broker.url, issuers.github, `repo:octo-org/app:warm-${uniq()}`);
+  const sub = `repo:octo-org/app:sent-twice-${uniq()}`;
+  const proof = await issuers.github.mint({ iss: issuers.github.url, aud: AUD, sub, jti: `jti-${uniq()}` });
+
+  proxy.sendTwice(CREATE.sha);
+  const refused = await exchangeProof(broker.url, proof);
+  // The second send finds the lease and the proof's claim its first send wrote: not a replay.
+  expect(refused.status).toBe(503);
+  expect(refused.body.error).toBe('temporarily_unavailable');
+  expect(refused.body.access_token).toBeUndefined();
+  const [written] = (await seen.list({ subject: sub }, { limit: 10 })).leases;
+  await waitFor('the written lease to be revoked', async () => (await seen.get(written!.id))?.status === 'revoked');
+
+  const retried = await exchangeProof(broker.url, proof);
+  expect(retried.status).toBe(200);
+  expect((await exchangeProof(broker.url, proof)).body.error).toBe('invalid_request');
 });
 
 it('an exchange refused while Redis is unreachable leaves nothing to undo', async () => {

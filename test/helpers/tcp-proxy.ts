@@ -15,6 +15,12 @@ export interface TcpProxy {
    * time a failover takes), and lets replies through again after.
    */
   cutAll(refuseMs?: number): void;
+  /**
+   * The next request holding `marker` goes to the server twice, and the client sees only the second
+   * answer: what an ioredis Cluster client does when a node's connection closes with a command in
+   * flight that the node had already run.
+   */
+  sendTwice(marker: string): void;
   close(): Promise<void>;
 }
 
@@ -23,6 +29,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let holding = false;
   let refuseUntil = 0;
+  let twice: string | null = null;
   const track = (s: Socket): void => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -36,8 +43,21 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     const upstream = connect(targetPort, '127.0.0.1');
     track(client);
     track(upstream);
-    client.on('data', (d) => upstream.write(d));
-    upstream.on('data', (d) => {
+    let again: Buffer | null = null;
+    client.on('data', (d: Buffer) => {
+      if (twice !== null && d.includes(twice)) {
+        twice = null;
+        again = d;
+      }
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      if (again !== null) {
+        // The first answer is lost; the request goes again.
+        upstream.write(again);
+        again = null;
+        return;
+      }
       if (!holding) client.write(d);
     });
     client.on('close', () => upstream.destroy());
@@ -56,6 +76,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       refuseUntil = Date.now() + refuseMs;
       for (const s of sockets) s.destroy();
       holding = false;
+    },
+    sendTwice(marker) {
+      twice = marker;
     },
     async close() {
       for (const s of sockets) s.destroy();
