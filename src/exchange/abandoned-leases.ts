@@ -2,6 +2,7 @@ import type { Deps } from '../deps.ts';
 import type { Lease } from '../leases/lease.ts';
 import type { CreateOptions } from '../leases/store.ts';
 import type { Logger } from '../observability/logger.ts';
+import { NotReplicatedError } from '../redis/replicated-write.ts';
 import { revokeLeases } from '../revocation/revoke-leases.ts';
 
 /**
@@ -44,6 +45,8 @@ const FIRST_RETRY_MS = 250;
 const MAX_RETRY_MS = 2_000;
 /** Undone leases held for retry at once; past it a new one is tried once and then left to expire. */
 const MAX_HELD = 10_000;
+const RECONNECT_SPREAD_MS = 250;
+const OVERFLOW_WARN_EVERY_MS = 10_000;
 
 /**
  * Undoes abandoned leases, retrying each step until it succeeds or the lease's `untilMs` passes.
@@ -55,9 +58,12 @@ const MAX_HELD = 10_000;
  */
 export class AbandonedLeases {
   private readonly pending = new Map<string, Pending>();
-  /** The same, by proof key: a replayed proof's refusal looks here, so it must not scan. */
-  private readonly byProof = new Map<string, Pending>();
+  /** The same, by proof key (one proof may be left with several: a job's retries can each fail so). */
+  private readonly byProof = new Map<string, Pending[]>();
   private closed = false;
+  /** Leases tried once only since the last warning, and when that was (one line per 10 s at most). */
+  private unheld = 0;
+  private warnedAt = -Infinity;
 
   constructor(
     private readonly steps: AbandonedLeaseSteps,
@@ -75,7 +81,7 @@ export class AbandonedLeases {
     const p: Pending = { lease, ended: false, released: lease.proofKey === null, freed: false, delayMs: FIRST_RETRY_MS };
     const held = this.pending.size < MAX_HELD;
     if (held) this.hold(p);
-    else this.log.warn({ lease_id: lease.leaseId, held: this.pending.size }, 'too many abandoned leases held for retry; this one is tried once');
+    else this.overflowed();
     const releasing = this.tryRelease(p);
     void Promise.all([this.tryEnd(p), releasing]).then(() => {
       if (held) this.settle(p);
@@ -89,19 +95,20 @@ export class AbandonedLeases {
    * (now, by a try in flight, or by one that landed while the refused write was on its way).
    */
   async releaseNow(proofKey: string): Promise<boolean> {
-    const p = this.byProof.get(proofKey);
-    if (p === undefined) return false;
-    await this.tryRelease(p);
-    return p.freed;
+    const held = this.byProof.get(proofKey) ?? [];
+    await Promise.all(held.map((p) => this.tryRelease(p)));
+    return held.some((p) => p.freed);
   }
 
-  /** Tries every held lease again now (Redis is back: a reconnection), not at its next turn. */
+  /**
+   * Tries every held lease again soon (Redis is back: a reconnection), not at its next turn; spread
+   * over RECONNECT_SPREAD_MS so that thousands do not land on a primary just promoted at once.
+   */
   retryNow(): void {
     for (const p of this.pending.values()) {
       if (p.timer === undefined) continue;
       clearTimeout(p.timer);
-      p.timer = undefined;
-      void this.retry(p);
+      this.schedule(p, Math.random() * RECONNECT_SPREAD_MS);
     }
   }
 
@@ -122,6 +129,12 @@ export class AbandonedLeases {
       await this.steps.end(p.lease);
       p.ended = true;
     } catch (err) {
+      // Revoked on the primary, short of replicas only: enough for a lease with nothing behind it,
+      // and retrying would add a WAIT every turn for as long as the replicas are away.
+      if (err instanceof NotReplicatedError) {
+        p.ended = true;
+        return;
+      }
       this.log.debug({ err, lease_id: p.lease.leaseId }, 'could not end an abandoned lease yet');
     }
   }
@@ -156,22 +169,40 @@ export class AbandonedLeases {
       );
       return;
     }
+    this.schedule(p, p.delayMs);
+    p.delayMs = Math.min(p.delayMs * 2, MAX_RETRY_MS);
+  }
+
+  private overflowed(): void {
+    this.unheld++;
+    const now = this.now();
+    if (now - this.warnedAt < OVERFLOW_WARN_EVERY_MS) return;
+    this.log.warn({ held: this.pending.size, tried_once: this.unheld }, 'too many abandoned leases held for retry; new ones are tried once, then left to expire');
+    this.warnedAt = now;
+    this.unheld = 0;
+  }
+
+  private schedule(p: Pending, delayMs: number): void {
     p.timer = setTimeout(() => {
       p.timer = undefined;
       void this.retry(p);
-    }, p.delayMs);
+    }, delayMs);
     p.timer.unref();
-    p.delayMs = Math.min(p.delayMs * 2, MAX_RETRY_MS);
   }
 
   private hold(p: Pending): void {
     this.pending.set(p.lease.leaseId, p);
-    if (p.lease.proofKey !== null) this.byProof.set(p.lease.proofKey, p);
+    const key = p.lease.proofKey;
+    if (key !== null) this.byProof.set(key, [...(this.byProof.get(key) ?? []), p]);
   }
 
   private drop(p: Pending): void {
     this.pending.delete(p.lease.leaseId);
-    if (p.lease.proofKey !== null && this.byProof.get(p.lease.proofKey) === p) this.byProof.delete(p.lease.proofKey);
+    const key = p.lease.proofKey;
+    if (key === null) return;
+    const rest = (this.byProof.get(key) ?? []).filter((q) => q !== p);
+    if (rest.length > 0) this.byProof.set(key, rest);
+    else this.byProof.delete(key);
   }
 
   /** Both steps at once: the release, which the job's retry waits on, never waits on the revocation's WAIT. */

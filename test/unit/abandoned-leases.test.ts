@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { AbandonedLeases, type AbandonedLease, type AbandonedLeaseSteps } from '../../src/exchange/abandoned-leases.ts';
+import { NotReplicatedError } from '../../src/redis/replicated-write.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /** Steps that fail their first `failures` calls each, counting every call. */
@@ -53,18 +54,51 @@ describe('AbandonedLeases', () => {
     await waitFor('the lease to be ended', async () => abandoned.size === 0);
   });
 
-  it('frees a held proof at once for a retry of the same proof, and retries everything at once on reconnection', async () => {
-    const { steps, calls } = flakySteps({ end: 1, release: 1 });
+  it('frees a held proof at once for a retry of the same proof', async () => {
+    const { steps, calls } = flakySteps({ end: 0, release: 1 });
     const abandoned = new AbandonedLeases(steps, capture().log);
     await abandoned.add(lease({ proofKey: 'jti:held' }));
     expect(await abandoned.releaseNow('jti:other')).toBe(false);
     expect(await abandoned.releaseNow('jti:held')).toBe(true);
     expect(calls.release).toBe(2);
-    // The lease's end is still due for its next try, 250 ms away: a reconnection brings it forward.
-    await waitFor('the first try to fail', async () => calls.end === 1);
+    abandoned.close();
+  });
+
+  it('tries again soon after a reconnection, not at the next turn of its backoff', async () => {
+    const { steps, calls } = flakySteps({ end: 4, release: 0 });
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease());
+    // Four failures (at 0, 250, 750 and 1,750 ms) put the next try 2,000 ms away.
+    await waitFor('four failed tries', async () => calls.end === 4, 5_000);
     await new Promise((resolve) => setTimeout(resolve, 10));
+    const at = Date.now();
     abandoned.retryNow();
-    await waitFor('the lease to be ended', async () => abandoned.size === 0, 200, 5);
+    await waitFor('the lease to be ended', async () => abandoned.size === 0, 3_000, 5);
+    // Within the reconnection's spread (250 ms), well before the backoff's turn.
+    expect(Date.now() - at).toBeLessThan(1_500);
+    abandoned.close();
+  });
+
+  it('frees the proof of whichever abandoned lease still holds it, when several share it', async () => {
+    // The job's first attempt wrote lease A and its claim; its retry, lease B, failed after
+    // reaching Redis too and found the proof held by A (its release frees nothing).
+    let aFails = true;
+    const steps: AbandonedLeaseSteps = {
+      end: async () => undefined,
+      release: async (a) => {
+        if (a.leaseId === 'lease-a') {
+          if (aFails) throw new Error('Connection is closed.');
+          return true;
+        }
+        return false;
+      },
+    };
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease({ leaseId: 'lease-a', proofKey: 'jti:shared' }));
+    await abandoned.add(lease({ leaseId: 'lease-b', proofKey: 'jti:shared' }));
+    await waitFor('lease B to be done', async () => abandoned.size === 1);
+    aFails = false;
+    expect(await abandoned.releaseNow('jti:shared')).toBe(true);
     abandoned.close();
   });
 
@@ -108,6 +142,21 @@ describe('AbandonedLeases', () => {
     await waitFor('the lease to be given up', async () => abandoned.size === 0, 5_000);
     const warning = lines.map((l) => JSON.parse(l)).find((l) => l.msg.startsWith('gave up'));
     expect(warning).toMatchObject({ lease_id: 'lease-gone', ended: false, proof_released: false });
+  });
+
+  it('counts a revocation written on the primary but short of replicas as done', async () => {
+    let ends = 0;
+    const steps: AbandonedLeaseSteps = {
+      end: async () => {
+        ends++;
+        throw new NotReplicatedError(0, 1, 1);
+      },
+      release: async () => true,
+    };
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease());
+    await waitFor('the lease to be done', async () => abandoned.size === 0);
+    expect(ends).toBe(1);
   });
 
   it('a lease with no proof claimed only needs ending', async () => {
