@@ -80,8 +80,9 @@ function nodeOptions(target: RedisTarget, opts: ConnectOptions): RedisOptions {
     maxRetriesPerRequest: opts.forBullmq ? null : 1,
     connectTimeout: timeoutMs,
     ...(opts.forBullmq ? {} : { commandTimeout }),
-    // A command in flight when its primary died is not replayed on the next one (a creation replayed
-    // there could meet its own lease); it fails and the request answers 503. BullMQ's jobs do retry.
+    // A command in flight when its primary died is not replayed on the next one; it fails and the
+    // request answers 503. BullMQ's jobs do retry. (A Cluster client does send it again, through
+    // retryDelayOnFailover: a lease creation that meets its own lease says so, see CREATE.)
     autoResendUnfulfilledCommands: opts.forBullmq === true,
     // No auto-pipelining: ioredis keeps one auto-pipeline in flight per connection, so under load
     // every exchange's write waited for the previous batch's whole round trip (a probe of the
