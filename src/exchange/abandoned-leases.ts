@@ -40,13 +40,13 @@ interface Pending {
   timer?: NodeJS.Timeout;
 }
 
-const FIRST_RETRY_MS = 250;
-/** Short: a CI job retrying its 503 meanwhile is refused as a replay until the proof is freed. */
-const MAX_RETRY_MS = 2_000;
-/** Undone leases held for retry at once; past it a new one is tried once and then left to expire. */
-const MAX_HELD = 10_000;
-const RECONNECT_SPREAD_MS = 250;
-const OVERFLOW_WARN_EVERY_MS = 10_000;
+/**
+ * Retries from 250 ms, doubling to a short 2 s (a CI job retrying its 503 meanwhile is refused as a
+ * replay until the proof is freed); on reconnection, spread over 250 ms.
+ */
+const RETRY_MS = { first: 250, max: 2_000, reconnectSpread: 250 } as const;
+/** Held for retry at once; past it a new one is tried once, then left to expire (warned every 10 s). */
+const HELD = { max: 10_000, warnEveryMs: 10_000 } as const;
 
 /**
  * Undoes abandoned leases, retrying each step until it succeeds or the lease's `untilMs` passes.
@@ -78,8 +78,8 @@ export class AbandonedLeases {
    */
   async add(lease: AbandonedLease): Promise<void> {
     if (this.closed || this.pending.has(lease.leaseId)) return;
-    const p: Pending = { lease, ended: false, released: lease.proofKey === null, freed: false, delayMs: FIRST_RETRY_MS };
-    const held = this.pending.size < MAX_HELD;
+    const p: Pending = { lease, ended: false, released: lease.proofKey === null, freed: false, delayMs: RETRY_MS.first };
+    const held = this.pending.size < HELD.max;
     if (held) this.hold(p);
     else this.overflowed();
     const releasing = this.tryRelease(p);
@@ -102,13 +102,13 @@ export class AbandonedLeases {
 
   /**
    * Tries every held lease again soon (Redis is back: a reconnection), not at its next turn; spread
-   * over RECONNECT_SPREAD_MS so that thousands do not land on a primary just promoted at once.
+   * over RETRY_MS.reconnectSpread so that thousands do not land on a primary just promoted at once.
    */
   retryNow(): void {
     for (const p of this.pending.values()) {
       if (p.timer === undefined) continue;
       clearTimeout(p.timer);
-      this.schedule(p, Math.random() * RECONNECT_SPREAD_MS);
+      this.schedule(p, Math.random() * RETRY_MS.reconnectSpread);
     }
   }
 
@@ -170,13 +170,13 @@ export class AbandonedLeases {
       return;
     }
     this.schedule(p, p.delayMs);
-    p.delayMs = Math.min(p.delayMs * 2, MAX_RETRY_MS);
+    p.delayMs = Math.min(p.delayMs * 2, RETRY_MS.max);
   }
 
   private overflowed(): void {
     this.unheld++;
     const now = this.now();
-    if (now - this.warnedAt < OVERFLOW_WARN_EVERY_MS) return;
+    if (now - this.warnedAt < HELD.warnEveryMs) return;
     this.log.warn({ held: this.pending.size, tried_once: this.unheld }, 'too many abandoned leases held for retry; new ones are tried once, then left to expire');
     this.warnedAt = now;
     this.unheld = 0;
