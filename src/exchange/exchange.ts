@@ -170,7 +170,8 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
   const opts: CreateOptions = { audit };
   if (decision.max_active_leases !== undefined) opts.maxActive = decision.max_active_leases;
   // The proof is claimed in the same atomic step as the lease: one round trip, and a refusal
-  // (lease limit, store down) leaves it unclaimed so it can be tried again.
+  // (lease limit, budget) leaves it unclaimed so it can be tried again; a write whose outcome is
+  // unknown (store down) is undone below, its claim freed.
   if (replay) opts.replay = replay;
   // The subject's budget is charged in that step too, past the replay check: replays of a leaked,
   // used proof cannot lock its subject out (they count against their address only).

@@ -50,7 +50,8 @@ export interface LeaseStore {
    * step: one round trip, and never a lease without its decision or a decision without its lease.
    * `replay` claims a single-use proof in that step too (ProofReplayedError when already claimed);
    * a refusal for any reason leaves the proof unclaimed. `budget` is charged only once the proof is
-   * known not to be a replay (BudgetExceededError over its limit, and nothing written).
+   * known not to be a replay (BudgetExceededError over its limit, and nothing written). An id
+   * already written is LeaseExistsError, which is also how a create sent twice comes back.
    */
   create(lease: Lease, opts?: CreateOptions): Promise<void>;
   /**
