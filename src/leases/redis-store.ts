@@ -15,7 +15,7 @@ import { endingArgs, expiryAt, planEnding, prepareExpiry, type PlannedEnding, ty
 import { AHEAD_MAX, AHEAD_MS, AHEAD_PER_SWEEP, BURST_MIN, createEndingsAhead } from './endings-ahead.ts';
 import { planRevocation, revokedTail } from './revocation-plan.ts';
 import { runScript, type LuaScript } from '../redis/scripts.ts';
-import { isCluster, type RedisClient } from '../redis/connect.ts';
+import { isCluster, sendWrite, type RedisClient } from '../redis/connect.ts';
 import { mapInLanes } from '../util/lanes.ts';
 import { NO_WAIT, NotReplicatedError, waitForReplicas, type Durability } from '../redis/replicated-write.ts';
 
@@ -446,14 +446,14 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       const legacyBase = legacy !== shard ? keys.base(legacy) : '';
       let res: unknown;
       try {
-        res = await io('create', () =>
+        res = await io('create', () => sendWrite(redis, () =>
           runScript(redis, CREATE, leaseKeys, [
             keys.base(shard), lease.id, encodeLease(lease, issuedMs), expiresMs, issuedMs, now, max ?? -1,
             actName(lease.rule, lease.subject), lease.task_id === null ? '' : taskName(lease.task_id),
             createOpts.audit ? auditEventJson(createOpts.audit) : '', maxlen, ttl,
             charged?.limit ?? 0, charged?.windowMs ?? 0, legacyBase,
           ], durability),
-        );
+        ));
       } catch (err) {
         // A refusal (a negative code, or the budget's) wrote no lease, so it needs no replica to confirm it.
         // Otherwise the lease and its replay record may be written: the caller, which hands out

@@ -8,14 +8,12 @@ import type { LeaseStore } from '../../src/leases/store.ts';
 import { connectTestRedis } from '../contract/redis-client.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { lostReplyUndone } from './lost-reply-scenario.ts';
 import { api, closeIssuers, issue, lifecyclePolicy, startIssuers, uniq, waitFor, type Issuers } from '../lifecycle/harness.ts';
 
 /**
- * Redis takes a lease write, and its reply never comes back: the connection drops first, as when a
- * primary is killed after the write reached its replica. The exchange answers 503 with nothing
- * handed out. The lease in Redis must not stay active with no credential behind it, and the job's
- * retry with the same proof must work once Redis is reachable again, although the first attempt
- * at undoing the write went to a dead connection too.
+ * Standalone Redis behind a TCP proxy: a lease write whose reply never comes back, one sent twice,
+ * and writes refused while Redis is down. (The Cluster's lost reply: redis-cluster-lost-reply.test.ts.)
  */
 let redis: TestRedis;
 let proxy: TcpProxy;
@@ -41,43 +39,7 @@ afterAll(async () => {
 });
 
 it('a lease whose write got no reply is revoked, and its proof exchanged on the retry, once Redis answers again', async () => {
-  // The issuer's keys are fetched and the connections warm: the next exchange's only Redis call is its write.
-  await issue(broker.url, issuers.github, `repo:octo-org/app:warm-${uniq()}`);
-  const sub = `repo:octo-org/app:lost-reply-${uniq()}`;
-  const proof = await issuers.github.mint({ iss: issuers.github.url, aud: AUD, sub, jti: `jti-${uniq()}` });
-
-  proxy.holdReplies();
-  const answer = exchangeProof(broker.url, proof);
-  const written = await waitFor('the lease write to reach Redis', async () => (await seen.list({ subject: sub }, { limit: 10 })).leases[0]);
-  expect(written.status).toBe('active');
-  // Redis stays out of reach for longer than the write waits for its reply, so the first try at
-  // undoing it fails too, as it does while a failover is under way.
-  proxy.cutAll(3_000);
-  const refused = await answer;
-  expect(refused.status).toBe(503);
-  expect(refused.body.error).toBe('temporarily_unavailable');
-  expect(refused.body.access_token).toBeUndefined();
-
-  // The job retries its 503 with the same proof, as a CI job does: 503s while Redis is out of
-  // reach, then the credential, never a refusal as a replay.
-  const answers: number[] = [];
-  const retried = await waitFor('the same proof to be exchanged', async () => {
-    const r = await exchangeProof(broker.url, proof);
-    answers.push(r.status);
-    return r.status === 200 ? r : null;
-  }, 20_000, 100);
-  expect(answers.slice(0, -1).filter((status) => status !== 503)).toEqual([]);
-  // And the lease written for the 503 is ended, so none is left active with no credential behind it.
-  const ended = await waitFor('the written lease to be revoked', async () => {
-    const l = await seen.get(written.id);
-    return l?.status === 'revoked' ? l : null;
-  }, 15_000, 50);
-  expect(ended).toMatchObject({ reason: 'store unavailable', revoked_by: 'leash' });
-  expect(retried.body.lease_id).not.toBe(written.id);
-  expect(await seen.get(retried.body.lease_id)).toMatchObject({ status: 'active', subject: sub });
-  // Still single use: the retry's claim is not freed by anything the abandoned lease left behind.
-  expect((await exchangeProof(broker.url, proof)).body.error).toBe('invalid_request');
-  await waitFor('nothing left to undo', async () => broker.deps.abandoned.size === 0);
+  await lostReplyUndone({ broker, issuers, proxies: [proxy], seen });
 });
 
 it('a lease write sent twice (as ioredis Cluster resends after a failover) answers 503, is undone, and the proof exchanges on the retry', async () => {

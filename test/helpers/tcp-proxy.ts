@@ -8,8 +8,11 @@ import { freePort } from './redis-server.ts';
  */
 export interface TcpProxy {
   port: number;
-  /** From now on the server's replies are dropped; the clients' requests still reach it. */
-  holdReplies(): void;
+  /**
+   * From now on (or from the first request holding `marker` on) the server's replies are dropped;
+   * the clients' requests still reach it.
+   */
+  holdReplies(marker?: string): void;
   /**
    * Closes every connection through the proxy, then closes new ones at once for `refuseMs` (the
    * time a failover takes), and lets replies through again after.
@@ -30,6 +33,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let holding = false;
   let refuseUntil = 0;
   let twice: string | null = null;
+  let holdFrom: string | null = null;
   const track = (s: Socket): void => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -45,6 +49,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     track(upstream);
     let again: Buffer | null = null;
     client.on('data', (d: Buffer) => {
+      if (holdFrom !== null && d.includes(holdFrom)) {
+        holdFrom = null;
+        holding = true;
+      }
       if (twice !== null && d.includes(twice)) {
         twice = null;
         again = d;
@@ -69,13 +77,15 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   });
   return {
     port,
-    holdReplies() {
-      holding = true;
+    holdReplies(marker) {
+      if (marker === undefined) holding = true;
+      else holdFrom = marker;
     },
     cutAll(refuseMs = 0) {
       refuseUntil = Date.now() + refuseMs;
       for (const s of sockets) s.destroy();
       holding = false;
+      holdFrom = null;
     },
     sendTwice(marker) {
       twice = marker;
