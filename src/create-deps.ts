@@ -10,6 +10,7 @@ import { createRedisAuditLog } from './audit/redis-audit-log.ts';
 import { withLogging } from './audit/log-sink.ts';
 import type { LeaseStore } from './leases/store.ts';
 import { AbandonedLeases, abandonedLeaseSteps } from './exchange/abandoned-leases.ts';
+import { RedisOutages, watchOutages } from './redis/outages.ts';
 import { createMemoryLeaseStore } from './leases/memory-store.ts';
 import { createRedisLeaseStore } from './leases/redis-store.ts';
 import { startWalkProcess, type WalkProcess } from './revocation/walk-process.ts';
@@ -109,6 +110,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
 
   // Its steps read deps when they run, never before deps is built: nothing is abandoned before a request.
   const abandoned = new AbandonedLeases(abandonedLeaseSteps(() => deps), log, now);
+  const outages = new RedisOutages(now);
   let store: LeaseStore;
   let walker: WalkProcess | undefined;
   let audit: AuditLog;
@@ -126,6 +128,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     const redis = connectRedis(config.redisUrl, commandOpts);
     const where = describeRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
+    watchOutages(redis, outages);
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
     redis.on('ready', () => {
       void heartbeat?.beat();
@@ -239,6 +242,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     ...(walker ? { walker } : {}),
     rateLimiter,
     abandoned,
+    outages,
     now,
     async ready() {
       const checks: Record<string, string> = {};

@@ -5,6 +5,7 @@ import type { LeaseStore } from './leases/store.ts';
 import type { KeyStore } from './mint/jwt/keystore.ts';
 import type { CertificateAuthority } from './mint/x509/ca-store.ts';
 import type { Logger } from './observability/logger.ts';
+import type { RedisOutages } from './redis/outages.ts';
 import type { Metrics } from './observability/metrics.ts';
 import type { Policy } from './policy/types.ts';
 import type { ProofVerifier } from './proofs/proof-verifier.ts';
@@ -33,6 +34,8 @@ export interface Deps {
   rateLimiter: RateLimiter;
   /** Leases whose write the exchange could not count as done: ended, and their proofs freed, with retries. */
   abandoned: AbandonedLeases;
+  /** When this process last lost touch with Redis (never, on the in-memory store). */
+  outages: RedisOutages;
   /** epoch milliseconds; injectable for clock-skew tests */
   now(): number;
   /** Health of the backing store and keys, for /readyz. */

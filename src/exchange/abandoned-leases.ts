@@ -15,7 +15,7 @@ export interface AbandonedLease {
   /** The proof's replay key when it was claimed with the lease, else null. */
   proofKey: string | null;
   /** The revocation's reason. */
-  reason: string;
+  reason: AbandonReason;
   /** epoch ms after which there is nothing left worth undoing (the lease and the proof have both expired). */
   untilMs: number;
 }
@@ -225,6 +225,10 @@ export function abandonedLeaseSteps(deps: () => Deps): AbandonedLeaseSteps {
   };
 }
 
+/** Why a lease was abandoned: its revocation's reason (by `leash`). */
+export const ABANDON_REASONS = ['store unavailable', 'not replicated', 'minting failed'] as const;
+export type AbandonReason = (typeof ABANDON_REASONS)[number];
+
 /** A proof's claim as the exchange made it with its lease (undefined: the proof is not single-use). */
 export type ReplayClaim = CreateOptions['replay'];
 
@@ -232,7 +236,7 @@ export type ReplayClaim = CreateOptions['replay'];
  * Hands a lease whose credential was never handed out to be ended, and its proof freed: kept for
  * retries until both the lease and the proof have expired.
  */
-export async function abandon(deps: Deps, lease: Lease, replay: ReplayClaim, reason: string): Promise<void> {
+export async function abandon(deps: Deps, lease: Lease, replay: ReplayClaim, reason: AbandonReason): Promise<void> {
   const untilMs = Math.max(lease.expires_at * 1000, deps.now() + (replay?.ttlSeconds ?? 0) * 1000);
   await deps.abandoned.add({ leaseId: lease.id, proofKey: replay?.key ?? null, reason, untilMs });
 }

@@ -29,6 +29,12 @@ export class MemoryReplayGuard implements ReplayGuard {
     return this.held.delete(key);
   }
 
+  /** The owner that claimed `key`, while its claim holds. */
+  holder(key: string): string | undefined {
+    const held = this.held.get(key);
+    return held !== undefined && held.until > this.now() ? held.owner : undefined;
+  }
+
   /** Keys currently held (expired ones may linger until the next sweep); for tests and metrics. */
   get size(): number {
     return this.held.size;

@@ -122,6 +122,12 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
       return e ? copy(e.lease) : null;
     },
 
+    async proofHolder(_subject: string, proofKey: string): Promise<Lease | null> {
+      const holder = replay.holder(proofKey);
+      const e = holder === undefined ? undefined : entries.get(holder);
+      return e ? copy(e.lease) : null;
+    },
+
     async revoke(id: string, input: RevokeInput): Promise<Lease | null> {
       const e = entries.get(id);
       // Past expires_at the lease is already dead: the sweep ends it as expired, not revoked.

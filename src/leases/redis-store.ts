@@ -420,6 +420,13 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const earlierReplays = cluster ? legacyReplayRecords(redis, keys.prefix) : null;
   const budgetKeyOf = (shard: number, counter: string): string => (cluster ? keys.budget(shard, counter) : rateLimitKey(keys.prefix, counter));
 
+  async function getLease(id: string): Promise<Lease | null> {
+    if (!isLeaseId(id)) return null;
+    const raw = await io('get', () => redis.hget(keys.leases(shardOfLeaseId(id)), id));
+    // An unreadable record is no lease: unknown to readers, inactive to introspection.
+    return raw === null ? null : (decodeLease(id, raw)?.lease ?? null);
+  }
+
   return {
     async create(lease: Lease, createOpts: CreateOptions = {}): Promise<void> {
       checkNewLease(lease);
@@ -474,11 +481,12 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       return freed === 1;
     },
 
-    async get(id: string): Promise<Lease | null> {
-      if (!isLeaseId(id)) return null;
-      const raw = await io('get', () => redis.hget(keys.leases(shardOfLeaseId(id)), id));
-      // An unreadable record is no lease: unknown to readers, inactive to introspection.
-      return raw === null ? null : (decodeLease(id, raw)?.lease ?? null);
+    get: getLease,
+
+    async proofHolder(subject: string, proofKey: string): Promise<Lease | null> {
+      // Records written before they named their lease hold no id: no holder to tell.
+      const holder = await io('proofHolder', () => redis.get(replayKeyOf(shardOfSubject(subject), proofKey)));
+      return holder !== null && isLeaseId(holder) ? getLease(holder) : null;
     },
 
     async revoke(id: string, input: RevokeInput): Promise<Lease | null> {

@@ -61,6 +61,8 @@ export interface LeaseStore {
    * handed out, so the proof may be exchanged again. Returns whether it was freed.
    */
   releaseProof(leaseId: string, proofKey: string): Promise<boolean>;
+  /** The lease whose write claimed `proofKey` (a proof of `subject`), while its claim holds. */
+  proofHolder(subject: string, proofKey: string): Promise<Lease | null>;
   get(id: string): Promise<Lease | null>;
   /**
    * Flips an active lease to revoked now (introspection sees it from the next request on).

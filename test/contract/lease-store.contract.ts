@@ -97,6 +97,21 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       await store.create(makeLease(), { replay: limited, maxActive: 50 });
     });
 
+    it('tells which lease holds a proof, while its claim holds', async () => {
+      const { store } = await make();
+      const replay = { key: `test:jti:holder-${Math.random()}`, ttlSeconds: 60 };
+      const holder = makeLease();
+      expect(await store.proofHolder(holder.subject, replay.key)).toBeNull();
+      await store.create(holder, { replay });
+      expect(await store.proofHolder(holder.subject, replay.key)).toMatchObject({ id: holder.id, status: 'active' });
+      // Claimed by the lease a retry wrote once the first was released: that one.
+      await store.releaseProof(holder.id, replay.key);
+      expect(await store.proofHolder(holder.subject, replay.key)).toBeNull();
+      const retried = makeLease();
+      await store.create(retried, { replay, maxActive: 50 });
+      expect((await store.proofHolder(retried.subject, replay.key))?.id).toBe(retried.id);
+    });
+
     it('charges a budget only past the replay check; over it nothing is written and the proof stays unclaimed', async () => {
       const { store } = await make();
       const budget = { key: `sub:test:${Math.random()}`, limit: 2, windowMs: 60_000 };
