@@ -30,6 +30,7 @@ import { ProofVerifier } from './proofs/proof-verifier.ts';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limit/rate-limiter.ts';
 import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
 import { connectRedis, describeRedis } from './redis/connect.ts';
+import { parseRedisUrl } from './redis/redis-url.ts';
 import { checkEvictionAtStart, deploymentReadiness } from './redis/deployment-checks.ts';
 import { createMemoryRevocationQueue } from './revocation/memory-queue.ts';
 
@@ -82,6 +83,13 @@ async function loadCa(config: Config, policy: Policy, log: Logger): Promise<Cert
 
 
 /** The one place that picks Redis or memory. */
+/**
+ * How long a Cluster client may still send a lease write after it told the exchange it failed: its
+ * resends after a closed connection (retryDelayOnFailover, up to 16 redirections), each of which
+ * may wait for a node's connection (2 s).
+ */
+const LATE_CLUSTER_WRITES_MS = 10_000;
+
 export async function createDeps(config: Config, opts: CreateDepsOptions = {}): Promise<Deps> {
   const log = opts.log ?? createLogger({ level: config.logLevel, pretty: config.dev });
   const now = opts.now ?? Date.now;
@@ -109,7 +117,8 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   });
 
   // Its steps read deps when they run, never before deps is built: nothing is abandoned before a request.
-  const abandoned = new AbandonedLeases(abandonedLeaseSteps(() => deps), log, now);
+  const onCluster = config.redisUrl !== undefined && parseRedisUrl(config.redisUrl).kind === 'cluster';
+  const abandoned = new AbandonedLeases(abandonedLeaseSteps(() => deps), log, now, { lateWritesMs: onCluster ? LATE_CLUSTER_WRITES_MS : 0 });
   const outages = new RedisOutages(now);
   let store: LeaseStore;
   let walker: WalkProcess | undefined;

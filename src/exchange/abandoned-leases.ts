@@ -38,6 +38,10 @@ interface Pending {
   releasing?: Promise<void>;
   delayMs: number;
   timer?: NodeJS.Timeout;
+  /** When it was abandoned (epoch ms). */
+  addedMs: number;
+  /** Both steps are done, and are to be done once more when late writes can no longer land. */
+  rechecking: boolean;
 }
 
 /**
@@ -65,11 +69,22 @@ export class AbandonedLeases {
   private unheld = 0;
   private warnedAt = -Infinity;
 
+  /**
+   * How long after it is abandoned a lease write may still land, its caller already told it failed
+   * (0: never). A Cluster client's timeout settles a command while its resend after a closed
+   * connection may still be waiting its turn, and that resend goes out; so on a Cluster both
+   * steps are done once more after this (no-ops when nothing landed).
+   */
+  private readonly lateWritesMs: number;
+
   constructor(
     private readonly steps: AbandonedLeaseSteps,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+    opts: { lateWritesMs?: number } = {},
+  ) {
+    this.lateWritesMs = opts.lateWritesMs ?? 0;
+  }
 
   /**
    * Takes a lease to undo and makes the first try at once. Resolves once the proof's first release
@@ -78,7 +93,9 @@ export class AbandonedLeases {
    */
   async add(lease: AbandonedLease): Promise<void> {
     if (this.closed || this.pending.has(lease.leaseId)) return;
-    const p: Pending = { lease, ended: false, released: lease.proofKey === null, freed: false, delayMs: RETRY_MS.first };
+    const p: Pending = {
+      lease, ended: false, released: lease.proofKey === null, freed: false, delayMs: RETRY_MS.first, addedMs: this.now(), rechecking: false,
+    };
     const held = this.pending.size < HELD.max;
     if (held) this.hold(p);
     else this.overflowed();
@@ -106,7 +123,7 @@ export class AbandonedLeases {
    */
   retryNow(): void {
     for (const p of this.pending.values()) {
-      if (p.timer === undefined) continue;
+      if (p.timer === undefined || p.rechecking) continue;
       clearTimeout(p.timer);
       this.schedule(p, Math.random() * RETRY_MS.reconnectSpread);
     }
@@ -158,6 +175,13 @@ export class AbandonedLeases {
   private settle(p: Pending): void {
     if (this.closed || this.pending.get(p.lease.leaseId) !== p) return;
     if (p.ended && p.released) {
+      if (this.lateWritesMs > 0 && !p.rechecking) {
+        p.rechecking = true;
+        p.ended = false;
+        p.released = p.lease.proofKey === null;
+        this.schedule(p, Math.max(0, p.addedMs + this.lateWritesMs - this.now()));
+        return;
+      }
       this.drop(p);
       return;
     }

@@ -17,7 +17,7 @@ import { allowedEvent, auditDenied } from './audit-exchange.ts';
 import type { AuditEvent } from '../audit/events.ts';
 import { NotReplicatedError } from '../redis/replicated-write.ts';
 import { mayHaveReachedRedis } from '../redis/connect.ts';
-import { mayBeUndoneElsewhere } from './replay-after-outage.ts';
+import { heldAcrossOutage, mayBeUndoneElsewhere } from './replay-after-outage.ts';
 import { abandon, type ReplayClaim } from './abandoned-leases.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
@@ -182,9 +182,7 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
     await createFreeingAbandonedProof(deps, lease, opts);
   } catch (err) {
     if (err instanceof ProofReplayedError) {
-      if (replay && (await mayBeUndoneElsewhere(deps, lease.subject, replay.key))) {
-        throw new StoreUnavailableError(`redis create: the proof is held by a lease written as Redis went out of reach, which may be being undone; retry`);
-      }
+      if (replay && (await mayBeUndoneElsewhere(deps, lease.subject, replay.key))) throw heldAcrossOutage();
       throw new LeashError('invalid_request', 'subject_token has already been exchanged (single use)');
     }
     // A fresh id already written is this write sent twice (ioredis Cluster resends a command whose
@@ -197,7 +195,6 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
     if (err instanceof LeaseLimitError) {
       throw new LeashError('invalid_request', `this subject already holds the maximum of ${err.limit} active leases under rule ${lease.rule}`);
     }
-    if (err instanceof StoreUnavailableError) deps.outages.seen();
     // Written but not confirmed by enough replicas, or maybe written (Redis never answered): no
     // credential is handed out (503), so the lease is ended and the proof freed, with retries.
     if (err instanceof StoreUnavailableError && mayHaveReachedRedis(err)) {

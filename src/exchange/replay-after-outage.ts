@@ -1,28 +1,46 @@
 import type { Deps } from '../deps.ts';
+import { LeashError } from '../errors.ts';
 import { ABANDON_REASONS } from './abandoned-leases.ts';
 
-/** How long after Redis was last out of reach a replay refusal is checked for a lost answer. */
+/** How long after its last sign of trouble a replay refusal is checked for a lost answer. */
 const AFTER_OUTAGE_MS = 10_000;
-/** A lease written this long before the outage began may have had its answer lost in it (issued_at is whole seconds). */
-const WRITTEN_BEFORE_MS = 10_000;
-const WRITTEN_AFTER_START_MS = 1_000;
+/**
+ * How long before an outage's first sign a write may have been sent and its answer lost with the
+ * connection: a command waits at most its timeout (2 s, plus LEASH_REDIS_WAIT_MS), with room for
+ * the writer's clock to be a little off this one's.
+ */
+const IN_FLIGHT_BEFORE_MS = 10_000;
+/**
+ * How long after it a lost write may still date from, the writer's sign coming before this one's.
+ * Not until the last sign: a Cluster client reports nodes it drops after it is back, and the
+ * retry's own lease, written by then, must be refused as a replay again at once.
+ */
+const IN_FLIGHT_AFTER_MS = 1_000;
 
 /**
- * Whether a proof refused as a replay may be held by a lease whose write got no answer, in an API
- * process other than this one, which is undoing it (abandoned-leases.ts frees only its own). The
- * CI job's retry of its 503 then lands here, behind a load balancer, before that undoing does:
- * it is told to retry (503), not that its proof was used (a final 400). Only just after this
- * process, too, lost touch with Redis, and only for a holder written as that began that was not
- * ended since, or was ended by such an undoing. A true replay of it meets 503s for those seconds,
- * then 400: no credential either way.
+ * Whether a proof refused as a replay may be held by a lease whose write got no answer in another
+ * API process, which is undoing it (abandoned-leases.ts frees only its own). The CI job's retry of
+ * that 503 can land here, behind a load balancer, first. Only within 10 s of this process, too,
+ * losing its connection, and only for a holder written as that began, not ended since or ended by
+ * such an undoing. A holder that cannot be read counts
+ * too: the answer is then 503 either way.
  */
 export async function mayBeUndoneElsewhere(deps: Deps, subject: string, proofKey: string): Promise<boolean> {
   const spell = deps.outages.recent(AFTER_OUTAGE_MS);
   if (spell === null) return false;
-  const holder = await deps.store.proofHolder(subject, proofKey).catch(() => null);
+  let holder;
+  try {
+    holder = await deps.store.proofHolder(subject, proofKey);
+  } catch {
+    return true;
+  }
   if (holder === null) return false;
-  const writtenMs = holder.issued_at * 1000;
-  if (writtenMs < spell.startMs - WRITTEN_BEFORE_MS || writtenMs > spell.startMs + WRITTEN_AFTER_START_MS) return false;
-  if (holder.status === 'active') return true;
-  return holder.status === 'revoked' && holder.revoked_by === 'leash' && (ABANDON_REASONS as readonly string[]).includes(holder.reason ?? '');
+  if (holder.writtenMs < spell.startMs - IN_FLIGHT_BEFORE_MS || holder.writtenMs > spell.startMs + IN_FLIGHT_AFTER_MS) return false;
+  const { lease } = holder;
+  if (lease.status === 'active') return true;
+  return lease.status === 'revoked' && lease.revoked_by === 'leash' && (ABANDON_REASONS as readonly string[]).includes(lease.reason ?? '');
 }
+
+/** The 503 for such a refusal: no credential, and the job retries as for any outage. */
+export const heldAcrossOutage = (): LeashError =>
+  new LeashError('temporarily_unavailable', 'subject_token is held by an exchange that may be undone after a Redis outage; retry shortly', { status: 503 });

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
-import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError } from './store.ts';
+import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type ProofHolder } from './store.ts';
 import { MemoryReplayGuard } from './memory-replay-guard.ts';
 import { createFixedWindows } from '../util/fixed-windows.ts';
 import type { Lease } from './lease.ts';
@@ -19,6 +19,8 @@ export interface MemoryLeaseStoreOptions {
 
 interface Entry {
   lease: Lease;
+  /** When it was written (epoch ms). */
+  writtenMs: number;
   member: string;
   /** ms after which pruneRetained drops the ended lease. */
   dropAt: number | null;
@@ -110,8 +112,9 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
           throw new LeaseLimitError(max);
         }
       }
-      const member = listMember(issuedMsFor(lease.issued_at, now), lease.id);
-      entries.set(lease.id, { lease: copy(lease), member, dropAt: null });
+      const writtenMs = issuedMsFor(lease.issued_at, now);
+      const member = listMember(writtenMs, lease.id);
+      entries.set(lease.id, { lease: copy(lease), writtenMs, member, dropAt: null });
       live.set(lease.id, null);
       order.splice(lowerBound(order, member), 0, member);
       if (createOpts.audit) await audit.write(createOpts.audit);
@@ -122,10 +125,10 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
       return e ? copy(e.lease) : null;
     },
 
-    async proofHolder(_subject: string, proofKey: string): Promise<Lease | null> {
+    async proofHolder(_subject: string, proofKey: string): Promise<ProofHolder | null> {
       const holder = replay.holder(proofKey);
       const e = holder === undefined ? undefined : entries.get(holder);
-      return e ? copy(e.lease) : null;
+      return e ? { lease: copy(e.lease), writtenMs: e.writtenMs } : null;
     },
 
     async revoke(id: string, input: RevokeInput): Promise<Lease | null> {

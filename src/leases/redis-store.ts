@@ -2,7 +2,7 @@ import type { AuditEvent } from '../audit/events.ts';
 import { auditEventJson, withStreamId } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
-import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError } from './store.ts';
+import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type ProofHolder } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
 import { listLeases } from './redis-list.ts';
@@ -420,13 +420,6 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
   const earlierReplays = cluster ? legacyReplayRecords(redis, keys.prefix) : null;
   const budgetKeyOf = (shard: number, counter: string): string => (cluster ? keys.budget(shard, counter) : rateLimitKey(keys.prefix, counter));
 
-  async function getLease(id: string): Promise<Lease | null> {
-    if (!isLeaseId(id)) return null;
-    const raw = await io('get', () => redis.hget(keys.leases(shardOfLeaseId(id)), id));
-    // An unreadable record is no lease: unknown to readers, inactive to introspection.
-    return raw === null ? null : (decodeLease(id, raw)?.lease ?? null);
-  }
-
   return {
     async create(lease: Lease, createOpts: CreateOptions = {}): Promise<void> {
       checkNewLease(lease);
@@ -481,12 +474,20 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       return freed === 1;
     },
 
-    get: getLease,
+    async get(id: string): Promise<Lease | null> {
+      if (!isLeaseId(id)) return null;
+      const raw = await io('get', () => redis.hget(keys.leases(shardOfLeaseId(id)), id));
+      // An unreadable record is no lease: unknown to readers, inactive to introspection.
+      return raw === null ? null : (decodeLease(id, raw)?.lease ?? null);
+    },
 
-    async proofHolder(subject: string, proofKey: string): Promise<Lease | null> {
+    async proofHolder(subject: string, proofKey: string): Promise<ProofHolder | null> {
       // Records written before they named their lease hold no id: no holder to tell.
-      const holder = await io('proofHolder', () => redis.get(replayKeyOf(shardOfSubject(subject), proofKey)));
-      return holder !== null && isLeaseId(holder) ? getLease(holder) : null;
+      const id = await io('proofHolder', () => redis.get(replayKeyOf(shardOfSubject(subject), proofKey)));
+      if (id === null || !isLeaseId(id)) return null;
+      const raw = await io('proofHolder', () => redis.hget(keys.leases(shardOfLeaseId(id)), id));
+      const stored = raw === null ? null : decodeLease(id, raw);
+      return stored ? { lease: stored.lease, writtenMs: stored.issuedMs } : null;
     },
 
     async revoke(id: string, input: RevokeInput): Promise<Lease | null> {

@@ -62,7 +62,7 @@ export interface LeaseStore {
    */
   releaseProof(leaseId: string, proofKey: string): Promise<boolean>;
   /** The lease whose write claimed `proofKey` (a proof of `subject`), while its claim holds. */
-  proofHolder(subject: string, proofKey: string): Promise<Lease | null>;
+  proofHolder(subject: string, proofKey: string): Promise<ProofHolder | null>;
   get(id: string): Promise<Lease | null>;
   /**
    * Flips an active lease to revoked now (introspection sees it from the next request on).
@@ -131,6 +131,12 @@ export interface CreateOptions {
    * Redis Cluster it lives in the lease's shard (the subject's), so it must be the subject's own.
    */
   budget?: { key: string; limit: number; windowMs: number };
+}
+
+/** A proof's holder: its lease, and when the lease was written (epoch ms, the writer's clock). */
+export interface ProofHolder {
+  lease: Lease;
+  writtenMs: number;
 }
 
 export class ProofReplayedError extends Error {

@@ -98,31 +98,31 @@ function nodeOptions(target: RedisTarget, opts: ConnectOptions): RedisOptions {
  */
 export function mayHaveReachedRedis(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (e instanceof ResendRefusedError) return true;
+    // Before the words below: a Cluster's refusal is wrapped with its own.
+    if (e instanceof ClusterWriteFailedError) return true;
     if (e.message.includes('enableOfflineQueue options is false')) return false;
   }
   return true;
 }
 
-/** A Cluster refused to send a command again ("not ready"), after its first send went out. */
-class ResendRefusedError extends Error {
-  override name = 'ResendRefusedError';
+/** A Cluster write that failed: it may have been sent before, whatever the refusal says. */
+class ClusterWriteFailedError extends Error {
+  override name = 'ClusterWriteFailedError';
 }
 
 /**
  * Sends a write whose outcome mayHaveReachedRedis must tell. A Cluster client sends a command
- * again when its node's connection closes with it in flight, and that resend is refused as "not
- * ready" (the refusal of a command never sent) when the whole Cluster is out of reach by then.
- * A command begun while the Cluster was ready went out at least once, so its refusal says so.
+ * again, after a delay, when its node's connection closed with it in flight or the command was
+ * redirected, and it refuses such a resend with the words of a command never sent ("Cluster isn't
+ * ready and enableOfflineQueue options is false") when the Cluster is out of reach by then. No
+ * refusal of a Cluster write can be told from one never sent, so each counts as possibly sent.
  */
-export async function sendWrite<T>(redis: RedisClient, send: () => Promise<T>): Promise<T> {
-  if (!(redis instanceof Cluster) || redis.status !== 'ready') return send();
-  try {
-    return await send();
-  } catch (err) {
+export function sendWrite<T>(redis: RedisClient, send: () => Promise<T>): Promise<T> {
+  if (!isCluster(redis)) return send();
+  return send().catch((err: unknown) => {
     if (mayHaveReachedRedis(err)) throw err;
-    throw new ResendRefusedError(`sent, then refused on its resend: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
+    throw new ClusterWriteFailedError(`a Cluster write refused, perhaps on a resend: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  });
 }
 
 /** REDIS_URL as a log may show it: no user name or password. */

@@ -1,25 +1,27 @@
-import { Cluster } from 'ioredis';
 import type { RedisClient } from './connect.ts';
+import { isCluster } from './connect.ts';
 
 /** Signs of trouble closer together than this belong to one spell. */
 const SPELL_GAP_MS = 10_000;
 
 export interface OutageSpell {
+  /** The spell's first sign (epoch ms). */
   startMs: number;
+  /** Its latest sign. */
   lastMs: number;
 }
 
 /**
- * When this process last lost touch with Redis, and when that spell began. Another API process may
- * have written a lease in it whose answer was lost, and be undoing it: the exchange tells a job's
- * retry of that proof to retry (503), not that its proof was used (400).
+ * When this process last lost its connection to Redis, and when that spell began. Another API
+ * process may have lost the answer of a lease write then, and be undoing it (exchange/
+ * replay-after-outage.ts).
  */
 export class RedisOutages {
   private spell: OutageSpell | null = null;
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** A connection closed or failed, or a command got no answer. */
+  /** A connection to Redis closed or failed. */
   seen(): void {
     const t = this.now();
     if (this.spell === null || t - this.spell.lastMs > SPELL_GAP_MS) this.spell = { startMs: t, lastMs: t };
@@ -33,9 +35,9 @@ export class RedisOutages {
 }
 
 /**
- * Records every connection error and close of `redis` (each node's, for a Cluster) as a sign of
- * trouble, from its first ready on: before that nothing was written, and a Cluster client drops
- * seed nodes it finds under other names (`-node`) as it starts.
+ * Records each connection error and close of `redis` as a sign of trouble (for a Cluster, a node's
+ * error or end), from its first ready on: before that nothing was written, and a Cluster client
+ * ends the seed nodes it finds under other names as it starts.
  */
 export function watchOutages(redis: RedisClient, outages: RedisOutages): void {
   let connected = redis.status === 'ready';
@@ -47,7 +49,7 @@ export function watchOutages(redis: RedisClient, outages: RedisOutages): void {
   };
   redis.on('error', seen);
   redis.on('close', seen);
-  if (redis instanceof Cluster) {
+  if (isCluster(redis)) {
     redis.on('node error', seen);
     redis.on('-node', seen);
   }

@@ -103,13 +103,14 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       const holder = makeLease();
       expect(await store.proofHolder(holder.subject, replay.key)).toBeNull();
       await store.create(holder, { replay });
-      expect(await store.proofHolder(holder.subject, replay.key)).toMatchObject({ id: holder.id, status: 'active' });
+      expect(await store.proofHolder(holder.subject, replay.key)).toMatchObject({ lease: { id: holder.id, status: 'active' } });
+      expect(Math.abs((await store.proofHolder(holder.subject, replay.key))!.writtenMs - Date.now())).toBeLessThan(5_000);
       // Claimed by the lease a retry wrote once the first was released: that one.
       await store.releaseProof(holder.id, replay.key);
       expect(await store.proofHolder(holder.subject, replay.key)).toBeNull();
       const retried = makeLease();
       await store.create(retried, { replay, maxActive: 50 });
-      expect((await store.proofHolder(retried.subject, replay.key))?.id).toBe(retried.id);
+      expect((await store.proofHolder(retried.subject, replay.key))?.lease.id).toBe(retried.id);
     });
 
     it('charges a budget only past the replay check; over it nothing is written and the proof stays unclaimed', async () => {

@@ -67,6 +67,8 @@ it('a retry that another API process gets, while the first undoes the lease it w
     return r.status === 200 ? r : null;
   }, 25_000, 100);
   expect(answers.slice(0, -1).filter((status) => status !== 503)).toEqual([]);
+  // The first process ends the lease it wrote as well (its revoke and release go out together).
+  await waitFor('the written lease to be revoked', async () => (await seen.get(written.id))?.status === 'revoked', 10_000, 50);
   expect(await seen.get(written.id)).toMatchObject({ status: 'revoked', reason: 'store unavailable' });
   expect(retried.body.lease_id).not.toBe(written.id);
   // The retry's own lease was written after the outage: a replay of it is a replay again, at once.

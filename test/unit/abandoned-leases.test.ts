@@ -166,4 +166,37 @@ describe('AbandonedLeases', () => {
     await waitFor('the lease to be ended', async () => abandoned.size === 0);
     expect(calls).toEqual({ end: 1, release: 0 });
   });
+  it('on a Cluster, undoes once more a write that lands after it was undone (a late resend)', async () => {
+    // What Redis holds: the abandoned lease's write, absent at first, then landing late.
+    const redis = { active: false, claimed: false };
+    const steps: AbandonedLeaseSteps = {
+      async end() {
+        redis.active = false;
+      },
+      async release() {
+        const freed = redis.claimed;
+        redis.claimed = false;
+        return freed;
+      },
+    };
+    const abandoned = new AbandonedLeases(steps, capture().log, Date.now, { lateWritesMs: 400 });
+    await abandoned.add(lease());
+    await new Promise((r) => setTimeout(r, 100));
+    Object.assign(redis, { active: true, claimed: true });
+    // Still held, though both steps were done, and its reconnection retry does not cut the wait short.
+    abandoned.retryNow();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(abandoned.size).toBe(1);
+    expect(redis).toEqual({ active: true, claimed: true });
+    await waitFor('the late write to be undone', async () => abandoned.size === 0, 5_000);
+    expect(redis).toEqual({ active: false, claimed: false });
+  });
+
+  it('elsewhere, drops a lease as soon as both steps are done', async () => {
+    const { steps, calls } = flakySteps({ end: 0, release: 0 });
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    await abandoned.add(lease());
+    await waitFor('the lease to be dropped', async () => abandoned.size === 0, 1_000);
+    expect(calls).toEqual({ end: 1, release: 1 });
+  });
 });
