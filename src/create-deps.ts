@@ -81,15 +81,14 @@ async function loadCa(config: Config, policy: Policy, log: Logger): Promise<Cert
   return loadCertificateAuthority(config.keysDir, { crlUrl: `${config.issuer}/crl` });
 }
 
-
-/** The one place that picks Redis or memory. */
 /**
- * How long a Cluster client may still send a lease write after it told the exchange it failed: its
- * resends after a closed connection (retryDelayOnFailover, up to 16 redirections), each of which
- * may wait for a node's connection (2 s).
+ * How long after an abandoned lease's undoing first went through a Cluster client may still send
+ * its write: a resend goes out when the node connection the write was in flight on closes, which
+ * happens around the slot refresh that ends a failover, the very time the undoing gets through.
  */
 const LATE_CLUSTER_WRITES_MS = 10_000;
 
+/** The one place that picks Redis or memory. */
 export async function createDeps(config: Config, opts: CreateDepsOptions = {}): Promise<Deps> {
   const log = opts.log ?? createLogger({ level: config.logLevel, pretty: config.dev });
   const now = opts.now ?? Date.now;

@@ -38,9 +38,7 @@ interface Pending {
   releasing?: Promise<void>;
   delayMs: number;
   timer?: NodeJS.Timeout;
-  /** When it was abandoned (epoch ms). */
-  addedMs: number;
-  /** Both steps are done, and are to be done once more when late writes can no longer land. */
+  /** Both steps went through once, and run once more after lateWritesMs, for a write landing late. */
   rechecking: boolean;
 }
 
@@ -70,10 +68,10 @@ export class AbandonedLeases {
   private warnedAt = -Infinity;
 
   /**
-   * How long after it is abandoned a lease write may still land, its caller already told it failed
-   * (0: never). A Cluster client's timeout settles a command while its resend after a closed
-   * connection may still be waiting its turn, and that resend goes out; so on a Cluster both
-   * steps are done once more after this (no-ops when nothing landed).
+   * How long after the undoing first went through a lease write may still land, its caller already
+   * told it failed (0: never). A Cluster client's timeout settles a command but leaves it to be
+   * sent again when its node's connection closes; so on a Cluster both steps run once more this
+   * long after they first went through (no-ops when nothing landed).
    */
   private readonly lateWritesMs: number;
 
@@ -94,7 +92,7 @@ export class AbandonedLeases {
   async add(lease: AbandonedLease): Promise<void> {
     if (this.closed || this.pending.has(lease.leaseId)) return;
     const p: Pending = {
-      lease, ended: false, released: lease.proofKey === null, freed: false, delayMs: RETRY_MS.first, addedMs: this.now(), rechecking: false,
+      lease, ended: false, released: lease.proofKey === null, freed: false, delayMs: RETRY_MS.first, rechecking: false,
     };
     const held = this.pending.size < HELD.max;
     if (held) this.hold(p);
@@ -113,6 +111,8 @@ export class AbandonedLeases {
    */
   async releaseNow(proofKey: string): Promise<boolean> {
     const held = this.byProof.get(proofKey) ?? [];
+    // Waiting to run again: a late write may have claimed the proof since the release went through.
+    for (const p of held) if (p.rechecking && p.released && p.releasing === undefined) p.released = false;
     await Promise.all(held.map((p) => this.tryRelease(p)));
     return held.some((p) => p.freed);
   }
@@ -177,9 +177,7 @@ export class AbandonedLeases {
     if (p.ended && p.released) {
       if (this.lateWritesMs > 0 && !p.rechecking) {
         p.rechecking = true;
-        p.ended = false;
-        p.released = p.lease.proofKey === null;
-        this.schedule(p, Math.max(0, p.addedMs + this.lateWritesMs - this.now()));
+        this.schedule(p, this.lateWritesMs, true);
         return;
       }
       this.drop(p);
@@ -206,9 +204,14 @@ export class AbandonedLeases {
     this.unheld = 0;
   }
 
-  private schedule(p: Pending, delayMs: number): void {
+  /** The next try after `delayMs`; `again`: both steps, though they went through before. */
+  private schedule(p: Pending, delayMs: number, again = false): void {
     p.timer = setTimeout(() => {
       p.timer = undefined;
+      if (again) {
+        p.ended = false;
+        p.released = p.lease.proofKey === null;
+      }
       void this.retry(p);
     }, delayMs);
     p.timer.unref();

@@ -2,12 +2,15 @@ import type { Deps } from '../deps.ts';
 import { LeashError } from '../errors.ts';
 import { ABANDON_REASONS } from './abandoned-leases.ts';
 
-/** How long after its last sign of trouble a replay refusal is checked for a lost answer. */
-const AFTER_OUTAGE_MS = 10_000;
+/**
+ * How long after its last sign of trouble a replay refusal is checked for a lost answer: the
+ * undoing process may take a few seconds to get through, and on a Cluster runs again 10 s later.
+ */
+const AFTER_OUTAGE_MS = 20_000;
 /**
  * How long before an outage's first sign a write may have been sent and its answer lost with the
- * connection: a command waits at most its timeout (2 s, plus LEASH_REDIS_WAIT_MS), with room for
- * the writer's clock to be a little off this one's.
+ * connection: a command waits at most its timeout (2 s, and LEASH_REDIS_WAIT_MS with replicas to
+ * wait for), with room for the writer's clock to be a little off this one's.
  */
 const IN_FLIGHT_BEFORE_MS = 10_000;
 /**
@@ -20,7 +23,7 @@ const IN_FLIGHT_AFTER_MS = 1_000;
 /**
  * Whether a proof refused as a replay may be held by a lease whose write got no answer in another
  * API process, which is undoing it (abandoned-leases.ts frees only its own). The CI job's retry of
- * that 503 can land here, behind a load balancer, first. Only within 10 s of this process, too,
+ * that 503 can land here, behind a load balancer, first. Only within 20 s of this process, too,
  * losing its connection, and only for a holder written as that began, not ended since or ended by
  * such an undoing. A holder that cannot be read counts
  * too: the answer is then 503 either way.
@@ -35,7 +38,8 @@ export async function mayBeUndoneElsewhere(deps: Deps, subject: string, proofKey
     return true;
   }
   if (holder === null) return false;
-  if (holder.writtenMs < spell.startMs - IN_FLIGHT_BEFORE_MS || holder.writtenMs > spell.startMs + IN_FLIGHT_AFTER_MS) return false;
+  const waitMs = deps.config.redisMinReplicas > 0 ? deps.config.redisWaitMs : 0;
+  if (holder.writtenMs < spell.startMs - IN_FLIGHT_BEFORE_MS - waitMs || holder.writtenMs > spell.startMs + IN_FLIGHT_AFTER_MS) return false;
   const { lease } = holder;
   if (lease.status === 'active') return true;
   return lease.status === 'revoked' && lease.revoked_by === 'leash' && (ABANDON_REASONS as readonly string[]).includes(lease.reason ?? '');

@@ -21,7 +21,7 @@ export class RedisOutages {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** A connection to Redis closed or failed. */
+  /** A connection to Redis closed or failed, or a command timed out. */
   seen(): void {
     const t = this.now();
     if (this.spell === null || t - this.spell.lastMs > SPELL_GAP_MS) this.spell = { startMs: t, lastMs: t };

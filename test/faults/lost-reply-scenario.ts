@@ -55,6 +55,6 @@ export async function lostReplyUndone({ broker, issuers, proxies, seen }: LostRe
   expect(await seen.get(retried.body.lease_id)).toMatchObject({ status: 'active', subject: sub });
   // Still single use: the retry's claim is not freed by anything the abandoned lease left behind.
   expect((await exchangeProof(broker.url, proof)).body.error).toBe('invalid_request');
-  // On a Cluster both steps are done once more 10 s on, for a resend that lands late.
-  await waitFor('nothing left to undo', async () => broker.deps.abandoned.size === 0, 15_000, 100);
+  // On a Cluster both steps run once more 10 s after they went through, for a resend that lands late.
+  await waitFor('nothing left to undo', async () => broker.deps.abandoned.size === 0, 30_000, 100);
 }

@@ -179,17 +179,39 @@ describe('AbandonedLeases', () => {
         return freed;
       },
     };
-    const abandoned = new AbandonedLeases(steps, capture().log, Date.now, { lateWritesMs: 400 });
+    const abandoned = new AbandonedLeases(steps, capture().log, Date.now, { lateWritesMs: 1_500 });
     await abandoned.add(lease());
     await new Promise((r) => setTimeout(r, 100));
     Object.assign(redis, { active: true, claimed: true });
-    // Still held, though both steps were done, and its reconnection retry does not cut the wait short.
+    // Still held, though both steps went through, and a reconnection's retries (spread over
+    // 250 ms) do not cut the wait short.
     abandoned.retryNow();
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 500));
     expect(abandoned.size).toBe(1);
     expect(redis).toEqual({ active: true, claimed: true });
     await waitFor('the late write to be undone', async () => abandoned.size === 0, 5_000);
     expect(redis).toEqual({ active: false, claimed: false });
+  });
+
+  it('frees at once a proof that a late write claimed while the second run waits', async () => {
+    const redis = { claimed: false };
+    const steps: AbandonedLeaseSteps = {
+      async end() {},
+      async release() {
+        const freed = redis.claimed;
+        redis.claimed = false;
+        return freed;
+      },
+    };
+    const abandoned = new AbandonedLeases(steps, capture().log, Date.now, { lateWritesMs: 5_000 });
+    await abandoned.add(lease({ proofKey: 'jti:late' }));
+    await waitFor('the first run to go through', async () => abandoned.size === 1 && !redis.claimed, 1_000);
+    await new Promise((r) => setTimeout(r, 50));
+    redis.claimed = true;
+    // The job's retry, refused as a replay: the proof is freed now, not after the wait.
+    expect(await abandoned.releaseNow('jti:late')).toBe(true);
+    expect(redis.claimed).toBe(false);
+    abandoned.close();
   });
 
   it('elsewhere, drops a lease as soon as both steps are done', async () => {

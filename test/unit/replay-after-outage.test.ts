@@ -25,14 +25,21 @@ async function setup(opts: { writtenS: number; signsMsAgo: number[] }) {
   const holder = makeLease({ issued_at: nowSeconds() - opts.writtenS, expires_at: nowSeconds() + 600 });
   const replay = { key: `test:jti:${Math.random()}`, ttlSeconds: 600 };
   await store.create(holder, { replay });
-  const deps = { outages, store } as unknown as Deps;
-  return { store, holder, check: () => mayBeUndoneElsewhere(deps, holder.subject, replay.key), withStore: (s: LeaseStore) => mayBeUndoneElsewhere({ outages, store: s } as unknown as Deps, holder.subject, replay.key) };
+  const config = { redisMinReplicas: 0, redisWaitMs: 1_000 };
+  const deps = { outages, store, config } as unknown as Deps;
+  return { store, holder, check: () => mayBeUndoneElsewhere(deps, holder.subject, replay.key), withStore: (s: LeaseStore) => mayBeUndoneElsewhere({ outages, store: s, config } as unknown as Deps, holder.subject, replay.key) };
 }
 
 describe('a replay refusal just after this process lost Redis', () => {
-  it('is not held for an undoing without an outage, or once its last sign is 10 s old', async () => {
+  it('is not held for an undoing without an outage, or once its last sign is 20 s old', async () => {
     expect(await (await setup({ writtenS: 2, signsMsAgo: [] })).check()).toBe(false);
-    expect(await (await setup({ writtenS: 12, signsMsAgo: [10_500] })).check()).toBe(false);
+    expect(await (await setup({ writtenS: 20, signsMsAgo: [19_000] })).check()).toBe(true);
+    expect(await (await setup({ writtenS: 22, signsMsAgo: [20_500] })).check()).toBe(false);
+  });
+
+  it('is not held for a proof no lease holds (a record from before they named their lease, or none)', async () => {
+    const { store, withStore } = await setup({ writtenS: 5, signsMsAgo: [2_000] });
+    expect(await withStore({ ...store, proofHolder: async () => null })).toBe(false);
   });
 
   it('is held for a holder written from 10 s before the outage began to a second after', async () => {
