@@ -14,11 +14,12 @@ const AFTER_OUTAGE_MS = 20_000;
  */
 const IN_FLIGHT_BEFORE_MS = 10_000;
 /**
- * How long after it a lost write may still date from, the writer's sign coming before this one's.
- * Not until the last sign: a Cluster client reports nodes it drops after it is back, and the
- * retry's own lease, written by then, must be refused as a replay again at once.
+ * How long after it a lost write may still date from (this process may notice a moment late).
+ * Short, and not until the last sign: a Cluster client reports nodes it drops after it is back,
+ * and a Redis restarted at once is back within a second; a lease written then (the retry's own)
+ * must be refused as a replay again at once.
  */
-const IN_FLIGHT_AFTER_MS = 1_000;
+const IN_FLIGHT_AFTER_MS = 500;
 
 /**
  * Whether a proof refused as a replay may be held by a lease whose write got no answer in another
