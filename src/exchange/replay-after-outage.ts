@@ -40,7 +40,9 @@ export async function mayBeUndoneElsewhere(deps: Deps, subject: string, proofKey
   }
   if (holder === null) return false;
   const waitMs = deps.config.redisMinReplicas > 0 ? deps.config.redisWaitMs : 0;
-  if (holder.writtenMs < spell.startMs - IN_FLIGHT_BEFORE_MS - waitMs || holder.writtenMs > spell.startMs + IN_FLIGHT_AFTER_MS) return false;
+  // Written once this process was back is written after the outage: a Redis restarted at once.
+  const until = Math.min(spell.startMs + IN_FLIGHT_AFTER_MS, spell.backMs ?? Infinity);
+  if (holder.writtenMs < spell.startMs - IN_FLIGHT_BEFORE_MS - waitMs || holder.writtenMs >= until) return false;
   const { lease } = holder;
   if (lease.status === 'active') return true;
   return lease.status === 'revoked' && lease.revoked_by === 'leash' && (ABANDON_REASONS as readonly string[]).includes(lease.reason ?? '');

@@ -9,6 +9,8 @@ export interface OutageSpell {
   startMs: number;
   /** Its latest sign. */
   lastMs: number;
+  /** When the client was first ready again in it, if it was (a Cluster client stays ready). */
+  backMs?: number;
 }
 
 /**
@@ -28,6 +30,11 @@ export class RedisOutages {
     else this.spell.lastMs = t;
   }
 
+  /** The client is ready again. */
+  back(): void {
+    if (this.spell !== null && this.spell.backMs === undefined) this.spell.backMs = this.now();
+  }
+
   /** The latest spell, when its last sign came less than `withinMs` ago. */
   recent(withinMs: number): OutageSpell | null {
     return this.spell !== null && this.now() - this.spell.lastMs < withinMs ? { ...this.spell } : null;
@@ -41,7 +48,8 @@ export class RedisOutages {
  */
 export function watchOutages(redis: RedisClient, outages: RedisOutages): void {
   let connected = redis.status === 'ready';
-  redis.once('ready', () => {
+  redis.on('ready', () => {
+    if (connected) outages.back();
     connected = true;
   });
   const seen = (): void => {

@@ -105,6 +105,7 @@ describe('Redis', () => {
       const again = await exchangeProof(b.url, proof); // the refused attempt recorded no replay
       expect(again.status).toBe(200);
       expect(await b.deps.store.countActive()).toBe(1);
+      expect((await exchangeProof(b.url, proof)).body.error).toBe('invalid_request');
     } finally {
       await b.close();
       await own.destroy();
@@ -154,12 +155,32 @@ describe('Redis', () => {
       const retry = await exchangeProof(b.url, proof); // not burnt by the failed attempt
       expect(retry.status).toBe(200);
       expect(await b.deps.store.countActive()).toBe(before + 1);
+      // Single use again at once, though Redis was just lost.
+      expect((await exchangeProof(b.url, proof)).body.error).toBe('invalid_request');
     } finally {
       cold.setDelayMs(0);
       await b.close();
       await own.destroy();
     }
   });
+});
+
+it('Redis restarted at once: an exchange made as soon as it is back is single use at once', async () => {
+  const own = await startRedis({ persist: true });
+  const b = await startBroker({ policy: policyFor(), redisUrl: own.url, worker: false });
+  try {
+    await waitUntil('readyz once connected', async () => (await readyz(b)) === 200);
+    await own.restart();
+    const proof = await main.mint(claims(main));
+    let first = await exchangeProof(b.url, proof);
+    while (first.status === 503) first = await exchangeProof(b.url, proof);
+    expect(first.status).toBe(200);
+    const replay = await exchangeProof(b.url, proof);
+    expect([replay.status, replay.body.error]).toEqual([400, 'invalid_request']);
+  } finally {
+    await b.close();
+    await own.destroy();
+  }
 });
 
 describe('issuer JWKS', () => {

@@ -29,4 +29,8 @@ it('counts a lost connection as an outage only once the client has been ready: f
   await redis.stop();
   const spell = await waitFor('the lost connection to count', async () => outages.recent(60_000), 10_000);
   expect(spell.lastMs).toBeGreaterThanOrEqual(spell.startMs);
+  expect(spell.backMs).toBeUndefined();
+  await redis.start();
+  const back = await waitFor('the client to be back', async () => outages.recent(60_000)?.backMs, 10_000);
+  expect(back).toBeGreaterThanOrEqual(spell.startMs);
 });

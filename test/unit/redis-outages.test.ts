@@ -18,3 +18,20 @@ it('tells the latest spell of trouble while its last sign is recent, and starts 
   outages.seen();
   expect(outages.recent(10_000)).toEqual({ startMs: now, lastMs: now });
 });
+
+it('notes when the client was first back in a spell, and forgets it with the spell', () => {
+  let now = 1_000_000;
+  const outages = new RedisOutages(() => now);
+  outages.back();
+  expect(outages.recent(10_000)).toBeNull();
+  outages.seen();
+  now += 300;
+  outages.back();
+  now += 500;
+  outages.seen();
+  outages.back();
+  expect(outages.recent(10_000)).toEqual({ startMs: 1_000_000, lastMs: 1_000_800, backMs: 1_000_300 });
+  now += 20_000;
+  outages.seen();
+  expect(outages.recent(10_000)?.backMs).toBeUndefined();
+});

@@ -12,7 +12,7 @@ import { makeLease, nowSeconds, revokeInput } from '../contract/lease-fixtures.t
  * A proof's holder, written at a whole second `writtenS` seconds before now, on the real memory
  * store; this process's connection lost at the given times (ms before now).
  */
-async function setup(opts: { writtenS: number; signsMsAgo: number[] }) {
+async function setup(opts: { writtenS: number; signsMsAgo: number[]; backMsAgo?: number }) {
   const store = createMemoryLeaseStore({ audit: createMemoryAuditLog() });
   const nowMs = Date.now();
   let clock = nowMs - Math.max(...opts.signsMsAgo, 0);
@@ -21,13 +21,20 @@ async function setup(opts: { writtenS: number; signsMsAgo: number[] }) {
     clock = nowMs - ago;
     outages.seen();
   }
+  if (opts.backMsAgo !== undefined) {
+    clock = nowMs - opts.backMsAgo;
+    outages.back();
+  }
   clock = nowMs;
   const holder = makeLease({ issued_at: nowSeconds() - opts.writtenS, expires_at: nowSeconds() + 600 });
   const replay = { key: `test:jti:${Math.random()}`, ttlSeconds: 600 };
   await store.create(holder, { replay });
   const config = { redisMinReplicas: 0, redisWaitMs: 1_000 };
   const deps = { outages, store, config } as unknown as Deps;
-  return { store, holder, check: () => mayBeUndoneElsewhere(deps, holder.subject, replay.key), withStore: (s: LeaseStore) => mayBeUndoneElsewhere({ outages, store: s, config } as unknown as Deps, holder.subject, replay.key) };
+  /** The check with the holder's write time set to `agoMs` before now. */
+  const writtenAgo = (agoMs: number) =>
+    mayBeUndoneElsewhere({ outages, config, store: { ...store, proofHolder: async () => ({ lease: holder, writtenMs: nowMs - agoMs }) } } as unknown as Deps, holder.subject, replay.key);
+  return { store, holder, writtenAgo, check: () => mayBeUndoneElsewhere(deps, holder.subject, replay.key), withStore: (s: LeaseStore) => mayBeUndoneElsewhere({ outages, store: s, config } as unknown as Deps, holder.subject, replay.key) };
 }
 
 describe('a replay refusal just after this process lost Redis', () => {
@@ -35,6 +42,16 @@ describe('a replay refusal just after this process lost Redis', () => {
     expect(await (await setup({ writtenS: 2, signsMsAgo: [] })).check()).toBe(false);
     expect(await (await setup({ writtenS: 20, signsMsAgo: [19_000] })).check()).toBe(true);
     expect(await (await setup({ writtenS: 22, signsMsAgo: [20_500] })).check()).toBe(false);
+  });
+
+  it('is not held for a holder written once this process was back (Redis restarted at once)', async () => {
+    const { writtenAgo } = await setup({ writtenS: 5, signsMsAgo: [3_000], backMsAgo: 2_900 });
+    expect(await writtenAgo(2_950)).toBe(true);
+    expect(await writtenAgo(2_850)).toBe(false);
+    // Without a reconnection (a Cluster client stays ready), half a second after the first sign.
+    const cluster = await setup({ writtenS: 5, signsMsAgo: [3_000] });
+    expect(await cluster.writtenAgo(2_600)).toBe(true);
+    expect(await cluster.writtenAgo(2_400)).toBe(false);
   });
 
   it('is not held for a proof no lease holds (a record from before they named their lease, or none)', async () => {
