@@ -44,9 +44,11 @@ interface Pending {
 
 /**
  * Retries from 250 ms, doubling to a short 2 s (a CI job retrying its 503 meanwhile is refused as a
- * replay until the proof is freed); on reconnection, spread over 250 ms.
+ * replay until the proof is freed); on reconnection, spread over 250 ms (longer past 2,000 held).
  */
 const RETRY_MS = { first: 250, max: 2_000, reconnectSpread: 250 } as const;
+/** Past 2,000 held, a reconnection's retries are spread wider: at most 8 leases a millisecond. */
+const RECONNECT_LEASES_PER_MS = 8;
 /** Held for retry at once; past it a new one is tried once, then left to expire (warned every 10 s). */
 const HELD = { max: 10_000, warnEveryMs: 10_000 } as const;
 
@@ -119,13 +121,15 @@ export class AbandonedLeases {
 
   /**
    * Tries every held lease again soon (Redis is back: a reconnection), not at its next turn; spread
-   * over RETRY_MS.reconnectSpread so that thousands do not land on a primary just promoted at once.
+   * over RETRY_MS.reconnectSpread (longer for more than 2,000) so that thousands do not land on a
+   * primary just promoted at once.
    */
   retryNow(): void {
+    const spreadMs = Math.max(RETRY_MS.reconnectSpread, this.pending.size / RECONNECT_LEASES_PER_MS);
     for (const p of this.pending.values()) {
       if (p.timer === undefined || p.rechecking) continue;
       clearTimeout(p.timer);
-      this.schedule(p, Math.random() * RETRY_MS.reconnectSpread);
+      this.schedule(p, Math.random() * spreadMs);
     }
   }
 

@@ -95,6 +95,27 @@ describe('AbandonedLeases', () => {
     abandoned.close();
   });
 
+  it('spreads a reconnection\'s retries wider when thousands are held', async () => {
+    let down = true;
+    const tried: number[] = [];
+    const steps: AbandonedLeaseSteps = {
+      async end() {
+        if (down) throw new Error('Connection is closed.');
+        tried.push(Date.now());
+      },
+      release: async () => true,
+    };
+    const abandoned = new AbandonedLeases(steps, capture().log);
+    for (let i = 0; i < 4_000; i++) await abandoned.add(lease({ proofKey: null }));
+    down = false;
+    const at = Date.now();
+    abandoned.retryNow();
+    await waitFor('every lease to be ended', async () => abandoned.size === 0, 5_000, 10);
+    // 4,000 held: spread over 500 ms, not 250 (a few land later on a busy machine).
+    expect(tried.filter((t) => t - at > 300).length).toBeGreaterThan(1_000);
+    abandoned.close();
+  });
+
   it('frees the proof of whichever abandoned lease still holds it, when several share it', async () => {
     // The job's first attempt wrote lease A and its claim; its retry, lease B, failed after
     // reaching Redis too and found the proof held by A (its release frees nothing).
