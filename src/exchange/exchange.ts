@@ -16,7 +16,7 @@ import { mintCertificate } from './mint-certificate.ts';
 import { allowedEvent, auditDenied } from './audit-exchange.ts';
 import type { AuditEvent } from '../audit/events.ts';
 import { NotReplicatedError } from '../redis/replicated-write.ts';
-import { mayHaveReachedRedis, timedOut } from '../redis/connect.ts';
+import { mayHaveReachedRedis } from '../redis/connect.ts';
 import { heldAcrossOutage, mayBeUndoneElsewhere } from './replay-after-outage.ts';
 import { abandon, type ReplayClaim } from './abandoned-leases.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
@@ -195,8 +195,6 @@ async function recordLease(deps: Deps, proof: VerifiedProof, lease: Lease, decis
     if (err instanceof LeaseLimitError) {
       throw new LeashError('invalid_request', `this subject already holds the maximum of ${err.limit} active leases under rule ${lease.rule}`);
     }
-    // A timeout is an outage too, where no connection closed: other processes may lose answers in it.
-    if (timedOut(err)) deps.outages.seen();
     // Written but not confirmed by enough replicas, or maybe written (Redis never answered): no
     // credential is handed out (503), so the lease is ended and the proof freed, with retries.
     if (err instanceof StoreUnavailableError && mayHaveReachedRedis(err)) {

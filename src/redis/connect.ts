@@ -105,12 +105,6 @@ export function mayHaveReachedRedis(err: unknown): boolean {
   return true;
 }
 
-/** Whether a command failed on its timeout: sent, and Redis too slow or out of reach to answer. */
-export function timedOut(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e.message === 'Command timed out') return true;
-  return false;
-}
-
 /** A Cluster write that failed: it may have been sent before, whatever the refusal says. */
 class ClusterWriteFailedError extends Error {
   override name = 'ClusterWriteFailedError';

@@ -1,7 +1,7 @@
 import type { RedisClient } from './connect.ts';
 import { isCluster } from './connect.ts';
 
-/** Signs of trouble closer together than this belong to one spell. */
+/** Signs of trouble closer together than this belong to one spell, unless the client was back between. */
 const SPELL_GAP_MS = 10_000;
 
 export interface OutageSpell {
@@ -23,11 +23,12 @@ export class RedisOutages {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** A connection to Redis closed or failed, or a command timed out. */
+  /** A connection to Redis closed or failed. */
   seen(): void {
     const t = this.now();
-    if (this.spell === null || t - this.spell.lastMs > SPELL_GAP_MS) this.spell = { startMs: t, lastMs: t };
-    else this.spell.lastMs = t;
+    const s = this.spell;
+    if (s === null || s.backMs !== undefined || t - s.lastMs > SPELL_GAP_MS) this.spell = { startMs: t, lastMs: t };
+    else s.lastMs = t;
   }
 
   /** The client is ready again. */
