@@ -47,7 +47,7 @@ interface Pending {
  * replay until the proof is freed); on reconnection, spread over 250 ms (longer past 2,000 held).
  */
 const RETRY_MS = { first: 250, max: 2_000, reconnectSpread: 250 } as const;
-/** Past 2,000 held, a reconnection's retries are spread wider: at most 8 leases a millisecond. */
+/** Past 2,000 held, a reconnection's retries are spread wider: about 8 leases a millisecond. */
 const RECONNECT_LEASES_PER_MS = 8;
 /** Held for retry at once; past it a new one is tried once, then left to expire (warned every 10 s). */
 const HELD = { max: 10_000, warnEveryMs: 10_000 } as const;

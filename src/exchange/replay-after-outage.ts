@@ -42,7 +42,10 @@ export async function mayBeUndoneElsewhere(deps: Deps, subject: string, proofKey
   const waitMs = deps.config.redisMinReplicas > 0 ? deps.config.redisWaitMs : 0;
   // Written once this process was back is written after the outage: a Redis restarted at once.
   const until = Math.min(spell.startMs + IN_FLIGHT_AFTER_MS, spell.backMs ?? Infinity);
-  if (holder.writtenMs < spell.startMs - IN_FLIGHT_BEFORE_MS - waitMs || holder.writtenMs >= until) return false;
+  // A lease written in a later second than the one it was made in is dated that earlier second's
+  // start (issued_at): it may have been written up to a second later.
+  const latestMs = holder.writtenMs % 1000 === 0 ? holder.writtenMs + 999 : holder.writtenMs;
+  if (holder.writtenMs < spell.startMs - IN_FLIGHT_BEFORE_MS - waitMs || latestMs >= until) return false;
   const { lease } = holder;
   if (lease.status === 'active') return true;
   return lease.status === 'revoked' && lease.revoked_by === 'leash' && (ABANDON_REASONS as readonly string[]).includes(lease.reason ?? '');

@@ -1,5 +1,4 @@
 import type { RedisClient } from './connect.ts';
-import { isCluster } from './connect.ts';
 
 /** Signs of trouble closer together than this belong to one spell, unless the client was back between. */
 const SPELL_GAP_MS = 10_000;
@@ -43,9 +42,11 @@ export class RedisOutages {
 }
 
 /**
- * Records each connection error and close of `redis` as a sign of trouble (for a Cluster, a node's
- * error or end), from its first ready on: before that nothing was written, and a Cluster client
- * ends the seed nodes it finds under other names as it starts.
+ * Records each connection error and close of `redis` as a sign of trouble, from its first ready on
+ * (before that nothing was written), and each ready after as its return. A Cluster client counts
+ * only when it loses every node: its node errors and ends also come from a stale slot map after a
+ * failover, from redirections and from lazy connections, where a write made a moment later
+ * succeeds and its proof must then be a replay (400) at once.
  */
 export function watchOutages(redis: RedisClient, outages: RedisOutages): void {
   let connected = redis.status === 'ready';
@@ -58,8 +59,4 @@ export function watchOutages(redis: RedisClient, outages: RedisOutages): void {
   };
   redis.on('error', seen);
   redis.on('close', seen);
-  if (isCluster(redis)) {
-    redis.on('node error', seen);
-    redis.on('-node', seen);
-  }
 }

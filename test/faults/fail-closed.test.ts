@@ -15,6 +15,7 @@ import { exchangeProof, startBroker, testKeysDir, type TestBroker } from '../hel
 import { startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { AUD } from '../helpers/policies.ts';
+import { waitFor } from '../helpers/wait.ts';
 import type { ProofFailure } from '../../src/proofs/proof-error.ts';
 
 let main: FakeIssuer;
@@ -172,8 +173,11 @@ it('Redis restarted at once: an exchange made as soon as it is back is single us
     await waitUntil('readyz once connected', async () => (await readyz(b)) === 200);
     await own.restart();
     const proof = await main.mint(claims(main));
-    let first = await exchangeProof(b.url, proof);
-    while (first.status === 503) first = await exchangeProof(b.url, proof);
+    // Exchanged the moment the broker is back, to land as close to the outage as it can.
+    const first = await waitFor('an exchange once Redis is back', async () => {
+      const r = await exchangeProof(b.url, proof);
+      return r.status === 503 ? null : r;
+    }, 10_000, 10);
     expect(first.status).toBe(200);
     const replay = await exchangeProof(b.url, proof);
     expect([replay.status, replay.body.error]).toEqual([400, 'invalid_request']);

@@ -32,9 +32,11 @@ async function setup(opts: { writtenS: number; signsMsAgo: number[]; backMsAgo?:
   const config = { redisMinReplicas: 0, redisWaitMs: 1_000 };
   const deps = { outages, store, config } as unknown as Deps;
   /** The check with the holder's write time set to `agoMs` before now. */
-  const writtenAgo = (agoMs: number) =>
-    mayBeUndoneElsewhere({ outages, config, store: { ...store, proofHolder: async () => ({ lease: holder, writtenMs: nowMs - agoMs }) } } as unknown as Deps, holder.subject, replay.key);
-  return { store, holder, writtenAgo, check: () => mayBeUndoneElsewhere(deps, holder.subject, replay.key), withStore: (s: LeaseStore) => mayBeUndoneElsewhere({ outages, store: s, config } as unknown as Deps, holder.subject, replay.key) };
+  const writtenAt = (writtenMs: number) =>
+    mayBeUndoneElsewhere({ outages, config, store: { ...store, proofHolder: async () => ({ lease: holder, writtenMs }) } } as unknown as Deps, holder.subject, replay.key);
+  // Off a whole second, which would read as a date rounded down (see the test of that below).
+  const writtenAgo = (agoMs: number) => writtenAt((nowMs - agoMs) % 1000 === 0 ? nowMs - agoMs - 1 : nowMs - agoMs);
+  return { store, holder, nowMs, writtenAt, writtenAgo, check: () => mayBeUndoneElsewhere(deps, holder.subject, replay.key), withStore: (s: LeaseStore) => mayBeUndoneElsewhere({ outages, store: s, config } as unknown as Deps, holder.subject, replay.key) };
 }
 
 describe('a replay refusal just after this process lost Redis', () => {
@@ -52,6 +54,16 @@ describe('a replay refusal just after this process lost Redis', () => {
     const cluster = await setup({ writtenS: 5, signsMsAgo: [3_000] });
     expect(await cluster.writtenAgo(2_600)).toBe(true);
     expect(await cluster.writtenAgo(2_400)).toBe(false);
+  });
+
+  it('takes a write dated a whole second (written in a later second than it was made in) as up to a second later', async () => {
+    const probe = await setup({ writtenS: 5, signsMsAgo: [] });
+    const second = Math.floor(probe.nowMs / 1000) * 1000 - 5_000;
+    // Lost at second - 100 ms, back 100 ms into the second: a lease dated that second may have been
+    // written after the reconnection, so its replay is a replay (400).
+    const { writtenAt } = await setup({ writtenS: 5, signsMsAgo: [probe.nowMs - (second - 100)], backMsAgo: probe.nowMs - (second + 100) });
+    expect(await writtenAt(second + 50)).toBe(true);
+    expect(await writtenAt(second)).toBe(false);
   });
 
   it('is not held for a proof no lease holds (a record from before they named their lease, or none)', async () => {
