@@ -15,9 +15,8 @@ const AFTER_OUTAGE_MS = 20_000;
 const IN_FLIGHT_BEFORE_MS = 10_000;
 /**
  * How long after it a lost write may still date from (this process may notice a moment late).
- * Short, and not until the last sign: a Cluster client reports nodes it drops after it is back,
- * and a Redis restarted at once is back within a second; a lease written then (the retry's own)
- * must be refused as a replay again at once.
+ * Short, and not until the last sign: a lease written once Redis is back (the retry's own) must be
+ * refused as a replay again at once, and a Redis restarted at once is back within a second.
  */
 const IN_FLIGHT_AFTER_MS = 500;
 
@@ -25,9 +24,9 @@ const IN_FLIGHT_AFTER_MS = 500;
  * Whether a proof refused as a replay may be held by a lease whose write got no answer in another
  * API process, which is undoing it (abandoned-leases.ts frees only its own). The CI job's retry of
  * that 503 can land here, behind a load balancer, first. Only within 20 s of this process, too,
- * losing its connection, and only for a holder written as that began, not ended since or ended by
- * such an undoing. A holder that cannot be read counts
- * too: the answer is then 503 either way.
+ * losing its connection, and only for a holder written as that began, before the reconnection, not
+ * ended since or ended by such an undoing. A holder that cannot be read counts too: the answer is
+ * then 503 either way.
  */
 export async function mayBeUndoneElsewhere(deps: Deps, subject: string, proofKey: string): Promise<boolean> {
   const spell = deps.outages.recent(AFTER_OUTAGE_MS);

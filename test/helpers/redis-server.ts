@@ -36,7 +36,20 @@ export async function freePort(): Promise<number> {
  * survives a restart.
  */
 export async function startRedis(opts: { persist?: boolean } = {}): Promise<TestRedis> {
-  const port = await freePort();
+  // A port found free can be taken before redis-server binds it (an outgoing connection's source
+  // port, or another file's server): redis-server then exits, and a new port is tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRedisOn(await freePort(), opts);
+    } catch (err) {
+      if (!(err instanceof ServerExitedError) || attempt === 5) throw err;
+    }
+  }
+}
+
+class ServerExitedError extends Error {}
+
+async function startRedisOn(port: number, opts: { persist?: boolean }): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'leash-redis-'));
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess | null = null;
@@ -48,8 +61,9 @@ export async function startRedis(opts: { persist?: boolean } = {}): Promise<Test
   ];
 
   const start = async (): Promise<void> => {
-    child = spawn('redis-server', args, { stdio: 'ignore' });
-    await waitForPing(url, 10_000);
+    const c = spawn('redis-server', args, { stdio: 'ignore' });
+    child = c;
+    await waitForPing(url, 10_000, () => c.exitCode !== null || c.signalCode !== null);
   };
 
   const stop = async (): Promise<void> => {
@@ -61,7 +75,12 @@ export async function startRedis(opts: { persist?: boolean } = {}): Promise<Test
     await exited;
   };
 
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url,
     port,
@@ -79,9 +98,10 @@ export async function startRedis(opts: { persist?: boolean } = {}): Promise<Test
   };
 }
 
-async function waitForPing(url: string, timeoutMs: number): Promise<void> {
+async function waitForPing(url: string, timeoutMs: number, exited: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (exited()) throw new ServerExitedError(`redis-server at ${url} exited before it answered (its port taken?)`);
     const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     r.on('error', () => undefined);
     try {
