@@ -1,5 +1,6 @@
 import type { Deps } from '../deps.ts';
 import { LeashError } from '../errors.ts';
+import type { ProofHolder } from '../leases/store.ts';
 import { ABANDON_REASONS } from './abandoned-leases.ts';
 
 /**
@@ -31,7 +32,7 @@ const IN_FLIGHT_AFTER_MS = 500;
 export async function mayBeUndoneElsewhere(deps: Deps, subject: string, proofKey: string): Promise<boolean> {
   const spell = deps.outages.recent(AFTER_OUTAGE_MS);
   if (spell === null) return false;
-  let holder;
+  let holder: ProofHolder | null;
   try {
     holder = await deps.store.proofHolder(subject, proofKey);
   } catch {
