@@ -42,6 +42,7 @@ const EnvSchema = z.object({
   LEASH_REDIS_MIN_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
   LEASH_REDIS_WAIT_MS: positiveInt.max(60_000).default(1000),
   LEASH_ALLOW_EVICTION: boolFlag.default(false),
+  LEASH_WORKER_NICE: z.coerce.number().int().min(0).max(19).default(10),
 });
 
 export interface Config {
@@ -94,6 +95,13 @@ export interface Config {
   redisWaitMs: number;
   /** Start (with a warning) although Redis may evict keys (maxmemory-policy other than noeviction). */
   allowEviction: boolean;
+  /**
+   * The CPU priority (nice, 0-19) a LEASH_ROLE=worker process lowers itself to, so that on a host it
+   * shares with the API and Redis a storm of endings waits for them rather than they for it; 0
+   * leaves it as started. Where each service has a cgroup of its own (containers, systemd with
+   * CPUWeight=) it changes nothing between them: their weights decide.
+   */
+  workerNice: number;
 }
 
 export class ConfigError extends Error {
@@ -164,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisMinReplicas: e.LEASH_REDIS_MIN_REPLICAS,
     redisWaitMs: e.LEASH_REDIS_WAIT_MS,
     allowEviction: e.LEASH_ALLOW_EVICTION,
+    workerNice: e.LEASH_WORKER_NICE,
   };
 }
 

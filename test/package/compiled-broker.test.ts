@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -14,6 +14,14 @@ import { waitFor } from '../helpers/wait.ts';
 import { WALK_CONNECTION_NAME } from '../../src/revocation/walk-process-wire.ts';
 import { createRedisLeaseStore } from '../../src/leases/redis-store.ts';
 import { makeLease, nowSeconds } from '../contract/lease-fixtures.ts';
+
+/** The nice value of each thread of a process (field 19 of /proc/<pid>/task/<tid>/stat). */
+function threadNices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}
 
 // The production start command, exactly: `node dist/main.js`. The pid an operator signals is the
 // broker's own, so SIGHUP reloads it (through npm or tsx it would kill a wrapper instead).
@@ -77,7 +85,7 @@ it('forks its bulk-revocation walker from dist/, which connects to Redis under i
   }
 });
 
-it('a dedicated worker started as the compose files start it (`node --single-threaded-gc dist/main.js`) ends an expired lease', async () => {
+it('a dedicated worker started as the compose files start it (`node --single-threaded-gc dist/main.js`) ends an expired lease, on every thread at nice 10', async () => {
   // A Redis of its own, so that only this worker can end the lease.
   const own = await startRedis();
   const client = new Redis(own.url);
@@ -97,6 +105,11 @@ it('a dedicated worker started as the compose files start it (`node --single-thr
     await waitFor('the worker to end the lease', async () => (await store.get(lease.id))?.status === 'expired', 20_000, 100)
       .catch((err: Error) => { throw new Error(`${err.message}; worker stderr: ${workerErr}`); });
     expect(worker.exitCode).toBeNull();
+    // It runs below the API and Redis beside it (LEASH_WORKER_NICE, 10 unless set) on every thread:
+    // Linux keeps a priority per thread.
+    const nices = threadNices(worker.pid!);
+    expect(nices.length).toBeGreaterThan(1);
+    expect(new Set(nices)).toEqual(new Set([10]));
   } finally {
     if (worker && worker.exitCode === null) {
       const exited = new Promise((r) => worker!.once('exit', r));

@@ -33,6 +33,9 @@ describe('configuration from the environment', () => {
     // Refusals are capped apart from the events that issued or ended credentials.
     expect(loadConfig({})).toMatchObject({ auditMaxEvents: 400_000, auditMaxDenials: 400_000 });
     expect(loadConfig({ LEASH_AUDIT_MAX_DENIALS: '5000' }).auditMaxDenials).toBe(5000);
+    // A dedicated worker runs below the API and Redis on a shared host unless told otherwise.
+    expect(loadConfig({}).workerNice).toBe(10);
+    expect(loadConfig({ LEASH_WORKER_NICE: '0' }).workerNice).toBe(0);
   });
 
   it.each([
@@ -52,6 +55,8 @@ describe('configuration from the environment', () => {
     [{ LEASH_TRUST_REQUEST_ID: 'perhaps' }, 'LEASH_TRUST_REQUEST_ID'],
     [{ LEASH_AUDIT_MAX_DENIALS: '8' }, 'LEASH_AUDIT_MAX_DENIALS'],
     [{ LEASH_AUDIT_MAX_DENIALS: 'lots' }, 'LEASH_AUDIT_MAX_DENIALS'],
+    [{ LEASH_WORKER_NICE: '20' }, 'LEASH_WORKER_NICE'],
+    [{ LEASH_WORKER_NICE: '-5' }, 'LEASH_WORKER_NICE'],
   ])('%o is refused naming %s', (env, variable) => {
     const e = refused(env as Record<string, string>);
     expect(e.variable).toBe(variable);
