@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -109,7 +109,8 @@ it('a dedicated worker started as the compose files start it (`node --single-thr
     // Linux keeps a priority per thread.
     const nices = threadNices(worker.pid!);
     expect(nices.length).toBeGreaterThan(1);
-    expect(new Set(nices)).toEqual(new Set([10]));
+    // A test run started below nice 10 already (a niced CI runner) passes its own on: left as is.
+    expect(new Set(nices)).toEqual(new Set([Math.max(10, getPriority())]));
   } finally {
     if (worker && worker.exitCode === null) {
       const exited = new Promise((r) => worker!.once('exit', r));
