@@ -9,6 +9,9 @@
  * it (bench/README.md, eighth pass). Run it with fewer leases (valgrind is ~50x slower), e.g.
  * `SWEEP_COST_LEASES=10000 SWEEP_COST_SUBJECTS=100 npx tsx bench/sweep-cost.ts --callgrind`.
  * `--profile FILE` writes the worker's CPU profile of the sweep to FILE and prints its hot spots.
+ * `--alloc` prints the bytes the worker allocated an ending over the sweep, and where: a figure that
+ * repeats from run to run where the CPU an ending swings by a fifth (the sampling slows the sweep,
+ * so its CPU figures are then not comparable).
  * Run by `node --expose-gc --import tsx` it also prints the heap the read-ahead holds.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -24,7 +27,7 @@ import { createMetrics } from '../src/observability/metrics.ts';
 import { sweepOnce } from '../src/revocation/endings.ts';
 import { freePort, startRedis } from './env.ts';
 import { benchLease, createMany } from './leases.ts';
-import { formatProfile, summarizeProfile } from './profile.ts';
+import { allocationSites, formatProfile, summarizeProfile, type AllocationNode } from './profile.ts';
 import { envInt, sleep, waitUntil } from './util.ts';
 
 const leases = envInt('SWEEP_COST_LEASES', 50_000);
@@ -33,6 +36,7 @@ const callgrind = process.argv.includes('--callgrind');
 /** A file to write the worker's CPU profile of the sweep to (`--profile FILE`). */
 const profileFile = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined;
 if (process.argv.includes('--profile') && (profileFile === undefined || profileFile.startsWith('--'))) throw new Error('--profile needs a file to write the profile to');
+const allocations = process.argv.includes('--alloc');
 
 /** A redis-server under callgrind, instrumenting nothing until told to. */
 async function startUnderCallgrind(): Promise<{ url: string; pid: number; dir: string; stop(): Promise<void> }> {
@@ -107,6 +111,13 @@ if (session) {
   await session.post('Profiler.setSamplingInterval', { interval: 100 });
   await session.post('Profiler.start');
 }
+const heapSession = allocations ? new Session() : undefined;
+if (heapSession) {
+  heapSession.connect();
+  await heapSession.post('HeapProfiler.enable');
+  // Objects a scavenge collects count too: they are most of what the sweep allocates.
+  await heapSession.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+}
 instrument(true);
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
@@ -115,6 +126,14 @@ while (ended < held) ended += await sweepOnce(deps);
 const wallMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 instrument(false);
+if (heapSession) {
+  const { profile } = await heapSession.post('HeapProfiler.stopSampling');
+  heapSession.disconnect();
+  const { total, sites } = allocationSites(profile.head as unknown as AllocationNode, 25);
+  const perEnding = (bytes: number): string => (bytes / ended).toFixed(0).padStart(6);
+  process.stderr.write(`allocated over the sweep: ${(total / 1e6).toFixed(0)} MB, ${perEnding(total).trim()} bytes an ending; by site (bytes an ending):\n`);
+  for (const { site, bytes } of sites) process.stderr.write(`${perEnding(bytes)}  ${site}\n`);
+}
 if (session && profileFile !== undefined) {
   const { profile } = await session.post('Profiler.stop');
   session.disconnect();
