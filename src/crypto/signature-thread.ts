@@ -16,6 +16,7 @@ export { signOnLoop, verifyOnLoop } from './on-loop.ts';
  * runs on the event loop's own core. A batch per turn wakes the worker once for many jobs.
  *
  * If the worker cannot be had (or dies), jobs run on the event loop instead: slower, never wrong.
+ * At low rates the process's shared thread also leaves a lone job on the loop (LONE_JOB_MAX_RECENT).
  */
 
 const NOT_VERIFIED: CheckAnswer = Object.freeze({ verified: false });
@@ -59,6 +60,21 @@ class QueuedCheck implements PendingCheck {
 
 const MAX_KEYS_HELD = 256;
 const RESTART_BACKOFF_MS = 1_000;
+/**
+ * With `loneJobsOnLoop`, a batch of one job, with no batch out, runs on the event loop while jobs
+ * come at under about 1,000 a second (at most LONE_JOB_MAX_RECENT in a decaying RECENT_WINDOW_MS).
+ * At a few hundred exchanges a second nearly every batch is such a job, and handing it over costs
+ * two thread wake-ups, which on a virtualised host took more CPU than the ES256 verify and sign
+ * themselves (bench/README.md, eighteenth pass). Under load, jobs go to the thread as before: there
+ * it runs them beside the event loop's other work.
+ */
+export const RECENT_WINDOW_MS = 20;
+export const LONE_JOB_MAX_RECENT = 20;
+
+export interface SignatureThreadOptions {
+  /** Lone jobs at low rates run on the event loop (LONE_JOB_MAX_RECENT); the process's shared thread does this. */
+  loneJobsOnLoop?: boolean;
+}
 
 export class SignatureThread implements Signer {
   private worker: Worker | null = null;
@@ -71,9 +87,18 @@ export class SignatureThread implements Signer {
   private keysSent = 0;
   /** After a lost worker, checks stay here until then: a worker that keeps dying is not restarted per batch. */
   private restartAfter = 0;
+  private lastFlushAt = -Infinity;
+  /** Jobs flushed lately, each weighed down by exp(-age / RECENT_WINDOW_MS). */
+  private recentJobs = 0;
+  private readonly loneJobsOnLoop: boolean;
 
   /** `start` makes the worker; tests give one that fails to show checks still get answered. */
-  constructor(private readonly start: () => Worker = startSignatureWorker) {}
+  constructor(
+    private readonly start: () => Worker = startSignatureWorker,
+    opts: SignatureThreadOptions = {},
+  ) {
+    this.loneJobsOnLoop = opts.loneJobsOnLoop ?? false;
+  }
 
   /** Queues the check (and `then`, signed only if it holds) for the next batch. */
   check(check: Check, then?: SignJob): PendingCheck {
@@ -107,7 +132,11 @@ export class SignatureThread implements Signer {
     this.flushScheduled = false;
     const jobs = this.queued;
     this.queued = [];
-    const worker = this.ensureWorker();
+    const now = performance.now();
+    this.recentJobs = this.recentJobs * Math.exp((this.lastFlushAt - now) / RECENT_WINDOW_MS) + jobs.length;
+    this.lastFlushAt = now;
+    const lone = this.loneJobsOnLoop && jobs.length === 1 && this.sent.size === 0 && this.recentJobs <= LONE_JOB_MAX_RECENT;
+    const worker = lone ? null : this.ensureWorker();
     if (!worker) {
       for (const q of jobs) {
         q.sent = true;
@@ -185,7 +214,7 @@ export class SignatureThread implements Signer {
 let shared: SignatureThread | null = null;
 
 /** The process's one signature thread, started with its first batch. */
-export const sharedSignatureThread = (): SignatureThread => (shared ??= new SignatureThread());
+export const sharedSignatureThread = (): SignatureThread => (shared ??= new SignatureThread(startSignatureWorker, { loneJobsOnLoop: true }));
 
-/** True when `signature` over `signingInput` verifies under `key` (checked off the event loop). */
+/** True when `signature` over `signingInput` verifies under `key` (off the event loop but at low rates). */
 export const verifyOffLoop = (check: Check): Promise<boolean> => sharedSignatureThread().verify(check);

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SignatureThread, signOnLoop, verifyOnLoop, type SignatureMode } from '../../src/crypto/signature-thread.ts';
+import { RECENT_WINDOW_MS, SignatureThread, signOnLoop, verifyOnLoop, type SignatureMode } from '../../src/crypto/signature-thread.ts';
+import { startSignatureWorker } from '../../src/crypto/worker-source.ts';
 
 interface Alg {
   name: string;
@@ -79,6 +80,36 @@ describe('SignatureThread: proof signatures checked on a worker thread', () => {
     // The next batch, within the restart back-off, is answered here too.
     const again = await Promise.all(cases.map((c) => thread.verify(c.check)));
     expect(again).toEqual(answers);
+  });
+
+  it('with loneJobsOnLoop, a lone check after a quiet spell runs on the event loop; a batch still goes to the worker', async () => {
+    let started = 0;
+    const counting = (): Worker => {
+      started++;
+      return startSignatureWorker();
+    };
+    const thread = new SignatureThread(counting, { loneJobsOnLoop: true });
+    const cases = checksFor(ALGS[0]!, 12);
+    // The first check ever, then one after a pause: neither starts the worker.
+    expect(await thread.verify(cases[0]!.check)).toBe(true);
+    await new Promise((r) => setTimeout(r, RECENT_WINDOW_MS));
+    expect(await thread.verify(cases[1]!.check)).toBe(false);
+    expect(started).toBe(0);
+    // Twelve in one turn are one batch of twelve: the worker takes it.
+    const answers = await Promise.all(cases.map((c) => thread.verify(c.check)));
+    expect(answers).toEqual(cases.map((c) => c.kind === 'good'));
+    expect(started).toBe(1);
+  });
+
+  it('without loneJobsOnLoop, even a lone check goes to the worker', async () => {
+    let started = 0;
+    const thread = new SignatureThread(() => {
+      started++;
+      return startSignatureWorker();
+    });
+    const [good] = checksFor(ALGS[0]!, 1);
+    expect(await thread.verify(good!.check)).toBe(true);
+    expect(started).toBe(1);
   });
 
   it('when no worker can be started, checks are answered on the event loop', async () => {
