@@ -35,6 +35,9 @@ export class ProofUnderCheck implements PendingProof, SignSlot {
   ) {
     // Queues the first key's check now, so a sign job given to verified() before the batch leaves rides with it.
     this.checked = checkSignature(signer, token, alg, candidates, this, unchecked);
+    // A bad signature may be known before verified() is called (a lone check runs on the event
+    // loop at low rates); verified() still hands it over, and meanwhile it is no unhandled rejection.
+    this.checked.catch(() => undefined);
   }
 
   verified(then?: SignJob): Promise<VerifiedProof> {
