@@ -12,7 +12,7 @@ import { createDeps } from '../dist/create-deps.js';
 import { connectRedis } from '../dist/redis/connect.js';
 import { createApp } from '../dist/app.js';
 import { startRevocationWorker } from '../dist/revocation/bullmq-queue.js';
-import { lowerCpuPriority } from '../dist/util/cpu-priority.js';
+import { lowerWorkerCpuPriority } from '../dist/util/cpu-priority.js';
 import { serveChild } from './child.ts';
 
 serveChild(async () => {
@@ -29,7 +29,7 @@ serveChild(async () => {
     closers.push(() => new Promise((r) => server.close(() => r(undefined))));
     url = `http://${config.host}:${config.port}`;
   }
-  if (config.role === 'worker' && config.workerNice > 0) lowerCpuPriority(config.workerNice);
+  lowerWorkerCpuPriority(config);
   if (config.role !== 'api' && config.redisUrl) {
     const worker = await startRevocationWorker(connectRedis(config.redisUrl, { forBullmq: true }), config.redisPrefix, deps, {
       sweepIntervalMs: config.sweepIntervalMs,

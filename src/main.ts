@@ -12,7 +12,7 @@ import { devBanner } from './dev/banner.ts';
 import { httpServerOptions } from './http/server-options.ts';
 import { mintDevOperatorToken } from './dev/operator-token.ts';
 import type { Deps } from './deps.ts';
-import { lowerCpuPriority } from './util/cpu-priority.ts';
+import { lowerWorkerCpuPriority } from './util/cpu-priority.ts';
 
 function fail(message: string): never {
   process.stderr.write(`leash: cannot start: ${message}\n`);
@@ -58,9 +58,8 @@ async function main(): Promise<void> {
     closers.push(() => new Promise((r) => server.close(() => r(undefined))));
     deps.log.info({ issuer: config.issuer, role: config.role, store: config.redisUrl ? 'redis' : 'memory' }, `leash listening on http://${config.host}:${config.port}`);
   }
-  if (config.role === 'worker' && config.workerNice > 0) {
-    deps.log.info({ nice: config.workerNice, threads: lowerCpuPriority(config.workerNice) }, 'worker CPU priority lowered');
-  }
+  const niced = lowerWorkerCpuPriority(config);
+  if (niced !== null) deps.log.info({ nice: config.workerNice, threads: niced }, 'worker CPU priority lowered');
   if (config.role !== 'api' && config.redisUrl) {
     const worker = await startRevocationWorker(connectRedis(config.redisUrl, { forBullmq: true }), config.redisPrefix, deps, {
       sweepIntervalMs: config.sweepIntervalMs,

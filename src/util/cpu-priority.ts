@@ -25,3 +25,12 @@ export function lowerCpuPriority(nice: number): number {
   }
   return lowered;
 }
+
+/**
+ * LEASH_WORKER_NICE for a process of `role`: only a dedicated worker (LEASH_ROLE=worker) lowers
+ * itself, since in `all` and `api` the same event loop serves requests. Returns how many threads run
+ * at that nice or lower, or null when it does not apply.
+ */
+export function lowerWorkerCpuPriority(config: { role: string; workerNice: number }): number | null {
+  return config.role === 'worker' && config.workerNice > 0 ? lowerCpuPriority(config.workerNice) : null;
+}
