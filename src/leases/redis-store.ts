@@ -60,8 +60,13 @@ const PRUNE_LANES = 1;
  */
 const SWEEP_SCRIPT_MAX = 100;
 const SWEEP_IN_FLIGHT = 2;
-/** APPLY_ENDINGS scripts of expiries read ahead in flight at once, each sent a turn after the last. */
-const AHEAD_IN_FLIGHT = 2;
+/**
+ * APPLY_ENDINGS scripts of expiries read ahead in flight at once, each sent a turn after the last.
+ * Three: the worker runs at nice 10 (LEASH_WORKER_NICE), so in a storm the API takes the core from
+ * it, and a third script queued keeps Redis ending leases meanwhile. With two, the 100,000-expiry
+ * storm's lag p99 was longer in seven interleaved pairs of eight (bench/README.md, nineteenth pass).
+ */
+const AHEAD_IN_FLIGHT = 3;
 /** Records one readAhead script reads at most (read only: no record is decoded in Lua). */
 const READ_AHEAD_SCRIPT_MAX = 100;
 
