@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
-import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions, SweepOptions } from './store.ts';
 import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type ProofHolder } from './store.ts';
 import { MemoryReplayGuard } from './memory-replay-guard.ts';
 import { createFixedWindows } from '../util/fixed-windows.ts';
@@ -189,7 +189,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
       return out;
     },
 
-    async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {
+    async sweep(nowMs: number, sweepOpts: SweepOptions): Promise<Ending[]> {
       const limit = Math.max(0, Math.floor(sweepOpts.limit));
       const due = [...live.keys()]
         .map((id) => entries.get(id)!)

@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../audit/events.ts';
 import { auditEventJson, withStreamId } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
-import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions, SweepOptions } from './store.ts';
 import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type ProofHolder } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
@@ -308,11 +308,12 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
    * writes the endings; Node works out each ending in between (ending-plan.ts), leaving to Lua only
    * the records it cannot take.
    */
-  async function sweepShard(shard: number, nowMs: number, limit: number, pendingGraceMs: number): Promise<{ endings: Ending[]; used: number }> {
+  async function sweepShard(shard: number, dueBy: number, limit: number, pendingGraceMs: number, stamp: () => number): Promise<{ endings: Ending[]; used: number }> {
     const setKeys = [keys.due(shard), keys.pending(shard), keys.leases(shard)];
     const [dueIds, dueRaws, pendingIds, pendingRaws] = (await io('sweep', () =>
-      runScript(redis, DUE_RECORDS, setKeys, [nowMs, limit, nowMs - pendingGraceMs]),
+      runScript(redis, DUE_RECORDS, setKeys, [dueBy, limit, dueBy - pendingGraceMs]),
     )) as [string[], string[], string[], string[]];
+    const nowMs = stamp();
     const plans: PlannedEnding[] = [];
     const toLua = { due: [] as string[], pending: [] as string[] };
     const seen = new Set<string>();
@@ -345,27 +346,28 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
    * after. (Two sent in the same turn ran back to back with their answers written together, so
    * Redis and Node took turns.)
    */
-  async function sweepAhead(nowMs: number, limit: number): Promise<Ending[]> {
+  async function sweepAhead(dueBy: number, limit: number, stamp: () => number): Promise<Ending[]> {
     const endings: Ending[] = [];
     const wrote = new Set<number>();
     let used = 0;
     const open = [...shards];
-    const next = (): { shard: number; plans: PlannedEnding[] } | null => {
+    const next = (): { shard: number; at: number; plans: PlannedEnding[] } | null => {
       while (used < limit && open.length > 0) {
         const shard = open.shift()!;
-        const ready = ahead.take(shard, nowMs, Math.min(SWEEP_SCRIPT_MAX, limit - used));
+        const ready = ahead.take(shard, dueBy, Math.min(SWEEP_SCRIPT_MAX, limit - used));
         if (ready.length === 0) continue;
         used += ready.length;
         open.push(shard);
-        return { shard, plans: ready.map((p) => expiryAt(p, nowMs)) };
+        const at = stamp();
+        return { shard, at, plans: ready.map((p) => expiryAt(p, at)) };
       }
       return null;
     };
-    const inFlight: { shard: number; plans: PlannedEnding[]; answer: Promise<string[]> }[] = [];
+    const inFlight: { shard: number; at: number; plans: PlannedEnding[]; answer: Promise<string[]> }[] = [];
     const send = (): void => {
       const step = next();
       if (step === null) return;
-      const answer = writeEndings(step.shard, nowMs, step.plans, 'sweep');
+      const answer = writeEndings(step.shard, step.at, step.plans, 'sweep');
       // Failing, it is reported when its turn comes to be awaited (a script that failed ended nothing).
       answer.catch(() => undefined);
       inFlight.push({ ...step, answer });
@@ -391,7 +393,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       }
       if (failed === null) send();
       await turn();
-      const applied = appliedEndings(step.shard, nowMs, step.plans, sids);
+      const applied = appliedEndings(step.shard, step.at, step.plans, sids);
       if (applied.length > 0) wrote.add(step.shard);
       endings.push(...applied);
     }
@@ -598,11 +600,13 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       return out;
     },
 
-    async sweep(nowMs: number, sweepOpts: { limit: number; pendingGraceMs: number }): Promise<Ending[]> {
+    async sweep(nowMs: number, sweepOpts: SweepOptions): Promise<Ending[]> {
       // Small scripts, few in flight, shards round-robin: Redis runs a connection's queued scripts
       // back to back, so 16 shards' worth at once held the exchanges' commands for 100 ms and more.
       let budget = Math.max(0, Math.floor(sweepOpts.limit));
-      const out = await sweepAhead(nowMs, budget);
+      const clock = sweepOpts.clock;
+      const stamp = clock === undefined ? () => nowMs : () => Math.max(nowMs, clock());
+      const out = await sweepAhead(nowMs, budget, stamp);
       // What it took and could not end (its record changed) is still due: the lanes read it below.
       budget -= out.length;
       const open = [...shards];
@@ -611,7 +615,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
           const s = open.shift()!;
           const n = Math.min(SWEEP_SCRIPT_MAX, budget);
           budget -= n;
-          const r = await sweepShard(s, nowMs, n, sweepOpts.pendingGraceMs);
+          const r = await sweepShard(s, nowMs, n, sweepOpts.pendingGraceMs, stamp);
           out.push(...r.endings);
           budget += n - r.used;
           // A shard that used its whole share may have more.

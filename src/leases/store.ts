@@ -37,6 +37,17 @@ export interface Ending {
   ended_at_ms: number;
 }
 
+export interface SweepOptions {
+  limit: number;
+  pendingGraceMs: number;
+  /**
+   * When given, each write of endings is stamped with this clock's time as it is made (never before
+   * `nowMs`), not with `nowMs`: a sweep through a burst of expiries records when each lease ended.
+   * The memory store ends a call's leases in one step, at `nowMs`.
+   */
+  clock?: () => number;
+}
+
 /**
  * Where leases live. Implementations: Redis (production) and memory (dev mode). The contract
  * suite in test/contract runs against both. Every method that cannot reach its backing store
@@ -94,7 +105,7 @@ export interface LeaseStore {
    * at most `limit` per call, and finalizes revoked leases whose effects are still pending after
    * `pendingGraceMs` (their job went missing). Returns the endings it carried out.
    */
-  sweep(nowMs: number, opts: { limit: number; pendingGraceMs: number }): Promise<Ending[]>;
+  sweep(nowMs: number, opts: SweepOptions): Promise<Ending[]>;
   /**
    * Reads and works out, for the sweeps to come, expiries due within the next minute, so that a
    * burst of them costs its sweep only the writes. Optional (the memory store has nothing to

@@ -56,7 +56,8 @@ export async function finalizeRevoked(deps: EndingDeps, ids: string[]): Promise<
 export async function sweepOnce(deps: EndingDeps): Promise<number> {
   let total = 0;
   for (;;) {
-    const endings = await deps.store.sweep(deps.now(), { limit: SWEEP_BATCH, pendingGraceMs: PENDING_GRACE_MS });
+    // Each write stamped when it is made: a burst's sweep takes seconds, and its lag is what it was.
+    const endings = await deps.store.sweep(deps.now(), { limit: SWEEP_BATCH, pendingGraceMs: PENDING_GRACE_MS, clock: deps.now });
     record(deps, endings);
     total += endings.length;
     if (endings.length < SWEEP_BATCH) break;

@@ -84,6 +84,42 @@ describe('expiries read ahead', () => {
     expect(await auditCount(prefix)).toBe(before + 300);
   });
 
+  it('stamps each write of a long sweep with the clock as it is made, never before the sweep', async () => {
+    const prefix = uniquePrefix();
+    const store = createRedisLeaseStore({ redis, prefix });
+    const expiresAt = nowSeconds() + 5;
+    const ahead = await burst(store, 300, expiresAt);
+    await store.readAhead!(Date.now());
+    // Written after the read: the sweep reads these from the schedule, stamped as well.
+    const late = await burst(store, 20, expiresAt);
+    const sweepMs = expiresAt * 1000 + 40;
+    // A clock behind the sweep's time at first (it must not stamp before it), then 1.5 s a reading.
+    let reading = -1;
+    const clock = (): number => sweepMs - 700 + 1_500 * ++reading;
+    const endings = await store.sweep(sweepMs, { limit: 10_000, pendingGraceMs: 15_000, clock });
+
+    expect(endings.map((e) => e.lease.id).sort()).toEqual([...ahead, ...late].map((l) => l.id).sort());
+    const stamps = new Set(endings.map((e) => e.ended_at_ms));
+    expect(Math.min(...stamps)).toBe(sweepMs);
+    // 300 read ahead are at least three writes of their own, the 20 read later one more.
+    expect(stamps.size).toBeGreaterThanOrEqual(4);
+    expect([...stamps].every((ms) => ms === sweepMs || (ms - (sweepMs - 700)) % 1_500 === 0)).toBe(true);
+    // The record, its audit event and the ending agree on each lease's time.
+    const keys = redisKeys(prefix);
+    const events = new Map<string, { time: number; lag_ms: number }>();
+    for (let s = 0; s < SHARD_COUNT; s++) {
+      for (const [, fields] of await redis.xrange(keys.audit(s), '-', '+')) {
+        const e = JSON.parse(fields[1]!) as { type: string; lease_id: string; time: number; lag_ms: number };
+        if (e.type === 'lease.expired') events.set(e.lease_id, e);
+      }
+    }
+    for (const e of endings) {
+      expect(events.get(e.lease.id)).toMatchObject({ time: e.ended_at_ms, lag_ms: e.ended_at_ms - expiresAt * 1000 });
+      expect(e.lease.ended_at).toBe(Math.floor(e.ended_at_ms / 1000));
+    }
+    for (const e of endings.slice(0, 20)) expect((await store.get(e.lease.id))?.ended_at).toBe(e.lease.ended_at);
+  });
+
   it('reads each schedule entry once, past entries it cannot take (revoked leases)', async () => {
     const prefix = uniquePrefix();
     const store = createRedisLeaseStore({ redis, prefix });
