@@ -105,9 +105,16 @@ export function prepareExpiry(id: string, raw: string, dueMs: number): PreparedE
   return expiryOf(id, raw, stored, dueMs);
 }
 
-/** The ending of a prepared expiry at `nowMs`: only the ending time and the audit event are left to do. */
+/**
+ * The ending of a prepared expiry at `nowMs`: only the ending time and the audit event are left to
+ * do. It uses the prepared expiry up: its lease becomes the ended lease, not a copy (a burst's
+ * sweep ends 100,000 at once, and copies held to the end of a sweep call were most of what the
+ * worker's young generation handed on to the old, which then needed a full collection mid-burst).
+ */
 export function expiryAt(p: PreparedExpiry, nowMs: number): PlannedEnding {
-  const endedLease: Lease = { ...p.lease, status: 'expired', ended_at: Math.floor(nowMs / 1000) };
+  const endedLease = p.lease;
+  endedLease.status = 'expired';
+  endedLease.ended_at = Math.floor(nowMs / 1000);
   const event = endingEvent(endedLease, nowMs);
   const record = p.expiredHead === null ? encodeLease(endedLease, p.issuedMs) : `${p.expiredHead}${endedLease.ended_at}]`;
   const eventJson = expiredEventJson(p.eventFields, nowMs, p.lease.expires_at);
