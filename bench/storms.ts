@@ -23,7 +23,7 @@ import { benchLease, createMany } from './leases.ts';
 import { introspector, pullKillSwitch } from './kill-switch.ts';
 import { startPacedLoad, windowStats, type PacedLoad, type WindowStats } from './paced-load.ts';
 import { startProofIssuer, type ProofIssuer } from './proof-issuer.ts';
-import { cpuSeconds } from './load-generator.ts';
+import { MACHINE, cpuSeconds } from './load-generator.ts';
 import { formatProfile, summarizeProfile } from './profile.ts';
 import { RESULTS_DIR } from './child.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -137,7 +137,8 @@ function childPids(pid: number): number[] {
 async function watch(p: Procs, tag: string): Promise<() => Promise<Record<string, number>>> {
   // The API's bulk-revocation walker is a process of its own (src/revocation/walk-process.ts).
   const walker = childPids(p.api.pid)[0];
-  const pids = { api: p.api.pid, ...(walker ? { walker } : {}), worker: p.worker.pid, redis: p.redisPid };
+  // The bench's own process (the exchanges' load) and the machine's total show what was left of the cores.
+  const pids = { api: p.api.pid, ...(walker ? { walker } : {}), worker: p.worker.pid, redis: p.redisPid, bench: process.pid };
   const profile = process.env.BENCH_STORM_PROFILE === '1';
   if (profile) await Promise.all([p.api.profileStart(), p.worker.profileStart()]);
   const c0 = cpuSeconds(pids);
@@ -145,7 +146,8 @@ async function watch(p: Procs, tag: string): Promise<() => Promise<Record<string
   return async () => {
     const c1 = cpuSeconds(pids);
     const s = (performance.now() - t0) / 1000;
-    const out = Object.fromEntries(Object.keys(pids).map((k) => [k, Math.round(((c1[k] ?? NaN) - (c0[k] ?? NaN)) * 1000)]));
+    const ms = (k: string): number => Math.round(((c1[k] ?? NaN) - (c0[k] ?? NaN)) * 1000);
+    const out = { ...Object.fromEntries(Object.keys(pids).map((k) => [k, ms(k)])), machine: ms(MACHINE) };
     log(`${tag}: CPU over ${s.toFixed(1)} s: ${Object.entries(out).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
     if (profile) {
       const dir = join(RESULTS_DIR, 'profiles');
