@@ -37,6 +37,16 @@ describe('expiries read ahead', () => {
     return leases;
   }
 
+  /** A store of its own holding `n` leases that expire 5 s from now, read ahead. */
+  async function burstReadAhead(n: number) {
+    const prefix = uniquePrefix();
+    const store = createRedisLeaseStore({ redis, prefix });
+    const expiresAt = nowSeconds() + 5;
+    const leases = await burst(store, n, expiresAt);
+    await store.readAhead!(Date.now());
+    return { prefix, store, expiresAt, leases };
+  }
+
   async function auditCount(prefix: string): Promise<number> {
     const keys = redisKeys(prefix);
     const lens = await Promise.all(Array.from({ length: SHARD_COUNT }, (_, s) => redis.xlen(keys.audit(s))));
@@ -85,11 +95,7 @@ describe('expiries read ahead', () => {
   });
 
   it('stamps each write of a long sweep with the clock as it is made, never before the sweep', async () => {
-    const prefix = uniquePrefix();
-    const store = createRedisLeaseStore({ redis, prefix });
-    const expiresAt = nowSeconds() + 5;
-    const ahead = await burst(store, 300, expiresAt);
-    await store.readAhead!(Date.now());
+    const { prefix, store, expiresAt, leases: ahead } = await burstReadAhead(300);
     // Written after the read: the sweep reads these from the schedule, stamped as well.
     const late = await burst(store, 20, expiresAt);
     const sweepMs = expiresAt * 1000 + 40;
@@ -153,11 +159,7 @@ describe('expiries read ahead', () => {
   });
 
   it('ends a lease revoked after it was read ahead as revoked, never as expired', async () => {
-    const prefix = uniquePrefix();
-    const store = createRedisLeaseStore({ redis, prefix });
-    const expiresAt = nowSeconds() + 5;
-    const leases = await burst(store, 40, expiresAt);
-    await store.readAhead!(Date.now());
+    const { store, expiresAt, leases } = await burstReadAhead(40);
     const target = leases[7]!;
     await store.revoke(target.id, revokeInput({ at: expiresAt - 1, reason: 'task completed' }));
 
