@@ -109,7 +109,7 @@ export function prepareExpiry(id: string, raw: string, dueMs: number): PreparedE
  * The ending of a prepared expiry at `nowMs`: only the ending time and the audit event are left to
  * do. It uses the prepared expiry up: its lease becomes the ended lease, not a copy (a burst's
  * sweep ends 100,000 at once, and copies held to the end of a sweep call were most of what the
- * worker's young generation handed on to the old, which then needed a full collection mid-burst).
+ * worker's scavenges handed on to its old generation).
  */
 export function expiryAt(p: PreparedExpiry, nowMs: number): PlannedEnding {
   const endedLease = p.lease;
