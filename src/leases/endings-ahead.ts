@@ -124,21 +124,19 @@ class ShardQueue {
   /** Drops the entries before index `n`; the array is cut only once most of it is dropped. */
   dropTo(n: number): void {
     this.head = n;
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head >= 4_096 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
+    if (this.head === this.items.length || (this.head >= 4_096 && this.head * 2 >= this.items.length)) this.cut();
   }
 
   sort(): void {
-    if (this.head > 0) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
+    this.cut();
     this.items.sort((a, b) => a.dueMs - b.dueMs);
+  }
+
+  /** Leaves only the entries from `head` on. */
+  private cut(): void {
+    if (this.head === 0) return;
+    this.items = this.items.slice(this.head);
+    this.head = 0;
   }
 }
 
