@@ -26,8 +26,8 @@ const IN_FLIGHT_AFTER_MS = 500;
  * API process, which is undoing it (abandoned-leases.ts frees only its own). The CI job's retry of
  * that 503 can land here, behind a load balancer, first. Only within 20 s of this process, too,
  * losing its connection, and only for a holder written as that began, before the reconnection, not
- * ended since or ended by such an undoing. A holder that cannot be read counts too: the answer is
- * then 503 either way.
+ * ended since or ended by such an undoing. A holder that cannot be read, or is no longer there,
+ * counts too: the answer is then 503 either way, or the retry finds the proof free.
  */
 export async function mayBeUndoneElsewhere(deps: Deps, subject: string, proofKey: string): Promise<boolean> {
   const spell = deps.outages.recent(AFTER_OUTAGE_MS);
@@ -38,7 +38,9 @@ export async function mayBeUndoneElsewhere(deps: Deps, subject: string, proofKey
   } catch {
     return true;
   }
-  if (holder === null) return false;
+  // Refused as a replay, then found unclaimed: the undoing released it in between, and the retry
+  // gets it. (A record too old to name its lease reads so too; it is then refused once the spell ends.)
+  if (holder === null) return true;
   const waitMs = deps.config.redisMinReplicas > 0 ? deps.config.redisWaitMs : 0;
   // Written once this process was back is written after the outage: a Redis restarted at once.
   const until = Math.min(spell.startMs + IN_FLIGHT_AFTER_MS, spell.backMs ?? Infinity);

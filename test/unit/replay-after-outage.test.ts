@@ -36,7 +36,7 @@ async function setup(opts: { writtenS: number; signsMsAgo: number[]; backMsAgo?:
     mayBeUndoneElsewhere({ outages, config, store: { ...store, proofHolder: async () => ({ lease: holder, writtenMs }) } } as unknown as Deps, holder.subject, replay.key);
   // Off a whole second, which would read as a date rounded down (see the test of that below).
   const writtenAgo = (agoMs: number) => writtenAt((nowMs - agoMs) % 1000 === 0 ? nowMs - agoMs - 1 : nowMs - agoMs);
-  return { store, holder, nowMs, writtenAt, writtenAgo, check: () => mayBeUndoneElsewhere(deps, holder.subject, replay.key), withStore: (s: LeaseStore) => mayBeUndoneElsewhere({ outages, store: s, config } as unknown as Deps, holder.subject, replay.key) };
+  return { store, holder, replayKey: replay.key, nowMs, writtenAt, writtenAgo, check: () => mayBeUndoneElsewhere(deps, holder.subject, replay.key), withStore: (s: LeaseStore) => mayBeUndoneElsewhere({ outages, store: s, config } as unknown as Deps, holder.subject, replay.key) };
 }
 
 describe('a replay refusal just after this process lost Redis', () => {
@@ -66,9 +66,12 @@ describe('a replay refusal just after this process lost Redis', () => {
     expect(await writtenAt(second)).toBe(false);
   });
 
-  it('is not held for a proof no lease holds (a record from before they named their lease, or none)', async () => {
-    const { store, withStore } = await setup({ writtenS: 5, signsMsAgo: [2_000] });
-    expect(await withStore({ ...store, proofHolder: async () => null })).toBe(false);
+  it('is held when the claim is gone by the time it is read: the undoing released it after the refusal', async () => {
+    const { store, holder, replayKey, check } = await setup({ writtenS: 5, signsMsAgo: [2_000] });
+    await store.revoke(holder.id, revokeInput({ reason: 'store unavailable', by: 'leash' }));
+    expect(await store.releaseProof(holder.id, replayKey)).toBe(true);
+    expect(await store.proofHolder(holder.subject, replayKey)).toBeNull();
+    expect(await check()).toBe(true);
   });
 
   it('is held for a holder written from 10 s before the outage began to a second after', async () => {
