@@ -102,12 +102,13 @@ export interface BrokerSpec {
 
 /**
  * The node flags the README has a dedicated worker (LEASH_ROLE=worker) run with, as the compose
- * files run it: its garbage collector stays on its own thread instead of taking helper threads on
- * every core, which in a storm of expiries took CPU from Redis and the API beside it; and V8's
- * memory reducer, which collects a heap gone quiet, does not leave its limit so tight that a burst
- * of expiries read ahead starts with, or runs into, a full collection of the ~190 MB it holds.
+ * files run it: one V8 helper thread, so that its GC and compiler do not take helper threads on
+ * every core (in a storm of expiries that took CPU from Redis and the API beside it) while its
+ * sweeping still runs off the worker's thread; and V8's memory reducer, which collects a heap gone
+ * quiet, does not leave its limit so tight that a burst of expiries read ahead starts with, or runs
+ * into, a full collection of the ~190 MB it holds.
  */
-export const WORKER_NODE_FLAGS = ['--single-threaded-gc', '--no-memory-reducer'];
+export const WORKER_NODE_FLAGS = ['--v8-pool-size=1', '--no-memory-reducer'];
 
 /** A broker child process on a free loopback port. */
 export async function startBroker(spec: BrokerSpec): Promise<ChildServer & { issuer: string }> {

@@ -85,7 +85,7 @@ it('forks its bulk-revocation walker from dist/, which connects to Redis under i
   }
 });
 
-it('a dedicated worker started as the compose files start it (`node --single-threaded-gc --no-memory-reducer dist/main.js`) ends an expired lease, on every thread at nice 10', async () => {
+it('a dedicated worker started as the compose files start it (`node --v8-pool-size=1 --no-memory-reducer dist/main.js`) ends an expired lease, on every thread at nice 10', async () => {
   // A Redis of its own, so that only this worker can end the lease.
   const own = await startRedis();
   const client = new Redis(own.url);
@@ -96,7 +96,7 @@ it('a dedicated worker started as the compose files start it (`node --single-thr
     const now = nowSeconds();
     const lease = makeLease({ issued_at: now - 60, expires_at: now + 1 });
     await store.create(lease);
-    worker = spawn(process.execPath, ['--single-threaded-gc', '--no-memory-reducer', join(ROOT, 'dist/main.js')], {
+    worker = spawn(process.execPath, ['--v8-pool-size=1', '--no-memory-reducer', join(ROOT, 'dist/main.js')], {
       cwd: dir,
       env: { PATH: process.env.PATH ?? '', LEASH_ROLE: 'worker', REDIS_URL: own.url, LEASH_POLICY: join(dir, 'policy.yaml'), LEASH_KEYS_DIR: join(dir, 'keys'), LEASH_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -12,7 +12,7 @@ function leashServices(compose: any): void {
   const { api, worker } = compose.services;
   expect(api.environment.LEASH_ROLE).toBe('api');
   expect(worker.environment.LEASH_ROLE).toBe('worker');
-  expect(worker.command).toEqual(['node', '--single-threaded-gc', '--no-memory-reducer', 'dist/main.js']);
+  expect(worker.command).toEqual(['node', '--v8-pool-size=1', '--no-memory-reducer', 'dist/main.js']);
   expect(api.command).toBeUndefined();
   expect(api.deploy.replicas).toBe(2);
   for (const svc of [api, worker]) {
