@@ -14,7 +14,7 @@ it('runs Redis, two API replicas and a worker over one Redis', () => {
   expect(api.deploy.replicas).toBe(2);
   expect(api.environment.LEASH_ROLE).toBe('api');
   expect(worker.environment.LEASH_ROLE).toBe('worker');
-  // The worker's GC on its own thread (README, roles and scaling out); the API runs the image's CMD.
+  // The worker's one V8 helper thread (README, roles and scaling out); the API runs the image's CMD.
   expect(worker.command).toEqual(['node', '--v8-pool-size=1', '--no-memory-reducer', 'dist/main.js']);
   expect(api.command).toBeUndefined();
   for (const svc of [api, worker]) {
