@@ -4,6 +4,7 @@ export type AuditType =
   | 'lease.revoked'
   | 'lease.expired'
   | 'task.completed'
+  | 'holder.lease_revoke'
   | 'operator.lease_revoke'
   | 'operator.bulk_revoke'
   | 'break_glass.issued';

@@ -76,7 +76,7 @@ export function dashboardRoutes(): Hono {
     if (!existing) return respond(c, renderMessage('No such lease', { kind: 'bad', text: 'No lease with this id (it may have passed its retention).' }), 404);
     const reason = (form.get('reason') ?? '').trim().slice(0, MAX_REASON) || 'revoked by operator (dashboard)';
     const actor = session.caller.claims.sub;
-    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.get('requestId') });
+    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator' });
     await auditRequest(c, { type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined, via: 'dashboard' });
     return backToDashboard(c, `?revoked=${encodeURIComponent(id)}`);
   });

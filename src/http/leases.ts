@@ -56,7 +56,7 @@ export function leaseRoutes(): Hono {
     const actor = caller.claims.sub;
     const why = reason ?? 'bulk revocation by operator';
     const keep = includeSelf ? undefined : caller.lease.id;
-    const revoked = await revokeBySelector(deps, selector as LeaseSelector, { reason: why, by: actor, path: 'bulk', requestId: c.get('requestId') }, keep ? { keep } : {});
+    const revoked = await revokeBySelector(deps, selector as LeaseSelector, { reason: why, by: actor, path: 'bulk' }, keep ? { keep } : {});
     // The caller's lease is live (it authenticated this call), so it was kept exactly when it matched.
     const keptSelf = keep !== undefined && matchesFilter(caller.lease, selector);
     await auditRequest(c, { type: 'operator.bulk_revoke', time: deps.now(), actor, request_id: c.get('requestId'), selector, reason: why, count: revoked, ...(keptSelf ? { kept_self: true } : {}) });
@@ -71,7 +71,7 @@ export function leaseRoutes(): Hono {
     const existing = await deps.store.get(id);
     if (!existing) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
     const reason = body.reason ?? 'revoked by operator';
-    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator', requestId: c.get('requestId') });
+    const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator' });
     await auditRequest(c, { type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined });
     return c.json(revoked ?? (await deps.store.get(id)) ?? existing);
   });

@@ -29,7 +29,7 @@ export function taskRoutes(): Hono {
     }
     const actor = isTaskToken ? `task:${caller.claims.sub}` : caller.claims.sub;
     const ids = await deps.store.activeIdsOfTask(taskId);
-    const revoked = await revokeLeases(deps, ids, { reason: 'task completed', by: actor, path: 'task', requestId: c.get('requestId') });
+    const revoked = await revokeLeases(deps, ids, { reason: 'task completed', by: actor, path: 'task' });
     await auditRequest(c, { type: 'task.completed', time: deps.now(), actor, request_id: c.get('requestId'), task_id: taskId, count: revoked.length, subject: caller.claims.sub });
     return c.json({ task_id: taskId, revoked: revoked.length, lease_ids: revoked.map((l) => l.id) });
   });

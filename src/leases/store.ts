@@ -27,7 +27,6 @@ export interface RevokeInput {
   by: string;
   /** epoch seconds */
   at: number;
-  request_id?: string;
 }
 
 /** What an ending did; returned only by the call that carried it out (exactly once). */

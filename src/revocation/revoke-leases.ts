@@ -9,7 +9,6 @@ interface RevokeBy {
   reason: string;
   by: string;
   path: RevocationPath;
-  requestId?: string;
 }
 
 /**
@@ -41,7 +40,7 @@ export async function revokeBySelector(deps: Deps, selector: LeaseSelector, by: 
 }
 
 function revokeInput(deps: Deps, by: RevokeBy): RevokeInput {
-  return { reason: by.reason, by: by.by, at: Math.floor(deps.now() / 1000), ...(by.requestId ? { request_id: by.requestId } : {}) };
+  return { reason: by.reason, by: by.by, at: Math.floor(deps.now() / 1000) };
 }
 
 async function queueEffects(deps: Deps, ids: string[], path: RevocationPath): Promise<void> {

@@ -55,6 +55,34 @@ describe('holder revocation (POST /revoke)', () => {
     expect(events.get(t.lease_id)).toHaveLength(1);
     expect((await broker.deps.store.get(t.lease_id))!.status).toBe('revoked');
   });
+
+  it('leaves an audit event that names the request, as an operator revocation does', async () => {
+    const t = await gh('repo:octo-org/app:holder-audit');
+    const res = await fetch(`${broker.url}/revoke`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'job-77-revoke' },
+      body: new URLSearchParams({ token: t.token }),
+    });
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get('x-request-id');
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    // the token is dead now: revoking it again is answered alike and leaves no second event
+    expect((await holderRevoke(broker.url, t.token)).status).toBe(200);
+    const audit = await auditOf(broker.url, op.token, t.lease_id);
+    const byHolder = audit.filter((e) => e.type === 'holder.lease_revoke');
+    expect(byHolder).toHaveLength(1);
+    expect(byHolder[0]).toMatchObject({
+      actor: 'holder:repo:octo-org/app:holder-audit', request_id: requestId, client_request_id: 'job-77-revoke',
+      lease_id: t.lease_id, rule: (await broker.deps.store.get(t.lease_id))!.rule, reason: 'revoked by holder', changed: true,
+    });
+  });
+
+  it('leaves no event for a token that is not a live Leash token', async () => {
+    const before = (await api(broker.url, 'GET', '/v1/audit?type=holder.lease_revoke&limit=100', op.token)).body.events.length;
+    expect((await holderRevoke(broker.url, 'not-a-token')).status).toBe(200);
+    const after = (await api(broker.url, 'GET', '/v1/audit?type=holder.lease_revoke&limit=100', op.token)).body.events.length;
+    expect(after).toBe(before);
+  });
 });
 
 describe('task completion', () => {
