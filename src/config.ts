@@ -4,8 +4,17 @@ import { RedisUrlError, parseRedisUrl } from './redis/redis-url.ts';
 const ROLES = ['all', 'api', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
 
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveInt = z.coerce.number().int().positive();
+/**
+ * A whole number written in decimal. z.coerce.number() would also take ' ' (as 0), '0x50' and
+ * '1e3': a typo must stop the start, not bind another port.
+ */
+const decimal = z
+  .string()
+  .trim()
+  .regex(/^\d+$/, { error: 'must be a whole number in decimal digits' })
+  .transform(Number);
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => decimal.pipe(z.number().int().min(min).max(max));
+const port = wholeNumber(0, 65535);
 const boolFlag = z
   .enum(['0', '1', 'true', 'false', 'yes', 'no', ''])
   .transform((v) => v === '1' || v === 'true' || v === 'yes');
@@ -27,22 +36,22 @@ const EnvSchema = z.object({
   LEASH_ROLE: z.enum(ROLES).default('all'),
   LEASH_DEV: boolFlag.default(false),
   LEASH_SIGNING_KID: z.string().min(1).optional(),
-  LEASH_CLOCK_SKEW: positiveInt.max(MAX_CLOCK_SKEW_SECONDS).default(30),
-  LEASH_MAX_BODY_BYTES: positiveInt.default(65_536),
-  LEASH_REQUEST_TIMEOUT_MS: positiveInt.min(100).default(30_000),
-  LEASH_RETENTION: positiveInt.default(7 * 24 * 3600),
-  LEASH_AUDIT_MAX_EVENTS: positiveInt.min(16).default(400_000),
-  LEASH_AUDIT_MAX_DENIALS: positiveInt.min(16).default(400_000),
-  LEASH_SWEEP_INTERVAL_MS: positiveInt.default(250),
+  LEASH_CLOCK_SKEW: wholeNumber(1, MAX_CLOCK_SKEW_SECONDS).default(30),
+  LEASH_MAX_BODY_BYTES: wholeNumber(1).default(65_536),
+  LEASH_REQUEST_TIMEOUT_MS: wholeNumber(100).default(30_000),
+  LEASH_RETENTION: wholeNumber(1).default(7 * 24 * 3600),
+  LEASH_AUDIT_MAX_EVENTS: wholeNumber(16).default(400_000),
+  LEASH_AUDIT_MAX_DENIALS: wholeNumber(16).default(400_000),
+  LEASH_SWEEP_INTERVAL_MS: wholeNumber(1).default(250),
   LEASH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  LEASH_RATE_LIMIT_IP: z.coerce.number().int().min(0).default(0),
-  LEASH_RATE_LIMIT_SUBJECT: z.coerce.number().int().min(0).default(0),
+  LEASH_RATE_LIMIT_IP: wholeNumber(0).default(0),
+  LEASH_RATE_LIMIT_SUBJECT: wholeNumber(0).default(0),
   LEASH_TRUST_REQUEST_ID: boolFlag.default(false),
   LEASH_SIGNATURE_THREAD: z.enum(['on', 'off'], { error: 'must be on or off' }).default('on'),
-  LEASH_REDIS_MIN_REPLICAS: z.coerce.number().int().min(0).max(16).default(0),
-  LEASH_REDIS_WAIT_MS: positiveInt.max(60_000).default(1000),
+  LEASH_REDIS_MIN_REPLICAS: wholeNumber(0, 16).default(0),
+  LEASH_REDIS_WAIT_MS: wholeNumber(1, 60_000).default(1000),
   LEASH_ALLOW_EVICTION: boolFlag.default(false),
-  LEASH_WORKER_NICE: z.coerce.number().int().min(0).max(19).default(10),
+  LEASH_WORKER_NICE: wholeNumber(0, 19).default(10),
 });
 
 export interface Config {
@@ -117,6 +126,21 @@ export const DEFAULT_POLICY_PATH = 'policy.example.yaml';
 const isLoopback = (host: string): boolean =>
   host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
 
+/**
+ * LEASH_ISSUER is an RFC 8414 issuer: the endpoints are paths under it, so it can hold no query or
+ * fragment, and it is logged and published, so no credentials. Its path must be usable as is.
+ */
+function checkIssuerUrl(value: string): void {
+  const url = new URL(value);
+  const bad = (why: string): never => {
+    throw new ConfigError('LEASH_ISSUER', `${why}: an issuer is an http(s) URL with at most a path`);
+  };
+  if (url.search !== '' || value.includes('?')) bad('has a query');
+  if (url.hash !== '' || value.includes('#')) bad('has a fragment');
+  if (url.username !== '' || url.password !== '') bad('holds credentials');
+  if (/[\s<>"{}|\\^`]/.test(value)) bad('holds a character a URL cannot carry as is');
+}
+
 /** Reads configuration from the environment; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
@@ -137,6 +161,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (e.REDIS_URL === undefined && e.LEASH_ROLE !== 'all') {
     throw new ConfigError('LEASH_ROLE', `${e.LEASH_ROLE} needs REDIS_URL: without Redis the API and worker share one process`);
+  }
+  if (e.LEASH_ISSUER !== undefined) checkIssuerUrl(e.LEASH_ISSUER);
+  if (e.LEASH_METRICS_PORT !== undefined && e.LEASH_METRICS_PORT !== 0 && e.LEASH_METRICS_PORT === e.PORT) {
+    throw new ConfigError('LEASH_METRICS_PORT', `is PORT (${e.PORT}): the metrics listener needs a port of its own`);
+  }
+  if (e.PORT === 0 && e.LEASH_ISSUER === undefined) {
+    throw new ConfigError('PORT', '0 (any free port) needs LEASH_ISSUER: the default issuer http://HOST:PORT would name port 0');
   }
   const hostForUrl = e.HOST.includes(':') && !e.HOST.startsWith('[') ? `[${e.HOST}]` : e.HOST;
   const issuer = (e.LEASH_ISSUER ?? `http://${hostForUrl}:${e.PORT}`).replace(/\/+$/, '');

@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   const closers: (() => Promise<unknown>)[] = [];
 
   if (config.role !== 'worker') {
-    const server = await startHttp(deps, config, devIssuer).catch((err: Error) => fail(`cannot listen on ${config.host}:${config.port}: ${err.message}`));
+    const server = await startHttp(deps, config, devIssuer).catch((err: Error) => fail(`cannot listen on ${config.host}:${config.port} (HOST, PORT): ${err.message}`));
     closers.push(() => new Promise((r) => server.close(() => r(undefined))));
     deps.log.info({ issuer: config.issuer, role: config.role, store: config.redisUrl ? 'redis' : 'memory' }, `leash listening on http://${config.host}:${config.port}`);
   }
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     deps.log.info({ role: config.role }, 'revocation worker started');
   }
   if (config.metricsPort !== undefined) {
-    const server = await startOpsHttp(deps, config).catch((err: Error) => fail(`cannot listen on ${config.metricsHost}:${config.metricsPort}: ${err.message}`));
+    const server = await startOpsHttp(deps, config).catch((err: Error) => fail(`cannot listen on ${config.metricsHost}:${config.metricsPort} (LEASH_METRICS_HOST, LEASH_METRICS_PORT): ${err.message}`));
     closers.push(() => new Promise((r) => server.close(() => r(undefined))));
     deps.log.info(`metrics and health on http://${config.metricsHost}:${config.metricsPort}`);
   }

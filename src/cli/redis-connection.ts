@@ -15,11 +15,18 @@ export async function connectCliRedis(url: string, what: string): Promise<RedisC
     if (err instanceof RedisUrlError) throw usageError(`--redis-url (or REDIS_URL): ${err.message}`);
     throw err;
   }
-  redis.on('error', () => undefined);
+  // connect() rejects with "Connection is closed." once a refused AUTH has closed it: the reason is
+  // the last error event.
+  let lastError: Error | undefined;
+  redis.on('error', (err: Error) => {
+    lastError = err;
+  });
   try {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
+    const refused = [lastError, err as Error].find((e) => e && /^(WRONGPASS|NOAUTH|NOPERM)\b/.test(e.message));
+    if (refused) throw new CliError(`Redis refused the credentials of --redis-url (or REDIS_URL): ${refused.message}; ${what}`, EXIT.REFUSED);
     throw new CliError(`cannot reach Redis (${(err as Error).message}); ${what}`, EXIT.UNAVAILABLE);
   }
   return redis;

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { primaries, type RedisClient } from './connect.ts';
+import { isCluster, primaries, type RedisClient } from './connect.ts';
 
 /**
  * What a Redis deployment must be for Leash to keep its promises: every primary with at least
@@ -114,8 +114,10 @@ export async function checkEvictionAtStart(redis: RedisClient, opts: DeploymentO
   let report: EvictionReport;
   try {
     await firstConnection(redis, 5_000);
+    if (!isCluster(redis) && (await servesCluster(redis))) throw new ClusterNodeError();
     report = await readEvictionPolicies(redis);
   } catch (err) {
+    if (err instanceof ClusterNodeError) throw err;
     log.warn({ err: (err as Error).message }, 'could not read Redis maxmemory-policy at start; /readyz checks it');
     return;
   }
@@ -125,6 +127,24 @@ export async function checkEvictionAtStart(redis: RedisClient, opts: DeploymentO
   if (report.evicting.length === 0) return;
   if (!opts.allowEviction) throw new Error(evictionMessage(report.evicting));
   log.warn({ nodes: report.evicting }, `LEASH_ALLOW_EVICTION=1: running although ${evictionMessage(report.evicting)}`);
+}
+
+/**
+ * A redis:// or Sentinel URL that reaches a Cluster node would start and then fail every write to
+ * another node's slots with MOVED: the start stops instead, saying which form to use.
+ */
+class ClusterNodeError extends Error {
+  constructor() {
+    super('REDIS_URL: the server is a Redis Cluster node (cluster_enabled:1); use redis+cluster://host1:port1,host2:port2 (or rediss+cluster://)');
+  }
+}
+
+async function servesCluster(redis: RedisClient): Promise<boolean> {
+  try {
+    return /^cluster_enabled:1\s*$/m.test(await redis.info('cluster'));
+  } catch {
+    return false; // INFO refused (managed Redis): the writes will say so
+  }
 }
 
 /** Ready, or the first connection error, or the timeout: whichever comes first. */

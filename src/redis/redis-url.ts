@@ -45,7 +45,11 @@ export function parseRedisUrl(url: string): RedisTarget {
   const m = SHAPE.exec(url);
   if (!m) {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
-    throw new RedisUrlError(scheme ? `the scheme ${scheme}:// is not one Leash accepts` : 'it is not a URL');
+    if (!scheme) throw new RedisUrlError('it is not a URL');
+    if (!/^rediss?(\+(sentinel|cluster))?$/.test(scheme)) throw new RedisUrlError(`the scheme ${scheme}:// is not one Leash accepts`);
+    // The scheme is fine, so a '#' (never part of these forms) made the rest unreadable: most often
+    // an unencoded '#' in a password.
+    throw new RedisUrlError(url.includes('#') ? "it holds a '#': percent-encode it as %23 (in a password too)" : 'it is not one of these forms');
   }
   const [, scheme, mode, userinfo, hostList, path, query] = m;
   const kind = mode === 'sentinel' ? 'sentinel' : mode === 'cluster' ? 'cluster' : 'standalone';

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { LeashError } from '../errors.ts';
+import { LeashError, StoreUnavailableError } from '../errors.ts';
 
 /**
  * Renders a refusal. OAuth endpoints answer RFC 6749 section 5.2 `{error, error_description}`;
@@ -8,10 +8,11 @@ import { LeashError } from '../errors.ts';
  * `detail` is logged by onError and never sent.
  */
 export function renderError(c: Context, err: LeashError, style: 'oauth' | 'api'): Response {
+  const description = err instanceof StoreUnavailableError ? storeUnavailableFor(c.req.path) : err.description;
   const body =
     style === 'oauth'
-      ? { error: err.code, error_description: err.description, request_id: c.get('requestId') }
-      : { error: err.code, message: err.description, request_id: c.get('requestId') };
+      ? { error: err.code, error_description: description, request_id: c.get('requestId') }
+      : { error: err.code, message: description, request_id: c.get('requestId') };
   const headers: Record<string, string> = { 'Cache-Control': 'no-store', ...(err.headers ?? {}) };
   if (err.status === 401 && !headers['WWW-Authenticate']) {
     headers['WWW-Authenticate'] = `Bearer realm="leash", error="${err.code === 'invalid_token' ? 'invalid_token' : 'invalid_request'}"`;
@@ -20,6 +21,19 @@ export function renderError(c: Context, err: LeashError, style: 'oauth' | 'api')
     headers['WWW-Authenticate'] = 'Bearer realm="leash", error="insufficient_scope"';
   }
   return c.json(body, err.status as ContentfulStatusCode, headers);
+}
+
+/**
+ * What a lease store outage means for the request it refused: an exchange handed out nothing, a
+ * revocation or task completion is not confirmed (the flip may or may not have been written), and
+ * anything else can simply be asked again.
+ */
+export function storeUnavailableFor(path: string): string {
+  if (path === '/token') return 'the lease store is unavailable; no credential was issued';
+  if (path === '/revoke' || path.endsWith('/revoke') || path.endsWith('/complete')) {
+    return 'the lease store is unavailable; the revocation is not confirmed, retry it';
+  }
+  return 'the lease store is unavailable; try again';
 }
 
 const OAUTH_PATHS = new Set(['/token', '/introspect', '/revoke']);

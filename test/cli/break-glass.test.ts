@@ -96,6 +96,24 @@ describe('leash break-glass', { timeout: 120_000 }, () => {
     expect(r.stdout).toBe('');
   });
 
+  it('exit 1 saying Redis refused the credentials, without echoing them, when the password is wrong', async () => {
+    const admin = new Redis(redis.url);
+    try {
+      await admin.call('ACL', 'SETUSER', 'cli-wrongpass', 'on', '>right-secret', '~*', '+@all');
+      const url = redis.url.replace('redis://', 'redis://cli-wrongpass:wrong-secret@');
+      const before = (await broker.deps.store.list({ rule: 'break-glass' }, { limit: 100 })).leases.length;
+      const r = await runCli(['break-glass', '--reason', 'x', '--yes', '--redis-url', url], { env });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('Redis refused the credentials of --redis-url (or REDIS_URL): WRONGPASS');
+      expect(r.stderr).not.toContain('wrong-secret');
+      expect(r.stdout).toBe('');
+      expect((await broker.deps.store.list({ rule: 'break-glass' }, { limit: 100 })).leases).toHaveLength(before);
+    } finally {
+      await admin.call('ACL', 'DELUSER', 'cli-wrongpass');
+      admin.disconnect();
+    }
+  });
+
   it('exit 3 and no token when Redis is unreachable', async () => {
     const r = await runCli(['break-glass', '--reason', 'x', '--yes', '--redis-url', `redis://127.0.0.1:${await freePort()}`], { env });
     expect(r.code).toBe(3);

@@ -103,6 +103,15 @@ describe('GET /openapi.json', () => {
     expect(doc.components.schemas.ApiError.required).toEqual(['error', 'message']);
   });
 
+  it('every endpoint that reads or writes the lease store lists its 503', () => {
+    const needStore: Array<[string, string]> = [
+      ['/token', 'post'], ['/introspect', 'post'], ['/revoke', 'post'], ['/v1/tasks/{task_id}/complete', 'post'],
+      ['/v1/leases', 'get'], ['/v1/leases/{id}', 'get'], ['/v1/leases/{id}/revoke', 'post'], ['/v1/leases/revoke', 'post'],
+      ['/v1/audit', 'get'], ['/crl', 'get'], ['/metrics', 'get'], ['/readyz', 'get'],
+    ];
+    for (const [path, method] of needStore) expect(doc.paths[path][method].responses['503'], `${method} ${path}`).toBeDefined();
+  });
+
   it('operator endpoints name their scope (or leash:admin); /token and /revoke need no bearer', () => {
     expect(doc.paths['/v1/leases'].get.security).toEqual([{ leashBearer: ['leash:leases:read'] }, { leashBearer: ['leash:admin'] }]);
     expect(doc.paths['/v1/leases/revoke'].post.security).toEqual([{ leashBearer: ['leash:leases:revoke'] }, { leashBearer: ['leash:admin'] }]);

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 /**
  * Fail-closed matrix: when Redis, an issuer's JWKS, the keys or the policy
  * are missing or broken, the answer is a clear error and no credential; when they come back,
@@ -138,12 +139,18 @@ describe('Redis', () => {
       const res = await inFlight;
       cold.setDelayMs(0);
       expect([res.status, res.body.error]).toEqual([503, 'temporarily_unavailable']);
+      expect(res.body.error_description).toBe('the lease store is unavailable; no credential was issued');
       expect(res.body.access_token).toBeUndefined();
 
-      // While it is down, nothing answers from guesswork: introspection and revocation are 503 too.
+      // While it is down, nothing answers from guesswork: introspection and revocation are 503 too,
+      // each saying what the outage means for it.
       const bearer = { ...form, authorization: `Bearer ${op.body.access_token}` };
-      expect((await fetch(`${b.url}/introspect`, { method: 'POST', headers: bearer, body: `token=${live.body.access_token}` })).status).toBe(503);
-      expect((await fetch(`${b.url}/revoke`, { method: 'POST', headers: form, body: `token=${live.body.access_token}` })).status).toBe(503);
+      const introspected = await fetch(`${b.url}/introspect`, { method: 'POST', headers: bearer, body: `token=${live.body.access_token}` });
+      expect([introspected.status, (await introspected.json()).error_description]).toEqual([503, 'the lease store is unavailable; try again']);
+      const revoked = await fetch(`${b.url}/revoke`, { method: 'POST', headers: form, body: `token=${live.body.access_token}` });
+      expect([revoked.status, (await revoked.json()).error_description]).toEqual([503, 'the lease store is unavailable; the revocation is not confirmed, retry it']);
+      const listed = await fetch(`${b.url}/v1/leases`, { headers: { authorization: bearer.authorization } });
+      expect([listed.status, (await listed.json()).message]).toEqual([503, 'the lease store is unavailable; try again']);
       expect(await readyz(b)).toBe(503);
 
       await own.start();
@@ -255,6 +262,13 @@ describe('keys at start', () => {
     const dir = await keysCopy('unreadable', true);
     mkdirSync(join(dir, 'jwt', 'broken.pem')); // a directory where a key should be: EISDIR even for root
     await expect(start(dir)).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringMatching(new RegExp(`${join(dir, 'jwt', 'broken.pem')}.*EISDIR`)) });
+  });
+
+  it('a SEC1 EC key (openssl ecparam -genkey) stops the start, naming the file and how to convert it', async () => {
+    const dir = await keysCopy('sec1', true);
+    const sec1 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'sec1' }).toString();
+    writeFileSync(join(dir, 'jwt', 'sec1.pem'), sec1);
+    await expect(start(dir)).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringMatching(new RegExp(`${join(dir, 'jwt', 'sec1.pem')}.*not PKCS#8.*openssl pkcs8 -topk8`)) });
   });
 
   it('a key file that is not a private key stops the start, naming the file', async () => {

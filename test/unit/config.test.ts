@@ -36,6 +36,10 @@ describe('configuration from the environment', () => {
     // A dedicated worker runs below the API and Redis on a shared host unless told otherwise.
     expect(loadConfig({}).workerNice).toBe(10);
     expect(loadConfig({ LEASH_WORKER_NICE: '0' }).workerNice).toBe(0);
+    // Any free port when the issuer is given; surrounding spaces are forgiven.
+    expect(loadConfig({ PORT: '0', LEASH_ISSUER: 'https://leash.example.com' })).toMatchObject({ port: 0, issuer: 'https://leash.example.com' });
+    expect(loadConfig({ PORT: ' 9000 ' }).issuer).toBe('http://127.0.0.1:9000');
+    expect(loadConfig({ LEASH_ISSUER: 'https://leash.example.com/tenant-a/' }).issuer).toBe('https://leash.example.com/tenant-a');
   });
 
   it.each([
@@ -57,6 +61,20 @@ describe('configuration from the environment', () => {
     [{ LEASH_AUDIT_MAX_DENIALS: 'lots' }, 'LEASH_AUDIT_MAX_DENIALS'],
     [{ LEASH_WORKER_NICE: '20' }, 'LEASH_WORKER_NICE'],
     [{ LEASH_WORKER_NICE: '-5' }, 'LEASH_WORKER_NICE'],
+    // Read as decimal digits only: a blank, hex or exponent is a typo, not port 0, 80 or 1000.
+    [{ PORT: ' ' }, 'PORT'],
+    [{ PORT: '0x50' }, 'PORT'],
+    [{ PORT: '1e3' }, 'PORT'],
+    [{ PORT: '80.5' }, 'PORT'],
+    [{ LEASH_RATE_LIMIT_SUBJECT: '1e2' }, 'LEASH_RATE_LIMIT_SUBJECT'],
+    // Any free port only where the issuer does not depend on it.
+    [{ PORT: '0' }, 'PORT'],
+    [{ PORT: '9000', LEASH_METRICS_PORT: '9000' }, 'LEASH_METRICS_PORT'],
+    // An issuer is a URL with at most a path: metadata paths are appended to it, and it is logged.
+    [{ LEASH_ISSUER: 'https://leash.example.com/?x=1' }, 'LEASH_ISSUER'],
+    [{ LEASH_ISSUER: 'https://leash.example.com/#top' }, 'LEASH_ISSUER'],
+    [{ LEASH_ISSUER: 'https://u:p@leash.example.com' }, 'LEASH_ISSUER'],
+    [{ LEASH_ISSUER: 'https://leash.example.com/a b' }, 'LEASH_ISSUER'],
   ])('%o is refused naming %s', (env, variable) => {
     const e = refused(env as Record<string, string>);
     expect(e.variable).toBe(variable);
@@ -84,7 +102,7 @@ describe('configuration from the environment', () => {
     const policy = join(dir, 'policy.yaml');
     writeFileSync(policy, 'issuers: [{ name: gh, issuer: "https://token.actions.githubusercontent.com", audiences: [a] }]\nrules:\n  - name: r\n    issuer: gh\n    grant: { scopes: [a], ttl: 2h, max_ttl: 1h }\n');
     try {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, PORT: '0', LEASH_POLICY: policy }, encoding: 'utf8', timeout: 30_000 });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, PORT: '0', LEASH_ISSUER: 'http://127.0.0.1:1', LEASH_POLICY: policy }, encoding: 'utf8', timeout: 30_000 });
       expect(r.status).toBe(1);
       expect(r.stderr).toContain(policy);
       expect(r.stderr).toMatch(/rules\[0\]\.grant/);
@@ -94,7 +112,7 @@ describe('configuration from the environment', () => {
   });
 
   it('a missing policy file stops the start and says how to make one from the example', () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, PORT: '0', LEASH_POLICY: 'no-such-policy.yaml' }, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env: { ...process.env, PORT: '0', LEASH_ISSUER: 'http://127.0.0.1:1', LEASH_POLICY: 'no-such-policy.yaml' }, encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('LEASH_POLICY: cannot read no-such-policy.yaml (ENOENT)');
     expect(r.stderr).toContain('cp policy.example.yaml policy.yaml');
@@ -130,6 +148,7 @@ describe('REDIS_URL', () => {
     ['sentinel_password on redis://', 'redis://h:6379?sentinel_password=x'],
     ['a port out of range', 'redis://h:70000'],
     ['an empty host', 'redis+cluster://n1:7000,'],
+    ["an unencoded '#' in the password", 'redis://:leaked#1@h:6379'],
   ])('%s is refused naming REDIS_URL and the accepted forms, without the password', (_, url) => {
     const e = refused({ REDIS_URL: url });
     expect(e.variable).toBe('REDIS_URL');
@@ -139,6 +158,12 @@ describe('REDIS_URL', () => {
     }
     expect(e.message).not.toContain('leaked');
     expect(() => parseRedisUrl(url)).toThrow(RedisUrlError);
+  });
+
+  it('says why: a scheme it does not take, or a # to percent-encode', () => {
+    expect(refused({ REDIS_URL: 'redis+sentinal://s1:26379/m' }).message).toContain('the scheme redis+sentinal:// is not one Leash accepts');
+    expect(refused({ REDIS_URL: 'redis://:pa#ss@h:6379' }).message).toContain("it holds a '#': percent-encode it as %23");
+    expect(refused({ REDIS_URL: 'redis://h:6379#x' }).message).not.toContain('scheme');
   });
 
   it('describes a deployment for logs without its credentials', () => {
