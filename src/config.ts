@@ -163,8 +163,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('LEASH_ROLE', `${e.LEASH_ROLE} needs REDIS_URL: without Redis the API and worker share one process`);
   }
   if (e.LEASH_ISSUER !== undefined) checkIssuerUrl(e.LEASH_ISSUER);
-  if (e.LEASH_METRICS_PORT !== undefined && e.LEASH_METRICS_PORT !== 0 && e.LEASH_METRICS_PORT === e.PORT) {
-    throw new ConfigError('LEASH_METRICS_PORT', `is PORT (${e.PORT}): the metrics listener needs a port of its own`);
+  const metricsHost = e.LEASH_METRICS_HOST ?? e.HOST;
+  if (e.LEASH_METRICS_PORT !== undefined && e.LEASH_METRICS_PORT !== 0 && e.LEASH_METRICS_PORT === e.PORT && metricsHost === e.HOST) {
+    throw new ConfigError('LEASH_METRICS_PORT', `is PORT (${e.PORT}) on the same host: the metrics listener needs a port of its own`);
   }
   if (e.PORT === 0 && e.LEASH_ISSUER === undefined) {
     throw new ConfigError('PORT', '0 (any free port) needs LEASH_ISSUER: the default issuer http://HOST:PORT would name port 0');
@@ -174,7 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: e.PORT,
     metricsPort: e.LEASH_METRICS_PORT,
-    metricsHost: e.LEASH_METRICS_HOST ?? e.HOST,
+    metricsHost,
     // Rule and issuer names with per-rule counts are reconnaissance: public only in dev mode.
     metricsPublic: e.LEASH_METRICS_PUBLIC ?? dev,
     host: e.HOST,

@@ -40,6 +40,8 @@ describe('configuration from the environment', () => {
     expect(loadConfig({ PORT: '0', LEASH_ISSUER: 'https://leash.example.com' })).toMatchObject({ port: 0, issuer: 'https://leash.example.com' });
     expect(loadConfig({ PORT: ' 9000 ' }).issuer).toBe('http://127.0.0.1:9000');
     expect(loadConfig({ LEASH_ISSUER: 'https://leash.example.com/tenant-a/' }).issuer).toBe('https://leash.example.com/tenant-a');
+    // The same port number on another address is another listener.
+    expect(loadConfig({ REDIS_URL: 'redis://r:6379', HOST: '10.0.0.5', PORT: '9000', LEASH_METRICS_HOST: '127.0.0.1', LEASH_METRICS_PORT: '9000' })).toMatchObject({ port: 9000, metricsPort: 9000 });
   });
 
   it.each([
