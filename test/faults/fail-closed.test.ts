@@ -264,11 +264,18 @@ describe('keys at start', () => {
     await expect(start(dir)).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringMatching(new RegExp(`${join(dir, 'jwt', 'broken.pem')}.*EISDIR`)) });
   });
 
-  it('a SEC1 EC key (openssl ecparam -genkey) stops the start, naming the file and how to convert it', async () => {
+  it('a SEC1 EC key, as `openssl ecparam -genkey` writes it, is read and signs like a PKCS#8 one', async () => {
     const dir = await keysCopy('sec1', true);
     const sec1 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'sec1' }).toString();
+    expect(sec1).toContain('BEGIN EC PRIVATE KEY');
     writeFileSync(join(dir, 'jwt', 'sec1.pem'), sec1);
-    await expect(start(dir)).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringMatching(new RegExp(`${join(dir, 'jwt', 'sec1.pem')}.*not PKCS#8.*openssl pkcs8 -topk8`)) });
+    const deps = await start(dir, { LEASH_SIGNING_KID: 'sec1' });
+    try {
+      expect(deps.keys.active()).toMatchObject({ kid: 'sec1', alg: 'ES256' });
+      expect(deps.keys.jwks().keys.map((k) => k.kid)).toContain('sec1');
+    } finally {
+      await deps.close();
+    }
   });
 
   it('a key file that is not a private key stops the start, naming the file', async () => {

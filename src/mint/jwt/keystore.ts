@@ -60,11 +60,6 @@ function readSigningKey(file: string, kid: string): SigningKey {
   } catch (err) {
     throw new KeyLoadError(file, `cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  // Node would also read SEC1 and PKCS#1 PEM; the layout is PKCS#8 only, as for the CA key.
-  if (!pem.includes('-----BEGIN PRIVATE KEY-----')) {
-    const legacy = /-----BEGIN (EC|RSA) PRIVATE KEY-----/.test(pem);
-    throw new KeyLoadError(file, legacy ? 'not PKCS#8 (convert it: openssl pkcs8 -topk8 -nocrypt -in OLD.pem -out NEW.pem)' : 'not a PKCS#8 PEM private key');
-  }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey({ key: pem, format: 'pem' });
