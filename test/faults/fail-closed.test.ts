@@ -1,10 +1,10 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 /**
  * Fail-closed matrix: when Redis, an issuer's JWKS, the keys or the policy
  * are missing or broken, the answer is a clear error and no credential; when they come back,
  * issuing resumes without a restart and nothing from the outage is left half-done.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -276,6 +276,25 @@ describe('keys at start', () => {
     } finally {
       await deps.close();
     }
+  });
+
+  it('an encrypted signing key stops the start, naming the file and saying why', async () => {
+    const dir = await keysCopy('encrypted', true);
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(join(dir, 'jwt', 'locked.pem'), privateKey.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'x' }).toString());
+    await expect(start(dir)).rejects.toMatchObject({ code: 'ERR_KEYS', message: expect.stringMatching(new RegExp(`${join(dir, 'jwt', 'locked.pem')}.*encrypted`)) });
+  });
+
+  it('a CA key in SEC1 form is read too; an encrypted one stops the start, naming the file', async () => {
+    const dir = await keysCopy('ca-sec1', true);
+    const caKey = join(dir, 'ca', 'ca.key.pem');
+    const sec1 = createPrivateKey(readFileSync(caKey)).export({ format: 'pem', type: 'sec1' }).toString();
+    expect(sec1).toContain('BEGIN EC PRIVATE KEY');
+    writeFileSync(caKey, sec1);
+    const deps = await start(dir);
+    await deps.close();
+    writeFileSync(caKey, createPrivateKey(sec1).export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'x' }).toString());
+    await expect(start(dir)).rejects.toMatchObject({ message: expect.stringContaining(`${caKey} is encrypted`) });
   });
 
   it('a key file that is not a private key stops the start, naming the file', async () => {

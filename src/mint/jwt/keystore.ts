@@ -64,7 +64,7 @@ function readSigningKey(file: string, kid: string): SigningKey {
   try {
     privateKey = createPrivateKey({ key: pem, format: 'pem' });
   } catch {
-    throw new KeyLoadError(file, 'not a PKCS#8 PEM private key');
+    throw new KeyLoadError(file, /ENCRYPTED/.test(pem) ? 'encrypted: Leash reads an unencrypted PKCS#8 PEM private key' : 'not a PKCS#8 PEM private key');
   }
   const alg = algOf(privateKey, file);
   const publicKey = createPublicKey(privateKey);

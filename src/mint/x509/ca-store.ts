@@ -101,8 +101,12 @@ async function readText(path: string): Promise<string> {
   }
 }
 
+/** PKCS#8 as the layout says, or the SEC1 and PKCS#1 PEM that `openssl ecparam`/`genrsa` write. */
 function importPrivateKey(pem: string, path: string): KeyObject {
-  if (!pem.includes('-----BEGIN PRIVATE KEY-----')) throw new CaLoadError(path, `${path} must be a PKCS#8 PEM private key`);
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem)) {
+    throw new CaLoadError(path, `${path} is encrypted: Leash reads an unencrypted PKCS#8 PEM private key`);
+  }
+  if (!/-----BEGIN (EC |RSA )?PRIVATE KEY-----/.test(pem)) throw new CaLoadError(path, `${path} must be a PKCS#8 PEM private key`);
   try {
     return createPrivateKey({ key: pem, format: 'pem' });
   } catch (e) {
