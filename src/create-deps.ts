@@ -31,6 +31,7 @@ import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limit/ra
 import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
 import { connectRedis, describeRedis } from './redis/connect.ts';
 import { parseRedisUrl } from './redis/redis-url.ts';
+import { PRIMARY_MOVED, type PrimaryMoved } from './redis/sentinel-watch.ts';
 import { checkEvictionAtStart, deploymentReadiness } from './redis/deployment-checks.ts';
 import { createMemoryRevocationQueue } from './revocation/memory-queue.ts';
 
@@ -136,6 +137,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     const redis = connectRedis(config.redisUrl, commandOpts);
     const where = describeRedis(config.redisUrl);
     redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
+    redis.on(PRIMARY_MOVED, (moved: PrimaryMoved) => log.warn({ ...moved, redis: where }, 'Redis Sentinel names another primary: reconnecting to it'));
     watchOutages(redis, outages);
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
     redis.on('ready', () => {

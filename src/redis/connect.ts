@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { describeRedisTarget, parseRedisUrl, type RedisTarget } from './redis-url.ts';
+import { watchSentinelPrimary } from './sentinel-watch.ts';
 
 /**
  * A standalone, Sentinel or Cluster client: ioredis's own, so failover and slot routing are its.
@@ -56,7 +57,7 @@ export function connectRedis(url: string | RedisTarget, opts: ConnectOptions = {
     retryStrategy: opts.once ? () => null : (attempt) => Math.min(100 * attempt, 2_000),
   };
   if (target.kind === 'standalone') return new Redis({ ...base, host: target.node.host, port: target.node.port, db: target.db });
-  return new Redis({
+  const client = new Redis({
     ...base,
     sentinels: target.sentinels,
     name: target.name,
@@ -66,6 +67,8 @@ export function connectRedis(url: string | RedisTarget, opts: ConnectOptions = {
     // ends the client for good (ioredis 6 sets status "end" when a connect attempt rejects).
     sentinelRetryStrategy: opts.once ? () => null : (attempt) => Math.min(100 * attempt, 2_000),
   });
+  if (!opts.once) watchSentinelPrimary(client, target);
+  return client;
 }
 
 /** What every node connection shares: credentials, TLS, timeouts. */

@@ -18,7 +18,12 @@ export interface EvictionReport {
   unknown: string[];
 }
 
-const nameOf = (node: Redis): string => `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
+/** Where a node connection is: its socket's peer (a Sentinel client's options name no node), else its options. */
+const nameOf = (node: Redis): string => {
+  const socket = node.stream;
+  if (socket?.remoteAddress && socket.remotePort !== undefined) return `${socket.remoteAddress.replace(/^::ffff:/, '')}:${socket.remotePort}`;
+  return `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
+};
 
 /** CONFIG GET maxmemory-policy on every primary. */
 export async function readEvictionPolicies(redis: RedisClient): Promise<EvictionReport> {

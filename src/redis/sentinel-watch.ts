@@ -1,0 +1,124 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { Redis } from 'ioredis';
+import type { HostPort, RedisTarget } from './redis-url.ts';
+
+type SentinelTarget = Extract<RedisTarget, { kind: 'sentinel' }>;
+
+/** Emitted on a watched client when it leaves a node the sentinels no longer name as primary. */
+export const PRIMARY_MOVED = 'leash:primary-moved';
+
+export interface PrimaryMoved {
+  /** The node the client was connected to, and the one the sentinels name. */
+  from: string;
+  to: string;
+}
+
+const WATCH_INTERVAL_MS = 1_000;
+
+/**
+ * ioredis follows a Sentinel failover only when its connection drops. A primary the sentinels
+ * replace while it keeps its connections (frozen, or cut off from them but not from Leash) would
+ * go on taking writes until it is demoted, and its demotion's full resync then wipes them: leases
+ * whose credentials were handed out. So every second the sentinels are asked which node is
+ * primary, and a ready client connected elsewhere drops its socket; ioredis then reconnects
+ * through the sentinels as after any lost connection. (Not ioredis's failoverDetector: see
+ * connect.ts.) Duplicates (BullMQ makes its blocking connections so) are watched too.
+ */
+export function watchSentinelPrimary(client: Redis, target: SentinelTarget, intervalMs = WATCH_INTERVAL_MS): void {
+  const asker = createSentinelAsker(target);
+  let checking = false;
+  const timer = setInterval(() => {
+    if (checking || client.status !== 'ready') return;
+    checking = true;
+    void check().finally(() => {
+      checking = false;
+    });
+  }, intervalMs);
+  timer.unref();
+
+  async function check(): Promise<void> {
+    const named = await asker.primary();
+    const socket = client.stream;
+    if (!named || client.status !== 'ready' || !socket?.remoteAddress || socket.remotePort === undefined) return;
+    const here = { host: unmapped(socket.remoteAddress), port: socket.remotePort };
+    if (await sameNode(here, named)) return;
+    client.emit(PRIMARY_MOVED, { from: `${here.host}:${here.port}`, to: `${named.host}:${named.port}` } satisfies PrimaryMoved);
+    // destroy, not end: a frozen primary never answers the FIN, and ioredis reconnects on 'close'.
+    socket.destroy();
+  }
+
+  client.once('end', () => {
+    clearInterval(timer);
+    asker.close();
+  });
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = (override) => {
+    const copy = duplicate(override);
+    watchSentinelPrimary(copy, target, intervalMs);
+    return copy;
+  };
+}
+
+interface SentinelAsker {
+  /** The primary the first sentinel that answers names, or null when none answers. */
+  primary(): Promise<HostPort | null>;
+  close(): void;
+}
+
+function createSentinelAsker(target: SentinelTarget): SentinelAsker {
+  let conn: Redis | undefined;
+  let next = 0;
+  const open = (): Redis => {
+    const at = target.sentinels[next % target.sentinels.length]!;
+    return new Redis({
+      host: at.host,
+      port: at.port,
+      ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}),
+      ...(target.tls ? { tls: {} } : {}),
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: 1_000,
+      commandTimeout: 1_000,
+    });
+  };
+  return {
+    async primary() {
+      for (let tries = 0; tries < target.sentinels.length; tries++) {
+        try {
+          if (!conn) {
+            conn = open();
+            conn.on('error', () => undefined);
+            await conn.connect();
+          }
+          const reply = (await conn.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', target.name)) as [string, string] | null;
+          return reply ? { host: reply[0], port: Number(reply[1]) } : null;
+        } catch {
+          conn?.disconnect();
+          conn = undefined;
+          next++; // that sentinel is away: ask the next
+        }
+      }
+      return null;
+    },
+    close() {
+      conn?.disconnect();
+      conn = undefined;
+    },
+  };
+}
+
+const unmapped = (address: string): string => (address.startsWith('::ffff:') ? address.slice(7) : address);
+
+/** A sentinel may announce a hostname; the socket knows only the address it reached. */
+async function sameNode(here: HostPort, named: HostPort): Promise<boolean> {
+  if (here.port !== named.port) return false;
+  if (isIP(named.host)) return unmapped(named.host) === here.host;
+  try {
+    return (await lookup(named.host, { all: true })).some((a) => unmapped(a.address) === here.host);
+  } catch {
+    return true; // cannot tell: leave the connection as it is
+  }
+}
