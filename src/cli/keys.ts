@@ -105,6 +105,7 @@ async function rotate(flags: KeyDirFlags & { alg?: SigningAlg }, cmd: Command): 
     [
       `New signing key ${kid} (${alg}); ${previous.kid} stays in ${join(flags.dir, 'jwt')} and published, so its tokens keep verifying.`,
       'Next: copy the new key to every replica\'s keys directory, then reload each: kill -HUP <pid> (or restart it).',
+      'Resource servers may cache the JWKS for 5 minutes: to have none refuse the new key\'s tokens, pin LEASH_SIGNING_KID to the old kid first and unpin it 5 minutes after the reload (README, "Key rotation").',
       `Once the longest token lifetime has passed since the old key last signed: leash keys prune --dir ${flags.dir} --older-than <max_ttl> --redis-url <the brokers' REDIS_URL>`,
     ].join('\n'),
   );

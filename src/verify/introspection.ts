@@ -37,7 +37,8 @@ export function createIntrospectionCheck(endpoint: string, opts: IntrospectionOp
   const inFlight = new Map<string, Promise<boolean>>();
 
   async function askLeash(jti: string, token: string): Promise<boolean> {
-    const bearer = typeof opts.token === 'function' ? await opts.token() : opts.token;
+    // Trimmed: a token read from a file (renewed by a sidecar) usually ends with a newline.
+    const bearer = String(typeof opts.token === 'function' ? await opts.token() : opts.token).trim();
     let res: Response;
     try {
       res = await fetch(endpoint, {

@@ -2,8 +2,11 @@ import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVe
 
 /** Freshness when the answer names none (a proxy dropped Cache-Control): Leash's own max-age. */
 const DEFAULT_MAX_AGE_SECONDS = 300;
-/** An unknown kid refetches at most this often (jose's default), so forged kids cannot flood Leash. */
-const KID_MISS_COOLDOWN_MS = 30_000;
+/**
+ * An unknown kid refetches at most this often, so forged kids cannot flood Leash. Shorter than
+ * jose's 30 s: a key rotated in just after a fetch would have its tokens refused for that long.
+ */
+export const KID_MISS_COOLDOWN_MS = 5_000;
 const FETCH_TIMEOUT_MS = 5_000;
 
 /**

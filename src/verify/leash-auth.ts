@@ -20,8 +20,8 @@ const BEARER = /^Bearer[ ]+([A-Za-z0-9._~+/-]+=*)$/i;
 
 /**
  * Hono middleware guarding a route with a Leash access token: sets `c.get('leash')`, or answers
- * 401 (no/bad/revoked token), 403 (missing scope) or 503 (Leash out of reach), each with an
- * RFC 6750 WWW-Authenticate header and a `{error, message}` body.
+ * 401 (no/bad/revoked token) or 403 (missing scope) with an RFC 6750 WWW-Authenticate header, or
+ * 503 (Leash out of reach) with Retry-After; each with a `{error, message}` body.
  */
 export function leashAuth(verifier: LeashVerifier, options: LeashAuthOptions = {}): MiddlewareHandler {
   const scopes = options.scopes ?? [];

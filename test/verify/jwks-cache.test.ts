@@ -17,7 +17,7 @@ import { startBroker, exchangeProof, testKeysDir, type TestBroker } from '../hel
 import { e2ePolicy, AUD, type IssuerSet } from '../helpers/policies.ts';
 import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
 import { createLeashVerifier, LeashVerifyError } from '../../src/verify/index.ts';
-import { createLeashJwks, freshnessSeconds } from '../../src/verify/jwks.ts';
+import { createLeashJwks, freshnessSeconds, KID_MISS_COOLDOWN_MS } from '../../src/verify/jwks.ts';
 
 const DEPLOY = 'https://deploy.acme.internal';
 
@@ -155,7 +155,32 @@ describe('createLeashVerifier after an emergency key removal', () => {
 });
 
 describe('createLeashJwks with a controlled clock and Leash max-age=300', () => {
-  it('refetches when 300 s have passed, not before; an unknown kid refetches at most once per 30 s', async () => {
+  it('an unknown kid soon after a fetch (a key just rotated in) refetches once 5 s have passed, not 30', async () => {
+    expect(KID_MISS_COOLDOWN_MS).toBe(5_000);
+    const proxy = await startJwksProxy(broker.url);
+    let now = Date.now();
+    const jwks = createLeashJwks(new URL(proxy.url), { now: () => now });
+    const verify = (token: string) => jwtVerify(token, jwks, { issuer: broker.config.issuer, audience: DEPLOY });
+    try {
+      const token = await workloadToken();
+      const start = now;
+      await verify(token);
+      const [h, p, s] = token.split('.') as [string, string, string];
+      const header = JSON.parse(Buffer.from(h, 'base64url').toString());
+      const unknown = `${Buffer.from(JSON.stringify({ ...header, kid: 'rotated-in' })).toString('base64url')}.${p}.${s}`;
+      now = start + 4_999;
+      await expect(verify(unknown)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(proxy.fetches).toHaveLength(1);
+      now = start + 5_000;
+      await expect(verify(unknown)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
+      expect(proxy.fetches).toHaveLength(2);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+
+  it('refetches when 300 s have passed, not before; an unknown kid refetches at most once per cooldown', async () => {
     const proxy = await startJwksProxy(broker.url);
     let now = Date.now();
     const jwks = createLeashJwks(new URL(proxy.url), { now: () => now });

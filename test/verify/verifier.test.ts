@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, generateKeyPair } from 'jose';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
@@ -173,6 +176,21 @@ describe('revocation through introspection', () => {
     const { token } = await workloadToken();
     const { token: notOperator } = await workloadToken();
     await expectCode(verifierFor({ introspection: { token: notOperator, cacheTtlMs: 0 } }).verify(token), 'ERR_LEASH_UNAVAILABLE');
+  });
+
+  it('takes its introspection token from a function, as read from a file a sidecar renews (trailing newline and all)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'leash-introspect-'));
+    const file = join(dir, 'token');
+    try {
+      writeFileSync(file, `${introspectToken}\n`);
+      const verifier = verifierFor({ introspection: { token: () => readFileSync(file, 'utf8'), cacheTtlMs: 0 } });
+      const { token } = await workloadToken();
+      await expect(verifier.verify(token)).resolves.toMatchObject({ sub: expect.any(String) });
+      writeFileSync(file, 'not-a-live-token\n'); // renewed badly: fail closed, never "active"
+      await expectCode(verifier.verify(token), 'ERR_LEASH_UNAVAILABLE');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('concurrent checks of one token share one introspection request and the cached answer', async () => {
