@@ -29,7 +29,7 @@ import type { Policy } from './policy/types.ts';
 import { ProofVerifier } from './proofs/proof-verifier.ts';
 import { createMemoryRateLimiter, createRedisRateLimiter } from './rate-limit/rate-limiter.ts';
 import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
-import { connectRedis, describeRedis } from './redis/connect.ts';
+import { connectRedis, describeRedis, isCluster } from './redis/connect.ts';
 import { parseRedisUrl } from './redis/redis-url.ts';
 import { PRIMARY_MOVED, type PrimaryMoved } from './redis/sentinel-watch.ts';
 import { checkEvictionAtStart, deploymentReadiness } from './redis/deployment-checks.ts';
@@ -131,16 +131,27 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   // Events a request produced are logged on its access-log line (LOGGED_WITH_REQUEST); the rest here.
   const logAudit = (events: AuditEvent[]): void => logAuditEvents(log, events.filter((e) => !isLoggedWithRequest(e)));
 
+  /** The last connection error since the store's client was last ready: /readyz names it. */
+  let lastRedisError: string | undefined;
   if (config.redisUrl) {
     // A WAIT is a command too: the command timeout leaves it its whole LEASH_REDIS_WAIT_MS.
     const commandOpts = config.redisMinReplicas > 0 ? { commandTimeoutMs: 2_000 + config.redisWaitMs } : {};
     const redis = connectRedis(config.redisUrl, commandOpts);
     const where = describeRedis(config.redisUrl);
-    redis.on('error', (err) => log.warn({ err: err.message, redis: where }, 'redis connection error'));
+    redis.on('error', (err) => {
+      // A Cluster's own error says only that no node answered: a node's error, if any, says why.
+      if (!isCluster(redis) || lastRedisError === undefined) lastRedisError = err.message;
+      log.warn({ err: err.message, redis: where }, 'redis connection error');
+    });
+    redis.on('node error', (err: Error, node: string) => {
+      lastRedisError = `${node}: ${err.message}`;
+      log.warn({ err: err.message, node, redis: where }, 'redis node error');
+    });
     redis.on(PRIMARY_MOVED, (moved: PrimaryMoved) => log.warn({ ...moved, redis: where }, 'Redis Sentinel names another primary: reconnecting to it'));
     watchOutages(redis, outages);
     // Commands fail fast until Redis is up: record the key in use on every (re)connection.
     redis.on('ready', () => {
+      lastRedisError = undefined;
       void heartbeat?.beat();
       abandoned.retryNow();
     });
@@ -264,6 +275,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
         storeOk = false;
         // Names what an exchange would trip on (unreachable, OOM, CROSSSLOT, READONLY...).
         checks.store = `cannot write a lease: ${err instanceof LeashError ? err.detail ?? err.message : (err as Error).message}`;
+        if (lastRedisError !== undefined && !checks.store.includes(lastRedisError)) checks.store += ` (last connection error: ${lastRedisError})`;
       }
       checks.keys = keys.all().length > 0 ? `${keys.all().length} signing key(s), active ${keys.active().kid}` : 'none';
       checks.ca = ca ? 'loaded' : 'not configured';

@@ -19,6 +19,10 @@ export async function connectCliRedis(url: string, what: string): Promise<RedisC
   // the last error event.
   let lastError: Error | undefined;
   redis.on('error', (err: Error) => {
+    lastError ??= err;
+  });
+  // A Cluster's own error says only that no startup node answered; a node's says why.
+  redis.on('node error', (err: Error) => {
     lastError = err;
   });
   try {
