@@ -155,23 +155,33 @@ describe('createLeashVerifier after an emergency key removal', () => {
 });
 
 describe('createLeashJwks with a controlled clock and Leash max-age=300', () => {
+  /** A JWKS behind a counting proxy whose clock the test sets, and a first token verified at `start`. */
+  async function controlledJwks() {
+    const proxy = await startJwksProxy(broker.url);
+    const clock = { now: Date.now() };
+    const jwks = createLeashJwks(new URL(proxy.url), { now: () => clock.now });
+    const verify = (token: string) => jwtVerify(token, jwks, { issuer: broker.config.issuer, audience: DEPLOY });
+    const token = await workloadToken();
+    const start = clock.now;
+    await verify(token);
+    return { proxy, clock, verify, token, start };
+  }
+  /** The token with another kid in its header (its signature no longer matters: no key is found). */
+  const withKid = (token: string, kid: string): string => {
+    const [h, p, s] = token.split('.') as [string, string, string];
+    const header = JSON.parse(Buffer.from(h, 'base64url').toString());
+    return `${Buffer.from(JSON.stringify({ ...header, kid })).toString('base64url')}.${p}.${s}`;
+  };
+
   it('an unknown kid soon after a fetch (a key just rotated in) refetches once 5 s have passed, not 30', async () => {
     expect(KID_MISS_COOLDOWN_MS).toBe(5_000);
-    const proxy = await startJwksProxy(broker.url);
-    let now = Date.now();
-    const jwks = createLeashJwks(new URL(proxy.url), { now: () => now });
-    const verify = (token: string) => jwtVerify(token, jwks, { issuer: broker.config.issuer, audience: DEPLOY });
+    const { proxy, clock, verify, token, start } = await controlledJwks();
     try {
-      const token = await workloadToken();
-      const start = now;
-      await verify(token);
-      const [h, p, s] = token.split('.') as [string, string, string];
-      const header = JSON.parse(Buffer.from(h, 'base64url').toString());
-      const unknown = `${Buffer.from(JSON.stringify({ ...header, kid: 'rotated-in' })).toString('base64url')}.${p}.${s}`;
-      now = start + 4_999;
+      const unknown = withKid(token, 'rotated-in');
+      clock.now = start + 4_999;
       await expect(verify(unknown)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
       expect(proxy.fetches).toHaveLength(1);
-      now = start + 5_000;
+      clock.now = start + 5_000;
       await expect(verify(unknown)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
       expect(proxy.fetches).toHaveLength(2);
     } finally {
@@ -179,33 +189,24 @@ describe('createLeashJwks with a controlled clock and Leash max-age=300', () => 
     }
   });
 
-
   it('refetches when 300 s have passed, not before; an unknown kid refetches at most once per cooldown', async () => {
-    const proxy = await startJwksProxy(broker.url);
-    let now = Date.now();
-    const jwks = createLeashJwks(new URL(proxy.url), { now: () => now });
-    const verify = (token: string) => jwtVerify(token, jwks, { issuer: broker.config.issuer, audience: DEPLOY });
+    const { proxy, clock, verify, token, start } = await controlledJwks();
     try {
-      const token = await workloadToken();
-      const start = now;
-      await verify(token);
       expect(proxy.fetches).toHaveLength(1);
 
-      now = start + 299_000;
+      clock.now = start + 299_000;
       await verify(token);
       expect(proxy.fetches).toHaveLength(1);
 
       // A kid Leash never had, repeated: one refetch once the cooldown allows, then none.
-      const [h, p, s] = token.split('.') as [string, string, string];
-      const header = JSON.parse(Buffer.from(h, 'base64url').toString());
-      const forged = `${Buffer.from(JSON.stringify({ ...header, kid: 'forged' })).toString('base64url')}.${p}.${s}`;
+      const forged = withKid(token, 'forged');
       for (let i = 0; i < 5; i++) await expect(verify(forged)).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' });
       expect(proxy.fetches).toHaveLength(2); // 299 s after the last fetch: out of cooldown once
 
-      now = start + 299_000 + 300_000 - 1;
+      clock.now = start + 299_000 + 300_000 - 1;
       await verify(token);
       expect(proxy.fetches).toHaveLength(2);
-      now += 1;
+      clock.now += 1;
       await verify(token);
       expect(proxy.fetches).toHaveLength(3);
     } finally {
