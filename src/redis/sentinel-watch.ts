@@ -43,6 +43,9 @@ export function watchSentinelPrimary(client: Redis, target: SentinelTarget, inte
     if (!named || client.status !== 'ready' || !socket?.remoteAddress || socket.remotePort === undefined) return;
     const here = { host: unmapped(socket.remoteAddress), port: socket.remotePort };
     if (await sameNode(here, named)) return;
+    // One sentinel may be behind (just after a failover, or cut off from the others): another must
+    // name the same node, or every second a stale answer would cut a good connection.
+    if (!(await asker.confirmedByAnother(named)) || client.status !== 'ready' || client.stream !== socket) return;
     client.emit(PRIMARY_MOVED, { from: `${here.host}:${here.port}`, to: `${named.host}:${named.port}` } satisfies PrimaryMoved);
     // destroy, not end: a frozen primary never answers the FIN, and ioredis reconnects on 'close'.
     socket.destroy();
@@ -63,15 +66,16 @@ export function watchSentinelPrimary(client: Redis, target: SentinelTarget, inte
 interface SentinelAsker {
   /** The primary the first sentinel that answers names, or null when none answers. */
   primary(): Promise<HostPort | null>;
+  /** Whether another sentinel of the URL names `node` too (trivially, when the URL lists one). */
+  confirmedByAnother(node: HostPort): Promise<boolean>;
   close(): void;
 }
 
 function createSentinelAsker(target: SentinelTarget): SentinelAsker {
   let conn: Redis | undefined;
   let next = 0;
-  const open = (): Redis => {
-    const at = target.sentinels[next % target.sentinels.length]!;
-    return new Redis({
+  const open = (at: HostPort): Redis =>
+    new Redis({
       host: at.host,
       port: at.port,
       ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}),
@@ -83,18 +87,20 @@ function createSentinelAsker(target: SentinelTarget): SentinelAsker {
       connectTimeout: 1_000,
       commandTimeout: 1_000,
     });
+  const ask = async (sentinel: Redis): Promise<HostPort | null> => {
+    const reply = (await sentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', target.name)) as [string, string] | null;
+    return reply ? { host: reply[0], port: Number(reply[1]) } : null;
   };
   return {
     async primary() {
       for (let tries = 0; tries < target.sentinels.length; tries++) {
         try {
           if (!conn) {
-            conn = open();
+            conn = open(target.sentinels[next % target.sentinels.length]!);
             conn.on('error', () => undefined);
             await conn.connect();
           }
-          const reply = (await conn.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', target.name)) as [string, string] | null;
-          return reply ? { host: reply[0], port: Number(reply[1]) } : null;
+          return await ask(conn);
         } catch {
           conn?.disconnect();
           conn = undefined;
@@ -102,6 +108,25 @@ function createSentinelAsker(target: SentinelTarget): SentinelAsker {
         }
       }
       return null;
+    },
+    async confirmedByAnother(node) {
+      if (target.sentinels.length === 1) return true;
+      const asked = next % target.sentinels.length;
+      for (let i = 0; i < target.sentinels.length; i++) {
+        if (i === asked) continue;
+        const other = open(target.sentinels[i]!);
+        other.on('error', () => undefined);
+        try {
+          await other.connect();
+          const named = await ask(other);
+          if (named && named.port === node.port && named.host === node.host) return true;
+        } catch {
+          // away: ask the next
+        } finally {
+          other.disconnect();
+        }
+      }
+      return false;
     },
     close() {
       conn?.disconnect();
