@@ -32,7 +32,7 @@ import { createBullmqRevocationQueue } from './revocation/bullmq-queue.ts';
 import { connectRedis, describeRedis, isCluster } from './redis/connect.ts';
 import { parseRedisUrl } from './redis/redis-url.ts';
 import { PRIMARY_MOVED, type PrimaryMoved } from './redis/sentinel-watch.ts';
-import { checkEvictionAtStart, deploymentReadiness } from './redis/deployment-checks.ts';
+import { checkDeploymentAtStart, deploymentReadiness } from './redis/deployment-checks.ts';
 import { createMemoryRevocationQueue } from './revocation/memory-queue.ts';
 
 export interface CreateDepsOptions {
@@ -157,7 +157,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
     });
     redisReady = () => redis.status === 'ready';
     const deployment = { minReplicas: config.redisMinReplicas, allowEviction: config.allowEviction };
-    await checkEvictionAtStart(redis, deployment, log).catch((err: unknown) => {
+    await checkDeploymentAtStart(redis, deployment, log).catch((err: unknown) => {
       redis.disconnect();
       throw err;
     });

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { isCluster, primaries, type RedisClient } from './connect.ts';
+import { peerOf } from './peer.ts';
 
 /**
  * What a Redis deployment must be for Leash to keep its promises: every primary with at least
@@ -18,11 +19,10 @@ export interface EvictionReport {
   unknown: string[];
 }
 
-/** Where a node connection is: its socket's peer (a Sentinel client's options name no node), else its options. */
+/** Where a node connection is: its socket's peer, else (not connected) its options. */
 const nameOf = (node: Redis): string => {
-  const socket = node.stream;
-  if (socket?.remoteAddress && socket.remotePort !== undefined) return `${socket.remoteAddress.replace(/^::ffff:/, '')}:${socket.remotePort}`;
-  return `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
+  const peer = peerOf(node);
+  return peer ? `${peer.host}:${peer.port}` : `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
 };
 
 /** CONFIG GET maxmemory-policy on every primary. */
@@ -111,11 +111,11 @@ interface WarnLog {
 }
 
 /**
- * At start: an evicting primary stops the start (an Error with the message), unless
- * LEASH_ALLOW_EVICTION=1 (a warning). A refused CONFIG GET, or a Redis not reachable yet, only
- * warns: /readyz keeps checking.
+ * At start: a Cluster node reached through a redis:// or Sentinel URL, or an evicting primary
+ * (unless LEASH_ALLOW_EVICTION=1, then a warning), stops the start (an Error with the message). A
+ * refused CONFIG GET, or a Redis not reachable yet, only warns: /readyz keeps checking.
  */
-export async function checkEvictionAtStart(redis: RedisClient, opts: DeploymentOptions, log: WarnLog): Promise<void> {
+export async function checkDeploymentAtStart(redis: RedisClient, opts: DeploymentOptions, log: WarnLog): Promise<void> {
   let report: EvictionReport;
   try {
     await firstConnection(redis, 5_000);

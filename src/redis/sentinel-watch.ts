@@ -1,6 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { Redis } from 'ioredis';
+import { peerOf, unmappedAddress } from './peer.ts';
 import type { HostPort, RedisTarget } from './redis-url.ts';
 
 type SentinelTarget = Extract<RedisTarget, { kind: 'sentinel' }>;
@@ -40,8 +41,8 @@ export function watchSentinelPrimary(client: Redis, target: SentinelTarget, inte
   async function check(): Promise<void> {
     const named = await asker.primary();
     const socket = client.stream;
-    if (!named || client.status !== 'ready' || !socket?.remoteAddress || socket.remotePort === undefined) return;
-    const here = { host: unmapped(socket.remoteAddress), port: socket.remotePort };
+    const here = peerOf(client);
+    if (!named || !here || client.status !== 'ready') return;
     if (await sameNode(here, named)) return;
     // One sentinel may be behind (just after a failover, or cut off from the others): another must
     // name the same node, or every second a stale answer would cut a good connection.
@@ -135,14 +136,12 @@ function createSentinelAsker(target: SentinelTarget): SentinelAsker {
   };
 }
 
-const unmapped = (address: string): string => (address.startsWith('::ffff:') ? address.slice(7) : address);
-
 /** A sentinel may announce a hostname; the socket knows only the address it reached. */
 async function sameNode(here: HostPort, named: HostPort): Promise<boolean> {
   if (here.port !== named.port) return false;
-  if (isIP(named.host)) return unmapped(named.host) === here.host;
+  if (isIP(named.host)) return unmappedAddress(named.host) === here.host;
   try {
-    return (await lookup(named.host, { all: true })).some((a) => unmapped(a.address) === here.host);
+    return (await lookup(named.host, { all: true })).some((a) => unmappedAddress(a.address) === here.host);
   } catch {
     return true; // cannot tell: leave the connection as it is
   }
