@@ -79,7 +79,19 @@ async function loadCa(config: Config, policy: Policy, log: Logger): Promise<Cert
     log.info('no CA under keys/ca and no rule issues certificates: certificate exchange is off');
     return null;
   }
-  return loadCertificateAuthority(config.keysDir, { crlUrl: `${config.issuer}/crl` });
+  const ca = await loadCertificateAuthority(config.keysDir, { crlUrl: `${config.issuer}/crl` });
+  if (ca.nameConstrained) {
+    log.warn({ file: join(config.keysDir, CA_FILES.cert) }, 'the issuing CA carries name constraints, which Leash does not check SANs against: a rule whose SANs fall outside them issues certificates that relying parties refuse');
+  }
+  return ca;
+}
+
+/** The CA's part of /readyz: an expired issuing CA fails every certificate exchange. */
+function caReadiness(ca: CertificateAuthority | null, nowMs: number): { ok: boolean; check: string } {
+  if (!ca) return { ok: true, check: 'not configured' };
+  const expires = new Date(ca.notAfter * 1000).toISOString();
+  if (ca.notAfter * 1000 <= nowMs) return { ok: false, check: `issuing CA expired at ${expires}: renew keys/ca/ca.pem and restart` };
+  return { ok: true, check: `loaded, expires at ${expires}` };
 }
 
 /**
@@ -278,10 +290,11 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
         if (lastRedisError !== undefined && !checks.store.includes(lastRedisError)) checks.store += ` (last connection error: ${lastRedisError})`;
       }
       checks.keys = keys.all().length > 0 ? `${keys.all().length} signing key(s), active ${keys.active().kid}` : 'none';
-      checks.ca = ca ? 'loaded' : 'not configured';
+      const caState = caReadiness(ca, now());
+      checks.ca = caState.check;
       const deployment = !storeOk || !checkDeployment ? { ok: true, checks: {} } : await checkDeployment();
       Object.assign(checks, deployment.checks);
-      return { ok: storeOk && keys.all().length > 0 && deployment.ok, checks };
+      return { ok: storeOk && keys.all().length > 0 && caState.ok && deployment.ok, checks };
     },
     close: () => closeBackends(),
   };

@@ -5,7 +5,7 @@ import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedEr
 import { RATE_LIMIT_WINDOW_MS, rateLimited } from '../rate-limit/rate-limiter.ts';
 import { newLeaseId } from '../leases/lease-id.ts';
 import { explain } from '../policy/decide.ts';
-import type { Allowed, Decision } from '../policy/types.ts';
+import type { Allowed, Decision, Misfit, X509Decision } from '../policy/types.ts';
 import { replayTtlSeconds, type PendingProof, type VerifiedProof } from '../proofs/proof-verifier.ts';
 import type { Signed } from '../crypto/signer.ts';
 import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr.ts';
@@ -36,12 +36,13 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
   let decision: Decision | undefined;
   try {
     pending = await deps.proofs.start(req.subjectToken);
-    decision = decide(deps, pending.unchecked, req);
-    if (!decision.allowed) throw new LeashError(decision.code, decision.reason);
+    const csr = req.kind === 'x509' ? parseCsr(req.csr!) : undefined;
+    decision = decide(deps, pending.unchecked, req, csr);
+    if (!decision.allowed) throw decision.cause instanceof LeashError ? decision.cause : new LeashError(decision.code, decision.reason);
     const lease = buildLease(deps, req, ctx, pending.unchecked, decision);
+    if (csr) checkCertificateAuthority(deps, lease);
     const accessToken = req.kind === 'jwt' ? accessTokenSignJob(deps, lease, decision) : undefined;
     proof = await pending.verified(accessToken);
-    const csr = req.kind === 'x509' ? checkCsr(deps, req, decision) : undefined;
     const token = accessToken ? signedToken(accessToken.signingInput, pending.signed) : undefined;
     if (token !== undefined) refuseOversized(token);
     const replay = replayClaim(deps, proof);
@@ -85,13 +86,25 @@ async function refused(
   return e;
 }
 
-function decide(deps: Deps, proof: VerifiedProof, req: ExchangeRequest): Decision {
+function decide(deps: Deps, proof: VerifiedProof, req: ExchangeRequest, csr: ParsedCsr | undefined): Decision {
   return explain(deps.policy(), { issuer: proof.issuer.name, claims: proof.claims }, {
     kind: req.kind,
     ...(req.scopes ? { scopes: req.scopes } : {}),
     ...(req.audiences ? { audiences: req.audiences } : {}),
     ...(req.ttl !== undefined ? { ttl: req.ttl } : {}),
+    ...(csr ? { x509Fit: (grant: X509Decision) => csrMisfit(csr, grant) } : {}),
   });
+}
+
+/** The CSR's key type, names and purposes against one rule's grant: a rule it does not fit cannot grant it. */
+function csrMisfit(csr: ParsedCsr, grant: X509Decision): Misfit | undefined {
+  try {
+    checkCsrAgainstGrant(csr, grant);
+    return undefined;
+  } catch (err) {
+    if (err instanceof LeashError) return { reason: err.message, cause: err };
+    throw err;
+  }
 }
 
 /**
@@ -115,11 +128,23 @@ function signedToken(signingInput: string, signed: Signed | undefined): string {
   return `${signingInput}.${signed.signature}`;
 }
 
-function checkCsr(deps: Deps, req: ExchangeRequest, decision: Allowed): ParsedCsr {
-  if (!deps.ca) throw new LeashError('invalid_request', 'this broker has no certificate authority configured');
-  const csr = parseCsr(req.csr!);
-  checkCsrAgainstGrant(csr, decision.x509);
-  return csr;
+/**
+ * Refused before anything is written: no CA, or a certificate that would outlive the issuing CA
+ * (which a relying party would refuse). An expired CA is the operator's to mend; a CA that merely
+ * ends sooner than this lease could still issue a shorter one.
+ */
+function checkCertificateAuthority(deps: Deps, lease: Lease): void {
+  const ca = deps.ca;
+  if (!ca) throw new LeashError('invalid_request', 'this broker has no certificate authority configured');
+  if (lease.expires_at <= ca.notAfter) return;
+  const caEnds = new Date(ca.notAfter * 1000).toISOString();
+  if (ca.notAfter <= lease.issued_at) {
+    throw new LeashError('server_error', `the issuing CA certificate expired at ${caEnds}: no certificate can be issued until it is renewed`, { status: 500 });
+  }
+  throw new LeashError(
+    'invalid_request',
+    `a certificate of ${lease.expires_at - lease.issued_at}s would outlive the issuing CA certificate, which expires at ${caEnds}: ask for a ttl of at most ${ca.notAfter - lease.issued_at}s`,
+  );
 }
 
 /** The one place a lease is made; an x509 lease has its certificate's serial from the start. */

@@ -24,7 +24,7 @@ interface CompiledRule {
 }
 
 type Granted = Omit<Allowed, 'allowed' | 'rule' | 'trace' | 'max_active_leases'>;
-type Refusal = { code: DenyCode; reason: string };
+type Refusal = { code: DenyCode; reason: string; cause?: unknown };
 
 const compiledRules = new WeakMap<Rule, CompiledRule>();
 
@@ -102,6 +102,8 @@ function grantWhole(rule: Rule, claims: Record<string, unknown>, request: GrantR
     if (typeof dns === 'string') return { code: 'invalid_request', reason: `rule ${name} x509.dns_sans: ${dns}` };
     x509.uri_sans = uris;
     x509.dns_sans = dns;
+    const misfit = request.x509Fit?.(x509);
+    if (misfit) return { code: 'invalid_request', reason: `rule ${name}: ${misfit.reason}`, cause: misfit.cause };
   }
   return { scopes: scopes.values, audiences: audiences.values, ttl, claims: rendered, x509 };
 }

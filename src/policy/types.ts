@@ -62,6 +62,26 @@ export interface GrantRequest {
   scopes?: string[];
   audiences?: string[];
   ttl?: number;
+  /**
+   * For a certificate: what keeps the request's CSR (its key type, the names and purposes it asks
+   * for) from fitting one rule's x509 grant, or undefined when it fits. A rule it does not fit
+   * cannot grant, like one that lacks a scope, so selection goes on to the next candidate.
+   */
+  x509Fit?: (x509: X509Decision) => Misfit | undefined;
+}
+
+/** The x509 part of a rule's grant with its SAN templates filled. */
+export interface X509Decision {
+  uri_sans: string[];
+  dns_sans: string[];
+  key_types: KeyType[];
+  server_auth: boolean;
+}
+
+/** Why a request does not fit a rule, and the error to answer with when that rule's refusal is the one sent. */
+export interface Misfit {
+  reason: string;
+  cause: unknown;
 }
 
 export type DenyCode = 'invalid_request' | 'invalid_scope' | 'invalid_target';
@@ -81,7 +101,7 @@ export interface Allowed {
   ttl: number;
   /** Grant claims with templates filled from verified claims. */
   claims: Record<string, string>;
-  x509: { uri_sans: string[]; dns_sans: string[]; key_types: KeyType[]; server_auth: boolean };
+  x509: X509Decision;
   max_active_leases: number | undefined;
   trace: TraceEntry[];
 }
@@ -91,6 +111,8 @@ export interface Denied {
   code: DenyCode;
   /** Safe to send to the caller: names rules and claim keys, never claim values of secrets. */
   reason: string;
+  /** The error behind the refusal, when a check outside the policy (the CSR's) made it. */
+  cause?: unknown;
   trace: TraceEntry[];
 }
 

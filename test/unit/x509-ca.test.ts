@@ -7,6 +7,7 @@ import { parseCsr } from '../../src/mint/x509/csr.ts';
 import { generateDevCa } from '../../src/mint/x509/generate-ca.ts';
 import type { CaGenerationKeyType } from '../../src/mint/x509/generate-ca.ts';
 import { makeCsr, openssl } from '../helpers/csr.ts';
+import { opensslCa } from '../helpers/openssl-ca.ts';
 
 const base = mkdtempSync(join(tmpdir(), 'leash-x509-ca-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -141,4 +142,30 @@ describe('a CA made elsewhere', () => {
     expect(r.stdout.trim()).toBe(`${leafPath}: OK`);
     expect(text(leafPath)).toContain('Signature Algorithm: sha256WithRSAEncryption');
   });
+
+  it('refuses an intermediate whose keyUsage lacks cRLSign or keyCertSign, naming ca.pem and the bit', async () => {
+    for (const [keyUsage, missing] of [['critical,keyCertSign', 'cRLSign'], ['critical,cRLSign,digitalSignature', 'keyCertSign']] as const) {
+      const dir = freshDir();
+      opensslCa(dir, join(dir, 'work'), { keyUsage });
+      await expect(loadCertificateAuthority(dir, { crlUrl })).rejects.toMatchObject({
+        code: 'ERR_CA',
+        file: file(dir, 'ca.pem'),
+        message: expect.stringContaining(`keyUsage lacks ${missing}`),
+      });
+    }
+  });
+
+  it('reports its notAfter, and whether it carries name constraints', async () => {
+    const plain = freshDir();
+    opensslCa(plain, join(plain, 'work'), { days: 1 });
+    const ca = await loadCertificateAuthority(plain, { crlUrl });
+    expect(ca.nameConstrained).toBe(false);
+    const validTo = openssl(['x509', '-in', file(plain, 'ca.pem'), '-noout', '-enddate']).stdout.trim().replace('notAfter=', '');
+    expect(ca.notAfter).toBe(Date.parse(validTo) / 1000);
+
+    const constrained = freshDir();
+    opensslCa(constrained, join(constrained, 'work'), { extraExtensions: ['nameConstraints=critical,permitted;DNS:other.internal'] });
+    expect((await loadCertificateAuthority(constrained, { crlUrl })).nameConstrained).toBe(true);
+  });
 });
+

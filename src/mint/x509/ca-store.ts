@@ -1,4 +1,6 @@
+import 'reflect-metadata';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +19,10 @@ export interface CertificateAuthority {
   chainPem: string[];
   rootPem: string;
   keyType: CaKeyType;
+  /** The issuing CA certificate's notAfter (epoch seconds): no certificate may outlive it. */
+  notAfter: number;
+  /** Set when the issuing CA carries name constraints, which Leash does not check SANs against. */
+  nameConstrained: boolean;
   issue(input: IssueInput): IssuedCertificate;
   /** A DER CRL signed by the issuing CA. */
   buildCrl(input: CrlInput): Buffer;
@@ -64,7 +70,19 @@ export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: 
   if (chain.length === 0) throw new CaLoadError(certPath, `${certPath} holds no intermediate certificate`);
   const issuing = chain[0] as X509Certificate;
 
-  if (!issuing.ca) throw new CaLoadError(certPath, `${certPath}: the first certificate is not a CA certificate`);
+  const parsed = new x509.X509Certificate(new Uint8Array(issuing.raw));
+  const notCa = `${certPath}: the first certificate is not a CA certificate`;
+  if (!parsed.getExtension(x509.BasicConstraintsExtension)?.ca) throw new CaLoadError(certPath, notCa);
+  const usages = parsed.getExtension(x509.KeyUsagesExtension)?.usages;
+  // A CA whose keyUsage lacks either bit signs what relying parties then refuse: every certificate,
+  // or the CRL (and with a hard-failing CRL check, every certificate again).
+  if (usages !== undefined && !(usages & x509.KeyUsageFlags.keyCertSign)) {
+    throw new CaLoadError(certPath, `${certPath}: the issuing CA's keyUsage lacks keyCertSign, so it cannot sign certificates`);
+  }
+  if (usages !== undefined && !(usages & x509.KeyUsageFlags.cRLSign)) {
+    throw new CaLoadError(certPath, `${certPath}: the issuing CA's keyUsage lacks cRLSign, so relying parties would refuse the CRL it signs`);
+  }
+  if (!issuing.ca) throw new CaLoadError(certPath, notCa);
   if (!issuing.checkPrivateKey(key)) throw new CaLoadError(keyPath, `${keyPath} does not match the certificate in ${certPath}`);
   for (let i = 0; i < chain.length; i++) {
     const cert = chain[i] as X509Certificate;
@@ -82,11 +100,14 @@ export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: 
   }
 
   const keyType = caKeyType(key, keyPath);
-  const ctx: SigningContext = { key, keyType, ...issuerFields(issuing.raw), caNotAfter: Math.floor(Date.parse(issuing.validTo) / 1000) };
+  const notAfter = Math.floor(Date.parse(issuing.validTo) / 1000);
+  const ctx: SigningContext = { key, keyType, ...issuerFields(issuing.raw), caNotAfter: notAfter };
   return {
     chainPem: chain.map((c) => ensureNewline(c.toString())),
     rootPem: ensureNewline(root.toString()),
     keyType,
+    notAfter,
+    nameConstrained: parsed.getExtension(OID.nameConstraints) !== null,
     issue: createIssuer(ctx, opts.crlUrl),
     buildCrl: createCrlBuilder(ctx),
   };

@@ -62,7 +62,8 @@ const MAX_TEXT_CHARS = 24 * 1024;
 const MIN_RSA_BITS = 2048;
 // Bigger RSA keys buy nothing here and make every verification slower.
 const MAX_RSA_BITS = 8192;
-const PEM_RE = /^-----BEGIN (NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END (NEW )?CERTIFICATE REQUEST-----$/;
+// RFC 7468 section 2: text may stand before and after the boundaries (what `openssl req -text` prints).
+const PEM_RE = /-----BEGIN (NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END (NEW )?CERTIFICATE REQUEST-----/g;
 const B64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
 const quote = (s: string): string => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}...` : s);
@@ -90,11 +91,13 @@ function decodeCsrText(input: string): Buffer {
   if (input.length > MAX_TEXT_CHARS) throw invalid('csr_too_large', 'csr is larger than 16 KiB');
   const text = input.trim();
   let b64: string;
-  const pem = PEM_RE.exec(text);
+  const blocks = [...text.matchAll(PEM_RE)];
+  const pem = blocks[0];
+  if (blocks.length > 1) throw invalid('csr_malformed', 'csr holds more than one PEM certificate request');
   if (pem) {
     if ((pem[1] ?? '') !== (pem[3] ?? '')) throw invalid('csr_malformed', 'csr PEM header and footer do not match');
     b64 = (pem[2] ?? '').replace(/\s+/g, '');
-  } else if (text.startsWith('-----')) {
+  } else if (text.includes('-----BEGIN ')) {
     throw invalid('csr_malformed', 'csr PEM must be a CERTIFICATE REQUEST');
   } else {
     b64 = text.replace(/\s+/g, '');

@@ -53,6 +53,9 @@ function importGeneric(spkiDer: Buffer): ImportedKey {
   const details = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case 'ec':
+      // OpenSSL names the curve of explicit parameters that equal a named one; RFC 5480 section
+      // 2.1.1 forbids them in a certificate, and strict verifiers refuse such a certificate.
+      if (!hasNamedCurve(spkiDer)) throw new UnsupportedKey('key uses explicit EC parameters; RFC 5480 requires a named curve');
       if (details.namedCurve === 'prime256v1') return { key, keyType: 'ec-p256', family: 'ec' };
       if (details.namedCurve === 'secp384r1') return { key, keyType: 'ec-p384', family: 'ec' };
       throw new UnsupportedKey(`key uses curve ${details.namedCurve ?? 'with explicit parameters'}, which is not supported`);
@@ -61,6 +64,13 @@ function importGeneric(spkiDer: Buffer): ImportedKey {
     default:
       throw new UnsupportedKey(`key algorithm ${key.asymmetricKeyType ?? 'unknown'} is not supported`);
   }
+}
+
+/** Whether an EC key's AlgorithmIdentifier parameters are a namedCurve OID (not specifiedCurve). */
+function hasNamedCurve(spkiDer: Buffer): boolean {
+  const [alg] = children(spkiDer, readRoot(spkiDer, 0x30, 'SubjectPublicKeyInfo'));
+  const params = alg ? children(spkiDer, alg)[1] : undefined;
+  return params?.tag === 0x06;
 }
 
 /**
