@@ -469,9 +469,11 @@ for _, id in ipairs(ids) do
     if raw then
       -- The substring test only thins out a scan of every lease ('due'): an index's own leases are
       -- all decoded, so an unreadable one there is found and dropped. A record holding a lone
-      -- surrogate escape reads with U+FFFD in its place, not in its raw text: decoded too.
+      -- surrogate escape reads with U+FFFD in its place, not in its raw text: decoded too. So is
+      -- one not even in a record's outer shape, so that it is reported as unreadable, not passed over.
       local hit = true
-      if source == 'due' and not string.find(raw, LONE) then
+      if source == 'due' and string.byte(raw, -1) == 93 and (string.find(raw, '^%["jwt","') or string.find(raw, '^%["x509","'))
+        and not string.find(raw, LONE) then
         for j = 13, #ARGV do
           if not string.find(raw, ARGV[j], 1, true) then hit = false break end
         end

@@ -69,3 +69,24 @@ it('is inactive to introspection, skipped and reported once by the sweep, and st
   expect(unreadableLines().map((l) => l.lease_id)).toEqual([victim.lease_id]);
   expect(await unreadableCount()).toBe(1);
 });
+
+it('a bulk revocation by subject, rule or issuer reports every record it cannot read, whatever its bytes, and ends the rest', async () => {
+  const keys = redisKeys(broker.config.redisPrefix);
+  // Not one of these is in a lease record's outer shape: a scan of every lease must still read them.
+  const garbage = ['garbage\0\xff', '[1,2', '{"status":"active"}', '[]'];
+  const selectors = [(sub: string) => ({ subject: sub }), () => ({ rule: 'gl-build' }), () => ({ issuer: 'gitlab' })];
+  for (const [round, select] of selectors.entries()) {
+    const sub = `gitlab-bulk-${round}`;
+    const leases = await Promise.all(Array.from({ length: 6 }, () => issue(broker.url, issuers.gitlab, sub)));
+    const bad = leases.slice(0, garbage.length);
+    for (const [i, l] of bad.entries()) await client.hset(keys.leases(shardOfLeaseId(l.lease_id)), l.lease_id, garbage[i]!);
+    const countBefore = await unreadableCount();
+
+    const res = await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { ...select(sub), reason: 'kill switch' });
+    expect(res.body).toEqual({ revoked: leases.length - bad.length });
+    const reported = unreadableLines().map((l) => l.lease_id);
+    for (const l of bad) expect(reported).toContain(l.lease_id);
+    expect(await unreadableCount()).toBe(countBefore + bad.length);
+    for (const l of leases) expect((await introspect(broker.url, op.token, l.token)).body).toEqual({ active: false });
+  }
+});
