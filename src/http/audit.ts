@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { requireScope } from './authenticate.ts';
 import { validate } from './validate.ts';
+import { subjectSelector } from './leases.ts';
 
 /**
  * Epoch values below this are seconds (they reach the year 5138), values from it on milliseconds
@@ -23,7 +24,7 @@ const since = z.string().transform((v, ctx) => {
 
 export const AuditQuery = z.strictObject({
   lease_id: z.string().min(1).max(128).optional(),
-  subject: z.string().min(1).max(512).optional(),
+  subject: subjectSelector.optional(),
   type: z.string().min(1).max(64).optional(),
   since: since.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { auditRequest } from '../request/audit-request.ts';
 import { z } from 'zod';
+import { MAX_PROOF_BYTES } from '../proofs/token-peek.ts';
 import { LeashError } from '../errors.ts';
 import { matchesFilter } from '../leases/lease-filter.ts';
 import type { LeaseSelector } from '../leases/store.ts';
@@ -9,8 +10,10 @@ import { requireScope } from './authenticate.ts';
 import { readJson, validate } from './validate.ts';
 
 const text = z.string().min(1).max(512);
+/** As long as a proof's own subject may be: a kill switch must reach every lease it issued. */
+export const subjectSelector = z.string().min(1).max(MAX_PROOF_BYTES);
 export const LeaseListQuery = z.strictObject({
-  subject: text.optional(),
+  subject: subjectSelector.optional(),
   task_id: text.optional(),
   rule: text.optional(),
   issuer: text.optional(),
@@ -21,7 +24,7 @@ export const LeaseListQuery = z.strictObject({
 export const RevokeOneBody = z.strictObject({ reason: z.string().min(1).max(512).optional() });
 export const BulkRevokeBody = z
   .strictObject({
-    subject: text.optional(),
+    subject: subjectSelector.optional(),
     task_id: text.optional(),
     rule: text.optional(),
     issuer: text.optional(),

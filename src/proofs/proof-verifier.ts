@@ -11,7 +11,7 @@ import { JwksCache } from './jwks-cache.ts';
 import { selectKeys } from './key-select.ts';
 import { ProofError, isProofError } from './proof-error.ts';
 import { ProofUnderCheck, checkSignature } from './signature-check.ts';
-import { checkSize, peekToken } from './token-peek.ts';
+import { checkSize, MAX_PROOF_BYTES, peekToken } from './token-peek.ts';
 import { trustDomainOf } from '../policy/trust-domain.ts';
 
 export interface ProofVerifierOptions {
@@ -108,7 +108,7 @@ export class ProofVerifier {
     this.signer = opts.signer ?? ((opts.signatureThread ?? true) ? sharedSignatureThread() : loopSigner);
     if (!Number.isFinite(this.skew) || this.skew < 0) throw new TypeError('clockSkewSeconds must be >= 0');
     this.now = opts.now ?? Date.now;
-    this.maxTokenBytes = opts.maxTokenBytes ?? 16_384;
+    this.maxTokenBytes = opts.maxTokenBytes ?? MAX_PROOF_BYTES;
     const fetchImpl = opts.fetch ?? ((input, init) => fetch(input, init));
     const timeoutMs = opts.httpTimeoutMs ?? 5000;
     this.jwks = new JwksCache({

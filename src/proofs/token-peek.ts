@@ -15,6 +15,9 @@ export interface PeekedToken {
 const B64URL = /^[A-Za-z0-9_-]+$/;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** The largest proof Leash reads; no claim of one, its subject included, can be longer. */
+export const MAX_PROOF_BYTES = 16_384;
+
 export function checkSize(token: unknown, maxBytes: number): asserts token is string {
   if (typeof token !== 'string' || token.length === 0) {
     throw new ProofError('malformed', 'subject_token is missing or empty');

@@ -214,3 +214,22 @@ describe('the kill switch never locks its operator out', () => {
   });
 });
 
+
+describe('a subject far longer than usual (3,000 characters)', () => {
+  it('is listed, audited and bulk revoked by its subject, as any other', async () => {
+    const sub = `repo:octo-org/${'L'.repeat(3000)}`;
+    const t = await gh(sub);
+    const q = `subject=${encodeURIComponent(sub)}`;
+    const listed = await api(broker.url, 'GET', `/v1/leases?${q}`, op.token);
+    expect(listed.status).toBe(200);
+    expect(listed.body.leases.map((l: { id: string }) => l.id)).toEqual([t.lease_id]);
+    const audit = await api(broker.url, 'GET', `/v1/audit?${q}&type=exchange.allowed`, op.token);
+    expect(audit.body.events.map((e: { lease_id: string }) => e.lease_id)).toEqual([t.lease_id]);
+
+    expect((await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { subject: sub, reason: 'kill switch' })).body).toEqual({ revoked: 1 });
+    expect(await isActive(t)).toBe(false);
+    // Longer than any proof Leash reads: no lease can have it.
+    const tooLong = await api(broker.url, 'POST', '/v1/leases/revoke', op.token, { subject: 'x'.repeat(16_385) });
+    expect(tooLong.status).toBe(400);
+  });
+});
