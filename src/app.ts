@@ -29,28 +29,11 @@ export interface AppOptions {
   devIssuer?: DevIssuer;
 }
 
-/** Middleware order: request id, deps, client address, body limit, access log; then routes. */
+/** Middleware order: request id, deps, client address, access log, body limit; then routes. */
 export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   const app = new Hono();
 
-  app.use(requestIds({ trustClient: deps.config.trustRequestId }));
-  app.use(async function attachDeps(c, next) {
-    c.set('deps', deps);
-    c.set('clientAddr', clientAddressOf(c));
-    await next();
-  });
-  app.use(async function accessLog(c, next) {
-    const started = performance.now();
-    await next();
-    const route = c.req.routePath ?? c.req.path;
-    deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
-    const fields: RequestLogFields = { request_id: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.get('clientAddr') };
-    const clientRequestId = c.get('clientRequestId');
-    if (clientRequestId !== undefined) fields.client_request_id = clientRequestId;
-    const refusal = c.get('refusal');
-    if (refusal) fields.error = refusal;
-    logRequest(deps.log, fields, c.get('audit'));
-  });
+  useRequestBasics(app, deps);
   app.use(async function limitDeclaredBody(c, next) {
     // A declared length over the limit is refused before reading; chunked bodies are capped
     // while they are read (read-body.ts).
@@ -96,13 +79,32 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
   return app;
 }
 
+/** Request id, deps, client address and the access log: every listener's requests get them. */
+function useRequestBasics(app: Hono, deps: Deps): void {
+  app.use(requestIds({ trustClient: deps.config.trustRequestId }));
+  app.use(async function attachDeps(c, next) {
+    c.set('deps', deps);
+    c.set('clientAddr', clientAddressOf(c));
+    await next();
+  });
+  app.use(async function accessLog(c, next) {
+    const started = performance.now();
+    await next();
+    const route = c.req.routePath ?? c.req.path;
+    deps.metrics.httpRequests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    const fields: RequestLogFields = { request_id: c.get('requestId'), method: c.req.method, route, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100, client: c.get('clientAddr') };
+    const clientRequestId = c.get('clientRequestId');
+    if (clientRequestId !== undefined) fields.client_request_id = clientRequestId;
+    const refusal = c.get('refusal');
+    if (refusal) fields.error = refusal;
+    logRequest(deps.log, fields, c.get('audit'));
+  });
+}
+
 /** The listener of LEASH_METRICS_PORT: metrics and health, nothing that issues or revokes. */
 export function createOpsApp(deps: Deps): Hono {
   const app = new Hono();
-  app.use(async function attachDeps(c, next) {
-    c.set('deps', deps);
-    await next();
-  });
+  useRequestBasics(app, deps);
   app.route('/', healthRoutes());
   app.route('/', metricsRoutes({ public: true }));
   app.notFound((c) => c.json({ error: 'not_found', message: 'this port serves /metrics, /healthz and /readyz only' }, 404));

@@ -57,6 +57,11 @@ describe('the real process with Redis', () => {
       const scraped = await fetch(`${ops}/metrics`);
       expect(scraped.status).toBe(200);
       expect(await scraped.text()).toContain('leash_exchanges_total');
+      // Every answer names its request, on this port as on the API's.
+      expect(scraped.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+      const missing = await fetch(`${ops}/token`, { method: 'POST' });
+      expect(missing.status).toBe(404);
+      expect(missing.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
       const elsewhere = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.status, (e: Error) => (e.cause as { code?: string } | undefined)?.code);
       expect(elsewhere).toBe('ECONNREFUSED');
     } finally {
