@@ -2,6 +2,9 @@ import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { LeashError, StoreUnavailableError } from '../errors.ts';
 
+/** Seconds a 503 asks a client to wait before it retries. */
+const RETRY_AFTER_UNAVAILABLE_S = 2;
+
 /**
  * Renders a refusal. OAuth endpoints answer RFC 6749 section 5.2 `{error, error_description}`;
  * the others `{error, message}`. Both carry the request id so a user can quote it to an operator.
@@ -17,6 +20,8 @@ export function renderError(c: Context, err: LeashError, style: 'oauth' | 'api')
   if (err.status === 401 && !headers['WWW-Authenticate']) {
     headers['WWW-Authenticate'] = `Bearer realm="leash", error="${err.code === 'invalid_token' ? 'invalid_token' : 'invalid_request'}"`;
   }
+  // A failover or a Redis restart is over in seconds: a client that honours this retries then.
+  if (err.status === 503 && !headers['Retry-After']) headers['Retry-After'] = String(RETRY_AFTER_UNAVAILABLE_S);
   if (err.status === 403 && err.code === 'insufficient_scope' && !headers['WWW-Authenticate']) {
     headers['WWW-Authenticate'] = 'Bearer realm="leash", error="insufficient_scope"';
   }

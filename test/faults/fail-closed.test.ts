@@ -99,6 +99,7 @@ describe('Redis', () => {
       const proof = await main.mint(claims(main));
       const [res, tokenMs] = await timed(() => exchangeProof(b.url, proof));
       expect([res.status, res.body.error]).toEqual([503, 'temporarily_unavailable']);
+      expect(res.headers.get('retry-after')).toBe('2');
       expect(res.body.access_token).toBeUndefined();
       expect(tokenMs).toBeLessThan(10_000); // likewise
 
