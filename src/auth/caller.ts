@@ -19,13 +19,22 @@ export interface Caller {
  * Shared by the API (http/authenticate.ts) and the dashboard's session check.
  */
 export async function resolveCaller(deps: Deps, token: string, opts: { audience?: string }): Promise<Caller | null> {
+  const r = await resolveCallerOrWhy(deps, token, opts);
+  return 'caller' in r ? r.caller : null;
+}
+
+/**
+ * resolveCaller, or why not: `audience` only for a live Leash token issued for someone else, which
+ * its holder may be told (it is in the token); anything else is `invalid` alike.
+ */
+export async function resolveCallerOrWhy(deps: Deps, token: string, opts: { audience?: string }): Promise<{ caller: Caller } | { why: 'invalid' | 'audience' }> {
   const nowSeconds = Math.floor(deps.now() / 1000);
   const v = verifyOwnToken(token, deps.keys, { issuer: deps.config.issuer, nowSeconds, skewSeconds: 0 });
-  if (!v.ok) return null;
-  if (opts.audience !== undefined && !audiencesOf(v.claims).includes(opts.audience)) return null;
+  if (!v.ok) return { why: 'invalid' };
   const lease = await deps.store.get(v.claims.jti);
-  if (!lease || !isLive(lease, nowSeconds)) return null;
-  return { claims: v.claims, lease, scopes: scopesOf(v.claims) };
+  if (!lease || !isLive(lease, nowSeconds)) return { why: 'invalid' };
+  if (opts.audience !== undefined && !audiencesOf(v.claims).includes(opts.audience)) return { why: 'audience' };
+  return { caller: { claims: v.claims, lease, scopes: scopesOf(v.claims) } };
 }
 
 export const hasScope = (caller: Caller, scope: string): boolean =>

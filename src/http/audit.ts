@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { requireScope } from './authenticate.ts';
-import { validate } from './validate.ts';
+import { singleQuery, validate } from './validate.ts';
 import { subjectSelector } from './leases.ts';
 
 /**
@@ -34,7 +34,7 @@ export const AuditQuery = z.strictObject({
 export function auditRoutes(): Hono {
   const app = new Hono();
   app.get('/v1/audit', requireScope('leash:audit:read'), async (c) => {
-    const q = validate(AuditQuery, c.req.query(), 'query');
+    const q = validate(AuditQuery, singleQuery(c), 'query');
     const page = await c.get('deps').audit.list({ ...q, cursor: q.cursor ?? null });
     return c.json(page);
   });

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { LeashError } from '../errors.ts';
-import { hasScope, resolveCaller } from '../auth/caller.ts';
+import { hasScope, resolveCallerOrWhy } from '../auth/caller.ts';
 
 const unauthorized = (description: string): LeashError => new LeashError('invalid_token', description, { status: 401 });
 
@@ -26,8 +26,11 @@ export function requireScope(...anyOf: string[]): MiddlewareHandler {
   return async function requireLeashScope(c, next) {
     const token = bearerOf(c);
     if (!token) throw credentialsRequired('a Leash access token is required (Authorization: Bearer)');
-    const caller = await resolveCaller(c.get('deps'), token, { audience: c.get('deps').config.issuer });
-    if (!caller) throw unauthorized('the access token is not a live Leash token for this broker');
+    const issuer = c.get('deps').config.issuer;
+    const r = await resolveCallerOrWhy(c.get('deps'), token, { audience: issuer });
+    if ('why' in r && r.why === 'audience') throw unauthorized(`the access token is not for this broker: its aud does not include ${issuer}`);
+    if ('why' in r) throw unauthorized('the access token is not a live Leash token for this broker');
+    const { caller } = r;
     if (!anyOf.some((s) => hasScope(caller, s))) {
       throw new LeashError('insufficient_scope', `this endpoint needs scope ${anyOf.join(' or ')}`, { status: 403 });
     }

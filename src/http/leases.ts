@@ -2,19 +2,22 @@ import { Hono } from 'hono';
 import { auditRequest } from '../request/audit-request.ts';
 import { z } from 'zod';
 import { MAX_PROOF_BYTES } from '../proofs/token-peek.ts';
+import { TASK_ID_PATTERN, TASK_ID_RULE } from '../exchange/request.ts';
 import { LeashError } from '../errors.ts';
 import { matchesFilter } from '../leases/lease-filter.ts';
 import type { LeaseSelector } from '../leases/store.ts';
 import { revokeBySelector, revokeLeases } from '../revocation/revoke-leases.ts';
 import { requireScope } from './authenticate.ts';
-import { readJson, validate } from './validate.ts';
+import { readJson, singleQuery, validate } from './validate.ts';
 
 const text = z.string().min(1).max(512);
 /** As long as a proof's own subject may be: a kill switch must reach every lease it issued. */
 export const subjectSelector = z.string().min(1).max(MAX_PROOF_BYTES);
+/** A task id as the exchange takes it: a selector that could match no task is a typo, said so. */
+const taskId = z.string().regex(TASK_ID_PATTERN, TASK_ID_RULE);
 export const LeaseListQuery = z.strictObject({
   subject: subjectSelector.optional(),
-  task_id: text.optional(),
+  task_id: taskId.optional(),
   rule: text.optional(),
   issuer: text.optional(),
   status: z.enum(['active', 'revoked', 'expired']).optional(),
@@ -25,7 +28,7 @@ export const RevokeOneBody = z.strictObject({ reason: z.string().min(1).max(512)
 export const BulkRevokeBody = z
   .strictObject({
     subject: subjectSelector.optional(),
-    task_id: text.optional(),
+    task_id: taskId.optional(),
     rule: text.optional(),
     issuer: text.optional(),
     reason: z.string().min(1).max(512).optional(),
@@ -39,7 +42,7 @@ export function leaseRoutes(): Hono {
   const app = new Hono();
 
   app.get('/v1/leases', requireScope('leash:leases:read'), async (c) => {
-    const q = validate(LeaseListQuery, c.req.query(), 'query');
+    const q = validate(LeaseListQuery, singleQuery(c), 'query');
     const { limit, cursor, ...filter } = q;
     const page = await c.get('deps').store.list(filter, { limit, cursor: cursor ?? null });
     return c.json(page);

@@ -8,8 +8,20 @@ export function validate<T extends z.ZodType>(schema: T, input: unknown, where: 
   const r = schema.safeParse(input);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  const path = issue.path.length ? issue.path.join('.') : where;
-  throw new LeashError('bad_request', `${where} ${path}: ${issue.message}`);
+  const field = issue.path.length ? ` ${issue.path.join('.')}` : '';
+  throw new LeashError('bad_request', `${where}${field}: ${issue.message}`);
+}
+
+/**
+ * A request's query with one value a key; a key given twice is refused, not narrowed to its first
+ * value (a listing asked for two statuses would silently show one).
+ */
+export function singleQuery(c: Context): Record<string, string> {
+  const all = c.req.queries();
+  for (const [key, values] of Object.entries(all)) {
+    if (values.length > 1) throw new LeashError('bad_request', `query ${key}: given ${values.length} times; give it once`);
+  }
+  return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, v[0] ?? '']));
 }
 
 export async function readJson(c: Context, opts: { optional?: boolean } = {}): Promise<unknown> {

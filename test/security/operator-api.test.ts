@@ -101,8 +101,10 @@ describe.each(ENDPOINTS)('%s', (_name, call) => {
     await expectDenied(call, 'Bearer garbage', 401);
     await expectDenied(call, `Basic ${Buffer.from('admin:admin').toString('base64')}`, 401);
   });
-  it('a workload token (live Leash token, not for Leash\'s audience): 401', async () => {
+  it('a workload token (live Leash token, not for Leash\'s audience): 401 that says so', async () => {
     await expectDenied(call, `Bearer ${(await workloadToken(env)).token}`, 401);
+    const res = await call(`Bearer ${(await workloadToken(env)).token}`, await victim());
+    expect(await res.text()).toContain(`its aud does not include ${env.broker.config.issuer}`);
   });
   it('a Leash-audience token without the scope: 403', async () => {
     const token = _name === 'GET /v1/audit' ? (await operatorToken(env, { scope: 'leash:introspect' })).token : await auditorToken();
@@ -241,5 +243,35 @@ describe('POST /v1/tasks/{id}/complete', () => {
     expect(res.status).toBe(200);
     expect((await res.json()).revoked).toBe(2);
     expect([await statusOf(a.leaseId), await statusOf(b.leaseId), await statusOf(bystander.leaseId)]).toEqual(['revoked', 'revoked', 'active']);
+  });
+});
+
+describe('operator API: a request it would answer wrongly is refused, naming the fault', () => {
+  const get = async (path: string, token: string) => {
+    const res = await fetch(url(path), { headers: { authorization: `Bearer ${token}` } });
+    return { status: res.status, body: await res.json() };
+  };
+  const post = async (path: string, token: string, body: unknown) => {
+    const res = await fetch(url(path), { method: 'POST', headers: { authorization: `Bearer ${token}`, ...json }, body: JSON.stringify(body) });
+    return { status: res.status, body: await res.json() };
+  };
+  const taskRule = 'task_id must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ / -';
+
+  it('a filter given twice, not narrowed to its first value', async () => {
+    const op = (await operatorToken(env)).token;
+    expect(await get('/v1/leases?status=active&status=expired', op)).toMatchObject({ status: 400, body: { error: 'bad_request', message: 'query status: given 2 times; give it once' } });
+    expect((await get('/v1/audit?type=a&type=b', op)).status).toBe(400);
+  });
+
+  it('a task_id no task can have, in a listing or a kill switch: not "nothing found"', async () => {
+    const op = (await operatorToken(env)).token;
+    expect(await get('/v1/leases?task_id=bad%20id!', op)).toMatchObject({ status: 400, body: { message: `query task_id: ${taskRule}` } });
+    expect(await post('/v1/leases/revoke', op, { task_id: 'bad id!' })).toMatchObject({ status: 400, body: { message: `body task_id: ${taskRule}` } });
+  });
+
+  it('a message names the body or query once', async () => {
+    const op = (await operatorToken(env)).token;
+    expect((await post('/v1/leases/revoke', op, {})).body.message).toBe('body: name at least one of subject, task_id, rule, issuer');
+    expect((await get('/v1/leases?foo=bar', op)).body.message).toBe('query: Unrecognized key: "foo"');
   });
 });
