@@ -2,6 +2,8 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { requireScope } from './authenticate.ts';
 
 export const METRICS_SCOPE = 'leash:metrics';
+/** How late an ending may be before it counts as overdue: a worker sweeps every 250 ms. */
+const OVERDUE_AFTER_MS = 10_000;
 
 /**
  * Prometheus metrics. They name the policy's rules and issuers with per-rule counts, so on the API
@@ -17,6 +19,7 @@ export function metricsRoutes(opts: { public: boolean }): Hono {
     await Promise.all([
       deps.store.countActive().then((n) => deps.metrics.activeLeases.set(n)).catch(() => undefined),
       deps.revocations.depth().then((n) => deps.metrics.queueDepth.set(n)).catch(() => undefined),
+      deps.store.countOverdue(deps.now() - OVERDUE_AFTER_MS).then((n) => deps.metrics.overdueLeases.set(n)).catch(() => undefined),
     ]);
     return c.body(await deps.metrics.registry.metrics(), 200, { 'Content-Type': deps.metrics.registry.contentType });
   });

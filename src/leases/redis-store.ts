@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../audit/events.ts';
 import { auditEventJson, withStreamId } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
-import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions, SweepOptions } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, ListPage, LeaseStore, RevokeInput, RevokeWhereOptions, SweepOptions } from './store.ts';
 import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type ProofHolder } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
@@ -540,7 +540,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       return [...new Set((per as string[][]).flat())];
     },
 
-    list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage> {
+    list(filter: LeaseFilter, page: ListPage): Promise<LeasePage> {
       return listLeases(redis, keys, io, filter, page);
     },
 
@@ -550,6 +550,11 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
         shards.map((s) => io('countActive', () => Promise.all([redis.zcard(keys.due(s)), redis.zcard(keys.pending(s))]))),
       );
       return per.reduce((n, [due, pending]) => n + due - pending, 0);
+    },
+
+    async countOverdue(beforeMs: number): Promise<number> {
+      const per = await Promise.all(shards.map((s) => io('countOverdue', () => redis.zcount(keys.due(s), '-inf', `(${beforeMs}`))));
+      return per.reduce((n, c) => n + c, 0);
     },
 
     async finalize(id: string, nowMs: number): Promise<Ending | null> {

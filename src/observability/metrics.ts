@@ -49,6 +49,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       registers: [registry],
     }),
     queueDepth: new Gauge({ name: 'leash_queue_depth', help: 'Jobs waiting in the revocation queue', registers: [registry] }),
+    overdueLeases: new Gauge({
+      name: 'leash_overdue_leases',
+      help: 'Leases more than 10 s past their expiry that no worker has ended yet: above 0 for long, no worker is running or keeping up',
+      registers: [registry],
+    }),
     jwksFetches: new Counter({
       name: 'leash_jwks_fetches_total',
       help: 'JWKS and discovery fetches by issuer and result',
