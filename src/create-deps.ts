@@ -20,7 +20,7 @@ import type { SigningRecord } from './mint/jwt/signing-record.ts';
 import { createFileSigningRecord } from './mint/jwt/signing-record-file.ts';
 import { createRedisSigningRecord } from './mint/jwt/signing-record-redis.ts';
 import { generateSigningKey } from './mint/jwt/generate-key.ts';
-import { loadCertificateAuthority, CA_FILES, type CertificateAuthority } from './mint/x509/ca-store.ts';
+import { loadCertificateAuthority, loadRetiredAuthorities, CA_FILES, type CertificateAuthority } from './mint/x509/ca-store.ts';
 import { generateDevCa } from './mint/x509/generate-ca.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -119,6 +119,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   let redisReady = (): boolean => true;
   const keys = createKeyStore(config.keysDir, { ...(config.signingKid ? { activeKid: config.signingKid } : {}), onReload: () => void heartbeat?.beat() });
   const ca = await loadCa(config, policy, log);
+  const retiredCas = await loadRetiredAuthorities(config.keysDir);
   const proofs = new ProofVerifier({
     issuers: policy.issuers,
     clockSkewSeconds: config.clockSkewSeconds,
@@ -271,6 +272,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
       }
     },
     ca,
+    retiredCas,
     revocations,
     ...(walker ? { walker } : {}),
     rateLimiter,

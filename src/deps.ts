@@ -3,7 +3,7 @@ import type { AbandonedLeases } from './exchange/abandoned-leases.ts';
 import type { Config } from './config.ts';
 import type { LeaseStore } from './leases/store.ts';
 import type { KeyStore } from './mint/jwt/keystore.ts';
-import type { CertificateAuthority } from './mint/x509/ca-store.ts';
+import type { CertificateAuthority, RetiredAuthority } from './mint/x509/ca-store.ts';
 import type { Logger } from './observability/logger.ts';
 import type { RedisOutages } from './redis/outages.ts';
 import type { Metrics } from './observability/metrics.ts';
@@ -28,6 +28,8 @@ export interface Deps {
   reloadPolicy(): { ok: true } | { ok: false; error: string };
   /** Null when no CA is configured: certificate requests are then refused. */
   ca: CertificateAuthority | null;
+  /** CAs taken out of service whose certificates may still be live: GET /crl/<key id> serves their CRLs. */
+  retiredCas: RetiredAuthority[];
   revocations: RevocationQueue;
   /** API processes on Redis: the process that walks bulk revocations and queues their effects. */
   walker?: WalkProcess;

@@ -80,7 +80,7 @@ describe('certificates from CSRs, judged by OpenSSL', () => {
     const { csrPem } = await makeCsr({ keyType: 'ec-p256' });
     const res = await requestCert(csrPem, 'text');
     const text = openssl(['x509', '-noout', '-text'], res.body.access_token).stdout;
-    expect(text).toContain(`URI:${broker.config.issuer}/crl`);
+    expect(text).toContain(`URI:${broker.config.issuer}/crl/${broker.deps.ca!.keyIdHex}\n`);
     expect(text).toMatch(/Basic Constraints: critical\s+CA:FALSE/);
     expect(text).toMatch(/Extended Key Usage: \s+TLS Web Server Authentication, TLS Web Client Authentication\n/);
     expect(text).toContain('X509v3 Subject Key Identifier');

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { children, DerError, readOid, readRoot, value, whole } from './der-reader.ts';
 import type { Tlv } from './der-reader.ts';
@@ -23,6 +23,8 @@ export interface CertificateAuthority {
   notAfter: number;
   /** Set when the issuing CA carries name constraints, which Leash does not check SANs against. */
   nameConstrained: boolean;
+  /** The CA's key identifier in hex: its CRL is also at `<crlUrl>/<keyIdHex>`, the URL its certificates name. */
+  keyIdHex: string;
   issue(input: IssueInput): IssuedCertificate;
   /** A DER CRL signed by the issuing CA. */
   buildCrl(input: CrlInput): Buffer;
@@ -32,7 +34,17 @@ export const CA_FILES = {
   key: join('ca', 'ca.key.pem'),
   cert: join('ca', 'ca.pem'),
   root: join('ca', 'root.pem'),
+  /** One folder a CA taken out of service, each with its ca.pem and ca.key.pem: it signs CRLs only. */
+  retired: join('ca', 'retired'),
 } as const;
+
+/** A CA no longer issuing, kept so that its certificates still have a CRL until they expire. */
+export interface RetiredAuthority {
+  keyIdHex: string;
+  /** Its certificate's notAfter (epoch seconds): none of its certificates outlives it. */
+  notAfter: number;
+  buildCrl(input: CrlInput): Buffer;
+}
 
 /** The CA files under `<keysDir>/ca/` cannot be used; the message names the file to look at. */
 export class CaLoadError extends Error {
@@ -52,7 +64,9 @@ const CERT_PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE----
 /**
  * Loads the issuing CA from `<keysDir>/ca/` and checks that it can actually issue: the key
  * matches the certificate, the chain verifies up to the root, and nothing has expired. Every
- * failure names the file to look at, because this runs at start-up.
+ * failure names the file to look at, because this runs at start-up. Its certificates name
+ * `<crlUrl>/<key id>` as their CRL distribution point: a URL that stays this CA's own after it is
+ * retired, which `<crlUrl>` itself (the current CA's) does not.
  */
 export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: string }): Promise<CertificateAuthority> {
   const keyPath = join(keysDir, CA_FILES.key);
@@ -102,15 +116,47 @@ export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: 
   const keyType = caKeyType(key, keyPath);
   const notAfter = Math.floor(Date.parse(issuing.validTo) / 1000);
   const ctx: SigningContext = { key, keyType, ...issuerFields(issuing.raw), caNotAfter: notAfter };
+  const keyIdHex = ctx.keyId.toString('hex');
   return {
     chainPem: chain.map((c) => ensureNewline(c.toString())),
     rootPem: ensureNewline(root.toString()),
     keyType,
     notAfter,
     nameConstrained: parsed.getExtension(OID.nameConstraints) !== null,
-    issue: createIssuer(ctx, opts.crlUrl),
+    keyIdHex,
+    issue: createIssuer(ctx, `${opts.crlUrl}/${keyIdHex}`),
     buildCrl: createCrlBuilder(ctx),
   };
+}
+
+/**
+ * The CAs under `<keysDir>/ca/retired/<name>/`, each a ca.pem and its ca.key.pem, that have not
+ * expired (an expired one's certificates have all expired too: it is skipped). A folder that cannot
+ * be used stops the start naming the file, as the issuing CA's do.
+ */
+export async function loadRetiredAuthorities(keysDir: string, nowMs = Date.now()): Promise<RetiredAuthority[]> {
+  const dir = join(keysDir, CA_FILES.retired);
+  let names: string[];
+  try {
+    names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new CaLoadError(dir, `cannot read ${dir} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
+  }
+  const out: RetiredAuthority[] = [];
+  for (const name of names) {
+    const keyPath = join(dir, name, 'ca.key.pem');
+    const certPath = join(dir, name, 'ca.pem');
+    const [keyPem, certText] = await Promise.all([readText(keyPath), readText(certPath)]);
+    const key = importPrivateKey(keyPem, keyPath);
+    const cert = parseCertificates(certText, certPath)[0] as X509Certificate;
+    if (!cert.checkPrivateKey(key)) throw new CaLoadError(keyPath, `${keyPath} does not match the certificate in ${certPath}`);
+    const notAfter = Math.floor(Date.parse(cert.validTo) / 1000);
+    if (notAfter * 1000 <= nowMs) continue;
+    const ctx: SigningContext = { key, keyType: caKeyType(key, keyPath), ...issuerFields(cert.raw), caNotAfter: notAfter };
+    out.push({ keyIdHex: ctx.keyId.toString('hex'), notAfter, buildCrl: createCrlBuilder(ctx) });
+  }
+  return out;
 }
 
 async function readText(path: string): Promise<string> {
