@@ -12,7 +12,7 @@ import { exchangeProof, startBroker, X509_TYPE, type TestBroker } from '../helpe
 import { fixtureClaims, startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';
 import { makeCsr, openssl } from '../helpers/csr.ts';
 import { opensslCa } from '../helpers/openssl-ca.ts';
-import { AUD } from '../helpers/policies.ts';
+import { AUD, svidRule } from '../helpers/policies.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'leash-ca-rotation-'));
@@ -28,15 +28,7 @@ rules:
   - name: operators
     issuer: github
     match: { sub: "repo:octo-org/ops:*" }
-    grant: { scopes: [leash:admin], audiences: ["\${LEASH_ISSUER}"], ttl: 10m }
-  - name: mtls
-    issuer: github
-    match: { repository: octo-org/octo-repo }
-    grant:
-      scopes: [svc:mtls]
-      credentials: [x509]
-      ttl: 10m
-      x509: { uri_sans: ["spiffe://acme.internal/gh/{{ claims.repository }}"] }
+    grant: { scopes: [leash:admin], audiences: ["\${LEASH_ISSUER}"], ttl: 10m }${svidRule('mtls')}
 `;
 
 beforeAll(async () => {

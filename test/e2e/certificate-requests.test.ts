@@ -13,7 +13,7 @@ import { exchangeProof, startBroker, X509_TYPE, type TestBroker } from '../helpe
 import { fixtureClaims, startFakeIssuer, type FakeIssuer } from '../helpers/fake-issuer.ts';
 import { makeCsr, openssl } from '../helpers/csr.ts';
 import { opensslCa } from '../helpers/openssl-ca.ts';
-import { AUD } from '../helpers/policies.ts';
+import { AUD, svidRule } from '../helpers/policies.ts';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'leash-cert-requests-'));
@@ -29,25 +29,7 @@ let seq = 0;
 const policy = (url: string): string => `
 issuers:
   - { name: github, issuer: "${url}", audiences: ["${AUD}"], max_proof_age: 10m }
-rules:
-  - name: ec-only
-    issuer: github
-    match: { repository: octo-org/octo-repo }
-    grant:
-      scopes: [svc:mtls]
-      credentials: [x509]
-      ttl: 10m
-      max_ttl: 72h
-      x509: { uri_sans: ["spiffe://acme.internal/gh/{{ claims.repository }}"], key_types: [ec-p256] }
-  - name: rsa-too
-    issuer: github
-    match: { repository: octo-org/octo-repo }
-    grant:
-      scopes: [svc:mtls]
-      credentials: [x509]
-      ttl: 10m
-      max_ttl: 72h
-      x509: { uri_sans: ["spiffe://acme.internal/gh/{{ claims.repository }}"], key_types: [ec-p256, rsa-2048] }
+rules:${svidRule('ec-only', { keyTypes: ['ec-p256'], maxTtl: '72h' })}${svidRule('rsa-too', { keyTypes: ['ec-p256', 'rsa-2048'], maxTtl: '72h' })}
 `;
 
 beforeAll(async () => {

@@ -90,3 +90,20 @@ rules:
       max_ttl: 10m
 `;
 }
+
+/**
+ * A rule of issuer `github` issuing SPIFFE certificates (spiffe://acme.internal/gh/<repository>) to
+ * the jobs of octo-org/octo-repo: scope svc:mtls, a 10-minute default TTL.
+ */
+export function svidRule(name: string, opts: { keyTypes?: string[]; maxTtl?: string } = {}): string {
+  const keyTypes = opts.keyTypes ? `, key_types: [${opts.keyTypes.join(', ')}]` : '';
+  return `
+  - name: ${name}
+    issuer: github
+    match: { repository: octo-org/octo-repo }
+    grant:
+      scopes: [svc:mtls]
+      credentials: [x509]
+      ttl: 10m${opts.maxTtl ? `\n      max_ttl: ${opts.maxTtl}` : ''}
+      x509: { uri_sans: ["spiffe://acme.internal/gh/{{ claims.repository }}"]${keyTypes} }`;
+}
