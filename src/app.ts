@@ -44,6 +44,11 @@ export function createApp(deps: Deps, opts: AppOptions = {}): Hono {
     await next();
   });
 
+  // Operator answers hold leases, claims and audit events: never for a shared cache.
+  app.use('/v1/*', async function noStore(c, next) {
+    await next();
+    if (!c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store');
+  });
   app.route('/', tokenRoutes());
   app.route('/', introspectRoutes());
   app.route('/', revokeRoutes());

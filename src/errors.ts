@@ -8,9 +8,6 @@
 export type ErrorCode =
   // RFC 6749 section 5.2 and RFC 8693 section 2.2.2
   | 'invalid_request'
-  | 'invalid_client'
-  | 'invalid_grant'
-  | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'invalid_target'
@@ -53,7 +50,6 @@ export class LeashError extends Error {
 
 function defaultStatus(code: ErrorCode): number {
   switch (code) {
-    case 'invalid_client':
     case 'invalid_token':
       return 401;
     case 'insufficient_scope':

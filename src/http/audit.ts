@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { requireScope } from './authenticate.ts';
-import { singleQuery, validate } from './validate.ts';
+import { limitParam, singleQuery, validate } from './validate.ts';
 import { subjectSelector } from './leases.ts';
 
 /**
@@ -27,7 +27,7 @@ export const AuditQuery = z.strictObject({
   subject: subjectSelector.optional(),
   type: z.string().min(1).max(64).optional(),
   since: since.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: limitParam,
   cursor: z.string().max(512).optional(),
 });
 

@@ -7,6 +7,11 @@ type Json = Record<string, unknown>;
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
+/** The document's prose with its `code` spans as <code>: each part escaped by html``, never raw. */
+function prose(text: string): Html[] {
+  return text.split(/(`[^`]+`)/).map((part) => (part.length > 2 && part.startsWith('`') && part.endsWith('`') ? html`<code>${part.slice(1, -1)}</code>` : html`${part}`));
+}
+
 /** A one-line type for a JSON Schema: `Lease`, `string[]`, `"active" | "revoked"`. */
 function describeType(schema: Json | undefined): string {
   if (!schema) return '';
@@ -61,13 +66,13 @@ function renderOperation(path: string, method: string, op: Json, schemas: Record
   const responses = Object.entries((op.responses ?? {}) as Record<string, Json>);
   return html`<section class="op" id="${String(op.operationId ?? `${method}-${path}`)}">
 <h3><span class="method">${method.toUpperCase()}</span> <code>${path}</code></h3>
-<p>${String(op.summary)}${op.description ? html`<br><span class="muted">${String(op.description)}</span>` : ''}</p>
+<p>${prose(String(op.summary))}${op.description ? html`<br><span class="muted">${prose(String(op.description))}</span>` : ''}</p>
 <p class="muted">Authorization: ${describeSecurity(op)}</p>
 ${renderFields(params)}${renderBodyFields(op.requestBody as Json | undefined, schemas)}
 <p>Responses: ${responses.map(([status, r]) => {
     const content = r.content as Record<string, { schema: Json }> | undefined;
     const shape = content ? Object.values(content).map((c) => describeType(c.schema)).join(', ') : '';
-    return html`<span class="tag">${status}</span>${String(r.description ?? '')}${shape ? html` <code>${shape}</code>` : ''}; `;
+    return html`<span class="tag">${status}</span>${prose(String(r.description ?? ''))}${shape ? html` <code>${shape}</code>` : ''}; `;
   })}</p></section>`;
 }
 
@@ -84,7 +89,7 @@ export function renderDocs(issuer: string): Html {
 <table>${Object.entries(OPERATOR_SCOPES).map(([scope, what]) => html`<tr><td class="nowrap"><code>${scope}</code></td><td>${what}</td></tr>`)}</table>
 ${tags.map((t) => {
     const mine = ops.filter((o) => o.op.tags.includes(t.name));
-    return html`<h2>${t.name} <span class="muted">— ${t.description}</span></h2>${mine.map((o) => renderOperation(o.path, o.method, o.op, schemas))}`;
+    return html`<h2>${t.name} <span class="muted">— ${prose(t.description)}</span></h2>${mine.map((o) => renderOperation(o.path, o.method, o.op, schemas))}`;
   })}`;
   return renderPage(`${info.title} API`, html`<h1>${info.title} API <span class="muted">${info.version}</span></h1>`, body);
 }

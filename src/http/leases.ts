@@ -10,7 +10,7 @@ import type { Deps } from '../deps.ts';
 import type { LeaseSelector } from '../leases/store.ts';
 import { revokeBySelector, revokeLeases } from '../revocation/revoke-leases.ts';
 import { requireScope } from './authenticate.ts';
-import { readJson, singleQuery, validate } from './validate.ts';
+import { limitParam, readJson, singleQuery, validate } from './validate.ts';
 
 const text = z.string().min(1).max(512);
 /** As long as a proof's own subject may be: a kill switch must reach every lease it issued. */
@@ -23,7 +23,7 @@ export const LeaseListQuery = z.strictObject({
   rule: text.optional(),
   issuer: text.optional(),
   status: z.enum(['active', 'revoked', 'expired']).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: limitParam,
   cursor: z.string().max(512).optional(),
 });
 export const RevokeOneBody = z.strictObject({ reason: z.string().min(1).max(512).optional() });

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { TokenRequestForm, TokenResponse } from '../exchange/token-request-schema.ts';
+import { TASK_ID_PATTERN } from '../exchange/request.ts';
 import { AuditQuery } from './audit.ts';
 import { BulkRevokeBody, LeaseListQuery, RevokeOneBody } from './leases.ts';
 
@@ -81,7 +82,8 @@ const seeOther = { description: 'redirect back to /dashboard', headers: { Locati
 function describeErrors(style: 'oauth' | 'api', ...statuses: number[]): Json {
   const why: Record<number, string> = {
     400: 'bad request', 401: 'no, bad or ended Leash token', 403: 'the token lacks the scope', 404: 'not found',
-    413: 'body too large', 415: 'not application/json', 429: 'rate limited', 503: 'lease store unavailable',
+    413: 'body too large (LEASH_MAX_BODY_BYTES)', 415: 'a form, multipart or other non-JSON body (JSON is read with no content type, text/plain or any +json type too)',
+    429: 'rate limited', 500: 'Leash failed (the issuing CA has expired)', 503: 'lease store unavailable',
   };
   const name = style === 'oauth' ? 'OAuthError' : 'ApiError';
   return Object.fromEntries(statuses.map((s) => [String(s), { description: why[s] ?? 'error', content: json(ref(name)) }]));
@@ -102,11 +104,11 @@ const pathParam = (name: string, description: string): Json => ({ name, in: 'pat
 function describePaths(schemas: Record<string, Json>): Record<string, Record<string, Op>> {
   const leaseId = pathParam('id', 'the lease id (the JWT jti)');
   return {
-    '/token': { post: { tags: ['oauth'], operationId: 'exchangeToken', summary: 'RFC 8693 token exchange: a workload proof for a scoped, TTL-bound credential', security: [], requestBody: form('TokenRequestForm'), responses: { '200': ok('the credential and its lease id', 'TokenResponse'), ...describeErrors('oauth', 400, 413, 429, 503) } } },
+    '/token': { post: { tags: ['oauth'], operationId: 'exchangeToken', summary: 'RFC 8693 token exchange: a workload proof for a scoped, TTL-bound credential', security: [], requestBody: form('TokenRequestForm'), responses: { '200': ok('the credential and its lease id', 'TokenResponse'), ...describeErrors('oauth', 400, 413, 429, 500, 503) } } },
     '/introspect': { post: { tags: ['oauth'], operationId: 'introspectToken', summary: 'RFC 7662 introspection; active only while the lease is', security: operatorSecurity('leash:introspect'), requestBody: form('TokenForm'), responses: { '200': ok('`{active: false}` or the claims', 'Introspection'), ...describeErrors('oauth', 400, 401, 403, 503) } } },
     '/revoke': { post: { tags: ['oauth'], operationId: 'revokeToken', summary: 'RFC 7009 revocation; the token is its own authority', description: 'Answers 200 for unknown or already ended tokens too.', security: [], requestBody: form('TokenForm'), responses: { '200': { description: 'revoked, or nothing to revoke' }, ...describeErrors('oauth', 400, 503) } } },
-    '/v1/tasks/{task_id}/complete': { post: { tags: ['tasks'], operationId: 'completeTask', summary: 'End every lease of a task', description: 'Authorised by any live token of the task (any audience), or an operator token with leash:leases:revoke.', security: [{ leashBearer: [] }], parameters: [pathParam('task_id', '1 to 128 of A-Z a-z 0-9 . _ : @ / -')], responses: { '200': ok('what was ended', 'TaskCompletion'), ...describeErrors('api', 400, 401, 403, 503) } } },
-    '/v1/leases': { get: { tags: ['operator'], operationId: 'listLeases', summary: 'List leases, newest first, with filters and cursor pagination', security: operatorSecurity('leash:leases:read'), parameters: toQueryParameters(schemas, 'LeaseListQuery', { issuer: 'policy issuer name, or its URL', cursor: 'next_cursor of the previous page' }), responses: { '200': ok('a page of leases', 'LeasePage'), ...describeErrors('api', 400, 401, 403, 503) } } },
+    '/v1/tasks/{task_id}/complete': { post: { tags: ['tasks'], operationId: 'completeTask', summary: 'End every lease of a task', description: 'Authorised by any live token of the task (any audience), or an operator token with leash:leases:revoke.', security: [{ leashBearer: [] }], parameters: [{ ...pathParam('task_id', '1 to 128 of A-Z a-z 0-9 . _ : @ / -'), schema: { type: 'string', pattern: TASK_ID_PATTERN.source } }], responses: { '200': ok('what was ended', 'TaskCompletion'), ...describeErrors('api', 400, 401, 403, 503) } } },
+    '/v1/leases': { get: { tags: ['operator'], operationId: 'listLeases', summary: 'List leases, newest first, with filters and cursor pagination', security: operatorSecurity('leash:leases:read'), parameters: toQueryParameters(schemas, 'LeaseListQuery', { issuer: 'policy issuer name, or its URL', cursor: 'next_cursor of the previous page', limit: '1 to 1000, default 100' }), responses: { '200': ok('a page of leases', 'LeasePage'), ...describeErrors('api', 400, 401, 403, 503) } } },
     '/v1/leases/{id}': { get: { tags: ['operator'], operationId: 'getLease', summary: 'Read one lease', security: operatorSecurity('leash:leases:read'), parameters: [leaseId], responses: { '200': ok('the lease', 'Lease'), ...describeErrors('api', 401, 403, 404, 503) } } },
     '/v1/leases/{id}/revoke': { post: { tags: ['operator'], operationId: 'revokeLease', summary: 'Revoke one lease, with a reason', security: operatorSecurity('leash:leases:revoke'), parameters: [leaseId], requestBody: jsonBody('RevokeOneBody', false), responses: { '200': ok('the lease after revocation', 'Lease'), ...describeErrors('api', 400, 401, 403, 404, 415, 503) } } },
     '/v1/leases/revoke': { post: { tags: ['operator'], operationId: 'bulkRevokeLeases', summary: 'Bulk revoke by selector (subject, task_id, rule, issuer: at least one); the caller\'s own lease is kept unless include_self is true', security: operatorSecurity('leash:leases:revoke'), requestBody: jsonBody('BulkRevokeBody', true), responses: { '200': ok('how many were revoked', 'BulkRevokeResult'), ...describeErrors('api', 400, 401, 403, 415, 503) } } },
@@ -121,8 +123,8 @@ function describePaths(schemas: Record<string, Json>): Record<string, Record<str
     '/openapi.json': { get: { tags: ['discovery'], operationId: 'getOpenApi', summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1', content: json({ type: 'object' }) } } } },
     '/docs': { get: { tags: ['discovery'], operationId: 'getDocs', summary: 'This document as an HTML page', security: [], responses: { '200': html('API reference') } } },
     '/dashboard': { get: { tags: ['dashboard'], operationId: 'getDashboard', summary: 'Operator dashboard (HTML); a sign-in form without a session', security: [{ dashboardSession: [] }, {}], responses: { '200': html('the dashboard, or the sign-in form') } } },
-    '/dashboard/login': { post: { tags: ['dashboard'], operationId: 'dashboardLogin', summary: 'Sign in with an operator token; sets the session cookie', security: [], requestBody: form('LoginForm'), responses: { '303': seeOther, '401': html('not a live Leash token for this broker'), '403': html('the token lacks leash:leases:read') } } },
-    '/dashboard/logout': { post: { tags: ['dashboard'], operationId: 'dashboardLogout', summary: 'Sign out (clears the cookie)', security: [{ dashboardSession: [] }], requestBody: form('CsrfForm'), responses: { '303': seeOther, '403': html('bad CSRF token') } } },
+    '/dashboard/login': { post: { tags: ['dashboard'], operationId: 'dashboardLogin', summary: 'Sign in with an operator token; sets the session cookie', security: [], requestBody: form('LoginForm'), responses: { '303': seeOther, '401': html('not a live Leash token for this broker'), '403': html('the token lacks leash:leases:read'), ...describeErrors('api', 400) } } },
+    '/dashboard/logout': { post: { tags: ['dashboard'], operationId: 'dashboardLogout', summary: 'Sign out (clears the cookie)', security: [{ dashboardSession: [] }], requestBody: form('CsrfForm'), responses: { '303': seeOther, '401': html('no session: the sign-in form'), '403': html('bad CSRF token') } } },
     '/dashboard/leases/{id}/revoke': { post: { tags: ['dashboard'], operationId: 'dashboardRevokeLease', summary: 'Revoke one lease from the dashboard', security: [{ dashboardSession: ['leash:leases:revoke'] }], parameters: [leaseId], requestBody: form('CsrfForm'), responses: { '303': seeOther, '401': html('no live session'), '403': html('bad CSRF token or missing leash:leases:revoke'), '404': html('no such lease') } } },
   };
 }
@@ -149,7 +151,7 @@ export function buildOpenApiDocument(issuer: string): Json & { paths: Record<str
       { name: 'operations', description: 'health and metrics' },
       { name: 'dashboard', description: 'server-rendered operator pages' },
     ],
-    paths: describePaths(schemas),
+    paths: withCommonAnswers(describePaths(schemas)),
     components: {
       schemas,
       securitySchemes: {
@@ -159,6 +161,36 @@ export function buildOpenApiDocument(issuer: string): Json & { paths: Record<str
       'x-leash-operator-scopes': OPERATOR_SCOPES,
     },
   };
+}
+
+const OAUTH_PATHS = new Set(['/token', '/introspect', '/revoke']);
+const header = (description: string, schema: Json = { type: 'string' }): Json => ({ description, schema });
+
+/**
+ * What every operation may answer besides its own: a body over the limit (413) where it takes one,
+ * and the lease store's 503 on the dashboard's operations; and the headers answers carry:
+ * X-Request-Id on each, WWW-Authenticate on 401 and 403, Retry-After on 429 and 503.
+ */
+function withCommonAnswers(paths: Record<string, Record<string, Op>>): Record<string, Record<string, Op>> {
+  for (const [path, ops] of Object.entries(paths)) {
+    for (const op of Object.values(ops)) {
+      const responses = op.responses as Record<string, Json>;
+      const style = OAUTH_PATHS.has(path) ? 'oauth' : 'api';
+      const add = (...statuses: number[]): void => {
+        for (const [s, r] of Object.entries(describeErrors(style, ...statuses))) responses[s] ??= r as Json;
+      };
+      if (op.requestBody) add(413);
+      if (path.startsWith('/dashboard')) add(503);
+      for (const [status, response] of Object.entries(responses)) {
+        const headers: Record<string, Json> = { ...((response.headers as Record<string, Json> | undefined) ?? {}) };
+        headers['X-Request-Id'] = header('the id of this request, as in the logs and audit events');
+        if ((status === '401' || status === '403') && !path.startsWith('/dashboard')) headers['WWW-Authenticate'] = header('RFC 6750 challenge');
+        if (status === '429' || status === '503') headers['Retry-After'] = header('seconds to wait before retrying', { type: 'integer' });
+        responses[status] = { ...response, headers };
+      }
+    }
+  }
+  return paths;
 }
 
 /** GET /openapi.json; the document is built once per issuer (config does not change at run time). */

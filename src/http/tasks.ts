@@ -25,7 +25,8 @@ export function taskRoutes(): Hono {
     const isTaskToken = caller.lease.task_id === taskId;
     const isOperator = audiencesOf(caller.claims).includes(deps.config.issuer) && hasScope(caller, 'leash:leases:revoke');
     if (!isTaskToken && !isOperator) {
-      throw new LeashError('insufficient_scope', 'the token belongs to another task and is not an operator token', { status: 403 });
+      const whose = caller.lease.task_id === null ? 'belongs to no task' : 'belongs to another task';
+      throw new LeashError('insufficient_scope', `the token ${whose}, and is not an operator token with leash:leases:revoke`, { status: 403 });
     }
     const actor = isTaskToken ? `task:${caller.claims.sub}` : caller.claims.sub;
     const ids = await deps.store.activeIdsOfTask(taskId);

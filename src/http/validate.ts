@@ -1,7 +1,18 @@
 import type { Context } from 'hono';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { LeashError } from '../errors.ts';
 import { readBody } from '../request/read-body.ts';
+
+/**
+ * A page size in a query: decimal digits only (Number() would take 0x3, 1e2 and ' 1'), 1 to 1000,
+ * 100 when absent.
+ */
+export const limitParam = z
+  .string()
+  .regex(/^[0-9]{1,4}$/, 'must be a whole number from 1 to 1000')
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(1000))
+  .default(100);
 
 /** zod parse with one clear message naming the field, in the non-OAuth error format. */
 export function validate<T extends z.ZodType>(schema: T, input: unknown, where: 'query' | 'body'): z.infer<T> {

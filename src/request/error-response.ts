@@ -12,10 +12,12 @@ const RETRY_AFTER_UNAVAILABLE_S = 2;
  */
 export function renderError(c: Context, err: LeashError, style: 'oauth' | 'api'): Response {
   const description = err instanceof StoreUnavailableError ? storeUnavailableFor(c.req.path) : err.description;
+  // A malformed request is `invalid_request` in OAuth's vocabulary and `bad_request` in the API's.
+  const code = style === 'api' && err.code === 'invalid_request' ? 'bad_request' : err.code;
   const body =
     style === 'oauth'
-      ? { error: err.code, error_description: description, request_id: c.get('requestId') }
-      : { error: err.code, message: description, request_id: c.get('requestId') };
+      ? { error: code, error_description: description, request_id: c.get('requestId') }
+      : { error: code, message: description, request_id: c.get('requestId') };
   const headers: Record<string, string> = { 'Cache-Control': 'no-store', ...(err.headers ?? {}) };
   if (err.status === 401 && !headers['WWW-Authenticate']) {
     headers['WWW-Authenticate'] = `Bearer realm="leash", error="${err.code === 'invalid_token' ? 'invalid_token' : 'invalid_request'}"`;

@@ -112,6 +112,21 @@ describe('GET /openapi.json', () => {
     for (const [path, method] of needStore) expect(doc.paths[path][method].responses['503'], `${method} ${path}`).toBeDefined();
   });
 
+  it('every operation taking a body lists 413; every answer names X-Request-Id, 401s WWW-Authenticate, 429s and 503s Retry-After', () => {
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Json>>)) {
+      for (const [method, op] of Object.entries(item)) {
+        const responses = op.responses as Record<string, Json & { headers?: Record<string, unknown> }>;
+        if (op.requestBody) expect(responses['413'], `${method} ${path}`).toBeDefined();
+        for (const [status, r] of Object.entries(responses)) {
+          expect(r.headers?.['X-Request-Id'], `${method} ${path} ${status}`).toBeDefined();
+          if (status === '429' || status === '503') expect(r.headers?.['Retry-After'], `${method} ${path} ${status}`).toBeDefined();
+          if (status === '401' && !path.startsWith('/dashboard')) expect(r.headers?.['WWW-Authenticate'], `${method} ${path}`).toBeDefined();
+        }
+      }
+    }
+    expect(doc.paths['/token'].post.responses['500']).toBeDefined();
+  });
+
   it('operator endpoints name their scope (or leash:admin); /token and /revoke need no bearer', () => {
     expect(doc.paths['/v1/leases'].get.security).toEqual([{ leashBearer: ['leash:leases:read'] }, { leashBearer: ['leash:admin'] }]);
     expect(doc.paths['/v1/leases/revoke'].post.security).toEqual([{ leashBearer: ['leash:leases:revoke'] }, { leashBearer: ['leash:admin'] }]);
@@ -191,5 +206,8 @@ describe('GET /docs', () => {
     expect(page).not.toMatch(/<script|<link|<img|src=|@import/i);
     expect(page).not.toMatch(/href="https?:/i);
     expect(page).toContain('leash:leases:revoke');
+    // The document's `code` spans are rendered, not shown as backticks.
+    expect(page).toContain('<code>{active: false}</code>');
+    expect(page).not.toContain('`');
   });
 });

@@ -2,7 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRemoteJWKSet, jwtVerify, decodeProtectedHeader } from 'jose';
 import { startRedis, type TestRedis } from '../helpers/redis-server.ts';
 import { startFakeIssuer, fixtureClaims } from '../helpers/fake-issuer.ts';
-import { startBroker, exchangeProof, postToken, GRANT, ID_TOKEN, type TestBroker } from '../helpers/broker.ts';
+import { startBroker, exchangeProof, postToken, GRANT, ID_TOKEN, X509_TYPE, type TestBroker } from '../helpers/broker.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateSigningKey } from '../../src/mint/jwt/generate-key.ts';
 import { e2ePolicy, AUD, type IssuerSet } from '../helpers/policies.ts';
 import { startE2E, type E2E } from '../helpers/e2e-env.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -320,7 +324,27 @@ describe('discovery documents', () => {
       revocation_endpoint: `${broker.config.issuer}/revoke`,
       jwks_uri: `${broker.config.issuer}/.well-known/jwks.json`,
       grant_types_supported: [GRANT],
+      crl_uri: `${broker.config.issuer}/crl`,
     });
+    expect(meta.requested_token_types_supported).toContain(X509_TYPE);
+  });
+  it('metadata names no certificates where no CA is loaded', async () => {
+    const keysDir = mkdtempSync(join(tmpdir(), 'leash-no-ca-'));
+    await generateSigningKey(keysDir);
+    const gitlab = await startFakeIssuer();
+    const own = await startRedis(); // not dev mode, which would make a dev CA
+    const plain = await startBroker({ redisUrl: own.url, keysDir, policy: `issuers:\n  - { name: gl, issuer: "${gitlab.url}", audiences: ["${AUD}"] }\nrules:\n  - { name: r, issuer: gl, match: { sub: x }, grant: { scopes: [a:b] } }\n` });
+    try {
+      const meta = await (await fetch(`${plain.url}/.well-known/oauth-authorization-server`)).json();
+      expect(meta).not.toHaveProperty('crl_uri');
+      expect(meta.requested_token_types_supported).not.toContain(X509_TYPE);
+      expect((await fetch(`${plain.url}/crl`)).status).toBe(404);
+    } finally {
+      await plain.close();
+      await gitlab.close();
+      await own.destroy();
+      rmSync(keysDir, { recursive: true, force: true });
+    }
   });
   it('healthz and readyz', async () => {
     expect((await fetch(`${broker.url}/healthz`)).status).toBe(200);

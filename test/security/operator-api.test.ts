@@ -269,6 +269,15 @@ describe('operator API: a request it would answer wrongly is refused, naming the
     expect(await post('/v1/leases/revoke', op, { task_id: 'bad id!' })).toMatchObject({ status: 400, body: { message: `body task_id: ${taskRule}` } });
   });
 
+  it('a page size in anything but decimal digits', async () => {
+    const op = (await operatorToken(env)).token;
+    for (const limit of ['0x3', '1e2', '%201', '0', '1001']) expect((await get(`/v1/leases?limit=${limit}`, op)).status, limit).toBe(400);
+    const ok = await fetch(url('/v1/leases?limit=3'), { headers: { authorization: `Bearer ${op}` } });
+    expect(ok.status).toBe(200);
+    // What it holds is for the operator alone: no shared cache may keep it.
+    expect(ok.headers.get('cache-control')).toBe('no-store');
+  });
+
   it('a message names the body or query once', async () => {
     const op = (await operatorToken(env)).token;
     expect((await post('/v1/leases/revoke', op, {})).body.message).toBe('body: name at least one of subject, task_id, rule, issuer');
