@@ -48,7 +48,7 @@ async function scanActive(deps: Deps, nowSeconds: number): Promise<{ leases: Lea
   const leases: Lease[] = [];
   let cursor: string | null = null;
   do {
-    const page = await deps.store.list({ status: 'active' }, { limit: PAGE, cursor, nowSeconds });
+    const page = await deps.store.list({ status: 'active' }, { limit: PAGE, cursor });
     // A lease past expires_at whose ending has not run yet is already dead for introspection.
     for (const l of page.leases) if (isLive(l, nowSeconds)) leases.push(l);
     cursor = page.next_cursor;

@@ -5,8 +5,6 @@ import { MAX_PROOF_BYTES } from '../proofs/token-peek.ts';
 import { TASK_ID_PATTERN, TASK_ID_RULE } from '../exchange/request.ts';
 import { LeashError } from '../errors.ts';
 import { matchesFilter } from '../leases/lease-filter.ts';
-import { asSeenAt } from '../leases/lease.ts';
-import type { Deps } from '../deps.ts';
 import type { LeaseSelector } from '../leases/store.ts';
 import { revokeBySelector, revokeLeases } from '../revocation/revoke-leases.ts';
 import { requireScope } from './authenticate.ts';
@@ -46,16 +44,14 @@ export function leaseRoutes(): Hono {
   app.get('/v1/leases', requireScope('leash:leases:read'), async (c) => {
     const q = validate(LeaseListQuery, singleQuery(c), 'query');
     const { limit, cursor, ...filter } = q;
-    const deps = c.get('deps');
-    const page = await deps.store.list(filter, { limit, cursor: cursor ?? null, nowSeconds: nowSecondsOf(deps) });
+    const page = await c.get('deps').store.list(filter, { limit, cursor: cursor ?? null });
     return c.json(page);
   });
 
   app.get('/v1/leases/:id', requireScope('leash:leases:read'), async (c) => {
-    const deps = c.get('deps');
-    const lease = await deps.store.get(c.req.param('id'));
+    const lease = await c.get('deps').store.get(c.req.param('id'));
     if (!lease) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
-    return c.json(asSeenAt(lease, nowSecondsOf(deps)));
+    return c.json(lease);
   });
 
   app.post('/v1/leases/revoke', requireScope('leash:leases:revoke'), async (c) => {
@@ -83,10 +79,8 @@ export function leaseRoutes(): Hono {
     const reason = body.reason ?? 'revoked by operator';
     const [revoked] = await revokeLeases(deps, [id], { reason, by: actor, path: 'operator' });
     await auditRequest(c, { type: 'operator.lease_revoke', time: deps.now(), actor, request_id: c.get('requestId'), lease_id: id, subject: existing.subject, rule: existing.rule, reason, changed: revoked !== undefined });
-    return c.json(asSeenAt(revoked ?? (await deps.store.get(id)) ?? existing, nowSecondsOf(deps)));
+    return c.json(revoked ?? (await deps.store.get(id)) ?? existing);
   });
 
   return app;
 }
-
-const nowSecondsOf = (deps: Deps): number => Math.floor(deps.now() / 1000);

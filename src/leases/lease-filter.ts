@@ -1,12 +1,9 @@
-import { statusAt, type Lease } from './lease.ts';
+import type { Lease } from './lease.ts';
 import type { LeaseFilter } from './store.ts';
 
-/**
- * Whether a lease matches a listing or bulk-revocation filter (both stores and the HTTP layer); a
- * status is matched as a reader is told it at `nowSeconds` (statusAt), or as stored without one.
- */
-export const matchesFilter = (l: Lease, f: LeaseFilter, nowSeconds?: number): boolean =>
-  (f.status === undefined || statusAt(l, nowSeconds) === f.status) &&
+/** Whether a lease matches a listing or bulk-revocation filter (both stores and the HTTP layer). */
+export const matchesFilter = (l: Lease, f: LeaseFilter): boolean =>
+  (f.status === undefined || l.status === f.status) &&
   (f.subject === undefined || l.subject === f.subject) &&
   (f.rule === undefined || l.rule === f.rule) &&
   // `issuer` names the policy's issuer entry or, as users often have it at hand, its URL.

@@ -30,17 +30,3 @@ export interface Lease {
 
 export const isLive = (lease: Lease, nowSeconds: number): boolean =>
   lease.status === 'active' && lease.expires_at > nowSeconds;
-
-/**
- * The status a reader is told: an active lease past its expiry has expired, whether or not a worker
- * has ended it yet (its `ended_at` says that). Without a running worker it would read as active for
- * good, while every check already refuses its credential.
- */
-export const statusAt = (lease: Lease, nowSeconds: number | undefined): LeaseStatus =>
-  lease.status === 'active' && nowSeconds !== undefined && lease.expires_at <= nowSeconds ? 'expired' : lease.status;
-
-/** The lease as a reader is told it at `nowSeconds` (statusAt); as stored without one. */
-export const asSeenAt = (lease: Lease, nowSeconds: number | undefined): Lease => {
-  const status = statusAt(lease, nowSeconds);
-  return status === lease.status ? lease : { ...lease, status };
-};

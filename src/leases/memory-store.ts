@@ -1,9 +1,9 @@
 import type { AuditEvent, AuditLog } from '../audit/events.ts';
-import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, ListPage, LeaseStore, RevokeInput, RevokeWhereOptions, SweepOptions } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions, SweepOptions } from './store.ts';
 import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type ProofHolder } from './store.ts';
 import { MemoryReplayGuard } from './memory-replay-guard.ts';
 import { createFixedWindows } from '../util/fixed-windows.ts';
-import { asSeenAt, type Lease } from './lease.ts';
+import type { Lease } from './lease.ts';
 import { endingEvent } from './ending-event.ts';
 import { checkNewLease, issuedMsFor } from './lease-codec.ts';
 import { decodeCursor, encodeCursor, pageLimit } from '../util/list-cursor.ts';
@@ -153,7 +153,7 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
       return activeOf((l) => l.task_id === taskId).map((l) => l.id);
     },
 
-    async list(filter: LeaseFilter, page: ListPage): Promise<LeasePage> {
+    async list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage> {
       const limit = pageLimit(page.limit);
       let i = page.cursor ? lowerBound(order, decodeCursor(page.cursor, listMemberOf)) - 1 : order.length - 1;
       const leases: Lease[] = [];
@@ -161,9 +161,9 @@ export function createMemoryLeaseStore(opts: MemoryLeaseStoreOptions): LeaseStor
       for (; i >= 0; i--) {
         const member = order[i]!;
         const e = entries.get(idOfListMember(member));
-        if (!e || !matchesFilter(e.lease, filter, page.nowSeconds)) continue;
+        if (!e || !matchesFilter(e.lease, filter)) continue;
         if (leases.length === limit) return { leases, next_cursor: encodeCursor(last!) };
-        leases.push(asSeenAt(copy(e.lease), page.nowSeconds));
+        leases.push(copy(e.lease));
         last = member;
       }
       return { leases, next_cursor: null };

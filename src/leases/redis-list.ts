@@ -1,5 +1,5 @@
-import type { LeaseFilter, LeasePage, ListPage } from './store.ts';
-import { asSeenAt, type Lease } from './lease.ts';
+import type { LeaseFilter, LeasePage } from './store.ts';
+import type { Lease } from './lease.ts';
 import { decodeLease } from './lease-codec.ts';
 import { decodeCursor, encodeCursor, pageLimit } from '../util/list-cursor.ts';
 import { matchesFilter } from './lease-filter.ts';
@@ -30,7 +30,7 @@ export async function listLeases(
   keys: RedisKeys,
   io: Io,
   filter: LeaseFilter,
-  page: ListPage,
+  page: { limit: number; cursor?: string | null },
 ): Promise<LeasePage> {
   const limit = pageLimit(page.limit);
   const cursor = page.cursor ? decodeCursor(page.cursor, listMemberOf) : null;
@@ -79,7 +79,7 @@ export async function listLeases(
       else {
         // An unreadable record is left out (the scripts report it when they meet it).
         const lease = decodeLease(entry.id, raw)?.lease;
-        if (lease && matchesFilter(lease, filter, page.nowSeconds)) leases.push(asSeenAt(lease, page.nowSeconds));
+        if (lease && matchesFilter(lease, filter)) leases.push(lease);
       }
     }
     unexamined = i < chunk.length;

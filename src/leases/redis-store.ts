@@ -1,7 +1,7 @@
 import type { AuditEvent } from '../audit/events.ts';
 import { auditEventJson, withStreamId } from '../audit/event-json.ts';
 import { StoreUnavailableError } from '../errors.ts';
-import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, ListPage, LeaseStore, RevokeInput, RevokeWhereOptions, SweepOptions } from './store.ts';
+import type { CreateOptions, Ending, LeaseFilter, LeasePage, LeaseSelector, LeaseStore, RevokeInput, RevokeWhereOptions, SweepOptions } from './store.ts';
 import { BudgetExceededError, LeaseExistsError, LeaseLimitError, ProofReplayedError, type ProofHolder } from './store.ts';
 import type { Lease } from './lease.ts';
 import { checkNewLease, decodeLease, encodeLease, issuedMsFor } from './lease-codec.ts';
@@ -540,7 +540,7 @@ export function createRedisLeaseStore(opts: RedisLeaseStoreOptions): LeaseStore 
       return [...new Set((per as string[][]).flat())];
     },
 
-    list(filter: LeaseFilter, page: ListPage): Promise<LeasePage> {
+    list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage> {
       return listLeases(redis, keys, io, filter, page);
     },
 

@@ -16,13 +16,6 @@ export interface RevokeWhereOptions {
   keep?: string;
 }
 
-export interface ListPage {
-  limit: number;
-  cursor?: string | null;
-  /** When given, statuses are as a reader is told them then (lease.ts statusAt); else as stored. */
-  nowSeconds?: number;
-}
-
 export interface LeasePage {
   leases: Lease[];
   next_cursor: string | null;
@@ -92,7 +85,7 @@ export interface LeaseStore {
   /** Ids of the active leases of a task (for task completion). */
   activeIdsOfTask(taskId: string): Promise<string[]>;
   /** Newest first; the cursor is stable under concurrent inserts and deletes. */
-  list(filter: LeaseFilter, page: ListPage): Promise<LeasePage>;
+  list(filter: LeaseFilter, page: { limit: number; cursor?: string | null }): Promise<LeasePage>;
   countActive(): Promise<number>;
   /** Leases due to end before `beforeMs` (epoch ms) whose ending no worker has carried out yet. */
   countOverdue(beforeMs: number): Promise<number>;
