@@ -278,6 +278,13 @@ describe('operator API: a request it would answer wrongly is refused, naming the
     expect(ok.headers.get('cache-control')).toBe('no-store');
   });
 
+  it('a GET of the bulk revoke route is 405, not a read of a lease named "revoke"', async () => {
+    const res = await fetch(url('/v1/leases/revoke'));
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('POST');
+    expect((await res.json()).error).toBe('method_not_allowed');
+  });
+
   it('a message names the body or query once', async () => {
     const op = (await operatorToken(env)).token;
     expect((await post('/v1/leases/revoke', op, {})).body.message).toBe('body: name at least one of subject, task_id, rule, issuer');
