@@ -35,6 +35,17 @@ export function leaseStoreContract(name: string, make: MakeStore): void {
       expect(await store.countActive()).toBe(2);
     });
 
+    it('counts as overdue the active leases due before a time, and no other', async () => {
+      const { store } = await make();
+      const now = nowSeconds();
+      await store.create(makeLease({ issued_at: now - 120, expires_at: now - 60 }));
+      await store.create(makeLease({ issued_at: now - 120, expires_at: now - 30 }));
+      await store.create(makeLease({ expires_at: now + 600 }));
+      expect(await store.countOverdue((now - 45) * 1000)).toBe(1);
+      expect(await store.countOverdue(now * 1000)).toBe(2);
+      expect(await store.countOverdue((now + 3600) * 1000)).toBe(3);
+    });
+
     it('refuses a lease whose id was not made for its rule and subject, or that exists', async () => {
       const { store } = await make();
       await expect(store.create(makeLease({ id: 'x'.repeat(22) }))).rejects.toBeInstanceOf(TypeError);
