@@ -72,9 +72,26 @@ const invalid = (reason: CsrRefusal, description: string): CsrError => new CsrEr
 
 /** Parses a PKCS#10 request (PEM, or base64/base64url DER) and checks its self-signature. */
 export function parseCsr(input: string): ParsedCsr {
+  const { csr, verify } = readCsr(input);
+  verify();
+  return csr;
+}
+
+/**
+ * Parses a PKCS#10 request but leaves its self-signature to `verify()`: the exchange reads what a
+ * CSR asks for to choose a rule, and checks the signature, the costly part, only once the proof's
+ * own signature holds, so a forged proof costs no CSR verification.
+ */
+export function readCsr(input: string): { csr: ParsedCsr; verify: () => void } {
   const der = decodeCsrText(input);
+  const read = asCsrError(() => parseCsrDer(der));
+  return { csr: read.parsed, verify: () => asCsrError(read.verify) };
+}
+
+/** Runs a step of reading a CSR with its failures as CsrErrors (invalid_request). */
+function asCsrError<T>(step: () => T): T {
   try {
-    return parseCsrDer(der);
+    return step();
   } catch (e) {
     if (e instanceof LeashError) throw e;
     if (e instanceof UnsupportedAlgorithm) throw invalid('csr_unsupported_algorithm', `csr ${stripCsr(e.message)}`);
@@ -108,7 +125,7 @@ function decodeCsrText(input: string): Buffer {
   return der;
 }
 
-function parseCsrDer(der: Buffer): ParsedCsr {
+function parseCsrDer(der: Buffer): { parsed: ParsedCsr; verify: () => void } {
   const root = readRoot(der, 0x30, 'CertificationRequest');
   const [cri, sigAlg, sig, extra] = children(der, root);
   if (!cri || !sigAlg || !sig || extra) throw new DerError('CertificationRequest must have three fields');
@@ -128,7 +145,9 @@ function parseCsrDer(der: Buffer): ParsedCsr {
   const scheme = signatureScheme(der, sigAlg);
   if (scheme.family !== family) throw invalid('csr_algorithm_mismatch', 'csr signature algorithm does not match its key type');
   const signature = readOctetAlignedBitString(der, sig);
-  if (!verifySignature(scheme, key, whole(der, cri), signature)) throw invalid('csr_bad_signature', 'csr signature does not verify');
+  const verify = (): void => {
+    if (!verifySignature(scheme, key, whole(der, cri), signature)) throw invalid('csr_bad_signature', 'csr signature does not verify');
+  };
 
   const requested = readRequestedExtensions(der, attributes);
   const cns = readCommonNames(der, subject);
@@ -137,7 +156,7 @@ function parseCsrDer(der: Buffer): ParsedCsr {
   const parsed: ParsedCsr = { spkiDer, keyType, requested };
   if (rsaBits !== undefined) parsed.rsaBits = rsaBits;
   if (cns[0] !== undefined) parsed.subjectCn = cns[0];
-  return parsed;
+  return { parsed, verify };
 }
 
 function importKey(spkiDer: Buffer): ImportedKey {
