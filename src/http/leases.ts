@@ -48,12 +48,8 @@ export function leaseRoutes(): Hono {
     return c.json(page);
   });
 
-  // Else a GET of the bulk route would be read as a lease named "revoke" (401 or 404, not 405).
-  app.get('/v1/leases/revoke', (c) => {
-    throw new LeashError('method_not_allowed', `${c.req.path} answers POST, not ${c.req.method}`, { status: 405, headers: { Allow: 'POST' } });
-  });
-
-  app.get('/v1/leases/:id', requireScope('leash:leases:read'), async (c) => {
+  // Not "revoke": a GET of the bulk route is a 405 (Allow: POST), not a read of a lease so named.
+  app.get('/v1/leases/:id{(?!revoke$)[^/]+}', requireScope('leash:leases:read'), async (c) => {
     const lease = await c.get('deps').store.get(c.req.param('id'));
     if (!lease) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
     return c.json(lease);

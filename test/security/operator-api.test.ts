@@ -283,6 +283,7 @@ describe('operator API: a request it would answer wrongly is refused, naming the
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toBe('POST');
     expect((await res.json()).error).toBe('method_not_allowed');
+    expect((await fetch(url('/v1/leases/revoke'), { method: 'PUT' })).headers.get('allow')).toBe('POST');
   });
 
   it('a message names the body or query once', async () => {
