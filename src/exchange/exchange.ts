@@ -8,7 +8,7 @@ import { explain } from '../policy/decide.ts';
 import type { Allowed, Decision, Misfit, X509Decision } from '../policy/types.ts';
 import { replayTtlSeconds, type PendingProof, type VerifiedProof } from '../proofs/proof-verifier.ts';
 import type { Signed } from '../crypto/signer.ts';
-import { checkCsrAgainstGrant, readCsr, type ParsedCsr } from '../mint/x509/csr.ts';
+import { checkCsrAgainstGrant, parseCsr, type ParsedCsr } from '../mint/x509/csr.ts';
 import { generateSerialHex } from '../mint/x509/issuer.ts';
 import { accessTokenResponse, accessTokenSignJob } from './mint-access-token.ts';
 import { MAX_OWN_TOKEN_CHARS } from '../mint/jwt/verify-own.ts';
@@ -22,10 +22,11 @@ import { abandon, type ReplayClaim } from './abandoned-leases.ts';
 import type { ExchangeContext, ExchangeRequest, ExchangeResponse } from './request.ts';
 
 /**
- * verify -> read CSR -> decide -> lease -> (signature holds) -> CSR signature -> record -> mint. The
- * proof's signature is checked on the signature thread while the exchange decides (what a CSR asks
- * counts in choosing the rule) and builds the lease and its access token from the claims; the token
- * is signed in that same trip, only if the check holds. A CSR's own signature is checked only then.
+ * verify -> decide -> lease -> (signature holds) -> record -> mint. The proof's signature is
+ * checked on the signature thread while the exchange decides and builds the lease and its access
+ * token from the claims; the token is signed in that same trip, only if the check holds. A
+ * certificate request waits for the check first: its CSR, which counts in choosing the rule, is
+ * read only from a proof that holds.
  * Nothing is acted on before it holds, and any refusal made meanwhile waits for it (refused()).
  * The lease write also claims the proof, charges the subject's budget and records the allow event,
  * atomically; a credential is only handed out after it, and any refusal before it leaves no lease
@@ -37,15 +38,16 @@ export async function exchange(deps: Deps, req: ExchangeRequest, ctx: ExchangeCo
   let decision: Decision | undefined;
   try {
     pending = await deps.proofs.start(req.subjectToken);
-    const request = req.kind === 'x509' ? readCsr(req.csr!) : undefined;
-    const csr = request?.csr;
-    decision = decide(deps, pending.unchecked, req, csr);
+    // A certificate request waits for the proof's signature before its CSR is read at all: what a
+    // forged proof may cost stays the proof's check alone.
+    if (req.kind === 'x509') proof = await pending.verified();
+    const csr = req.kind === 'x509' ? parseCsr(req.csr!) : undefined;
+    decision = decide(deps, proof ?? pending.unchecked, req, csr);
     if (!decision.allowed) throw decision.cause instanceof LeashError ? decision.cause : new LeashError(decision.code, decision.reason);
     const lease = buildLease(deps, req, ctx, pending.unchecked, decision);
     if (csr) checkCertificateAuthority(deps, lease);
     const accessToken = req.kind === 'jwt' ? accessTokenSignJob(deps, lease, decision) : undefined;
-    proof = await pending.verified(accessToken);
-    request?.verify();
+    proof ??= await pending.verified(accessToken);
     const token = accessToken ? signedToken(accessToken.signingInput, pending.signed) : undefined;
     if (token !== undefined) refuseOversized(token);
     const replay = replayClaim(deps, proof);

@@ -62,8 +62,7 @@ const MAX_TEXT_CHARS = 24 * 1024;
 const MIN_RSA_BITS = 2048;
 // Bigger RSA keys buy nothing here and make every verification slower.
 const MAX_RSA_BITS = 8192;
-// RFC 7468 section 2: text may stand before and after the boundaries (what `openssl req -text` prints).
-const PEM_RE = /-----BEGIN (NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END (NEW )?CERTIFICATE REQUEST-----/g;
+const PEM_LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'] as const;
 const B64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
 
 const quote = (s: string): string => JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}...` : s);
@@ -72,26 +71,9 @@ const invalid = (reason: CsrRefusal, description: string): CsrError => new CsrEr
 
 /** Parses a PKCS#10 request (PEM, or base64/base64url DER) and checks its self-signature. */
 export function parseCsr(input: string): ParsedCsr {
-  const { csr, verify } = readCsr(input);
-  verify();
-  return csr;
-}
-
-/**
- * Parses a PKCS#10 request but leaves its self-signature to `verify()`: the exchange reads what a
- * CSR asks for to choose a rule, and checks the signature, the costly part, only once the proof's
- * own signature holds, so a forged proof costs no CSR verification.
- */
-export function readCsr(input: string): { csr: ParsedCsr; verify: () => void } {
   const der = decodeCsrText(input);
-  const read = asCsrError(() => parseCsrDer(der));
-  return { csr: read.parsed, verify: () => asCsrError(read.verify) };
-}
-
-/** Runs a step of reading a CSR with its failures as CsrErrors (invalid_request). */
-function asCsrError<T>(step: () => T): T {
   try {
-    return step();
+    return parseCsrDer(der);
   } catch (e) {
     if (e instanceof LeashError) throw e;
     if (e instanceof UnsupportedAlgorithm) throw invalid('csr_unsupported_algorithm', `csr ${stripCsr(e.message)}`);
@@ -108,12 +90,9 @@ function decodeCsrText(input: string): Buffer {
   if (input.length > MAX_TEXT_CHARS) throw invalid('csr_too_large', 'csr is larger than 16 KiB');
   const text = input.trim();
   let b64: string;
-  const blocks = [...text.matchAll(PEM_RE)];
-  const pem = blocks[0];
-  if (blocks.length > 1) throw invalid('csr_malformed', 'csr holds more than one PEM certificate request');
-  if (pem) {
-    if ((pem[1] ?? '') !== (pem[3] ?? '')) throw invalid('csr_malformed', 'csr PEM header and footer do not match');
-    b64 = (pem[2] ?? '').replace(/\s+/g, '');
+  const pem = pemBody(text);
+  if (pem !== null) {
+    b64 = pem.replace(/\s+/g, '');
   } else if (text.includes('-----BEGIN ')) {
     throw invalid('csr_malformed', 'csr PEM must be a CERTIFICATE REQUEST');
   } else {
@@ -125,7 +104,24 @@ function decodeCsrText(input: string): Buffer {
   return der;
 }
 
-function parseCsrDer(der: Buffer): { parsed: ParsedCsr; verify: () => void } {
+/**
+ * The base64 between a CERTIFICATE REQUEST block's boundaries, or null when there is none. Text may
+ * stand before and after (RFC 7468 section 2; what `openssl req -text` prints). Found with indexOf,
+ * not a lazy regex, which retried from every BEGIN and cost the square of the input's length.
+ */
+function pemBody(text: string): string | null {
+  const begin = text.indexOf('-----BEGIN ');
+  if (begin < 0) return null;
+  const label = PEM_LABELS.find((l) => text.startsWith(`-----BEGIN ${l}-----`, begin));
+  if (label === undefined) return null;
+  const from = begin + `-----BEGIN ${label}-----`.length;
+  const end = text.indexOf('-----END ', from);
+  if (end < 0 || !text.startsWith(`-----END ${label}-----`, end)) throw invalid('csr_malformed', 'csr PEM header and footer do not match');
+  if (text.indexOf('-----BEGIN ', end) >= 0) throw invalid('csr_malformed', 'csr holds more than one PEM certificate request');
+  return text.slice(from, end);
+}
+
+function parseCsrDer(der: Buffer): ParsedCsr {
   const root = readRoot(der, 0x30, 'CertificationRequest');
   const [cri, sigAlg, sig, extra] = children(der, root);
   if (!cri || !sigAlg || !sig || extra) throw new DerError('CertificationRequest must have three fields');
@@ -145,9 +141,7 @@ function parseCsrDer(der: Buffer): { parsed: ParsedCsr; verify: () => void } {
   const scheme = signatureScheme(der, sigAlg);
   if (scheme.family !== family) throw invalid('csr_algorithm_mismatch', 'csr signature algorithm does not match its key type');
   const signature = readOctetAlignedBitString(der, sig);
-  const verify = (): void => {
-    if (!verifySignature(scheme, key, whole(der, cri), signature)) throw invalid('csr_bad_signature', 'csr signature does not verify');
-  };
+  if (!verifySignature(scheme, key, whole(der, cri), signature)) throw invalid('csr_bad_signature', 'csr signature does not verify');
 
   const requested = readRequestedExtensions(der, attributes);
   const cns = readCommonNames(der, subject);
@@ -156,7 +150,7 @@ function parseCsrDer(der: Buffer): { parsed: ParsedCsr; verify: () => void } {
   const parsed: ParsedCsr = { spkiDer, keyType, requested };
   if (rsaBits !== undefined) parsed.rsaBits = rsaBits;
   if (cns[0] !== undefined) parsed.subjectCn = cns[0];
-  return { parsed, verify };
+  return parsed;
 }
 
 function importKey(spkiDer: Buffer): ImportedKey {
