@@ -86,12 +86,16 @@ async function loadCa(config: Config, policy: Policy, log: Logger): Promise<Cert
   return ca;
 }
 
-/** The CA's part of /readyz: an expired issuing CA fails every certificate exchange. */
-function caReadiness(ca: CertificateAuthority | null, nowMs: number): { ok: boolean; check: string } {
-  if (!ca) return { ok: true, check: 'not configured' };
+/**
+ * The CA's line in /readyz. An expired CA fails every certificate exchange, yet it does not make
+ * the broker unready: that would take JWT exchanges, introspection and the kill switch out of every
+ * load balancer with it. leash_ca_expiry_timestamp_seconds is there to alert on before it comes.
+ */
+function caCheck(ca: CertificateAuthority | null, nowMs: number): string {
+  if (!ca) return 'not configured';
   const expires = new Date(ca.notAfter * 1000).toISOString();
-  if (ca.notAfter * 1000 <= nowMs) return { ok: false, check: `issuing CA expired at ${expires}: renew keys/ca/ca.pem and restart` };
-  return { ok: true, check: `loaded, expires at ${expires}` };
+  if (ca.notAfter * 1000 <= nowMs) return `expired at ${expires}: certificate exchanges fail until keys/ca/ is renewed and the broker restarted`;
+  return `loaded, expires at ${expires}`;
 }
 
 /**
@@ -119,6 +123,7 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   let redisReady = (): boolean => true;
   const keys = createKeyStore(config.keysDir, { ...(config.signingKid ? { activeKid: config.signingKid } : {}), onReload: () => void heartbeat?.beat() });
   const ca = await loadCa(config, policy, log);
+  if (ca) metrics.caExpiry.set(ca.notAfter);
   const retiredCas = await loadRetiredAuthorities(config.keysDir);
   const proofs = new ProofVerifier({
     issuers: policy.issuers,
@@ -292,11 +297,10 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
         if (lastRedisError !== undefined && !checks.store.includes(lastRedisError)) checks.store += ` (last connection error: ${lastRedisError})`;
       }
       checks.keys = keys.all().length > 0 ? `${keys.all().length} signing key(s), active ${keys.active().kid}` : 'none';
-      const caState = caReadiness(ca, now());
-      checks.ca = caState.check;
+      checks.ca = caCheck(ca, now());
       const deployment = !storeOk || !checkDeployment ? { ok: true, checks: {} } : await checkDeployment();
       Object.assign(checks, deployment.checks);
-      return { ok: storeOk && keys.all().length > 0 && caState.ok && deployment.ok, checks };
+      return { ok: storeOk && keys.all().length > 0 && deployment.ok, checks };
     },
     close: () => closeBackends(),
   };

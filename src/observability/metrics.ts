@@ -49,6 +49,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       registers: [registry],
     }),
     queueDepth: new Gauge({ name: 'leash_queue_depth', help: 'Jobs waiting in the revocation queue', registers: [registry] }),
+    caExpiry: new Gauge({
+      name: 'leash_ca_expiry_timestamp_seconds',
+      help: 'When the issuing CA (or the first certificate of its chain to expire) expires, epoch seconds: alert before it',
+      registers: [registry],
+    }),
     overdueLeases: new Gauge({
       name: 'leash_overdue_leases',
       help: 'Leases more than 10 s past their expiry that no worker has ended yet: above 0 for long, no worker is running or keeping up',

@@ -37,7 +37,7 @@ beforeAll(async () => {
   opensslCa(keysDir, join(dir, 'ca-work'), { days: 1 });
   redis = await startRedis();
   github = await startFakeIssuer({ alg: 'RS256' });
-  broker = await startBroker({ redisUrl: redis.url, keysDir, policy: policy(github.url), now: () => Date.now() + offsetMs });
+  broker = await startBroker({ redisUrl: redis.url, keysDir, policy: policy(github.url), now: () => Date.now() + offsetMs, env: { LEASH_METRICS_PUBLIC: 'true' } });
 });
 afterAll(async () => {
   await broker?.close();
@@ -109,6 +109,9 @@ describe('CSRs as openssl writes them', () => {
 describe('a CA that ends before the certificate would', () => {
   it('a ttl past the CA\'s notAfter is refused with the longest ttl it can serve; nothing is leased', async () => {
     const caEnds = Date.parse(new X509Certificate(broker.deps.ca!.chainPem[0]!).validTo) / 1000;
+    // What an operator alerts on before it comes.
+    const scraped = await (await fetch(`${broker.url}/metrics`)).text();
+    expect(scraped).toContain(`leash_ca_expiry_timestamp_seconds ${caEnds}\n`);
     const before = await activeLeases();
     const res = await requestCert((await makeCsr({ keyType: 'ec-p256' })).csrPem, { ttl: String(48 * 3600) });
     expect(res.status).toBe(400);
@@ -122,15 +125,15 @@ describe('a CA that ends before the certificate would', () => {
     expect(shorter.status, JSON.stringify(shorter.body)).toBe(200);
   });
 
-  it('once the CA has expired, /readyz says so and certificate exchanges answer 500 with nothing leased', async () => {
+  it('once the CA has expired, /readyz names it (still ready: JWTs are issued) and certificate exchanges answer 500 with nothing leased', async () => {
     const ready = await fetch(`${broker.url}/readyz`);
     expect(ready.status).toBe(200);
     expect((await ready.json()).checks.ca).toMatch(/^loaded, expires at /);
 
     offsetMs = 2 * 86_400_000;
-    const notReady = await fetch(`${broker.url}/readyz`);
-    expect(notReady.status).toBe(503);
-    expect((await notReady.json()).checks.ca).toMatch(/^issuing CA expired at .+: renew keys\/ca\/ca.pem and restart$/);
+    const after = await fetch(`${broker.url}/readyz`);
+    expect(after.status).toBe(200);
+    expect((await after.json()).checks.ca).toMatch(/^expired at .+: certificate exchanges fail until keys\/ca\/ is renewed and the broker restarted$/);
 
     // Counted as records of any status: with the clock two days on, the worker is expiring the rest.
     const records = async (): Promise<number> => (await broker.deps.store.list({}, { limit: 1000 })).leases.length;

@@ -19,7 +19,7 @@ export interface CertificateAuthority {
   chainPem: string[];
   rootPem: string;
   keyType: CaKeyType;
-  /** The issuing CA certificate's notAfter (epoch seconds): no certificate may outlive it. */
+  /** The earliest notAfter of the chain and its root (epoch seconds): no certificate may outlive it. */
   notAfter: number;
   /** Set when the issuing CA carries name constraints, which Leash does not check SANs against. */
   nameConstrained: boolean;
@@ -114,7 +114,8 @@ export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: 
   }
 
   const keyType = caKeyType(key, keyPath);
-  const notAfter = Math.floor(Date.parse(issuing.validTo) / 1000);
+  // No certificate may outlive any certificate of its chain, the root included.
+  const notAfter = Math.min(...[...chain, root].map((c) => Math.floor(Date.parse(c.validTo) / 1000)));
   const ctx: SigningContext = { key, keyType, ...issuerFields(issuing.raw), caNotAfter: notAfter };
   const keyIdHex = ctx.keyId.toString('hex');
   return {
