@@ -124,7 +124,10 @@ export async function createDeps(config: Config, opts: CreateDepsOptions = {}): 
   const keys = createKeyStore(config.keysDir, { ...(config.signingKid ? { activeKid: config.signingKid } : {}), onReload: () => void heartbeat?.beat() });
   const ca = await loadCa(config, policy, log);
   if (ca) metrics.caExpiry.set(ca.notAfter);
-  const retiredCas = await loadRetiredAuthorities(config.keysDir);
+  const retired = await loadRetiredAuthorities(config.keysDir);
+  const retiredCas = retired.loaded;
+  for (const r of retiredCas) log.info({ key_id: r.keyIdHex, expires: new Date(r.notAfter * 1000).toISOString() }, 'retired CA: signing the CRL of its certificates');
+  if (retired.expired.length > 0) log.info({ folders: retired.expired }, 'retired CAs past their expiry skipped: their folders can go');
   const proofs = new ProofVerifier({
     issuers: policy.issuers,
     clockSkewSeconds: config.clockSkewSeconds,

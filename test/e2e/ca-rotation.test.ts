@@ -3,7 +3,10 @@
  * which name GET /crl/<its key id> as their CRL distribution point, keep a CRL signed by it until
  * they expire. Two brokers in turn on one real Redis, CAs made by openssl, CRLs judged by openssl.
  */
-import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { cpSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -123,3 +126,45 @@ it('a retired CA whose key does not match its certificate stops the start, namin
   await expect(startBroker({ redisUrl: redis.url, keysDir, policy: policy(github.url), env: { REDIS_PREFIX: 'rotation:' } })).rejects.toThrow(`${join(retired, 'ca.key.pem')} does not match`);
   rmSync(retired, { recursive: true });
 });
+
+it('a retired CA may be a link to a folder; an expired one is skipped without its key; a leaf is refused', async () => {
+  const retired = join(keysDir, 'ca', 'retired');
+  // The folder ca1 (from the first test) moved elsewhere and linked back, as a mounted secret is.
+  renameSync(join(retired, 'ca1'), join(dir, 'ca1-mounted'));
+  symlinkSync(join(dir, 'ca1-mounted'), join(retired, 'ca1'));
+  // An expired CA whose key was destroyed: only its certificate is left.
+  const crypto = webcrypto as unknown as Crypto;
+  x509.cryptoProvider.set(crypto);
+  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const old = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01', name: 'CN=Long gone', notBefore: new Date(Date.now() - 3 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000),
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, keys, extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+  });
+  mkdirSync(join(retired, 'gone'));
+  writeFileSync(join(retired, 'gone', 'ca.pem'), old.toString('pem'));
+
+  const broker = await startBroker({ redisUrl: redis.url, keysDir, policy: policy(github.url), env: { REDIS_PREFIX: 'rotation:' } });
+  try {
+    expect(broker.deps.retiredCas).toHaveLength(1);
+    expect((await fetch(`${broker.url}/crl/${broker.deps.retiredCas[0]!.keyIdHex}`)).status).toBe(200);
+  } finally {
+    await broker.close();
+  }
+
+  // A leaf certificate (not a CA) in a retired folder stops the start, naming it.
+  const leaf = (await certificateOf()).pem;
+  mkdirSync(join(retired, 'leaf'));
+  writeFileSync(join(retired, 'leaf', 'ca.pem'), leaf);
+  await expect(startBroker({ redisUrl: redis.url, keysDir, policy: policy(github.url), env: { REDIS_PREFIX: 'rotation:' } })).rejects.toThrow(`${join(retired, 'leaf', 'ca.pem')}: not a CA certificate`);
+  rmSync(join(retired, 'leaf'), { recursive: true });
+});
+
+/** A certificate from a broker on the current keys. */
+async function certificateOf(): Promise<{ pem: string }> {
+  const broker = await startBroker({ redisUrl: redis.url, keysDir, policy: policy(github.url), env: { REDIS_PREFIX: 'rotation:' } });
+  try {
+    return await certificate(broker);
+  } finally {
+    await broker.close();
+  }
+}

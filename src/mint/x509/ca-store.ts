@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { KeyObject } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { children, DerError, readOid, readRoot, value, whole } from './der-reader.ts';
 import type { Tlv } from './der-reader.ts';
@@ -131,33 +131,44 @@ export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: 
 }
 
 /**
- * The CAs under `<keysDir>/ca/retired/<name>/`, each a ca.pem and its ca.key.pem, that have not
- * expired (an expired one's certificates have all expired too: it is skipped). A folder that cannot
- * be used stops the start naming the file, as the issuing CA's do.
+ * The CAs under `<keysDir>/ca/retired/<name>/` (folders, or links to them), each a ca.pem and its
+ * ca.key.pem, that have not expired. An expired one is skipped before its key is read: its
+ * certificates have all expired, and its key may be gone. A folder that cannot be used (no CA, no
+ * cRLSign, a key that does not match) stops the start naming the file, as the issuing CA's do.
  */
-export async function loadRetiredAuthorities(keysDir: string, nowMs = Date.now()): Promise<RetiredAuthority[]> {
+export async function loadRetiredAuthorities(keysDir: string, nowMs = Date.now()): Promise<{ loaded: RetiredAuthority[]; expired: string[] }> {
   const dir = join(keysDir, CA_FILES.retired);
   let names: string[];
   try {
-    names = (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    names = (await readdir(dir)).sort();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { loaded: [], expired: [] };
     throw new CaLoadError(dir, `cannot read ${dir} (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e });
   }
-  const out: RetiredAuthority[] = [];
+  const loaded: RetiredAuthority[] = [];
+  const expired: string[] = [];
   for (const name of names) {
+    if (!(await stat(join(dir, name))).isDirectory()) continue;
     const keyPath = join(dir, name, 'ca.key.pem');
     const certPath = join(dir, name, 'ca.pem');
-    const [keyPem, certText] = await Promise.all([readText(keyPath), readText(certPath)]);
-    const key = importPrivateKey(keyPem, keyPath);
-    const cert = parseCertificates(certText, certPath)[0] as X509Certificate;
-    if (!cert.checkPrivateKey(key)) throw new CaLoadError(keyPath, `${keyPath} does not match the certificate in ${certPath}`);
+    const cert = parseCertificates(await readText(certPath), certPath)[0] as X509Certificate;
     const notAfter = Math.floor(Date.parse(cert.validTo) / 1000);
-    if (notAfter * 1000 <= nowMs) continue;
+    if (notAfter * 1000 <= nowMs) {
+      expired.push(name);
+      continue;
+    }
+    const parsed = new x509.X509Certificate(new Uint8Array(cert.raw));
+    if (!parsed.getExtension(x509.BasicConstraintsExtension)?.ca) throw new CaLoadError(certPath, `${certPath}: not a CA certificate`);
+    const usages = parsed.getExtension(x509.KeyUsagesExtension)?.usages;
+    if (usages !== undefined && !(usages & x509.KeyUsageFlags.cRLSign)) {
+      throw new CaLoadError(certPath, `${certPath}: its keyUsage lacks cRLSign, so relying parties would refuse the CRL it signs`);
+    }
+    const key = importPrivateKey(await readText(keyPath), keyPath);
+    if (!cert.checkPrivateKey(key)) throw new CaLoadError(keyPath, `${keyPath} does not match the certificate in ${certPath}`);
     const ctx: SigningContext = { key, keyType: caKeyType(key, keyPath), ...issuerFields(cert.raw), caNotAfter: notAfter };
-    out.push({ keyIdHex: ctx.keyId.toString('hex'), notAfter, buildCrl: createCrlBuilder(ctx) });
+    loaded.push({ keyIdHex: ctx.keyId.toString('hex'), notAfter, buildCrl: createCrlBuilder(ctx) });
   }
-  return out;
+  return { loaded, expired };
 }
 
 async function readText(path: string): Promise<string> {
