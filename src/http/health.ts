@@ -6,7 +6,7 @@ export function healthRoutes(): Hono {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     const r = await c.get('deps').ready();
-    return c.json({ status: r.ok ? 'ready' : 'not_ready', checks: r.checks }, r.ok ? 200 : 503);
+    return c.json({ status: r.ok ? 'ready' : 'not_ready', checks: r.checks }, r.ok ? 200 : 503, r.ok ? {} : { 'Retry-After': '2' });
   });
   return app;
 }

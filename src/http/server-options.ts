@@ -12,8 +12,5 @@ export function httpServerOptions(config: Pick<Config, 'requestTimeoutMs'>): Ser
     headersTimeout: Math.min(requestTimeout, 10_000),
     keepAliveTimeout: 5_000,
     connectionsCheckingInterval: Math.min(1_000, requestTimeout),
-    // Node's 16 KiB would cut off a listing by a subject as long as a proof's (16 KiB, and up to three
-    // times that percent-encoded) with a bare 431 before Leash sees it.
-    maxHeaderSize: 64 * 1024,
   };
 }
