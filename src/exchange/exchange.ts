@@ -134,7 +134,7 @@ function signedToken(signingInput: string, signed: Signed | undefined): string {
 }
 
 /**
- * Refused before anything is written: no CA, or a certificate that would outlive the issuing CA
+ * Refused before anything is written: no CA, or a certificate that would outlive the CA's chain
  * (which a relying party would refuse). An expired CA is the operator's to mend; a CA that merely
  * ends sooner than this lease could still issue a shorter one.
  */
@@ -144,11 +144,11 @@ function checkCertificateAuthority(deps: Deps, lease: Lease): void {
   if (lease.expires_at <= ca.notAfter) return;
   const caEnds = new Date(ca.notAfter * 1000).toISOString();
   if (ca.notAfter <= lease.issued_at) {
-    throw new LeashError('server_error', `the issuing CA certificate expired at ${caEnds}: no certificate can be issued until it is renewed`, { status: 500 });
+    throw new LeashError('server_error', `the CA's certificate chain expired at ${caEnds}: no certificate can be issued until it is renewed`, { status: 500 });
   }
   throw new LeashError(
     'invalid_request',
-    `a certificate of ${lease.expires_at - lease.issued_at}s would outlive the issuing CA certificate, which expires at ${caEnds}: ask for a ttl of at most ${ca.notAfter - lease.issued_at}s`,
+    `a certificate of ${lease.expires_at - lease.issued_at}s would outlive the CA's certificate chain, which expires at ${caEnds}: ask for a ttl of at most ${ca.notAfter - lease.issued_at}s`,
   );
 }
 

@@ -141,7 +141,7 @@ describe('a CA that ends before the certificate would', () => {
     const res = await requestCert((await makeCsr({ keyType: 'ec-p256' })).csrPem, { ttl: '60' });
     expect(res.status).toBe(500);
     expect(res.body.error).toBe('server_error');
-    expect(res.body.error_description).toMatch(/^the issuing CA certificate expired at .+: no certificate can be issued until it is renewed$/);
+    expect(res.body.error_description).toMatch(/^the CA's certificate chain expired at .+: no certificate can be issued until it is renewed$/);
     expect(await records()).toBe(before);
   });
 });
