@@ -49,7 +49,8 @@ export function leaseRoutes(): Hono {
   });
 
   // Not "revoke": a GET of the bulk route is a 405 (Allow: POST), not a read of a lease so named.
-  app.get('/v1/leases/:id{(?!revoke$)[^/]+}', requireScope('leash:leases:read'), async (c) => {
+  // (\x2f is '/', spelled so that method-not-allowed.ts can split the path at its slashes.)
+  app.get('/v1/leases/:id{(?!revoke$)[^\\x2f]+}', requireScope('leash:leases:read'), async (c) => {
     const lease = await c.get('deps').store.get(c.req.param('id'));
     if (!lease) throw new LeashError('not_found', 'no lease with this id (it may have passed its retention)');
     return c.json(lease);
