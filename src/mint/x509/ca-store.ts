@@ -84,18 +84,8 @@ export async function loadCertificateAuthority(keysDir: string, opts: { crlUrl: 
   if (chain.length === 0) throw new CaLoadError(certPath, `${certPath} holds no intermediate certificate`);
   const issuing = chain[0] as X509Certificate;
 
-  const parsed = new x509.X509Certificate(new Uint8Array(issuing.raw));
   const notCa = `${certPath}: the first certificate is not a CA certificate`;
-  if (!parsed.getExtension(x509.BasicConstraintsExtension)?.ca) throw new CaLoadError(certPath, notCa);
-  const usages = parsed.getExtension(x509.KeyUsagesExtension)?.usages;
-  // A CA whose keyUsage lacks either bit signs what relying parties then refuse: every certificate,
-  // or the CRL (and with a hard-failing CRL check, every certificate again).
-  if (usages !== undefined && !(usages & x509.KeyUsageFlags.keyCertSign)) {
-    throw new CaLoadError(certPath, `${certPath}: the issuing CA's keyUsage lacks keyCertSign, so it cannot sign certificates`);
-  }
-  if (usages !== undefined && !(usages & x509.KeyUsageFlags.cRLSign)) {
-    throw new CaLoadError(certPath, `${certPath}: the issuing CA's keyUsage lacks cRLSign, so relying parties would refuse the CRL it signs`);
-  }
+  const parsed = checkCaCertificate(issuing, certPath, { notCa, who: "the issuing CA's", needs: ['keyCertSign', 'cRLSign'] });
   if (!issuing.ca) throw new CaLoadError(certPath, notCa);
   if (!issuing.checkPrivateKey(key)) throw new CaLoadError(keyPath, `${keyPath} does not match the certificate in ${certPath}`);
   for (let i = 0; i < chain.length; i++) {
@@ -148,7 +138,11 @@ export async function loadRetiredAuthorities(keysDir: string, nowMs = Date.now()
   const loaded: RetiredAuthority[] = [];
   const expired: string[] = [];
   for (const name of names) {
-    if (!(await stat(join(dir, name))).isDirectory()) continue;
+    const entry = join(dir, name);
+    const isDir = await stat(entry).then((st) => st.isDirectory(), (e: NodeJS.ErrnoException) => {
+      throw new CaLoadError(entry, `cannot read ${entry} (${e.code ?? 'error'})`, { cause: e });
+    });
+    if (!isDir) continue;
     const keyPath = join(dir, name, 'ca.key.pem');
     const certPath = join(dir, name, 'ca.pem');
     const cert = parseCertificates(await readText(certPath), certPath)[0] as X509Certificate;
@@ -157,18 +151,38 @@ export async function loadRetiredAuthorities(keysDir: string, nowMs = Date.now()
       expired.push(name);
       continue;
     }
-    const parsed = new x509.X509Certificate(new Uint8Array(cert.raw));
-    if (!parsed.getExtension(x509.BasicConstraintsExtension)?.ca) throw new CaLoadError(certPath, `${certPath}: not a CA certificate`);
-    const usages = parsed.getExtension(x509.KeyUsagesExtension)?.usages;
-    if (usages !== undefined && !(usages & x509.KeyUsageFlags.cRLSign)) {
-      throw new CaLoadError(certPath, `${certPath}: its keyUsage lacks cRLSign, so relying parties would refuse the CRL it signs`);
-    }
+    checkCaCertificate(cert, certPath, { notCa: `${certPath}: not a CA certificate`, who: 'its', needs: ['cRLSign'] });
     const key = importPrivateKey(await readText(keyPath), keyPath);
     if (!cert.checkPrivateKey(key)) throw new CaLoadError(keyPath, `${keyPath} does not match the certificate in ${certPath}`);
     const ctx: SigningContext = { key, keyType: caKeyType(key, keyPath), ...issuerFields(cert.raw), caNotAfter: notAfter };
     loaded.push({ keyIdHex: ctx.keyId.toString('hex'), notAfter, buildCrl: createCrlBuilder(ctx) });
   }
   return { loaded, expired };
+}
+
+const USAGE_NEEDED = {
+  keyCertSign: { bit: x509.KeyUsageFlags.keyCertSign, why: 'so it cannot sign certificates' },
+  cRLSign: { bit: x509.KeyUsageFlags.cRLSign, why: 'so relying parties would refuse the CRL it signs' },
+} as const;
+
+/**
+ * basicConstraints CA:TRUE, and a keyUsage (when present) with each bit the CA needs: one lacking
+ * either signs what relying parties then refuse, every certificate or the CRL (and with a
+ * hard-failing CRL check, every certificate again). Returns the parsed certificate.
+ */
+function checkCaCertificate(
+  cert: X509Certificate,
+  certPath: string,
+  opts: { notCa: string; who: string; needs: readonly (keyof typeof USAGE_NEEDED)[] },
+): x509.X509Certificate {
+  const parsed = new x509.X509Certificate(new Uint8Array(cert.raw));
+  if (!parsed.getExtension(x509.BasicConstraintsExtension)?.ca) throw new CaLoadError(certPath, opts.notCa);
+  const usages = parsed.getExtension(x509.KeyUsagesExtension)?.usages;
+  for (const need of opts.needs) {
+    const { bit, why } = USAGE_NEEDED[need];
+    if (usages !== undefined && !(usages & bit)) throw new CaLoadError(certPath, `${certPath}: ${opts.who} keyUsage lacks ${need}, ${why}`);
+  }
+  return parsed;
 }
 
 async function readText(path: string): Promise<string> {
