@@ -76,6 +76,16 @@ describe('selection: the CSR is part of what a rule must grant', () => {
   });
 });
 
+describe('POST /revoke and certificates', () => {
+  it('a certificate is no authority to revoke: 200 as RFC 7009 says for any token, and its lease stays active', async () => {
+    const res = await requestCert((await makeCsr({ keyType: 'ec-p256' })).csrPem);
+    expect(res.status).toBe(200);
+    const revoke = await fetch(`${broker.url}/revoke`, { method: 'POST', body: new URLSearchParams({ token: res.body.access_token }) });
+    expect(revoke.status).toBe(200);
+    expect((await broker.deps.store.get(res.body.lease_id))?.status).toBe('active');
+  });
+});
+
 describe('CSRs as openssl writes them', () => {
   it('a PEM with openssl\'s text dump before it (openssl req -text) is read', async () => {
     const { csrPem } = await makeCsr({ keyType: 'ec-p256' });
